@@ -1,1 +1,5 @@
-fn main() {}
+//! The `archivist` binary: see [`archivist::cli`].
+
+fn main() -> std::process::ExitCode {
+    archivist::cli::main()
+}

@@ -1,0 +1,216 @@
+//! `ArchiveBackup`: one backup run, and afterwards a restore point.
+
+use super::backup_policy::{BackupPolicySpec, QuiesceMode};
+use super::common::{conditions_schema, Condition};
+use chrono::{DateTime, Utc};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One backup run of a BackupPolicy; once Completed, a restore point.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "archivist.dev",
+    version = "v1alpha1",
+    kind = "ArchiveBackup",
+    namespaced,
+    status = "ArchiveBackupStatus",
+    shortname = "abk",
+    category = "archivist",
+    printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".spec.policyName"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Verified","type":"string","jsonPath":".status.verification.state"}"#,
+    printcolumn = r#"{"name":"Started","type":"date","jsonPath":".status.startTime"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveBackupSpec {
+    /// The BackupPolicy (in the same namespace) this backup runs.
+    pub policy_name: String,
+    /// Why the backup exists: `Scheduled`, `Manual` (default), `PreRestore` or `Drill`.
+    #[serde(default)]
+    pub reason: BackupReason,
+    /// Legal hold: while true, retention never prunes this backup.
+    #[serde(default)]
+    pub hold: bool,
+}
+
+/// Why a backup was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum BackupReason {
+    /// Started by the policy's schedule.
+    Scheduled,
+    /// Requested by a person (an ArchiveBackup created by hand or `archivist.dev/backup-now`).
+    #[default]
+    Manual,
+    /// Taken by an in-place RestoreRequest before it replaces the volumes.
+    PreRestore,
+    /// A periodic restore drill.
+    Drill,
+}
+
+/// The phases of a backup run, in order; `Failed` can follow any phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum BackupPhase {
+    /// Accepted, not started.
+    Pending,
+    /// Freezing or stopping the archive.
+    Quiescing,
+    /// Capturing the master and each store's metadata.
+    CapturingMetadata,
+    /// Capturing each store's content (and index).
+    CapturingContent,
+    /// Every snapshot is cut: thawing or scaling the archive back.
+    Releasing,
+    /// Waiting until every snapshot is ready to use.
+    Finalizing,
+    /// Restoring into scratch volumes and running the verify Job.
+    Verifying,
+    /// A restore point.
+    Completed,
+    /// The run failed; `status.message` says why.
+    Failed,
+}
+
+impl BackupPhase {
+    /// Whether the run has ended (Completed or Failed).
+    pub fn is_finished(self) -> bool {
+        matches!(self, BackupPhase::Completed | BackupPhase::Failed)
+    }
+}
+
+/// The part of the archive a captured item belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Component {
+    /// The master database.
+    Master,
+    /// A store's metadata.
+    Metadata,
+    /// A store's content.
+    Content,
+    /// A store's full-text index.
+    Index,
+    /// The copied Secrets (encryption keys).
+    Secrets,
+}
+
+/// The state of a backup's verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum VerificationState {
+    /// Not run yet.
+    Pending,
+    /// The verify Job succeeded.
+    Passed,
+    /// The verify Job failed.
+    Failed,
+    /// Verification is not enabled for this backup.
+    Skipped,
+}
+
+/// How the archive was quiesced during the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuiesceStatus {
+    /// The mode used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<QuiesceMode>,
+    /// When the archive was frozen or stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiesced_at: Option<DateTime<Utc>>,
+    /// When it was thawed or scaled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<DateTime<Utc>>,
+    /// How long the archive was unavailable, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<f64>,
+    /// `Stop` mode: the replicas to scale back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_replicas: Option<i32>,
+}
+
+/// One captured volume or dump, in capture order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CapturedItem {
+    /// `master`, `metadata`, `content`, `index` or `secrets`.
+    pub component: Component,
+    /// The store the item belongs to; empty for master and secrets.
+    #[serde(default)]
+    pub store: String,
+    /// The PVC that was snapshotted (for an SQL source, the dump PVC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_claim: Option<String>,
+    /// For an SQL source: `<engine>://<host>:<port>/<database>` (no credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sql: Option<String>,
+    /// The VolumeSnapshot holding the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_snapshot: Option<String>,
+    /// When the snapshot was cut (its `status.creationTime`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured_at: Option<DateTime<Utc>>,
+    /// Whether the snapshot is ready to be restored from.
+    #[serde(default)]
+    pub ready_to_use: bool,
+    /// The size a volume restored from the snapshot needs (a quantity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_size: Option<String>,
+}
+
+/// The result of verifying a backup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationStatus {
+    /// `Pending`, `Passed`, `Failed` or `Skipped`.
+    pub state: VerificationState,
+    /// When verification finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// What the verification found, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The observed state of a backup run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveBackupStatus {
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Quiesced`, `Captured`, `Ready` (restorable) and `Verified`.
+    #[serde(default)]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// Where the run is; see the backup run in the API documentation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<BackupPhase>,
+    /// When the run started: the restore point's time, used by retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<DateTime<Utc>>,
+    /// When the run reached Completed or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<DateTime<Utc>>,
+    /// How the archive was quiesced and for how long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiesce: Option<QuiesceStatus>,
+    /// What was captured, in capture order.
+    #[serde(default)]
+    pub items: Vec<CapturedItem>,
+    /// The Secret holding copies of the policy's `master.secrets`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_copy: Option<String>,
+    /// Whether index volumes were captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indexes_included: Option<bool>,
+    /// The verification result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationStatus>,
+    /// Why the run failed (or what it waits for), in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The policy's spec as it was when the run started; later edits do not change the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_spec: Option<BackupPolicySpec>,
+}

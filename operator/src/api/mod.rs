@@ -1,0 +1,33 @@
+//! The `archivist.dev/v1alpha1` API: the four custom resource kinds of `api.md` as Rust types.
+//!
+//! No I/O here: these types are shared by the pure `plan` module, the controllers and the CLI.
+//! The CRDs in `crds/` are generated from them (`archivist crds`).
+
+pub mod archive_backup;
+pub mod backup_policy;
+pub mod cluster_retention_policy;
+pub mod common;
+pub mod restore_request;
+
+pub use archive_backup::{
+    ArchiveBackup, ArchiveBackupSpec, ArchiveBackupStatus, BackupPhase, BackupReason,
+    CapturedItem, Component, QuiesceStatus, VerificationState, VerificationStatus,
+};
+pub use backup_policy::{
+    BackupPolicy, BackupPolicySpec, BackupPolicyStatus, DataSource, DeletionPolicy, DumpSpec,
+    ExecHook, Hook, HttpHook, MasterSpec, QuiesceMode, QuiesceSpec, RetentionRules, SqlEngine,
+    SqlSource, StoreSpec, TargetKind, TargetRef, VerificationSpec,
+};
+pub use cluster_retention_policy::{
+    ClusterRetentionPolicy, ClusterRetentionPolicySpec, ClusterRetentionPolicyStatus,
+};
+pub use common::{Condition, ConditionStatus, LabelSelector, LabelSelectorRequirement};
+pub use restore_request::{
+    PostRestoreJob, RestoreMapping, RestoreMode, RestorePhase, RestoreRequest, RestoreRequestSpec,
+    RestoreRequestStatus, RestoreSelect, RestoreSource, RestoreTarget, SqlTarget,
+};
+
+/// The API group of every Archivist kind.
+pub const GROUP: &str = "archivist.dev";
+/// The API version of every Archivist kind.
+pub const VERSION: &str = "v1alpha1";

@@ -1,0 +1,202 @@
+//! `RestoreRequest`: a GitOps-friendly restore of a restore point into new volumes and databases.
+
+use super::archive_backup::Component;
+use super::common::{conditions_schema, Condition};
+use chrono::{DateTime, Utc};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A request to restore an ArchiveBackup. Never destructive: restored data goes into new PVCs
+/// and databases; `InPlace` keeps the old volumes and takes a backup first.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "archivist.dev",
+    version = "v1alpha1",
+    kind = "RestoreRequest",
+    namespaced,
+    status = "RestoreRequestStatus",
+    shortname = "rreq",
+    category = "archivist",
+    printcolumn = r#"{"name":"Source","type":"string","jsonPath":".status.resolvedBackup"}"#,
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.target.mode"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreRequestSpec {
+    /// The restore point: a named backup, or the newest (verified) one of a policy.
+    pub source: RestoreSource,
+    /// Where and how to restore.
+    #[serde(default)]
+    pub target: RestoreTarget,
+    /// The stores to restore; empty restores every store (partial restore otherwise).
+    #[serde(default)]
+    pub stores: Vec<String>,
+    /// Whether the master database and the copied Secrets are restored. Default true.
+    #[serde(default = "default_true")]
+    pub include_master: bool,
+    /// Where SQL dumps are restored (always into a NEW database).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_target: Option<SqlTarget>,
+    /// Jobs run after the volumes are restored, with the restored PVCs mounted (journal replay,
+    /// index rebuild); each must succeed for the request to complete.
+    #[serde(default)]
+    pub post_restore: Vec<PostRestoreJob>,
+    /// `SideBySide`: remove the temporary archive server this many seconds after the request
+    /// finished (0 or absent: keep it). Restored PVCs are never removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<u32>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Which backup to restore: either `backupName`, or `policyName` with `select`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSource {
+    /// An ArchiveBackup in the request's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_name: Option<String>,
+    /// A BackupPolicy in the request's namespace whose newest backup is restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_name: Option<String>,
+    /// With `policyName`: `Latest` (default) or `LatestVerified`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<RestoreSelect>,
+}
+
+/// How a policy's backup is chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RestoreSelect {
+    /// The newest Completed backup.
+    #[default]
+    Latest,
+    /// The newest Completed backup whose verification passed.
+    LatestVerified,
+}
+
+/// How the restored data is put in place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RestoreMode {
+    /// New PVCs and databases only (default).
+    #[default]
+    Volumes,
+    /// `Volumes` plus a temporary copy of the archive server mounting them.
+    SideBySide,
+    /// Replace the target's PVCs, keeping the old volumes and a pre-restore backup.
+    InPlace,
+}
+
+/// Where to restore.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreTarget {
+    /// `Volumes` (default), `SideBySide` or `InPlace`.
+    #[serde(default)]
+    pub mode: RestoreMode,
+    /// The namespace to restore into. Default: the request's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Appended to every restored name. Default `-r-<first 5 characters of the request's uid>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_suffix: Option<String>,
+}
+
+/// The SQL server that restored dumps are written to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SqlTarget {
+    /// Host of the server. Default: the host the dump was taken from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Port of the server. Default: the port the dump was taken from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// A Secret with `username` and `password`. Default: the source's credentials Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+    /// Appended to the original database name to form the new database's name. Default
+    /// `_restored`. The restore is refused if that database exists.
+    #[serde(default = "default_database_suffix")]
+    pub database_suffix: String,
+}
+
+fn default_database_suffix() -> String {
+    "_restored".to_string()
+}
+
+/// A Job run after the restore, with every restored PVC mounted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostRestoreJob {
+    /// The hook's name (a DNS label, unique in the request).
+    pub name: String,
+    /// The container image.
+    pub image: String,
+    /// The command and its arguments.
+    pub command: Vec<String>,
+}
+
+/// The phases of a restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RestorePhase {
+    /// Accepted, not started.
+    Pending,
+    /// Creating PVCs and databases.
+    Restoring,
+    /// Running the `postRestore` Jobs.
+    RunningHooks,
+    /// Done.
+    Completed,
+    /// Refused or failed; the `Ready` condition says why.
+    Failed,
+}
+
+/// Where one item was restored to (also in ConfigMap `<request>-mapping`, key `restore.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreMapping {
+    /// `master`, `metadata`, `content`, `index` or `secrets`.
+    pub component: Component,
+    /// The store; empty for master and secrets.
+    #[serde(default)]
+    pub store: String,
+    /// The original PVC, database or Secret.
+    pub original: String,
+    /// The restored PVC, database or Secret.
+    pub restored: String,
+}
+
+/// The observed state of a restore.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreRequestStatus {
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` and `IndexRebuildRequired`.
+    #[serde(default)]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// Where the restore is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RestorePhase>,
+    /// The ArchiveBackup being restored; fixed once chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_backup: Option<String>,
+    /// What was restored where.
+    #[serde(default)]
+    pub mapping: Vec<RestoreMapping>,
+    /// When the restore started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<DateTime<Utc>>,
+    /// When the restore finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<DateTime<Utc>>,
+    /// What happened, in words (why it failed, where old volumes are kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}

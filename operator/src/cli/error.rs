@@ -1,0 +1,57 @@
+//! Errors of the `archivist` subcommands and their exit statuses.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// What went wrong in a subcommand. The message is the one line printed on stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A file could not be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file's content is not what the subcommand needs; `field` is a path such as
+    /// `spec.retention.keepDaily` (empty when the problem is the whole document).
+    #[error("{}: {}{message}", path.display(), field_prefix(field))]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// The field at fault, as a dotted path.
+        field: String,
+        /// What is wrong, in words.
+        message: String,
+    },
+    /// A command-line argument is wrong (for example `--now` is not RFC 3339).
+    #[error("{flag}: {message}")]
+    Argument {
+        /// The flag, for example `--now`.
+        flag: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Writing the output failed (for example a closed pipe).
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+fn field_prefix(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!("{field}: ")
+    }
+}
+
+impl CliError {
+    /// The exit status for this error: 2 for bad input and arguments, 1 for output failures.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Output(_) => ExitCode::FAILURE,
+            _ => ExitCode::from(2),
+        }
+    }
+}
