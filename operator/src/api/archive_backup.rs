@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
     group = "archivist.dev",
     version = "v1alpha1",
     kind = "ArchiveBackup",
+    doc = "One backup run of a BackupPolicy and, once Completed, a restore point. Deleting it deletes its VolumeSnapshots.",
     namespaced,
     status = "ArchiveBackupStatus",
     shortname = "abk",

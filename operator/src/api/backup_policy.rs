@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
     group = "archivist.dev",
     version = "v1alpha1",
     kind = "BackupPolicy",
+    doc = "A declarative backup policy for a mail archive server: what to capture (master, stores), when (schedule), how to quiesce, and how long to keep restore points.",
     namespaced,
     status = "BackupPolicyStatus",
     shortname = "bpol",

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
     group = "archivist.dev",
     version = "v1alpha1",
     kind = "ClusterRetentionPolicy",
+    doc = "Cluster-wide retention floors (compliance) and ceilings (storage, privacy) over the BackupPolicies of the namespaces it selects.",
     status = "ClusterRetentionPolicyStatus",
     shortname = "crp",
     category = "archivist",

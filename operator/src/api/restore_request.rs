@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
     group = "archivist.dev",
     version = "v1alpha1",
     kind = "RestoreRequest",
+    doc = "A GitOps-friendly request to restore an ArchiveBackup into new PVCs and databases (side by side or in place), never destroying what is there.",
     namespaced,
     status = "RestoreRequestStatus",
     shortname = "rreq",

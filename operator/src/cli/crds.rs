@@ -5,6 +5,7 @@ use crate::api::{ArchiveBackup, BackupPolicy, ClusterRetentionPolicy, RestoreReq
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Every CRD with the file name it has under `crds/`.
@@ -20,12 +21,29 @@ pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Err
     Ok(format!("---\n{}", serde_yaml::to_string(crd)?))
 }
 
-/// Prints every CRD as multi-document YAML.
-pub fn run(out: &mut impl Write) -> Result<ExitCode, CliError> {
-    for (_, crd) in all() {
+/// Arguments of `archivist crds`.
+#[derive(Debug, clap::Args)]
+pub struct CrdsArgs {
+    /// Write one file per kind into this directory (as `crds/` holds them) instead of printing.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+}
+
+/// Prints every CRD as multi-document YAML, or writes one file per kind with `--output-dir`.
+pub fn run(args: &CrdsArgs, out: &mut impl Write) -> Result<ExitCode, CliError> {
+    for (file_name, crd) in all() {
         let yaml = to_yaml(&crd)
             .map_err(|e| CliError::Output(std::io::Error::other(e.to_string())))?;
-        out.write_all(yaml.as_bytes())?;
+        match &args.output_dir {
+            Some(dir) => {
+                let path = dir.join(&file_name);
+                std::fs::write(&path, yaml).map_err(|e| {
+                    CliError::Output(std::io::Error::other(format!("{}: {e}", path.display())))
+                })?;
+                writeln!(out, "wrote {}", path.display())?;
+            }
+            None => out.write_all(yaml.as_bytes())?,
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

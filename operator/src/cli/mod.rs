@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print every CRD as multi-document YAML (the same text as the files in crds/).
-    Crds,
+    Crds(crds::CrdsArgs),
 }
 
 /// Parses the command line, runs the subcommand, and turns errors into a line on stderr and
@@ -33,7 +33,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut stdout = std::io::stdout().lock();
     let result = match cli.command {
-        Command::Crds => crds::run(&mut stdout),
+        Command::Crds(args) => crds::run(&args, &mut stdout),
     };
     match result {
         Ok(code) => code,
