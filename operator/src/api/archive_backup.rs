@@ -128,6 +128,9 @@ pub struct QuiesceStatus {
     /// `Stop` mode: the replicas to scale back to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_replicas: Option<i32>,
+    /// `Freeze` mode: the pods the freeze hook ran on; the thaw hook runs on the same pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<String>,
 }
 
 /// One captured volume or dump, in capture order.

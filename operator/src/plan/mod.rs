@@ -1,5 +1,6 @@
 //! Pure decisions: everything here takes observed objects and `now` as arguments and returns
 //! what to do. No client, no clock, no randomness.
 
+pub mod backup;
 pub mod capture;
 pub mod names;

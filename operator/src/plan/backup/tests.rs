@@ -1,0 +1,307 @@
+//! Table-driven tests of every phase transition of the backup run.
+
+use super::*;
+use crate::api::{Condition, QuiesceStatus, SqlEngine, SqlSource};
+use crate::api::Component;
+use chrono::TimeZone;
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).single().expect("time") + chrono::Duration::seconds(secs)
+}
+
+fn policy(mode: QuiesceMode) -> BackupPolicySpec {
+    let mut p: BackupPolicySpec =
+        serde_json::from_value(serde_json::json!({"target": {"kind": "StatefulSet", "name": "mailstore"}}))
+            .expect("policy");
+    p.quiesce.mode = mode;
+    p.quiesce.timeout_seconds = 60;
+    p
+}
+
+/// master volume (metadata stage), SQL metadata (metadata stage), content volume (content stage).
+fn plan() -> Vec<PlannedItem> {
+    let item = |stage, component, store: &str, source, snapshot: &str| PlannedItem {
+        stage,
+        component,
+        store: store.into(),
+        source,
+        snapshot: snapshot.into(),
+    };
+    vec![
+        item(CaptureStage::Metadata, Component::Master, "", ItemSource::Claim("master-0".into()), "snap-master"),
+        item(
+            CaptureStage::Metadata,
+            Component::Metadata,
+            "s1",
+            ItemSource::Sql {
+                sql: SqlSource {
+                    engine: SqlEngine::PostgreSQL,
+                    host: "db".into(),
+                    port: None,
+                    database: "meta".into(),
+                    credentials_secret: "db".into(),
+                },
+                dump_claim: "dump-meta".into(),
+            },
+            "snap-meta",
+        ),
+        item(CaptureStage::Content, Component::Content, "s1", ItemSource::Claim("content-0".into()), "snap-content"),
+    ]
+}
+
+struct Case {
+    name: &'static str,
+    mode: QuiesceMode,
+    phase: Option<BackupPhase>,
+    quiesce: Option<QuiesceStatus>,
+    conditions: Vec<Condition>,
+    has_policy: bool,
+    workload: Option<WorkloadObs>,
+    other_run: Option<&'static str>,
+    restarted: bool,
+    now: i64,
+    snapshots: Vec<(&'static str, SnapshotObs)>,
+    jobs: Vec<(&'static str, JobObs)>,
+    want: Step,
+}
+
+fn base(name: &'static str, phase: Option<BackupPhase>, want: Step) -> Case {
+    Case {
+        name,
+        mode: QuiesceMode::Stop,
+        phase,
+        quiesce: None,
+        conditions: vec![],
+        has_policy: true,
+        workload: Some(WorkloadObs { replicas: 2, live_pods: 2, ready_pods: vec!["m-0".into(), "m-1".into()] }),
+        other_run: None,
+        restarted: false,
+        now: 10,
+        snapshots: vec![],
+        jobs: vec![],
+        want,
+    }
+}
+
+fn quiesced_at(secs: i64) -> Option<QuiesceStatus> {
+    Some(QuiesceStatus { quiesced_at: Some(t(secs)), original_replicas: Some(2), ..Default::default() })
+}
+
+fn cut() -> SnapshotObs {
+    SnapshotObs { cut_at: Some(t(5)), ready_to_use: false, error: None }
+}
+
+fn ready() -> SnapshotObs {
+    SnapshotObs { cut_at: Some(t(5)), ready_to_use: true, error: None }
+}
+
+fn uncut() -> SnapshotObs {
+    SnapshotObs::default()
+}
+
+fn failed(reason: FailureReason) -> impl Fn(&Step) -> bool {
+    move |step| match step {
+        Step::BeginRelease { failure: Some(f) } | Step::Fail(f) | Step::Release { failure: Some(f) } => f.reason == reason,
+        _ => false,
+    }
+}
+
+fn run(case: &Case) -> Step {
+    let p = policy(case.mode);
+    let status = ArchiveBackupStatus {
+        phase: case.phase,
+        quiesce: case.quiesce.clone(),
+        conditions: case.conditions.clone(),
+        ..Default::default()
+    };
+    let plan = plan();
+    let snapshots: BTreeMap<String, SnapshotObs> =
+        case.snapshots.iter().map(|(n, s)| (n.to_string(), s.clone())).collect();
+    let jobs: BTreeMap<String, JobObs> = case.jobs.iter().map(|(n, j)| (n.to_string(), j.clone())).collect();
+    next(&RunObservation {
+        now: t(case.now),
+        status: &status,
+        policy: case.has_policy.then_some(&p),
+        resumed_after_restart: case.restarted,
+        other_active_run: case.other_run,
+        workload: case.workload.as_ref(),
+        plan: &plan,
+        snapshots: &snapshots,
+        dump_jobs: &jobs,
+    })
+}
+
+#[test]
+fn every_transition() {
+    use BackupPhase::*;
+    let stopped = Some(WorkloadObs { replicas: 0, live_pods: 0, ready_pods: vec![] });
+    let cases = vec![
+        base("pending starts", None, Step::Begin),
+        Case { has_policy: false, ..base("pending without policy fails", Some(Pending), Step::Done) },
+        Case { workload: None, ..base("pending without target fails", Some(Pending), Step::Done) },
+        Case {
+            other_run: Some("other"),
+            ..base("never two runs at once", Some(Pending), Step::Wait { what: String::new(), requeue: Some(IDLE_REQUEUE) })
+        },
+        base("stop records replicas before scaling", Some(Quiescing), Step::RecordQuiesceStart { original_replicas: Some(2), pods: vec![] }),
+        Case { quiesce: quiesced_at(0), ..base("stop scales to zero", Some(Quiescing), Step::ScaleToZero) },
+        Case {
+            quiesce: quiesced_at(0),
+            workload: Some(WorkloadObs { replicas: 0, live_pods: 1, ready_pods: vec![] }),
+            ..base("stop waits for pods to go", Some(Quiescing), Step::Wait { what: String::new(), requeue: Some(IDLE_REQUEUE) })
+        },
+        Case { quiesce: quiesced_at(0), workload: stopped.clone(), ..base("stopped: capture metadata", Some(Quiescing), Step::EnterPhase(CapturingMetadata)) },
+        Case {
+            mode: QuiesceMode::Freeze,
+            ..base("freeze records the ready pods first", Some(Quiescing), Step::RecordQuiesceStart { original_replicas: None, pods: vec!["m-0".into(), "m-1".into()] })
+        },
+        Case {
+            mode: QuiesceMode::Freeze,
+            quiesce: Some(QuiesceStatus { quiesced_at: Some(t(0)), pods: vec!["m-0".into()], ..Default::default() }),
+            ..base("freeze runs the hook on the recorded pods", Some(Quiescing), Step::Freeze { pods: vec!["m-0".into()] })
+        },
+        Case { mode: QuiesceMode::None, ..base("none goes straight to capture", Some(Quiescing), Step::EnterPhase(CapturingMetadata)) },
+        Case {
+            quiesce: quiesced_at(0),
+            ..base("metadata stage starts master snapshot and dump, no content", Some(CapturingMetadata), Step::Capture(vec![CaptureAction::CreateSnapshot(0), CaptureAction::CreateDump(1)]))
+        },
+        Case {
+            quiesce: quiesced_at(0),
+            snapshots: vec![("snap-master", uncut())],
+            jobs: vec![("dump-meta", JobObs::Running)],
+            ..base("metadata stage waits for cut and dump", Some(CapturingMetadata), Step::Wait { what: String::new(), requeue: Some(Duration::from_secs(30)) })
+        },
+        Case {
+            quiesce: quiesced_at(0),
+            snapshots: vec![("snap-master", cut())],
+            jobs: vec![("dump-meta", JobObs::Succeeded)],
+            ..base("finished dump is snapshotted", Some(CapturingMetadata), Step::Capture(vec![CaptureAction::CreateSnapshot(1)]))
+        },
+        Case {
+            quiesce: quiesced_at(0),
+            snapshots: vec![("snap-master", cut()), ("snap-meta", cut())],
+            jobs: vec![("dump-meta", JobObs::Succeeded)],
+            ..base("metadata all cut: content stage", Some(CapturingMetadata), Step::EnterPhase(CapturingContent))
+        },
+        Case {
+            quiesce: quiesced_at(0),
+            snapshots: vec![("snap-master", cut()), ("snap-meta", uncut())],
+            jobs: vec![("dump-meta", JobObs::Succeeded)],
+            ..base("content waits until every metadata item is cut", Some(CapturingMetadata), Step::Wait { what: String::new(), requeue: Some(Duration::from_secs(30)) })
+        },
+        Case {
+            quiesce: quiesced_at(0),
+            snapshots: vec![("snap-master", cut()), ("snap-meta", cut())],
+            ..base("content stage snapshots content", Some(CapturingContent), Step::Capture(vec![CaptureAction::CreateSnapshot(2)]))
+        },
+        Case {
+            quiesce: quiesced_at(0),
+            snapshots: vec![("snap-master", cut()), ("snap-meta", cut()), ("snap-content", cut())],
+            ..base("all cut: release without waiting for ready", Some(CapturingContent), Step::BeginRelease { failure: None })
+        },
+        Case {
+            quiesce: quiesced_at(0),
+            snapshots: vec![("snap-master", SnapshotObs { error: Some("disk full".into()), ..uncut() })],
+            ..base("snapshot error releases then fails", Some(CapturingMetadata), Step::Done)
+        },
+        Case {
+            quiesce: quiesced_at(0),
+            snapshots: vec![("snap-master", cut())],
+            jobs: vec![("dump-meta", JobObs::Failed { message: "BackoffLimitExceeded".into() })],
+            ..base("dump failure releases then fails", Some(CapturingMetadata), Step::Done)
+        },
+        Case { quiesce: quiesced_at(0), now: 61, ..base("timeout releases then fails", Some(CapturingMetadata), Step::Done) },
+        Case { quiesce: quiesced_at(0), restarted: true, ..base("restart while quiesced releases first", Some(CapturingContent), Step::Done) },
+        Case {
+            mode: QuiesceMode::None,
+            restarted: true,
+            snapshots: vec![("snap-master", cut()), ("snap-meta", cut())],
+            ..base("restart in None mode continues", Some(CapturingContent), Step::Capture(vec![CaptureAction::CreateSnapshot(2)]))
+        },
+        Case { quiesce: quiesced_at(0), ..base("releasing releases", Some(Releasing), Step::Release { failure: None }) },
+        Case {
+            quiesce: quiesced_at(0),
+            conditions: vec![Condition {
+                type_: CAPTURED.into(),
+                status: ConditionStatus::False,
+                reason: "DumpFailed".into(),
+                message: "dump failed".into(),
+                last_transition_time: t(1),
+                observed_generation: None,
+            }],
+            ..base("releasing after failure keeps the failure", Some(Releasing), Step::Done)
+        },
+        Case {
+            snapshots: vec![("snap-master", ready()), ("snap-meta", cut()), ("snap-content", ready())],
+            ..base("finalizing waits for ready", Some(Finalizing), Step::Wait { what: String::new(), requeue: Some(IDLE_REQUEUE) })
+        },
+        Case {
+            snapshots: vec![("snap-master", ready()), ("snap-meta", ready()), ("snap-content", ready())],
+            jobs: vec![("dump-meta", JobObs::Succeeded)],
+            ..base("ready dump snapshot: dump deleted", Some(Finalizing), Step::Capture(vec![CaptureAction::DeleteDump(1)]))
+        },
+        Case {
+            snapshots: vec![("snap-master", ready()), ("snap-meta", ready()), ("snap-content", ready())],
+            ..base("all ready: completed", Some(Finalizing), Step::Complete)
+        },
+        Case {
+            snapshots: vec![("snap-master", ready()), ("snap-meta", ready()), ("snap-content", SnapshotObs { error: Some("x".into()), ..cut() })],
+            ..base("snapshot error after release fails", Some(Finalizing), Step::Done)
+        },
+        base("completed is done", Some(Completed), Step::Done),
+        base("failed is done", Some(Failed), Step::Done),
+    ];
+    let failures: Vec<(&str, FailureReason)> = vec![
+        ("pending without policy fails", FailureReason::PolicyNotFound),
+        ("pending without target fails", FailureReason::TargetNotFound),
+        ("snapshot error releases then fails", FailureReason::SnapshotFailed),
+        ("dump failure releases then fails", FailureReason::DumpFailed),
+        ("timeout releases then fails", FailureReason::QuiesceTimeout),
+        ("restart while quiesced releases first", FailureReason::OperatorRestarted),
+        ("releasing after failure keeps the failure", FailureReason::DumpFailed),
+        ("snapshot error after release fails", FailureReason::SnapshotFailed),
+    ];
+    for case in &cases {
+        let got = run(case);
+        if let Some((_, reason)) = failures.iter().find(|(n, _)| *n == case.name) {
+            assert!(failed(*reason)(&got), "{}: want failure {reason:?}, got {got:?}", case.name);
+            let releases_first = matches!(got, Step::BeginRelease { .. } | Step::Release { .. });
+            let quiesced = case.quiesce.is_some() && case.phase != Some(BackupPhase::Finalizing);
+            assert_eq!(releases_first, quiesced, "{}: a quiesced archive is released before the run fails", case.name);
+            continue;
+        }
+        match (&got, &case.want) {
+            (Step::Wait { requeue: got_r, .. }, Step::Wait { requeue: want_r, .. }) => {
+                assert_eq!(got_r, want_r, "{}: {got:?}", case.name)
+            }
+            _ => assert_eq!(got, case.want, "{}", case.name),
+        }
+    }
+}
+
+#[test]
+fn waiting_while_quiesced_requeues_at_the_deadline() {
+    let case = Case {
+        quiesce: quiesced_at(0),
+        now: 55,
+        snapshots: vec![("snap-master", uncut())],
+        jobs: vec![("dump-meta", JobObs::Running)],
+        ..base("near deadline", Some(BackupPhase::CapturingMetadata), Step::Done)
+    };
+    assert_eq!(run(&case), Step::Wait { what: "2 metadata item(s) not cut yet".into(), requeue: Some(Duration::from_secs(5)) });
+}
+
+#[test]
+fn failure_reasons_round_trip() {
+    for reason in [
+        FailureReason::PolicyNotFound,
+        FailureReason::TargetNotFound,
+        FailureReason::HookFailed,
+        FailureReason::SnapshotFailed,
+        FailureReason::DumpFailed,
+        FailureReason::QuiesceTimeout,
+        FailureReason::OperatorRestarted,
+    ] {
+        assert_eq!(FailureReason::parse(reason.as_str()), Some(reason));
+    }
+}
