@@ -15,7 +15,7 @@ pub use archive_backup::{
 };
 pub use backup_policy::{
     BackupPolicy, BackupPolicySpec, BackupPolicyStatus, DataSource, DeletionPolicy, DumpSpec,
-    ExecHook, Hook, HttpHook, MasterSpec, QuiesceMode, QuiesceSpec, RetentionRules, SqlEngine,
+    ExecHook, Hook, HttpHook, HttpScheme, MasterSpec, QuiesceMode, QuiesceSpec, RetentionRules, SqlEngine,
     SqlSource, StoreSpec, TargetKind, TargetRef, VerificationSpec,
 };
 pub use cluster_retention_policy::{

@@ -33,6 +33,9 @@ pub enum CliError {
         /// What is wrong.
         message: String,
     },
+    /// The operator could not start or stopped on an error.
+    #[error("{0}")]
+    Runtime(String),
     /// Writing the output failed (for example a closed pipe).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -50,7 +53,7 @@ impl CliError {
     /// The exit status for this error: 2 for bad input and arguments, 1 for output failures.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::Output(_) => ExitCode::FAILURE,
+            CliError::Output(_) | CliError::Runtime(_) => ExitCode::FAILURE,
             _ => ExitCode::from(2),
         }
     }

@@ -7,6 +7,7 @@
 pub mod crds;
 pub mod error;
 pub mod input;
+pub mod run;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Print every CRD as multi-document YAML (the same text as the files in crds/).
     Crds(crds::CrdsArgs),
+    /// Run the operator (every controller), using the usual kubeconfig or in-cluster config.
+    Run(run::RunArgs),
 }
 
 /// Parses the command line, runs the subcommand, and turns errors into a line on stderr and
@@ -34,6 +37,7 @@ pub fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let result = match cli.command {
         Command::Crds(args) => crds::run(&args, &mut stdout),
+        Command::Run(args) => run::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -103,6 +103,8 @@ pub enum FailureReason {
     QuiesceTimeout,
     /// The operator restarted while the archive was quiesced.
     OperatorRestarted,
+    /// A Secret named in `master.secrets` does not exist.
+    SecretNotFound,
 }
 
 impl FailureReason {
@@ -116,6 +118,7 @@ impl FailureReason {
             FailureReason::DumpFailed => "DumpFailed",
             FailureReason::QuiesceTimeout => "QuiesceTimeout",
             FailureReason::OperatorRestarted => "OperatorRestarted",
+            FailureReason::SecretNotFound => "SecretNotFound",
         }
     }
 
@@ -129,6 +132,7 @@ impl FailureReason {
             FailureReason::DumpFailed,
             FailureReason::QuiesceTimeout,
             FailureReason::OperatorRestarted,
+            FailureReason::SecretNotFound,
         ]
         .into_iter()
         .find(|r| r.as_str() == word)
@@ -145,7 +149,8 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(reason: FailureReason, message: impl Into<String>) -> Self {
+    /// A failure with `reason` and `message`.
+    pub fn new(reason: FailureReason, message: impl Into<String>) -> Self {
         Self { reason, message: message.into() }
     }
 }

@@ -3,4 +3,5 @@
 
 pub mod backup;
 pub mod capture;
+pub mod conditions;
 pub mod names;

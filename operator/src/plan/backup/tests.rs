@@ -301,6 +301,7 @@ fn failure_reasons_round_trip() {
         FailureReason::DumpFailed,
         FailureReason::QuiesceTimeout,
         FailureReason::OperatorRestarted,
+        FailureReason::SecretNotFound,
     ] {
         assert_eq!(FailureReason::parse(reason.as_str()), Some(reason));
     }

@@ -1,0 +1,446 @@
+//! Act and record: performs the one side effect a step names, idempotently, then writes status
+//! (server-side apply) and publishes Events.
+
+use super::super::error::{Context as _, Error};
+use super::super::Context;
+use super::observe::Observed;
+use crate::api::{
+    ArchiveBackup, ArchiveBackupStatus, BackupPhase, CapturedItem, Component, ConditionStatus,
+    QuiesceMode, QuiesceStatus, VerificationState, VerificationStatus,
+};
+use crate::kube::labels::{item_labels, owned_by};
+use crate::kube::snapshot::{VolumeSnapshot, VolumeSnapshotSpec, VolumeSnapshotSource};
+use crate::kube::{self as k, dump, hooks, workload};
+use crate::plan::backup::{CaptureAction, Failure, FailureReason, Step, CAPTURED, IDLE_REQUEUE};
+use crate::plan::capture::ItemSource;
+use crate::plan::{conditions, names};
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::ByteString;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Requeue soon after a step that moved the run on (the status write also triggers a watch
+/// event; the scheduler merges the two).
+const SOON: Duration = Duration::from_millis(10);
+/// How often pods are looked at while waiting for a stopped workload's pods to go.
+const POD_POLL: Duration = Duration::from_millis(500);
+/// How many times a thaw hook is tried on a pod before the run reports it.
+const THAW_ATTEMPTS: u32 = 3;
+
+/// Performs `step` for the observed run and records the result.
+pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Step) -> Result<Action, Error> {
+    let before = backup.status.clone().unwrap_or_default();
+    let mut status = before.clone();
+    sync_items(&mut status, &obs.snapshots);
+    let now = obs.now;
+    let generation = backup.metadata.generation;
+    status.observed_generation = generation;
+    let action = match step {
+        Step::Done => {
+            ctx.set_driven(&obs.uid, false);
+            Action::await_change()
+        }
+        Step::Wait { what, requeue } => {
+            status.message = Some(what);
+            Action::requeue(requeue.unwrap_or(IDLE_REQUEUE))
+        }
+        Step::Begin => {
+            ctx.set_driven(&obs.uid, true);
+            begin(&mut status, &obs, now);
+            record(ctx, backup, &obs, &status).await?;
+            let policy_mode = status.quiesce.as_ref().and_then(|q| q.mode).unwrap_or_default();
+            publish(ctx, backup, EventType::Normal, "BackupStarted", format!("Backup started: quiesce mode {policy_mode:?}, {} item(s) to capture", status.items.len())).await;
+            return Ok(Action::requeue(SOON));
+        }
+        Step::RecordQuiesceStart { original_replicas, pods } => {
+            ctx.set_driven(&obs.uid, true);
+            let quiesce = status.quiesce.get_or_insert_with(QuiesceStatus::default);
+            quiesce.quiesced_at = Some(now);
+            quiesce.original_replicas = original_replicas;
+            quiesce.pods = pods;
+            status.message = Some("quiescing the archive".into());
+            Action::requeue(SOON)
+        }
+        Step::ScaleToZero => {
+            let policy = obs.policy.as_ref().expect_policy()?;
+            let original = status.quiesce.as_ref().and_then(|q| q.original_replicas);
+            workload::scale(&ctx.client, &obs.namespace, &policy.target, 0, Some(&obs.name), original)
+                .await
+                .during(|| format!("failed to scale {}/{} to 0", obs.namespace, policy.target.name))?;
+            status.message = Some(format!("scaled {} to 0; waiting for its pods to stop", policy.target.name));
+            Action::requeue(POD_POLL)
+        }
+        Step::Freeze { pods } => {
+            let policy = obs.policy.as_ref().expect_policy()?;
+            workload::annotate_quiesced(&ctx.client, &obs.namespace, &policy.target, Some(&obs.name))
+                .await
+                .during(|| format!("failed to annotate {}/{}", obs.namespace, policy.target.name))?;
+            let timeout = time_left(&status, policy.quiesce.timeout_seconds, now);
+            let results = run_hooks(ctx, &obs, &pods, policy.quiesce.freeze.as_ref(), timeout).await;
+            match results.into_iter().find_map(Result::err) {
+                None => enter_metadata_stage(ctx, backup, &obs, &mut status, now).await?,
+                Some(e) => begin_release(&mut status, Some(Failure::new(FailureReason::HookFailed, format!("freeze failed: {e}"))), now, generation),
+            }
+            Action::requeue(SOON)
+        }
+        Step::EnterPhase(BackupPhase::CapturingMetadata) => {
+            enter_metadata_stage(ctx, backup, &obs, &mut status, now).await?;
+            Action::requeue(SOON)
+        }
+        Step::EnterPhase(phase) => {
+            status.phase = Some(phase);
+            status.message = None;
+            record(ctx, backup, &obs, &status).await?;
+            if phase == BackupPhase::CapturingContent {
+                let cut = status.items.iter().filter(|i| matches!(i.component, Component::Master | Component::Metadata)).count();
+                publish(ctx, backup, EventType::Normal, "MetadataCaptured", format!("{cut} master and metadata item(s) cut; capturing content")).await;
+            }
+            return Ok(Action::requeue(SOON));
+        }
+        Step::Capture(actions) => {
+            capture(ctx, backup, &obs, &actions).await?;
+            Action::requeue(Duration::from_secs(1))
+        }
+        Step::BeginRelease { failure } => {
+            let captured = failure.is_none();
+            begin_release(&mut status, failure, now, generation);
+            record(ctx, backup, &obs, &status).await?;
+            if captured {
+                publish(ctx, backup, EventType::Normal, "ContentCaptured", "every snapshot is cut; releasing the archive".to_string()).await;
+            }
+            return Ok(Action::requeue(SOON));
+        }
+        Step::Release { failure } => {
+            let failure = release(ctx, &obs, &mut status, failure).await?;
+            status.phase = Some(if failure.is_some() { BackupPhase::Failed } else { BackupPhase::Finalizing });
+            let window = status.quiesce.as_ref().and_then(|q| q.window_seconds);
+            if let Some(f) = &failure {
+                finish_failed(&mut status, f, now, generation);
+            } else {
+                status.message = None;
+            }
+            record(ctx, backup, &obs, &status).await?;
+            if let Some(window) = window {
+                publish(ctx, backup, EventType::Normal, "Released", format!("archive released after {window:.3}s")).await;
+            }
+            if let Some(f) = failure {
+                publish(ctx, backup, EventType::Warning, "BackupFailed", f.message).await;
+            }
+            return Ok(Action::requeue(SOON));
+        }
+        Step::Complete => {
+            status.phase = Some(BackupPhase::Completed);
+            status.completion_time = Some(now);
+            status.message = None;
+            conditions::set(&mut status.conditions, "Ready", ConditionStatus::True, "Completed", "every snapshot is ready to use", now, generation);
+            record(ctx, backup, &obs, &status).await?;
+            ctx.set_driven(&obs.uid, false);
+            publish(ctx, backup, EventType::Normal, "BackupCompleted", format!("restore point ready: {} item(s)", status.items.len())).await;
+            return Ok(Action::await_change());
+        }
+        Step::Fail(failure) => {
+            status.phase = Some(BackupPhase::Failed);
+            finish_failed(&mut status, &failure, now, generation);
+            record(ctx, backup, &obs, &status).await?;
+            ctx.set_driven(&obs.uid, false);
+            publish(ctx, backup, EventType::Warning, "BackupFailed", failure.message).await;
+            return Ok(Action::await_change());
+        }
+    };
+    if status != before {
+        record(ctx, backup, &obs, &status).await?;
+    }
+    Ok(action)
+}
+
+trait ExpectPolicy<'a> {
+    fn expect_policy(self) -> Result<&'a crate::api::BackupPolicySpec, Error>;
+}
+
+impl<'a> ExpectPolicy<'a> for Option<&'a crate::api::BackupPolicySpec> {
+    fn expect_policy(self) -> Result<&'a crate::api::BackupPolicySpec, Error> {
+        self.ok_or_else(|| Error::Inconsistent("the step needs the run's policy spec, which is missing".into()))
+    }
+}
+
+async fn record(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, status: &ArchiveBackupStatus) -> Result<(), Error> {
+    let api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &obs.namespace);
+    k::apply_status(&api, &obs.name, status)
+        .await
+        .during(|| format!("failed to write status of ArchiveBackup {}/{}", obs.namespace, backup.name_any()))
+}
+
+async fn publish(ctx: &Context, backup: &ArchiveBackup, type_: EventType, reason: &str, note: String) {
+    let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+    if let Err(e) = ctx.recorder.publish(&event, &backup.object_ref(&())).await {
+        tracing::warn!(reason, error = %e, "failed to publish Event");
+    }
+}
+
+/// The start of a run: phase, start time, the policy copy and the planned items.
+fn begin(status: &mut ArchiveBackupStatus, obs: &Observed, now: DateTime<Utc>) {
+    let Some(policy) = obs.policy.clone() else { return };
+    status.phase = Some(BackupPhase::Quiescing);
+    status.start_time = Some(now);
+    status.quiesce = Some(QuiesceStatus { mode: Some(policy.quiesce.mode), ..Default::default() });
+    status.items = obs
+        .plan
+        .iter()
+        .map(|item| CapturedItem {
+            component: item.component,
+            store: item.store.clone(),
+            source_claim: Some(item.claim().to_string()),
+            source_sql: match &item.source {
+                ItemSource::Sql { sql, .. } => Some(format!(
+                    "{:?}://{}:{}/{}",
+                    sql.engine,
+                    sql.host,
+                    sql.port.unwrap_or_else(|| dump::default_port(sql.engine)),
+                    sql.database
+                )),
+                ItemSource::Claim(_) => None,
+            },
+            volume_snapshot: Some(item.snapshot.clone()),
+            captured_at: None,
+            ready_to_use: false,
+            restore_size: None,
+        })
+        .collect();
+    status.indexes_included = Some(policy.include_indexes);
+    let verify = policy.verification.as_ref().is_some_and(|v| v.after_backup);
+    status.verification = Some(VerificationStatus {
+        state: if verify { VerificationState::Pending } else { VerificationState::Skipped },
+        finished_at: None,
+        message: None,
+    });
+    status.policy_spec = Some(policy);
+    status.message = None;
+}
+
+/// Copies the item states (cut time, readiness, size) from the observed snapshots.
+fn sync_items(status: &mut ArchiveBackupStatus, snapshots: &BTreeMap<String, VolumeSnapshot>) {
+    for item in &mut status.items {
+        let Some(snapshot) = item.volume_snapshot.as_ref().and_then(|n| snapshots.get(n)) else { continue };
+        let seen = snapshot.observe();
+        item.captured_at = seen.cut_at;
+        item.ready_to_use = seen.ready_to_use;
+        item.restore_size = snapshot.restore_size();
+    }
+}
+
+fn time_left(status: &ArchiveBackupStatus, timeout_seconds: u32, now: DateTime<Utc>) -> Duration {
+    let quiesced_at = status.quiesce.as_ref().and_then(|q| q.quiesced_at).unwrap_or(now);
+    let deadline = quiesced_at + chrono::Duration::seconds(i64::from(timeout_seconds));
+    (deadline - now).to_std().unwrap_or(Duration::from_secs(1)).max(Duration::from_secs(1))
+}
+
+async fn run_hooks(ctx: &Context, obs: &Observed, pods: &[String], hook: Option<&crate::api::Hook>, timeout: Duration) -> Vec<Result<(), hooks::HookError>> {
+    let Some(hook) = hook else { return vec![Err(hooks::HookError::Empty)] };
+    let ips = obs.target.as_ref().map(|t| t.pod_ips.clone()).unwrap_or_default();
+    let calls = pods.iter().map(|pod| {
+        let ip = ips.get(pod).cloned();
+        async move { hooks::run(&ctx.client, &obs.namespace, pod, ip.as_deref(), hook, timeout).await }
+    });
+    futures::future::join_all(calls).await
+}
+
+/// Copies the master secrets, then enters `CapturingMetadata` (or begins releasing when a
+/// secret is missing).
+async fn enter_metadata_stage(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, status: &mut ArchiveBackupStatus, now: DateTime<Utc>) -> Result<(), Error> {
+    let generation = backup.metadata.generation;
+    match copy_secrets(ctx, backup, obs).await? {
+        Err(failure) => {
+            begin_release(status, Some(failure), now, generation);
+            return Ok(());
+        }
+        Ok(Some(copy)) => {
+            status.secret_copy = Some(copy.clone());
+            if !status.items.iter().any(|i| i.component == Component::Secrets) {
+                status.items.insert(0, CapturedItem {
+                    component: Component::Secrets,
+                    store: String::new(),
+                    source_claim: None,
+                    source_sql: None,
+                    volume_snapshot: None,
+                    captured_at: Some(now),
+                    ready_to_use: true,
+                    restore_size: None,
+                });
+            }
+        }
+        Ok(None) => {}
+    }
+    let mode = status.quiesce.as_ref().and_then(|q| q.mode).unwrap_or_default();
+    status.phase = Some(BackupPhase::CapturingMetadata);
+    status.message = None;
+    let (cond, reason, note) = match mode {
+        QuiesceMode::Freeze => (ConditionStatus::True, "Frozen", "freeze hook ran on every ready pod".to_string()),
+        QuiesceMode::Stop => (ConditionStatus::True, "Stopped", "the target is scaled to 0 and its pods are gone".to_string()),
+        QuiesceMode::None => (ConditionStatus::False, "NotRequired", "quiesce mode None: capturing while running (crash-consistent)".to_string()),
+    };
+    conditions::set(&mut status.conditions, "Quiesced", cond, reason, note.clone(), now, generation);
+    record(ctx, backup, obs, status).await?;
+    publish(ctx, backup, EventType::Normal, "Quiesced", note).await;
+    Ok(())
+}
+
+/// Copies `master.secrets` into `<backup>-secrets` (keys `<secret>.<key>`). Returns the copy's
+/// name, `None` when there is nothing to copy, or the failure when a secret is missing.
+async fn copy_secrets(ctx: &Context, backup: &ArchiveBackup, obs: &Observed) -> Result<Result<Option<String>, Failure>, Error> {
+    let Some(policy) = obs.policy.as_ref() else { return Ok(Ok(None)) };
+    let secrets = policy.master.as_ref().map(|m| m.secrets.clone()).unwrap_or_default();
+    if secrets.is_empty() {
+        return Ok(Ok(None));
+    }
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), &obs.namespace);
+    let copy_name = names::secret_copy_name(&obs.name);
+    let mut data: BTreeMap<String, ByteString> = BTreeMap::new();
+    for name in &secrets {
+        let Some(secret) = api.get_opt(name).await.during(|| format!("failed to read Secret {}/{name}", obs.namespace))? else {
+            return Ok(Err(Failure::new(FailureReason::SecretNotFound, format!("Secret {name} named in master.secrets does not exist"))));
+        };
+        for (key, value) in secret.data.unwrap_or_default() {
+            data.insert(format!("{name}.{key}"), value);
+        }
+    }
+    let copy = Secret {
+        metadata: ObjectMeta {
+            name: Some(copy_name.clone()),
+            namespace: Some(obs.namespace.clone()),
+            labels: Some(item_labels(&backup.spec.policy_name, &obs.name, Component::Secrets, "")),
+            owner_references: Some(owned_by(backup)),
+            ..Default::default()
+        },
+        data: Some(data),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    k::create_if_absent(&api, &copy).await.during(|| format!("failed to create Secret {}/{copy_name}", obs.namespace))?;
+    Ok(Ok(Some(copy_name)))
+}
+
+async fn capture(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, actions: &[CaptureAction]) -> Result<(), Error> {
+    let Some(policy) = obs.policy.as_ref() else { return Ok(()) };
+    for action in actions {
+        match *action {
+            CaptureAction::CreateSnapshot(i) => {
+                let Some(item) = obs.plan.get(i) else { continue };
+                let snapshot = VolumeSnapshot {
+                    metadata: ObjectMeta {
+                        name: Some(item.snapshot.clone()),
+                        namespace: Some(obs.namespace.clone()),
+                        labels: Some(item_labels(&backup.spec.policy_name, &obs.name, item.component, &item.store)),
+                        owner_references: Some(owned_by(backup)),
+                        ..Default::default()
+                    },
+                    spec: VolumeSnapshotSpec {
+                        source: VolumeSnapshotSource { persistent_volume_claim_name: Some(item.claim().to_string()), volume_snapshot_content_name: None },
+                        volume_snapshot_class_name: policy.volume_snapshot_class_name.clone(),
+                    },
+                    status: None,
+                };
+                let api = Api::<VolumeSnapshot>::namespaced(ctx.client.clone(), &obs.namespace);
+                k::create_if_absent(&api, &snapshot)
+                    .await
+                    .during(|| format!("failed to create VolumeSnapshot {}/{} of claim {}", obs.namespace, item.snapshot, item.claim()))?;
+            }
+            CaptureAction::CreateDump(i) => {
+                let Some(item) = obs.plan.get(i) else { continue };
+                let ItemSource::Sql { sql, .. } = &item.source else { continue };
+                let dump_spec = policy.dump.clone().unwrap_or(crate::api::DumpSpec { storage_class_name: None, size: "10Gi".into(), image: None });
+                let (pvc, job) = dump::dump_objects(backup, &backup.spec.policy_name, item, sql, &dump_spec);
+                let pvcs = Api::namespaced(ctx.client.clone(), &obs.namespace);
+                k::create_if_absent(&pvcs, &pvc).await.during(|| format!("failed to create dump PVC {}/{}", obs.namespace, item.claim()))?;
+                let jobs = Api::namespaced(ctx.client.clone(), &obs.namespace);
+                k::create_if_absent(&jobs, &job).await.during(|| format!("failed to create dump Job {}/{}", obs.namespace, item.claim()))?;
+            }
+            CaptureAction::DeleteDump(i) => {
+                let Some(item) = obs.plan.get(i) else { continue };
+                dump::delete_dump(&ctx.client, &obs.namespace, item.claim())
+                    .await
+                    .during(|| format!("failed to delete dump {}/{}", obs.namespace, item.claim()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn begin_release(status: &mut ArchiveBackupStatus, failure: Option<Failure>, now: DateTime<Utc>, generation: Option<i64>) {
+    status.phase = Some(BackupPhase::Releasing);
+    match failure {
+        Some(f) => {
+            conditions::set(&mut status.conditions, CAPTURED, ConditionStatus::False, f.reason.as_str(), f.message.clone(), now, generation);
+            status.message = Some(f.message);
+        }
+        None => {
+            conditions::set(&mut status.conditions, CAPTURED, ConditionStatus::True, "AllCut", "every snapshot of the run is cut", now, generation);
+            status.message = None;
+        }
+    }
+}
+
+/// Thaws or scales back; records `releasedAt` and the window. A thaw that keeps failing turns
+/// the run into a failure that says the archive may still be frozen.
+async fn release(ctx: &Context, obs: &Observed, status: &mut ArchiveBackupStatus, failure: Option<Failure>) -> Result<Option<Failure>, Error> {
+    let quiesce = status.quiesce.clone().unwrap_or_default();
+    let Some(quiesced_at) = quiesce.quiesced_at else { return Ok(failure) };
+    if quiesce.released_at.is_some() {
+        return Ok(failure);
+    }
+    let mut failure = failure;
+    if let (Some(policy), Some(_)) = (obs.policy.as_ref(), obs.target.as_ref()) {
+        match quiesce.mode.unwrap_or(policy.quiesce.mode) {
+            QuiesceMode::Stop => {
+                if let Some(replicas) = quiesce.original_replicas {
+                    workload::scale(&ctx.client, &obs.namespace, &policy.target, replicas, None, None)
+                        .await
+                        .during(|| format!("failed to scale {}/{} back to {replicas}", obs.namespace, policy.target.name))?;
+                }
+            }
+            QuiesceMode::Freeze => {
+                let mut errors = Vec::new();
+                for pod in &quiesce.pods {
+                    let mut last = None;
+                    for _ in 0..THAW_ATTEMPTS {
+                        let results = run_hooks(ctx, obs, std::slice::from_ref(pod), policy.quiesce.thaw.as_ref(), Duration::from_secs(30)).await;
+                        last = results.into_iter().find_map(Result::err);
+                        if last.is_none() {
+                            break;
+                        }
+                    }
+                    if let Some(e) = last {
+                        errors.push(e.to_string());
+                    }
+                }
+                workload::annotate_quiesced(&ctx.client, &obs.namespace, &policy.target, None)
+                    .await
+                    .during(|| format!("failed to annotate {}/{}", obs.namespace, policy.target.name))?;
+                if !errors.is_empty() {
+                    let message = format!("thaw failed, the archive may still be frozen: {}", errors.join("; "));
+                    failure = Some(match failure {
+                        Some(f) => Failure::new(f.reason, format!("{}; {message}", f.message)),
+                        None => Failure::new(FailureReason::HookFailed, message),
+                    });
+                }
+            }
+            QuiesceMode::None => {}
+        }
+    }
+    let now = Utc::now();
+    let q = status.quiesce.get_or_insert_with(QuiesceStatus::default);
+    q.released_at = Some(now);
+    q.window_seconds = Some((now - quiesced_at).num_milliseconds() as f64 / 1000.0);
+    conditions::set(&mut status.conditions, "Quiesced", ConditionStatus::False, "Released", "the archive was released", now, status.observed_generation);
+    Ok(failure)
+}
+
+fn finish_failed(status: &mut ArchiveBackupStatus, failure: &Failure, now: DateTime<Utc>, generation: Option<i64>) {
+    status.completion_time = Some(now);
+    status.message = Some(failure.message.clone());
+    conditions::set(&mut status.conditions, "Ready", ConditionStatus::False, failure.reason.as_str(), failure.message.clone(), now, generation);
+}

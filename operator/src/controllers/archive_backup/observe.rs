@@ -1,0 +1,140 @@
+//! Observe: everything the backup state machine decides from.
+
+use super::super::error::{Context as _, Error};
+use super::super::Context;
+use crate::api::{ArchiveBackup, BackupPhase, BackupPolicy, BackupPolicySpec};
+use crate::kube::labels::BACKUP;
+use crate::kube::snapshot::VolumeSnapshot;
+use crate::kube::workload::{self, Target};
+use crate::kube::dump;
+use crate::plan::backup::{self, JobObs, RunObservation, SnapshotObs, Step};
+use crate::plan::capture::{capture_plan, PlannedItem};
+use chrono::{DateTime, Utc};
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
+use std::collections::BTreeMap;
+
+/// What was observed for one run.
+pub struct Observed {
+    /// The namespace of the run.
+    pub namespace: String,
+    /// The run's name.
+    pub name: String,
+    /// The run's uid.
+    pub uid: String,
+    /// When the observation was made.
+    pub now: DateTime<Utc>,
+    /// The policy spec the run uses (the recorded copy once started).
+    pub policy: Option<BackupPolicySpec>,
+    /// The target workload.
+    pub target: Option<Target>,
+    /// The capture plan.
+    pub plan: Vec<PlannedItem>,
+    /// The run's snapshots by name.
+    pub snapshots: BTreeMap<String, VolumeSnapshot>,
+    /// The run's dump Jobs by name.
+    pub jobs: BTreeMap<String, JobObs>,
+    /// Another unfinished run of the same policy.
+    pub other_active_run: Option<String>,
+    snapshot_obs: BTreeMap<String, SnapshotObs>,
+    status: crate::api::ArchiveBackupStatus,
+}
+
+/// Reads the policy, the target, the run's snapshots and Jobs, and other runs of the policy.
+pub async fn observe(backup: &ArchiveBackup, ctx: &Context) -> Result<Observed, Error> {
+    let namespace = backup.namespace().ok_or_else(|| Error::MissingNamespace(backup.name_any()))?;
+    let name = backup.name_any();
+    let client = &ctx.client;
+    let status = backup.status.clone().unwrap_or_default();
+    let policy = match status.policy_spec.clone() {
+        Some(spec) => Some(spec),
+        None => Api::<BackupPolicy>::namespaced(client.clone(), &namespace)
+            .get_opt(&backup.spec.policy_name)
+            .await
+            .during(|| format!("failed to read BackupPolicy {namespace}/{}", backup.spec.policy_name))?
+            .map(|p| p.spec),
+    };
+    let target = match &policy {
+        Some(p) => workload::observe(client, &namespace, &p.target)
+            .await
+            .during(|| format!("failed to read target {:?} {namespace}/{}", p.target.kind, p.target.name))?,
+        None => None,
+    };
+    let plan = match (&policy, &target) {
+        (Some(p), Some(t)) => {
+            let mut shape = t.shape.clone();
+            if let Some(original) = status.quiesce.as_ref().and_then(|q| q.original_replicas) {
+                shape.replicas = original;
+            }
+            capture_plan(&name, p, &shape)
+        }
+        _ => Vec::new(),
+    };
+    let by_backup = ListParams::default().labels(&format!("{BACKUP}={name}"));
+    let snapshots: BTreeMap<String, VolumeSnapshot> = Api::<VolumeSnapshot>::namespaced(client.clone(), &namespace)
+        .list(&by_backup)
+        .await
+        .during(|| format!("failed to list VolumeSnapshots of {namespace}/{name}"))?
+        .items
+        .into_iter()
+        .map(|s| (s.name_any(), s))
+        .collect();
+    let snapshot_obs = snapshots.iter().map(|(n, s)| (n.clone(), s.observe())).collect();
+    let jobs = dump::list_jobs(client, &namespace, &name)
+        .await
+        .during(|| format!("failed to list dump Jobs of {namespace}/{name}"))?;
+    let phase = status.phase.unwrap_or(BackupPhase::Pending);
+    let other_active_run = if phase == BackupPhase::Pending {
+        let runs = Api::<ArchiveBackup>::namespaced(client.clone(), &namespace)
+            .list(&ListParams::default())
+            .await
+            .during(|| format!("failed to list ArchiveBackups in {namespace}"))?;
+        runs.items
+            .into_iter()
+            .filter(|b| b.name_any() != name && b.spec.policy_name == backup.spec.policy_name)
+            .find(|b| {
+                let other_phase = b.status.as_ref().and_then(|s| s.phase).unwrap_or(BackupPhase::Pending);
+                // Started runs block; of two pending runs the older (then smaller name) goes first.
+                !other_phase.is_finished()
+                    && (other_phase != BackupPhase::Pending
+                        || (b.metadata.creation_timestamp.as_ref().map(|t| t.0), b.name_any())
+                            < (backup.metadata.creation_timestamp.as_ref().map(|t| t.0), name.clone()))
+            })
+            .map(|b| b.name_any())
+    } else {
+        None
+    };
+    Ok(Observed {
+        namespace,
+        name,
+        uid: backup.uid().unwrap_or_default(),
+        now: Utc::now(),
+        policy,
+        target,
+        plan,
+        snapshots,
+        jobs,
+        other_active_run,
+        snapshot_obs,
+        status,
+    })
+}
+
+impl Observed {
+    /// Decides the next step (pure: `plan::backup::next`).
+    pub fn next_step(&self, ctx: &Context) -> Step {
+        let phase = self.status.phase.unwrap_or(BackupPhase::Pending);
+        let active = !phase.is_finished() && phase != BackupPhase::Pending;
+        backup::next(&RunObservation {
+            now: self.now,
+            status: &self.status,
+            policy: self.policy.as_ref(),
+            resumed_after_restart: active && !ctx.drives(&self.uid),
+            other_active_run: self.other_active_run.as_deref(),
+            workload: self.target.as_ref().map(|t| &t.obs),
+            plan: &self.plan,
+            snapshots: &self.snapshot_obs,
+            dump_jobs: &self.jobs,
+        })
+    }
+}

@@ -1,0 +1,42 @@
+//! What every reconcile shares: the client, the Event recorder, and what this process drives.
+
+use kube::runtime::events::{Recorder, Reporter};
+use kube::Client;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+/// Shared state of the controllers.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Publishes Events as `archivist`.
+    pub recorder: Recorder,
+    /// UIDs of the backup runs this process has driven. A run in an active phase that is not
+    /// here was left by an earlier operator process: the archive is released first.
+    driven: Mutex<HashSet<String>>,
+}
+
+impl Context {
+    /// A context for `client`.
+    pub fn new(client: Client) -> Self {
+        let instance = std::env::var("POD_NAME").ok().or_else(|| std::env::var("HOSTNAME").ok());
+        let reporter = Reporter { controller: "archivist".into(), instance };
+        Self { recorder: Recorder::new(client.clone(), reporter), client, driven: Mutex::new(HashSet::new()) }
+    }
+
+    /// Whether this process has driven the run `uid`.
+    pub fn drives(&self, uid: &str) -> bool {
+        self.driven.lock().map(|set| set.contains(uid)).unwrap_or(false)
+    }
+
+    /// Records that this process drives the run `uid` (or no longer does).
+    pub fn set_driven(&self, uid: &str, driven: bool) {
+        if let Ok(mut set) = self.driven.lock() {
+            if driven {
+                set.insert(uid.to_string());
+            } else {
+                set.remove(uid);
+            }
+        }
+    }
+}

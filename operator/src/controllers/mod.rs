@@ -1,0 +1,17 @@
+//! Controllers: one module per kind, wiring `plan` (decide) and `kube` (act), writing status
+//! and Events.
+
+pub mod archive_backup;
+pub mod context;
+pub mod error;
+
+pub use context::Context;
+pub use error::Error;
+
+use std::sync::Arc;
+
+/// Runs every controller until the process is signalled.
+pub async fn run(client: kube::Client) {
+    let ctx = Arc::new(Context::new(client));
+    archive_backup::run(ctx).await;
+}

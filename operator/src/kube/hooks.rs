@@ -1,0 +1,165 @@
+//! Freeze and thaw hooks: a command run in a container of a pod (Kubernetes exec), or an HTTP
+//! request to the pod's IP.
+
+use crate::api::{Hook, HttpScheme};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::AttachParams;
+use kube::{Api, Client};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Why a hook failed on a pod.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// The hook has neither `exec` nor `http` (rejected by validation; kept for safety).
+    #[error("the hook has neither exec nor http")]
+    Empty,
+    /// The exec call itself failed.
+    #[error("exec in pod {pod} failed: {source}")]
+    Exec {
+        /// The pod.
+        pod: String,
+        /// Why.
+        source: kube::Error,
+    },
+    /// The command ran and failed.
+    #[error("hook command in pod {pod} failed: {message}")]
+    Command {
+        /// The pod.
+        pod: String,
+        /// Exit status and the end of stderr.
+        message: String,
+    },
+    /// The HTTP request failed or answered with a non-2xx status.
+    #[error("HTTP hook on pod {pod} failed: {message}")]
+    Http {
+        /// The pod.
+        pod: String,
+        /// What happened.
+        message: String,
+    },
+    /// The hook did not finish in time.
+    #[error("hook on pod {pod} did not finish within {seconds}s")]
+    Timeout {
+        /// The pod.
+        pod: String,
+        /// The time limit.
+        seconds: u64,
+    },
+}
+
+/// Runs `hook` on one pod, within `timeout`.
+pub async fn run(client: &Client, namespace: &str, pod: &str, pod_ip: Option<&str>, hook: &Hook, timeout: Duration) -> Result<(), HookError> {
+    let call = async {
+        if let Some(exec) = &hook.exec {
+            run_exec(client, namespace, pod, exec.container.as_deref(), &exec.command).await
+        } else if let Some(http) = &hook.http {
+            let Some(ip) = pod_ip else {
+                return Err(HookError::Http { pod: pod.to_string(), message: "the pod has no IP".into() });
+            };
+            if http.scheme == HttpScheme::HTTPS {
+                return Err(HookError::Http { pod: pod.to_string(), message: "HTTPS hooks are not supported yet; use HTTP or exec".into() });
+            }
+            run_http(pod, ip, http.port, &http.method, &http.path).await
+        } else {
+            Err(HookError::Empty)
+        }
+    };
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| Err(HookError::Timeout { pod: pod.to_string(), seconds: timeout.as_secs() }))
+}
+
+async fn run_exec(client: &Client, namespace: &str, pod: &str, container: Option<&str>, command: &[String]) -> Result<(), HookError> {
+    let api = Api::<Pod>::namespaced(client.clone(), namespace);
+    let mut params = AttachParams::default().stdin(false).stdout(true).stderr(true);
+    if let Some(container) = container {
+        params = params.container(container);
+    }
+    let mut process = api
+        .exec(pod, command.to_vec(), &params)
+        .await
+        .map_err(|source| HookError::Exec { pod: pod.to_string(), source })?;
+    let mut stdout = process.stdout();
+    let mut stderr = process.stderr();
+    let status = process.take_status();
+    let drain_out = async {
+        let mut sink = Vec::new();
+        if let Some(out) = stdout.as_mut() {
+            let _ = out.read_to_end(&mut sink).await;
+        }
+    };
+    let read_err = async {
+        let mut text = Vec::new();
+        if let Some(err) = stderr.as_mut() {
+            let _ = err.read_to_end(&mut text).await;
+        }
+        text
+    };
+    let (_, err_text, status) = tokio::join!(drain_out, read_err, async {
+        match status {
+            Some(s) => s.await,
+            None => None,
+        }
+    });
+    let _ = process.join().await;
+    match status {
+        Some(s) if s.status.as_deref() == Some("Success") => Ok(()),
+        Some(s) => {
+            let stderr = String::from_utf8_lossy(&err_text);
+            let tail: String = stderr.trim().chars().rev().take(300).collect::<Vec<_>>().into_iter().rev().collect();
+            let reason = s.message.unwrap_or_else(|| s.reason.unwrap_or_else(|| "non-zero exit".into()));
+            let message = if tail.is_empty() { reason } else { format!("{reason}; stderr: {tail}") };
+            Err(HookError::Command { pod: pod.to_string(), message })
+        }
+        None => Err(HookError::Command { pod: pod.to_string(), message: "no exit status was reported".into() }),
+    }
+}
+
+/// A minimal HTTP/1.1 request (no body) to `ip:port`; success is a 2xx status.
+async fn run_http(pod: &str, ip: &str, port: u16, method: &str, path: &str) -> Result<(), HookError> {
+    let err = |message: String| HookError::Http { pod: pod.to_string(), message };
+    let mut stream = tokio::net::TcpStream::connect((ip, port)).await.map_err(|e| err(format!("connect {ip}:{port}: {e}")))?;
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.map_err(|e| err(format!("send: {e}")))?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.map_err(|e| err(format!("read: {e}")))?;
+    let text = String::from_utf8_lossy(&response);
+    let status_line = text.lines().next().unwrap_or_default();
+    let code = status_line.split_whitespace().nth(1).and_then(|c| c.parse::<u16>().ok());
+    match code {
+        Some(code) if (200..300).contains(&code) => Ok(()),
+        Some(code) => Err(err(format!("{method} {path} answered {code}"))),
+        None => Err(err(format!("{method} {path}: not an HTTP answer"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    async fn serve_once(answer: &'static str) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            if let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(answer.as_bytes()).await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn http_hook_succeeds_on_2xx_and_fails_otherwise() {
+        let ok = serve_once("HTTP/1.1 204 No Content\r\n\r\n").await;
+        assert!(run_http("p", "127.0.0.1", ok, "POST", "/freeze").await.is_ok());
+        let bad = serve_once("HTTP/1.1 503 Busy\r\n\r\n").await;
+        let e = run_http("p", "127.0.0.1", bad, "POST", "/freeze").await.expect_err("503");
+        assert!(e.to_string().contains("answered 503"), "{e}");
+        let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port();
+        assert!(run_http("p", "127.0.0.1", closed, "POST", "/").await.is_err());
+    }
+}

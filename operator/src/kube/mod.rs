@@ -1,0 +1,54 @@
+//! The only place that talks to the API server: typed adapters for the objects Archivist
+//! reads and writes (VolumeSnapshots, workloads, pods, Jobs, Secrets) and the status writer.
+
+pub mod dump;
+pub mod hooks;
+pub mod labels;
+pub mod snapshot;
+pub mod time;
+pub mod workload;
+
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt::Debug;
+
+/// The field manager of every server-side apply Archivist makes.
+pub const FIELD_MANAGER: &str = "archivist";
+
+/// Creates `object` unless an object of that name exists already (then returns `false`):
+/// steps re-run after a crash find what they made before.
+pub async fn create_if_absent<K>(api: &Api<K>, object: &K) -> Result<bool, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug,
+{
+    match api.create(&PostParams::default(), object).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Gets an object, `None` when it does not exist.
+pub async fn get_opt<K>(api: &Api<K>, name: &str) -> Result<Option<K>, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    api.get_opt(name).await
+}
+
+/// Writes an object's whole `status` with server-side apply (force), as field manager
+/// `archivist`.
+pub async fn apply_status<K>(api: &Api<K>, name: &str, status: &impl Serialize) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body)).await?;
+    Ok(())
+}

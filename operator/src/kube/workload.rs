@@ -1,0 +1,166 @@
+//! The archive server workload (StatefulSet or Deployment): observing it and its pods,
+//! scaling it down and back up.
+
+use super::labels::{ORIGINAL_REPLICAS, QUIESCED_BY};
+use crate::api::{TargetKind, TargetRef};
+use crate::plan::backup::WorkloadObs;
+use crate::plan::capture::WorkloadShape;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use std::collections::BTreeMap;
+
+/// The target as observed: its shape (for the capture plan), its state (for quiescing) and
+/// its pods.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Kind, name, claim templates and current replicas.
+    pub shape: WorkloadShape,
+    /// Replicas, live pods and ready pods.
+    pub obs: WorkloadObs,
+    /// The pods, by name, with their IPs.
+    pub pod_ips: BTreeMap<String, String>,
+    /// The workload's annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Reads the target workload and its pods; `None` when the workload does not exist.
+pub async fn observe(client: &Client, namespace: &str, target: &TargetRef) -> Result<Option<Target>, kube::Error> {
+    let (replicas, selector, claim_templates, annotations) = match target.kind {
+        TargetKind::StatefulSet => {
+            let Some(sts) = Api::<StatefulSet>::namespaced(client.clone(), namespace).get_opt(&target.name).await? else {
+                return Ok(None);
+            };
+            let spec = sts.spec.unwrap_or_default();
+            let templates = spec
+                .volume_claim_templates
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|t| t.metadata.name)
+                .collect();
+            (spec.replicas.unwrap_or(1), spec.selector, templates, sts.metadata.annotations.unwrap_or_default())
+        }
+        TargetKind::Deployment => {
+            let Some(deploy) = Api::<Deployment>::namespaced(client.clone(), namespace).get_opt(&target.name).await? else {
+                return Ok(None);
+            };
+            let spec = deploy.spec.unwrap_or_default();
+            (spec.replicas.unwrap_or(1), spec.selector, Vec::new(), deploy.metadata.annotations.unwrap_or_default())
+        }
+    };
+    let pods = list_pods(client, namespace, &selector).await?;
+    let ready_pods = pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p))
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    let pod_ips = pods
+        .iter()
+        .filter_map(|p| Some((p.metadata.name.clone()?, p.status.as_ref()?.pod_ip.clone()?)))
+        .collect();
+    Ok(Some(Target {
+        shape: WorkloadShape { kind: target.kind, name: target.name.clone(), claim_templates, replicas },
+        obs: WorkloadObs { replicas, live_pods: u32::try_from(pods.len()).unwrap_or(u32::MAX), ready_pods },
+        pod_ips,
+        annotations,
+    }))
+}
+
+fn selector_string(selector: &LabelSelector) -> String {
+    let mut parts: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for expr in selector.match_expressions.iter().flatten() {
+        let values = expr.values.clone().unwrap_or_default().join(",");
+        parts.push(match expr.operator.as_str() {
+            "In" => format!("{} in ({values})", expr.key),
+            "NotIn" => format!("{} notin ({values})", expr.key),
+            "Exists" => expr.key.clone(),
+            _ => format!("!{}", expr.key),
+        });
+    }
+    parts.join(",")
+}
+
+async fn list_pods(client: &Client, namespace: &str, selector: &LabelSelector) -> Result<Vec<Pod>, kube::Error> {
+    let selector = selector_string(selector);
+    if selector.is_empty() {
+        // A workload without a selector selects nothing rather than every pod.
+        return Ok(Vec::new());
+    }
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await?;
+    Ok(pods.items)
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Scales the workload to `replicas` and sets (`Some`) or removes (`None`) the quiesce
+/// annotations, in one patch.
+pub async fn scale(
+    client: &Client,
+    namespace: &str,
+    target: &TargetRef,
+    replicas: i32,
+    quiesced_by: Option<&str>,
+    original_replicas: Option<i32>,
+) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {
+            QUIESCED_BY: quiesced_by,
+            ORIGINAL_REPLICAS: original_replicas.map(|r| r.to_string()),
+        }},
+        "spec": {"replicas": replicas},
+    });
+    merge_patch(client, namespace, target, &patch).await
+}
+
+/// Sets or removes the `archivist.dev/quiesced-by` annotation without scaling (Freeze mode).
+pub async fn annotate_quiesced(client: &Client, namespace: &str, target: &TargetRef, quiesced_by: Option<&str>) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({"metadata": {"annotations": {QUIESCED_BY: quiesced_by}}});
+    merge_patch(client, namespace, target, &patch).await
+}
+
+async fn merge_patch(client: &Client, namespace: &str, target: &TargetRef, patch: &serde_json::Value) -> Result<(), kube::Error> {
+    let params = PatchParams::default();
+    match target.kind {
+        TargetKind::StatefulSet => {
+            Api::<StatefulSet>::namespaced(client.clone(), namespace).patch(&target.name, &params, &Patch::Merge(patch)).await?;
+        }
+        TargetKind::Deployment => {
+            Api::<Deployment>::namespaced(client.clone(), namespace).patch(&target.name, &params, &Patch::Merge(patch)).await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    #[test]
+    fn selectors_render_as_label_queries() {
+        let sel = LabelSelector {
+            match_labels: Some(BTreeMap::from([("app".to_string(), "mailstore".to_string())])),
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "In".into(),
+                values: Some(vec!["a".into(), "b".into()]),
+            }]),
+        };
+        assert_eq!(selector_string(&sel), "app=mailstore,tier in (a,b)");
+        assert_eq!(selector_string(&LabelSelector::default()), "");
+    }
+}
