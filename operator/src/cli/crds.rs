@@ -12,8 +12,34 @@ use std::process::ExitCode;
 pub fn all() -> Vec<(String, CustomResourceDefinition)> {
     [ArchiveBackup::crd(), BackupPolicy::crd(), ClusterRetentionPolicy::crd(), RestoreRequest::crd()]
         .into_iter()
+        .map(portable)
         .map(|crd| (format!("{}.yaml", crd.spec.names.plural), crd))
         .collect()
+}
+
+/// Makes a generated CRD acceptable to older API servers and complete for `kubectl explain`:
+/// Kubernetes 1.20 rejects an empty-string `default` ("must be of type string: null"), so
+/// such defaults are dropped (serde still fills the empty string in when the field is
+/// absent); optional nested objects get the `type: object` that the derive leaves out.
+fn portable(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if map.get("default").is_some_and(|d| d.as_str() == Some("")) {
+                    map.remove("default");
+                }
+                if map.get("properties").is_some_and(|p| p.is_object()) && !map.contains_key("type") {
+                    map.insert("type".into(), "object".into());
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let Ok(mut value) = serde_json::to_value(&crd) else { return crd };
+    strip(&mut value);
+    serde_json::from_value(value).unwrap_or(crd)
 }
 
 /// One CRD as the YAML document stored in its file.
