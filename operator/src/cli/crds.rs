@@ -17,19 +17,15 @@ pub fn all() -> Vec<(String, CustomResourceDefinition)> {
         .collect()
 }
 
-/// Makes a generated CRD acceptable to older API servers and complete for `kubectl explain`:
-/// Kubernetes 1.20 rejects an empty-string `default` ("must be of type string: null"), so
-/// such defaults are dropped (serde still fills the empty string in when the field is
-/// absent); optional nested objects get the `type: object` that the derive leaves out.
+/// Makes a generated CRD acceptable to older API servers: Kubernetes 1.20 rejects an
+/// empty-string `default` ("must be of type string: null"), so such defaults are dropped
+/// (serde still fills the empty string in when the field is absent).
 fn portable(crd: CustomResourceDefinition) -> CustomResourceDefinition {
     fn strip(value: &mut serde_json::Value) {
         match value {
             serde_json::Value::Object(map) => {
                 if map.get("default").is_some_and(|d| d.as_str() == Some("")) {
                     map.remove("default");
-                }
-                if map.get("properties").is_some_and(|p| p.is_object()) && !map.contains_key("type") {
-                    map.insert("type".into(), "object".into());
                 }
                 map.values_mut().for_each(strip);
             }
