@@ -10,5 +10,6 @@ pub mod api;
 pub mod cli;
 pub mod controllers;
 pub mod kube;
+pub mod metrics;
 pub mod plan;
 pub mod telemetry;

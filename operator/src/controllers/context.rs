@@ -1,9 +1,10 @@
 //! What every reconcile shares: the client, the Event recorder, and what this process drives.
 
+use crate::metrics::Metrics;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::Client;
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Shared state of the controllers.
 pub struct Context {
@@ -11,17 +12,19 @@ pub struct Context {
     pub client: Client,
     /// Publishes Events as `archivist`.
     pub recorder: Recorder,
+    /// The exported metrics.
+    pub metrics: Arc<Metrics>,
     /// UIDs of the backup runs this process has driven. A run in an active phase that is not
     /// here was left by an earlier operator process: the archive is released first.
     driven: Mutex<HashSet<String>>,
 }
 
 impl Context {
-    /// A context for `client`.
-    pub fn new(client: Client) -> Self {
+    /// A context for `client`, recording into `metrics`.
+    pub fn new(client: Client, metrics: Arc<Metrics>) -> Self {
         let instance = std::env::var("POD_NAME").ok().or_else(|| std::env::var("HOSTNAME").ok());
         let reporter = Reporter { controller: "archivist".into(), instance };
-        Self { recorder: Recorder::new(client.clone(), reporter), client, driven: Mutex::new(HashSet::new()) }
+        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, driven: Mutex::new(HashSet::new()) }
     }
 
     /// Whether this process has driven the run `uid`.

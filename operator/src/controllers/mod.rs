@@ -8,10 +8,11 @@ pub mod error;
 pub use context::Context;
 pub use error::Error;
 
+use crate::metrics::Metrics;
 use std::sync::Arc;
 
 /// Runs every controller until the process is signalled.
-pub async fn run(client: kube::Client) {
-    let ctx = Arc::new(Context::new(client));
+pub async fn run(client: kube::Client, metrics: Arc<Metrics>) {
+    let ctx = Arc::new(Context::new(client, metrics));
     archive_backup::run(ctx).await;
 }

@@ -126,9 +126,11 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             }
             record(ctx, backup, &obs, &status).await?;
             if let Some(window) = window {
+                ctx.metrics.quiesce_window.observe(window);
                 publish(ctx, backup, EventType::Normal, "Released", format!("archive released after {window:.3}s")).await;
             }
             if let Some(f) = failure {
+                finished_metric(ctx, backup, &status, false);
                 publish(ctx, backup, EventType::Warning, "BackupFailed", f.message).await;
             }
             return Ok(Action::requeue(SOON));
@@ -140,6 +142,7 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             conditions::set(&mut status.conditions, "Ready", ConditionStatus::True, "Completed", "every snapshot is ready to use", now, generation);
             record(ctx, backup, &obs, &status).await?;
             ctx.set_driven(&obs.uid, false);
+            finished_metric(ctx, backup, &status, true);
             publish(ctx, backup, EventType::Normal, "BackupCompleted", format!("restore point ready: {} item(s)", status.items.len())).await;
             return Ok(Action::await_change());
         }
@@ -148,6 +151,7 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             finish_failed(&mut status, &failure, now, generation);
             record(ctx, backup, &obs, &status).await?;
             ctx.set_driven(&obs.uid, false);
+            finished_metric(ctx, backup, &status, false);
             publish(ctx, backup, EventType::Warning, "BackupFailed", failure.message).await;
             return Ok(Action::await_change());
         }
@@ -173,6 +177,14 @@ async fn record(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, status: &
     k::apply_status(&api, &obs.name, status)
         .await
         .during(|| format!("failed to write status of ArchiveBackup {}/{}", obs.namespace, backup.name_any()))
+}
+
+fn finished_metric(ctx: &Context, backup: &ArchiveBackup, status: &ArchiveBackupStatus, completed: bool) {
+    let duration = match (status.start_time, status.completion_time) {
+        (Some(start), Some(end)) => Some((end - start).num_milliseconds() as f64 / 1000.0),
+        _ => None,
+    };
+    ctx.metrics.backup_finished(&backup.namespace().unwrap_or_default(), &backup.spec.policy_name, completed, duration);
 }
 
 async fn publish(ctx: &Context, backup: &ArchiveBackup, type_: EventType, reason: &str, note: String) {
