@@ -7,6 +7,7 @@
 pub mod crds;
 pub mod error;
 pub mod input;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -25,6 +26,14 @@ pub struct Cli {
 pub enum Command {
     /// Print every CRD as multi-document YAML (the same text as the files in crds/).
     Crds,
+    /// Check manifests (files, or directories of .yaml/.yml/.json files) before they reach a
+    /// cluster: one line per problem on stdout, exit 1 if any, 2 if a file is unreadable or
+    /// malformed. Objects of other API groups are skipped.
+    Validate {
+        /// Manifest files or directories.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 /// Parses the command line, runs the subcommand, and turns errors into a line on stderr and
@@ -34,6 +43,7 @@ pub fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let result = match cli.command {
         Command::Crds => crds::run(&mut stdout),
+        Command::Validate { files } => validate::run(&files, &mut stdout, &mut std::io::stderr().lock()),
     };
     match result {
         Ok(code) => code,

@@ -111,12 +111,9 @@ fn check_hook(problems: &mut Problems, field: &str, hook: &Hook) {
 
 /// The master, the stores and the dump: names, one source per part, each PVC captured once.
 fn check_sources(problems: &mut Problems, spec: &BackupPolicySpec) {
-    // Every PVC reference in capture order, with its field, to find PVCs captured twice.
-    let mut claims: Vec<(String, &str)> = Vec::new();
+    let mut claims = Claims::default();
     if let Some(master) = &spec.master {
-        for (i, claim) in master.volume_claims.iter().enumerate() {
-            claims.push((format!("spec.master.volumeClaims[{i}]"), claim));
-        }
+        claims.add_all(problems, "spec.master.volumeClaims", &master.volume_claims);
         problems.unique_subdomains("spec.master.secrets", &master.secrets);
     }
     let master_empty = spec.master.as_ref().is_none_or(|m| m.volume_claims.is_empty() && m.secrets.is_empty());
@@ -143,32 +140,37 @@ fn check_sources(problems: &mut Problems, spec: &BackupPolicySpec) {
             }
         }
     }
-    for (i, (field, claim)) in claims.iter().enumerate() {
-        match claims[..i].iter().find(|(_, earlier)| earlier == claim) {
-            Some((earlier, _)) => problems.push(
-                field.clone(),
-                format!("PVC {claim:?} is already captured as {earlier}; a PVC can belong to only one part of the archive"),
-            ),
-            None => problems.check(field.clone(), names::dns1123_subdomain(claim)),
-        }
-    }
     check_dump(problems, spec, first_sql.as_deref());
 }
 
-fn check_data_source<'a>(
-    problems: &mut Problems,
-    field: &str,
-    source: &'a DataSource,
-    claims: &mut Vec<(String, &'a str)>,
-) {
+/// The PVCs seen so far in capture order, with their fields, to find PVCs captured twice.
+#[derive(Default)]
+struct Claims<'a>(Vec<(String, &'a str)>);
+
+impl<'a> Claims<'a> {
+    /// Checks each PVC name of the list at `field` and remembers it.
+    fn add_all(&mut self, problems: &mut Problems, field: &str, claims: &'a [String]) {
+        for (i, claim) in claims.iter().enumerate() {
+            let here = format!("{field}[{i}]");
+            match self.0.iter().find(|(_, earlier)| earlier == claim) {
+                Some((earlier, _)) => problems.push(
+                    here.clone(),
+                    format!("PVC {claim:?} is already captured as {earlier}; a PVC can belong to only one part of the archive"),
+                ),
+                None => problems.check(here.clone(), names::dns1123_subdomain(claim)),
+            }
+            self.0.push((here, claim));
+        }
+    }
+}
+
+fn check_data_source<'a>(problems: &mut Problems, field: &str, source: &'a DataSource, claims: &mut Claims<'a>) {
     match (&source.sql, source.volume_claims.is_empty()) {
         (Some(_), false) => problems.push(field, "sets both volumeClaims and sql: choose one"),
         (None, true) => problems.push(field, "needs volumeClaims or sql, has neither"),
         _ => {}
     }
-    for (i, claim) in source.volume_claims.iter().enumerate() {
-        claims.push((format!("{field}.volumeClaims[{i}]"), claim));
-    }
+    claims.add_all(problems, &format!("{field}.volumeClaims"), &source.volume_claims);
     if let Some(sql) = &source.sql {
         check_sql(problems, &format!("{field}.sql"), sql);
     }

@@ -249,8 +249,8 @@ fn several_problems_are_all_reported() {
         vec![
             "spec.quiesce.thaw: is required when mode is Freeze",
             "spec.stores[2].name: \"store-2024\" is already the name of spec.stores[0]",
-            "spec.stores[2].content: needs volumeClaims or sql, has neither",
             "spec.stores[2].metadata.volumeClaims[0]: PVC \"master\" is already captured as spec.master.volumeClaims[0]; a PVC can belong to only one part of the archive",
+            "spec.stores[2].content: needs volumeClaims or sql, has neither",
         ]
     );
 }
