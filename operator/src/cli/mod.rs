@@ -7,6 +7,7 @@
 pub mod crds;
 pub mod error;
 pub mod input;
+pub mod schedule;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,12 @@ pub enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<std::path::PathBuf>,
     },
+    /// Offline views of a BackupPolicy's schedule.
+    Schedule {
+        /// The schedule subcommand.
+        #[command(subcommand)]
+        command: schedule::ScheduleCommand,
+    },
 }
 
 /// Parses the command line, runs the subcommand, and turns errors into a line on stderr and
@@ -43,6 +50,7 @@ pub fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let result = match cli.command {
         Command::Crds => crds::run(&mut stdout),
+        Command::Schedule { command } => schedule::run(command, &mut stdout),
         Command::Validate { files } => validate::run(&files, &mut stdout, &mut std::io::stderr().lock()),
     };
     match result {

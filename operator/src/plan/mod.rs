@@ -1,4 +1,5 @@
 //! Pure decisions: everything here takes observed objects and `now` as arguments and returns
 //! what to do. No client, no clock, no randomness.
 
+pub mod schedule;
 pub mod validate;

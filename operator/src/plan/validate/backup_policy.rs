@@ -47,7 +47,7 @@ pub fn validate_backup_policy(spec: &BackupPolicySpec) -> Vec<FieldError> {
     problems.check("spec.target.name", names::dns1123_subdomain(&spec.target.name));
     problems.check("spec.timeZone", time_zone_problem(&spec.time_zone));
     if let Some(schedule) = &spec.schedule {
-        problems.check("spec.schedule", schedule_problem(schedule));
+        problems.check("spec.schedule", schedule_problem(schedule, &spec.time_zone));
     }
     check_quiesce(&mut problems, &spec.quiesce);
     check_sources(&mut problems, spec);
@@ -55,7 +55,7 @@ pub fn validate_backup_policy(spec: &BackupPolicySpec) -> Vec<FieldError> {
         problems.check("spec.volumeSnapshotClassName", names::dns1123_subdomain(class));
     }
     if let Some(verification) = &spec.verification {
-        check_verification(&mut problems, verification);
+        check_verification(&mut problems, verification, &spec.time_zone);
     }
     check_retention(&mut problems, &spec.retention, spec.verification.as_ref());
     problems.into_vec()
@@ -210,9 +210,9 @@ fn check_dump(problems: &mut Problems, spec: &BackupPolicySpec, first_sql: Optio
     }
 }
 
-fn check_verification(problems: &mut Problems, verification: &VerificationSpec) {
+fn check_verification(problems: &mut Problems, verification: &VerificationSpec, time_zone: &str) {
     if let Some(drill) = &verification.drill_schedule {
-        problems.check("spec.verification.drillSchedule", schedule_problem(drill));
+        problems.check("spec.verification.drillSchedule", schedule_problem(drill, time_zone));
     }
     if !verification.after_backup && verification.drill_schedule.is_none() {
         return;

@@ -28,7 +28,7 @@ pub use restore_request::{
 };
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use std::str::FromStr;
+use crate::plan::schedule::{parse_time_zone, Schedule, ScheduleError};
 
 /// One problem in an object: the field at fault and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,20 +93,23 @@ impl Problems {
     }
 }
 
-/// Checks an IANA time zone name such as `Europe/Istanbul`; `None` when it is known.
+/// Checks an IANA time zone name such as `Europe/Istanbul` (with [`parse_time_zone`]);
+/// `None` when it is known.
 pub fn time_zone_problem(time_zone: &str) -> Option<String> {
-    chrono_tz::Tz::from_str(time_zone).err().map(|_| {
-        format!("unknown time zone {time_zone:?} (expected an IANA name such as UTC or Europe/Istanbul)")
-    })
+    parse_time_zone(time_zone).err().map(|e| e.to_string())
 }
 
-/// Checks a schedule expression (5-field cron or `@hourly`/`@daily`/`@weekly`/`@monthly`);
-/// `None` when it parses. The time zone is checked separately by [`time_zone_problem`].
-pub fn schedule_problem(expr: &str) -> Option<String> {
+/// Checks a schedule expression (5-field cron or a macro such as `@daily`, with
+/// [`Schedule::parse`]); `None` when it parses. An unknown time zone is not reported here:
+/// [`time_zone_problem`] reports it once, at `spec.timeZone`.
+pub fn schedule_problem(expr: &str, time_zone: &str) -> Option<String> {
     if expr.trim().is_empty() {
         return Some("is empty (omit the field to disable scheduling)".into());
     }
-    None
+    match Schedule::parse(expr, time_zone) {
+        Err(e @ ScheduleError::BadCron { .. }) => Some(e.to_string()),
+        Ok(_) | Err(ScheduleError::UnknownTimeZone { .. }) => None,
+    }
 }
 
 /// How [`check_metadata`] treats `metadata`.
@@ -185,5 +188,22 @@ mod tests {
         assert_eq!(time_zone_problem("UTC"), None);
         assert!(time_zone_problem("Mars/Olympus").is_some());
         assert!(time_zone_problem("").is_some());
+    }
+
+    #[test]
+    fn schedules() {
+        let cases = [
+            ("0 2 * * *", "UTC", true),
+            ("@weekly", "Europe/Istanbul", true),
+            ("0 2 * * *", "Mars/Olympus", true), // the time zone is reported elsewhere
+            ("", "UTC", false),
+            ("0 2 * *", "UTC", false),
+            ("61 * * * *", "UTC", false),
+            ("0 0 30 2 *", "UTC", false),
+            ("@fortnightly", "UTC", false),
+        ];
+        for (expr, tz, ok) in cases {
+            assert_eq!(schedule_problem(expr, tz).is_none(), ok, "{expr:?} in {tz}: {:?}", schedule_problem(expr, tz));
+        }
     }
 }

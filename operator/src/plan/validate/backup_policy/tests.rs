@@ -74,6 +74,11 @@ fn each_rule_names_its_field() {
         ("target name not DNS", |s| s.target.name = "Mail_Store".into(), vec!["spec.target.name"]),
         ("unknown time zone", |s| s.time_zone = "Europe/Atlantis".into(), vec!["spec.timeZone"]),
         ("empty schedule", |s| s.schedule = Some(" ".into()), vec!["spec.schedule"]),
+        ("bad cron", |s| s.schedule = Some("0 25 * * *".into()), vec!["spec.schedule"]),
+        ("four cron fields", |s| s.schedule = Some("0 2 * *".into()), vec!["spec.schedule"]),
+        ("unknown macro", |s| s.schedule = Some("@nightly".into()), vec!["spec.schedule"]),
+        ("macro is fine", |s| s.schedule = Some("@monthly".into()), vec![]),
+        ("time zone reported once", |s| s.time_zone = "europe/istanbul".into(), vec!["spec.timeZone"]),
         ("no schedule is fine", |s| s.schedule = None, vec![]),
         ("Freeze without freeze hook", |s| s.quiesce.freeze = None, vec!["spec.quiesce.freeze"]),
         ("Freeze without thaw hook", |s| s.quiesce.thaw = None, vec!["spec.quiesce.thaw"]),
@@ -167,6 +172,7 @@ fn each_rule_names_its_field() {
         ("verification with empty program", |s| set_verification(s, |v| v.command = vec![String::new()]), vec!["spec.verification.command[0]"]),
         ("verification without image", |s| set_verification(s, |v| v.image = None), vec!["spec.verification.image"]),
         ("drill schedule empty", |s| set_verification(s, |v| v.drill_schedule = Some(String::new())), vec!["spec.verification.drillSchedule"]),
+        ("drill schedule bad cron", |s| set_verification(s, |v| v.drill_schedule = Some("0 4 * * 8".into())), vec!["spec.verification.drillSchedule"]),
         (
             "drill only still needs a command",
             |s| set_verification(s, |v| {
