@@ -148,3 +148,14 @@ fn every_example_is_valid() {
     let want = format!("in {} files: no problems", files.len());
     assert!(out.stderr.contains(&want), "{}", out.stderr);
 }
+
+#[test]
+fn restore_requests_are_checked_against_their_policy() {
+    let out = validate(&["cross.yaml"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "cross.yaml: RestoreRequest mail/restore-2023: spec.stores[1]: BackupPolicy mailstore has no store \"store-2023\" (its stores: store-2024)\n\
+         cross.yaml: RestoreRequest mail/restore-2023: spec.source.select: LatestVerified never finds a backup: BackupPolicy mailstore verifies none (no verification.afterBackup or drillSchedule)\n"
+    );
+}

@@ -7,6 +7,8 @@
 //!   problem is one line on stdout: `FILE: KIND NAMESPACE/NAME: FIELD: MESSAGE` (`KIND NAME`
 //!   when the manifest names no namespace);
 //! - an `archivist.dev` object of an unknown kind or version is a problem too;
+//! - a RestoreRequest whose `source.policyName` names a BackupPolicy among the inputs (same
+//!   namespace) is also checked against it: its `stores` exist, `LatestVerified` can succeed;
 //! - objects of other API groups (a Deployment next to its policy) are skipped, and so are
 //!   documents with neither `apiVersion` nor `kind` (such as a `kustomization.yaml`);
 //! - a file that cannot be read, is not YAML, or has a field of the wrong type gives one line on
@@ -17,11 +19,15 @@
 
 use super::error::CliError;
 use super::input::{parse_object, read_documents, Document};
-use crate::api::{ArchiveBackup, BackupPolicy, ClusterRetentionPolicy, RestoreRequest, GROUP, VERSION};
+use crate::api::{
+    ArchiveBackup, BackupPolicy, BackupPolicySpec, ClusterRetentionPolicy, RestoreRequest, GROUP, VERSION,
+};
 use crate::plan::validate::{
     validate_archive_backup_object, validate_backup_policy_object,
-    validate_cluster_retention_policy_object, validate_restore_request_object, FieldError,
+    validate_cluster_retention_policy_object, validate_restore_against_policy,
+    validate_restore_request_object, FieldError,
 };
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,9 +46,11 @@ struct Tally {
 }
 
 /// Validates every file (or directory) in `paths`, writing problems to `out` and input errors
-/// and the summary to `err`.
+/// and the summary to `err`. All files are read first, so that a RestoreRequest can be checked
+/// against the BackupPolicy it names when that policy is among the inputs.
 pub fn run(paths: &[PathBuf], out: &mut impl Write, err: &mut impl Write) -> Result<ExitCode, CliError> {
     let mut tally = Tally::default();
+    let mut objects = Vec::new();
     for path in paths {
         let files = match expand(path) {
             Ok(files) => files,
@@ -54,7 +62,35 @@ pub fn run(paths: &[PathBuf], out: &mut impl Write, err: &mut impl Write) -> Res
         };
         for file in files {
             tally.files += 1;
-            check_file(&file, &mut tally, out, err)?;
+            read_file(&file, &mut tally, &mut objects, err)?;
+        }
+    }
+    let policies: HashMap<(Option<&str>, &str), &BackupPolicySpec> = objects
+        .iter()
+        .filter_map(|o| match &o.object {
+            Object::Policy(p) => Some(((p.metadata.namespace.as_deref(), p.metadata.name.as_deref()?), &p.spec)),
+            _ => None,
+        })
+        .collect();
+    for object in &objects {
+        let problems = match &object.object {
+            Object::Policy(p) => validate_backup_policy_object(p),
+            Object::Restore(r) => {
+                let mut problems = validate_restore_request_object(r);
+                let key = r.spec.source.policy_name.as_deref().map(|name| (r.metadata.namespace.as_deref(), name));
+                if let Some(policy) = key.and_then(|key| policies.get(&key)) {
+                    problems.extend(validate_restore_against_policy(&r.spec, policy));
+                }
+                problems
+            }
+            Object::Backup(b) => validate_archive_backup_object(b),
+            Object::Cluster(c) => validate_cluster_retention_policy_object(c),
+            Object::Unusable(problem) => vec![problem.clone()],
+        };
+        tally.objects += 1;
+        tally.problems += problems.len();
+        for problem in problems {
+            writeln!(out, "{}: {}: {problem}", object.file.display(), object.who)?;
         }
     }
     writeln!(err, "archivist validate: {}", summary(&tally))?;
@@ -65,6 +101,30 @@ pub fn run(paths: &[PathBuf], out: &mut impl Write, err: &mut impl Write) -> Res
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// An archivist.dev object read from a file.
+struct Found {
+    /// The file it is in.
+    file: PathBuf,
+    /// `KIND NAMESPACE/NAME`.
+    who: String,
+    /// The object.
+    object: Object,
+}
+
+/// The archivist.dev objects `validate` knows, or why one cannot be used.
+enum Object {
+    /// A BackupPolicy.
+    Policy(Box<BackupPolicy>),
+    /// A RestoreRequest.
+    Restore(Box<RestoreRequest>),
+    /// An ArchiveBackup.
+    Backup(Box<ArchiveBackup>),
+    /// A ClusterRetentionPolicy.
+    Cluster(Box<ClusterRetentionPolicy>),
+    /// An unknown kind or version: the problem to report.
+    Unusable(FieldError),
 }
 
 fn summary(t: &Tally) -> String {
@@ -110,7 +170,7 @@ fn expand(path: &Path) -> Result<Vec<PathBuf>, CliError> {
     Ok(files)
 }
 
-fn check_file(path: &Path, tally: &mut Tally, out: &mut impl Write, err: &mut impl Write) -> Result<(), CliError> {
+fn read_file(path: &Path, tally: &mut Tally, objects: &mut Vec<Found>, err: &mut impl Write) -> Result<(), CliError> {
     let docs = match read_documents(path) {
         Ok(docs) => docs,
         Err(e) => {
@@ -120,76 +180,57 @@ fn check_file(path: &Path, tally: &mut Tally, out: &mut impl Write, err: &mut im
         }
     };
     for doc in &docs {
-        match check_document(path, doc) {
-            Checked::Skipped => tally.skipped += 1,
-            Checked::BadInput(e) => {
+        match read_document(path, doc) {
+            Ok(Some(found)) => objects.push(found),
+            Ok(None) => tally.skipped += 1,
+            Err(e) => {
                 tally.bad_input += 1;
                 writeln!(err, "archivist: {e}")?;
-            }
-            Checked::Validated(who, problems) => {
-                tally.objects += 1;
-                tally.problems += problems.len();
-                for problem in problems {
-                    writeln!(out, "{}: {who}: {problem}", path.display())?;
-                }
             }
         }
     }
     Ok(())
 }
 
-/// The outcome of one document.
-enum Checked {
-    /// Not an archivist.dev object.
-    Skipped,
-    /// Unusable: not an object, or a field of the wrong type.
-    BadInput(CliError),
-    /// Validated: who it is (`KIND NAMESPACE/NAME`) and its problems.
-    Validated(String, Vec<FieldError>),
-}
-
-fn check_document(path: &Path, doc: &Document) -> Checked {
-    let bad = |field: &str, message: String| {
-        Checked::BadInput(CliError::Input { path: path.to_path_buf(), field: format!("{}{field}", doc.location), message })
+/// One document: an archivist.dev object, `None` for anything else, or an error when it is
+/// not an object or a field has the wrong type.
+fn read_document(path: &Path, doc: &Document) -> Result<Option<Found>, CliError> {
+    let bad = |field: &str, message: &str| CliError::Input {
+        path: path.to_path_buf(),
+        field: format!("{}{field}", doc.location),
+        message: message.to_string(),
     };
     if !doc.value.is_mapping() {
-        return bad("", "is not a Kubernetes object (expected a mapping with apiVersion and kind)".into());
+        return Err(bad("", "is not a Kubernetes object (expected a mapping with apiVersion and kind)"));
     }
     let text = |key: &str| doc.value.get(key).map(|v| v.as_str());
     let (api_version, kind) = match (text("apiVersion"), text("kind")) {
-        (None, None) => return Checked::Skipped,
+        (None, None) => return Ok(None),
         (Some(Some(a)), Some(Some(k))) => (a, k),
-        (None, _) => return bad("apiVersion", "is missing".into()),
-        (_, None) => return bad("kind", "is missing".into()),
-        (Some(None), _) => return bad("apiVersion", "must be a string".into()),
-        (_, Some(None)) => return bad("kind", "must be a string".into()),
+        (None, _) => return Err(bad("apiVersion", "is missing")),
+        (_, None) => return Err(bad("kind", "is missing")),
+        (Some(None), _) => return Err(bad("apiVersion", "must be a string")),
+        (_, Some(None)) => return Err(bad("kind", "must be a string")),
     };
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     if group != GROUP {
-        return Checked::Skipped;
+        return Ok(None);
     }
-    let who = identity(kind, doc);
-    let expected = format!("{GROUP}/{VERSION}");
-    if version != VERSION {
-        let problem = FieldError::new("apiVersion", format!("is {api_version}, expected {expected}"));
-        return Checked::Validated(who, vec![problem]);
-    }
-    let result = match kind {
-        "BackupPolicy" => parse_object::<BackupPolicy>(path, doc).map(|o| validate_backup_policy_object(&o)),
-        "RestoreRequest" => parse_object::<RestoreRequest>(path, doc).map(|o| validate_restore_request_object(&o)),
-        "ArchiveBackup" => parse_object::<ArchiveBackup>(path, doc).map(|o| validate_archive_backup_object(&o)),
-        "ClusterRetentionPolicy" => {
-            parse_object::<ClusterRetentionPolicy>(path, doc).map(|o| validate_cluster_retention_policy_object(&o))
+    let object = if version != VERSION {
+        Object::Unusable(FieldError::new("apiVersion", format!("is {api_version}, expected {GROUP}/{VERSION}")))
+    } else {
+        match kind {
+            "BackupPolicy" => Object::Policy(Box::new(parse_object(path, doc)?)),
+            "RestoreRequest" => Object::Restore(Box::new(parse_object(path, doc)?)),
+            "ArchiveBackup" => Object::Backup(Box::new(parse_object(path, doc)?)),
+            "ClusterRetentionPolicy" => Object::Cluster(Box::new(parse_object(path, doc)?)),
+            other => Object::Unusable(FieldError::new(
+                "kind",
+                format!("{other} is not an {GROUP} kind (expected one of {})", KINDS.join(", ")),
+            )),
         }
-        other => Ok(vec![FieldError::new(
-            "kind",
-            format!("{other} is not an {GROUP} kind (expected one of {})", KINDS.join(", ")),
-        )]),
     };
-    match result {
-        Ok(problems) => Checked::Validated(who, problems),
-        Err(e) => Checked::BadInput(e),
-    }
+    Ok(Some(Found { file: path.to_path_buf(), who: identity(kind, doc), object }))
 }
 
 /// `KIND NAMESPACE/NAME`, `KIND NAME` without a namespace, `KIND <unnamed ...>` without a name.

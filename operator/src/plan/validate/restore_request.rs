@@ -3,7 +3,7 @@
 use super::archive_backup::{backup_name_problem, policy_name_problem};
 use super::names::{self, DNS1123_SUBDOMAIN_MAX};
 use super::{check_metadata, FieldError, NameRules, Problems};
-use crate::api::{RestoreMode, RestoreRequest, RestoreRequestSpec, SqlTarget};
+use crate::api::{BackupPolicySpec, RestoreMode, RestoreRequest, RestoreRequestSpec, RestoreSelect, SqlTarget};
 
 /// The longest RestoreRequest name: its mapping ConfigMap `<request>-mapping` must stay a
 /// DNS-1123 subdomain (at most 253 characters).
@@ -98,6 +98,32 @@ pub fn validate_restore_request(spec: &RestoreRequestSpec) -> Vec<FieldError> {
                 format!("{ttl} applies only to target.mode SideBySide (restored volumes are never removed)"),
             );
         }
+    }
+    problems.into_vec()
+}
+
+/// Checks a RestoreRequest against the BackupPolicy its `source.policyName` names, when that
+/// policy is known (for example both are in the manifests given to `archivist validate`):
+/// every store in `stores` must be a store of the policy, and `select: LatestVerified` needs a
+/// policy that verifies its backups (`verification.afterBackup` or a `drillSchedule`).
+pub fn validate_restore_against_policy(spec: &RestoreRequestSpec, policy: &BackupPolicySpec) -> Vec<FieldError> {
+    let mut problems = Problems::default();
+    let policy_name = spec.source.policy_name.as_deref().unwrap_or_default();
+    let known: Vec<&str> = policy.stores.iter().map(|s| s.name.as_str()).collect();
+    for (i, store) in spec.stores.iter().enumerate() {
+        if !known.contains(&store.as_str()) {
+            problems.push(
+                format!("spec.stores[{i}]"),
+                format!("BackupPolicy {policy_name} has no store {store:?} (its stores: {})", known.join(", ")),
+            );
+        }
+    }
+    let verifies = policy.verification.as_ref().is_some_and(|v| v.after_backup || v.drill_schedule.is_some());
+    if spec.source.select == Some(RestoreSelect::LatestVerified) && !verifies {
+        problems.push(
+            "spec.source.select",
+            format!("LatestVerified never finds a backup: BackupPolicy {policy_name} verifies none (no verification.afterBackup or drillSchedule)"),
+        );
     }
     problems.into_vec()
 }

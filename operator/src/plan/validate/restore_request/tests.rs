@@ -128,3 +128,32 @@ fn in_place_stays_in_its_namespace() {
         assert_eq!(&got, want, "case {i}");
     }
 }
+
+#[test]
+fn checked_against_its_policy() {
+    let policy: crate::api::BackupPolicySpec = serde_yaml::from_str(
+        "target: {kind: StatefulSet, name: mailstore}\n\
+         stores:\n\
+         - {name: store-2024, metadata: {volumeClaims: [m]}, content: {volumeClaims: [c]}}\n\
+         - {name: store-2025, metadata: {volumeClaims: [m2]}, content: {volumeClaims: [c2]}}\n\
+         verification: {afterBackup: true, command: [x], image: y}\n",
+    )
+    .expect("policy parses");
+    type Mutation = fn(&mut RestoreRequestSpec, &mut crate::api::BackupPolicySpec);
+    let cases: Vec<(&str, Mutation, Vec<&str>)> = vec![
+        ("baseline", |_, _| {}, vec![]),
+        ("every store", |r, _| r.stores.clear(), vec![]),
+        ("unknown store", |r, _| r.stores[1] = "store-2023".into(), vec!["spec.stores[1]"]),
+        ("LatestVerified without verification", |_, p| p.verification = None, vec!["spec.source.select"]),
+        ("Latest without verification", |r, p| {
+            p.verification = None;
+            r.source.select = Some(RestoreSelect::Latest);
+        }, vec![]),
+    ];
+    for (name, mutate, want) in cases {
+        let (mut request, mut policy) = (baseline(), policy.clone());
+        mutate(&mut request, &mut policy);
+        let got: Vec<String> = validate_restore_against_policy(&request, &policy).into_iter().map(|e| e.field).collect();
+        assert_eq!(got, want, "case {name:?}");
+    }
+}
