@@ -8,6 +8,8 @@ pub mod crds;
 pub mod error;
 pub mod input;
 pub mod run;
+pub mod schedule;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -28,6 +30,20 @@ pub enum Command {
     Crds(crds::CrdsArgs),
     /// Run the operator (every controller), using the usual kubeconfig or in-cluster config.
     Run(run::RunArgs),
+    /// Check manifests (files, or directories of .yaml/.yml/.json files) before they reach a
+    /// cluster: one line per problem on stdout, exit 1 if any, 2 if a file is unreadable or
+    /// malformed. Objects of other API groups are skipped.
+    Validate {
+        /// Manifest files or directories.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// Offline views of a BackupPolicy's schedule.
+    Schedule {
+        /// The schedule subcommand.
+        #[command(subcommand)]
+        command: schedule::ScheduleCommand,
+    },
 }
 
 /// Parses the command line, runs the subcommand, and turns errors into a line on stderr and
@@ -38,6 +54,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crds(args) => crds::run(&args, &mut stdout),
         Command::Run(args) => run::run(&args),
+        Command::Schedule { command } => schedule::run(command, &mut stdout),
+        Command::Validate { files } => validate::run(&files, &mut stdout, &mut std::io::stderr().lock()),
     };
     match result {
         Ok(code) => code,

@@ -5,3 +5,5 @@ pub mod backup;
 pub mod capture;
 pub mod conditions;
 pub mod names;
+pub mod schedule;
+pub mod validate;

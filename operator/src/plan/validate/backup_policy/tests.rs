@@ -1,0 +1,275 @@
+//! One case per rule: a valid baseline, one mutation, the exact fields reported.
+
+use super::*;
+use crate::api::{DumpSpec, ExecHook, HttpHook, MasterSpec, SqlEngine, StoreSpec};
+
+/// A valid policy using every feature: Freeze hooks, master, a volume store and an SQL store.
+fn baseline() -> BackupPolicySpec {
+    serde_yaml::from_str(
+        r#"
+target: {kind: StatefulSet, name: mailstore}
+schedule: "0 2 * * *"
+timeZone: Europe/Istanbul
+quiesce:
+  mode: Freeze
+  freeze: {exec: {container: server, command: [/bin/freeze]}}
+  thaw: {http: {port: 8463, path: /thaw}}
+  timeoutSeconds: 60
+master: {volumeClaims: [master], secrets: [mailstore-key]}
+stores:
+  - name: store-2024
+    metadata: {volumeClaims: [meta-2024]}
+    content: {volumeClaims: [content-2024]}
+    index: {volumeClaims: [index-2024]}
+  - name: store-2025
+    metadata: {sql: {engine: PostgreSQL, host: pg.mail.svc, database: meta2025, credentialsSecret: pg-creds}}
+    content: {volumeClaims: [content-2025]}
+dump: {size: 10Gi, image: "postgres:16"}
+retention: {keepLast: 3, keepDaily: 7, keepVerified: 1}
+verification: {afterBackup: true, command: [sh, -c, "true"], image: "busybox:1.36", drillSchedule: "0 4 * * 0"}
+"#,
+    )
+    .expect("baseline parses")
+}
+
+fn sql() -> SqlSource {
+    SqlSource {
+        engine: SqlEngine::MySQL,
+        host: "db".into(),
+        port: None,
+        database: "content".into(),
+        credentials_secret: "db-creds".into(),
+    }
+}
+
+fn claims(names: &[&str]) -> DataSource {
+    DataSource { volume_claims: names.iter().map(|n| n.to_string()).collect(), sql: None }
+}
+
+fn exec(command: &[&str]) -> Hook {
+    Hook {
+        exec: Some(ExecHook { container: None, command: command.iter().map(|c| c.to_string()).collect() }),
+        http: None,
+    }
+}
+
+fn http(port: u16, path: &str, method: &str) -> Hook {
+    Hook {
+        exec: None,
+        http: Some(HttpHook { port, path: path.into(), method: method.into(), scheme: Default::default() }),
+    }
+}
+
+type Mutation = fn(&mut BackupPolicySpec);
+
+#[test]
+fn baseline_is_valid() {
+    assert_eq!(validate_backup_policy(&baseline()), vec![]);
+}
+
+#[test]
+fn each_rule_names_its_field() {
+    let cases: Vec<(&str, Mutation, Vec<&str>)> = vec![
+        ("target name empty", |s| s.target.name = String::new(), vec!["spec.target.name"]),
+        ("target name not DNS", |s| s.target.name = "Mail_Store".into(), vec!["spec.target.name"]),
+        ("unknown time zone", |s| s.time_zone = "Europe/Atlantis".into(), vec!["spec.timeZone"]),
+        ("empty schedule", |s| s.schedule = Some(" ".into()), vec!["spec.schedule"]),
+        ("bad cron", |s| s.schedule = Some("0 25 * * *".into()), vec!["spec.schedule"]),
+        ("four cron fields", |s| s.schedule = Some("0 2 * *".into()), vec!["spec.schedule"]),
+        ("unknown macro", |s| s.schedule = Some("@nightly".into()), vec!["spec.schedule"]),
+        ("macro is fine", |s| s.schedule = Some("@monthly".into()), vec![]),
+        ("time zone reported once", |s| s.time_zone = "europe/istanbul".into(), vec!["spec.timeZone"]),
+        ("no schedule is fine", |s| s.schedule = None, vec![]),
+        ("Freeze without freeze hook", |s| s.quiesce.freeze = None, vec!["spec.quiesce.freeze"]),
+        ("Freeze without thaw hook", |s| s.quiesce.thaw = None, vec!["spec.quiesce.thaw"]),
+        ("Stop with hooks", |s| s.quiesce.mode = QuiesceMode::Stop, vec!["spec.quiesce.freeze", "spec.quiesce.thaw"]),
+        (
+            "None with a hook",
+            |s| {
+                s.quiesce.mode = QuiesceMode::None;
+                s.quiesce.thaw = None;
+            },
+            vec!["spec.quiesce.freeze"],
+        ),
+        ("Stop without hooks is fine", |s| s.quiesce = QuiesceSpec::default(), vec![]),
+        ("hook with neither", |s| s.quiesce.freeze = Some(Hook::default()), vec!["spec.quiesce.freeze"]),
+        (
+            "hook with both",
+            |s| s.quiesce.freeze = Some(Hook { exec: exec(&["x"]).exec, http: http(80, "/", "POST").http }),
+            vec!["spec.quiesce.freeze"],
+        ),
+        ("exec with empty command", |s| s.quiesce.freeze = Some(exec(&[])), vec!["spec.quiesce.freeze.exec.command"]),
+        ("exec with empty program", |s| s.quiesce.freeze = Some(exec(&[""])), vec!["spec.quiesce.freeze.exec.command[0]"]),
+        (
+            "exec container not a DNS label",
+            |s| s.quiesce.freeze = Some(Hook { exec: Some(ExecHook { container: Some("Server".into()), command: vec!["x".into()] }), http: None }),
+            vec!["spec.quiesce.freeze.exec.container"],
+        ),
+        ("http port 0", |s| s.quiesce.thaw = Some(http(0, "/", "POST")), vec!["spec.quiesce.thaw.http.port"]),
+        ("http path without slash", |s| s.quiesce.thaw = Some(http(80, "thaw", "POST")), vec!["spec.quiesce.thaw.http.path"]),
+        ("http unknown method", |s| s.quiesce.thaw = Some(http(80, "/", "post")), vec!["spec.quiesce.thaw.http.method"]),
+        ("timeout 0", |s| s.quiesce.timeout_seconds = 0, vec!["spec.quiesce.timeoutSeconds"]),
+        (
+            "timeout 0 with mode None is fine",
+            |s| s.quiesce = QuiesceSpec { mode: QuiesceMode::None, freeze: None, thaw: None, timeout_seconds: 0 },
+            vec![],
+        ),
+        ("master secret not DNS", |s| s.master = Some(MasterSpec { volume_claims: vec![], secrets: vec!["Key".into()] }), vec!["spec.master.secrets[0]"]),
+        (
+            "master secret twice",
+            |s| s.master = Some(MasterSpec { volume_claims: vec![], secrets: vec!["k".into(), "k".into()] }),
+            vec!["spec.master.secrets[1]"],
+        ),
+        (
+            "nothing to back up",
+            |s| {
+                s.master = None;
+                s.stores.clear();
+                s.dump = None;
+            },
+            vec!["spec.stores"],
+        ),
+        ("store name empty", |s| s.stores[0].name = String::new(), vec!["spec.stores[0].name"]),
+        ("store name not a DNS label", |s| s.stores[0].name = "store.2024".into(), vec!["spec.stores[0].name"]),
+        ("duplicate store names", |s| s.stores[1].name = "store-2024".into(), vec!["spec.stores[1].name"]),
+        ("source with both", |s| s.stores[0].content.sql = Some(sql()), vec!["spec.stores[0].content"]),
+        ("source with neither", |s| s.stores[0].content = DataSource::default(), vec!["spec.stores[0].content"]),
+        ("index with neither", |s| s.stores[0].index = Some(DataSource::default()), vec!["spec.stores[0].index"]),
+        ("PVC name not DNS", |s| s.stores[0].index = Some(claims(&["Index_2024"])), vec!["spec.stores[0].index.volumeClaims[0]"]),
+        ("metadata and content on one PVC", |s| s.stores[0].content = claims(&["meta-2024"]), vec!["spec.stores[0].content.volumeClaims[0]"]),
+        ("PVC in two stores", |s| s.stores[1].content = claims(&["content-2024"]), vec!["spec.stores[1].content.volumeClaims[0]"]),
+        ("PVC twice in one list", |s| s.stores[0].index = Some(claims(&["i", "i"])), vec!["spec.stores[0].index.volumeClaims[1]"]),
+        ("store PVC is the master PVC", |s| s.stores[0].metadata = claims(&["master"]), vec!["spec.stores[0].metadata.volumeClaims[0]"]),
+        ("index while includeIndexes false is fine", |s| s.include_indexes = false, vec![]),
+        ("sql host empty", |s| s.stores[0].content = DataSource { volume_claims: vec![], sql: Some(SqlSource { host: String::new(), ..sql() }) }, vec!["spec.stores[0].content.sql.host"]),
+        ("sql host is a URL", |s| s.stores[0].content = DataSource { volume_claims: vec![], sql: Some(SqlSource { host: "mysql://db".into(), ..sql() }) }, vec!["spec.stores[0].content.sql.host"]),
+        ("sql port 0", |s| s.stores[0].content = DataSource { volume_claims: vec![], sql: Some(SqlSource { port: Some(0), ..sql() }) }, vec!["spec.stores[0].content.sql.port"]),
+        ("sql database empty", |s| s.stores[0].content = DataSource { volume_claims: vec![], sql: Some(SqlSource { database: String::new(), ..sql() }) }, vec!["spec.stores[0].content.sql.database"]),
+        (
+            "sql credentials empty",
+            |s| s.stores[0].content = DataSource { volume_claims: vec![], sql: Some(SqlSource { credentials_secret: String::new(), ..sql() }) },
+            vec!["spec.stores[0].content.sql.credentialsSecret"],
+        ),
+        ("sql without dump", |s| s.dump = None, vec!["spec.dump"]),
+        ("dump without image", |s| s.dump = Some(DumpSpec { storage_class_name: None, size: "10Gi".into(), image: None }), vec!["spec.dump.image"]),
+        ("dump size not a quantity", |s| s.dump = Some(DumpSpec { storage_class_name: None, size: "10GB".into(), image: Some("pg".into()) }), vec!["spec.dump.size"]),
+        ("dump size zero", |s| s.dump = Some(DumpSpec { storage_class_name: None, size: "0".into(), image: Some("pg".into()) }), vec!["spec.dump.size"]),
+        (
+            "dump storage class not DNS",
+            |s| s.dump = Some(DumpSpec { storage_class_name: Some("Fast SSD".into()), size: "1Gi".into(), image: Some("pg".into()) }),
+            vec!["spec.dump.storageClassName"],
+        ),
+        (
+            "no sql, no dump is fine",
+            |s| {
+                s.stores.truncate(1);
+                s.dump = None;
+            },
+            vec![],
+        ),
+        ("snapshot class not DNS", |s| s.volume_snapshot_class_name = Some("CSI".into()), vec!["spec.volumeSnapshotClassName"]),
+        ("verification without command", |s| set_verification(s, |v| v.command.clear()), vec!["spec.verification.command"]),
+        ("verification with empty program", |s| set_verification(s, |v| v.command = vec![String::new()]), vec!["spec.verification.command[0]"]),
+        ("verification without image", |s| set_verification(s, |v| v.image = None), vec!["spec.verification.image"]),
+        ("drill schedule empty", |s| set_verification(s, |v| v.drill_schedule = Some(String::new())), vec!["spec.verification.drillSchedule"]),
+        ("drill schedule bad cron", |s| set_verification(s, |v| v.drill_schedule = Some("0 4 * * 8".into())), vec!["spec.verification.drillSchedule"]),
+        (
+            "drill only still needs a command",
+            |s| set_verification(s, |v| {
+                v.after_backup = false;
+                v.command.clear();
+            }),
+            vec!["spec.verification.command"],
+        ),
+        (
+            "verification off needs no command",
+            |s| s.verification = Some(VerificationSpec::default()),
+            vec![],
+        ),
+        (
+            "retention all zero with afterBackup",
+            |s| s.retention = RetentionRules { keep_daily: Some(0), ..Default::default() },
+            vec!["spec.retention"],
+        ),
+        (
+            "retention all zero without verification is fine",
+            |s| {
+                s.retention = RetentionRules::default();
+                s.verification = None;
+            },
+            vec![],
+        ),
+        ("keepVerified 0 with verification", |s| s.retention.keep_verified = Some(0), vec!["spec.retention.keepVerified"]),
+        (
+            "keepVerified 0 with a drill only",
+            |s| {
+                s.retention.keep_verified = None;
+                set_verification(s, |v| v.after_backup = false);
+            },
+            vec!["spec.retention.keepVerified"],
+        ),
+        (
+            "only keepFailed",
+            |s| {
+                s.retention = RetentionRules { keep_failed: Some(2), ..Default::default() };
+                s.verification = None;
+            },
+            vec!["spec.retention"],
+        ),
+        (
+            "only keepVerified without verification",
+            |s| {
+                s.retention = RetentionRules { keep_verified: Some(2), ..Default::default() };
+                s.verification = None;
+            },
+            vec!["spec.retention.keepVerified"],
+        ),
+        (
+            "only keepVerified with verification is fine",
+            |s| s.retention = RetentionRules { keep_verified: Some(2), ..Default::default() },
+            vec![],
+        ),
+    ];
+    for (name, mutate, want) in cases {
+        let mut spec = baseline();
+        mutate(&mut spec);
+        let got: Vec<String> = validate_backup_policy(&spec).into_iter().map(|e| e.field).collect();
+        assert_eq!(got, want, "case {name:?}");
+    }
+}
+
+fn set_verification(spec: &mut BackupPolicySpec, change: impl FnOnce(&mut VerificationSpec)) {
+    if let Some(v) = spec.verification.as_mut() {
+        change(v);
+    }
+}
+
+#[test]
+fn several_problems_are_all_reported() {
+    let mut spec = baseline();
+    spec.stores.push(StoreSpec { name: "store-2024".into(), metadata: claims(&["master"]), content: DataSource::default(), index: None });
+    spec.quiesce.thaw = None;
+    let got: Vec<String> = validate_backup_policy(&spec).into_iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        got,
+        vec![
+            "spec.quiesce.thaw: is required when mode is Freeze",
+            "spec.stores[2].name: \"store-2024\" is already the name of spec.stores[0]",
+            "spec.stores[2].metadata.volumeClaims[0]: PVC \"master\" is already captured as spec.master.volumeClaims[0]; a PVC can belong to only one part of the archive",
+            "spec.stores[2].content: needs volumeClaims or sql, has neither",
+        ]
+    );
+}
+
+#[test]
+fn policy_names_leave_room_for_backup_names() {
+    let policy = |name: &str| {
+        let mut p = BackupPolicy::new(name, baseline());
+        p.metadata.namespace = Some("mail".into());
+        p
+    };
+    assert_eq!(validate_backup_policy_object(&policy(&"a".repeat(POLICY_NAME_MAX))), vec![]);
+    let long = validate_backup_policy_object(&policy(&"a".repeat(POLICY_NAME_MAX + 1)));
+    assert_eq!(long.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), vec!["metadata.name"]);
+    assert_eq!(POLICY_NAME_MAX, 48);
+}
