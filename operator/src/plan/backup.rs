@@ -74,6 +74,9 @@ pub struct RunObservation<'a> {
     pub policy: Option<&'a BackupPolicySpec>,
     /// True when this operator process did not drive the run so far (it restarted).
     pub resumed_after_restart: bool,
+    /// What is wrong with the policy (`field: message`, from `plan::validate`); a run of an
+    /// invalid policy fails before it quiesces anything.
+    pub policy_problems: &'a [String],
     /// Another run of the same policy that is not finished (never two at once).
     pub other_active_run: Option<&'a str>,
     /// The target workload; `None` when it does not exist.
@@ -105,6 +108,8 @@ pub enum FailureReason {
     OperatorRestarted,
     /// A Secret named in `master.secrets` does not exist.
     SecretNotFound,
+    /// The policy breaks a validation rule (see `plan::validate`).
+    InvalidPolicy,
 }
 
 impl FailureReason {
@@ -119,6 +124,7 @@ impl FailureReason {
             FailureReason::QuiesceTimeout => "QuiesceTimeout",
             FailureReason::OperatorRestarted => "OperatorRestarted",
             FailureReason::SecretNotFound => "SecretNotFound",
+            FailureReason::InvalidPolicy => "InvalidPolicy",
         }
     }
 
@@ -133,6 +139,7 @@ impl FailureReason {
             FailureReason::QuiesceTimeout,
             FailureReason::OperatorRestarted,
             FailureReason::SecretNotFound,
+            FailureReason::InvalidPolicy,
         ]
         .into_iter()
         .find(|r| r.as_str() == word)
@@ -292,6 +299,12 @@ pub fn quiesce_deadline(status: &ArchiveBackupStatus, policy: &BackupPolicySpec)
 fn begin(obs: &RunObservation<'_>) -> Step {
     if obs.policy.is_none() {
         return Step::Fail(Failure::new(FailureReason::PolicyNotFound, "the BackupPolicy named in spec.policyName does not exist"));
+    }
+    if !obs.policy_problems.is_empty() {
+        return Step::Fail(Failure::new(
+            FailureReason::InvalidPolicy,
+            format!("the BackupPolicy is invalid: {}", obs.policy_problems.join("; ")),
+        ));
     }
     if obs.workload.is_none() {
         return Step::Fail(Failure::new(FailureReason::TargetNotFound, "the policy's target workload does not exist"));

@@ -36,6 +36,8 @@ pub struct Observed {
     pub jobs: BTreeMap<String, JobObs>,
     /// Another unfinished run of the same policy.
     pub other_active_run: Option<String>,
+    /// Validation problems of the policy (`field: message`).
+    pub policy_problems: Vec<String>,
     snapshot_obs: BTreeMap<String, SnapshotObs>,
     status: crate::api::ArchiveBackupStatus,
 }
@@ -104,7 +106,12 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context) -> Result<Observed, 
     } else {
         None
     };
+    let policy_problems = policy
+        .as_ref()
+        .map(|p| crate::plan::validate::validate_backup_policy(p).iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
     Ok(Observed {
+        policy_problems,
         namespace,
         name,
         uid: backup.uid().unwrap_or_default(),
@@ -130,6 +137,7 @@ impl Observed {
             status: &self.status,
             policy: self.policy.as_ref(),
             resumed_after_restart: active && !ctx.drives(&self.uid),
+            policy_problems: &self.policy_problems,
             other_active_run: self.other_active_run.as_deref(),
             workload: self.target.as_ref().map(|t| &t.obs),
             plan: &self.plan,

@@ -56,6 +56,7 @@ struct Case {
     quiesce: Option<QuiesceStatus>,
     conditions: Vec<Condition>,
     has_policy: bool,
+    problems: Vec<String>,
     workload: Option<WorkloadObs>,
     other_run: Option<&'static str>,
     restarted: bool,
@@ -73,6 +74,7 @@ fn base(name: &'static str, phase: Option<BackupPhase>, want: Step) -> Case {
         quiesce: None,
         conditions: vec![],
         has_policy: true,
+        problems: vec![],
         workload: Some(WorkloadObs { replicas: 2, live_pods: 2, ready_pods: vec!["m-0".into(), "m-1".into()] }),
         other_run: None,
         restarted: false,
@@ -123,6 +125,7 @@ fn run(case: &Case) -> Step {
         status: &status,
         policy: case.has_policy.then_some(&p),
         resumed_after_restart: case.restarted,
+        policy_problems: &case.problems,
         other_active_run: case.other_run,
         workload: case.workload.as_ref(),
         plan: &plan,
@@ -139,6 +142,7 @@ fn every_transition() {
         base("pending starts", None, Step::Begin),
         Case { has_policy: false, ..base("pending without policy fails", Some(Pending), Step::Done) },
         Case { workload: None, ..base("pending without target fails", Some(Pending), Step::Done) },
+        Case { problems: vec!["spec.stores[0].name: duplicate".into()], ..base("invalid policy fails before quiescing", Some(Pending), Step::Done) },
         Case {
             other_run: Some("other"),
             ..base("never two runs at once", Some(Pending), Step::Wait { what: String::new(), requeue: Some(IDLE_REQUEUE) })
@@ -254,6 +258,7 @@ fn every_transition() {
     let failures: Vec<(&str, FailureReason)> = vec![
         ("pending without policy fails", FailureReason::PolicyNotFound),
         ("pending without target fails", FailureReason::TargetNotFound),
+        ("invalid policy fails before quiescing", FailureReason::InvalidPolicy),
         ("snapshot error releases then fails", FailureReason::SnapshotFailed),
         ("dump failure releases then fails", FailureReason::DumpFailed),
         ("timeout releases then fails", FailureReason::QuiesceTimeout),
@@ -302,6 +307,7 @@ fn failure_reasons_round_trip() {
         FailureReason::QuiesceTimeout,
         FailureReason::OperatorRestarted,
         FailureReason::SecretNotFound,
+        FailureReason::InvalidPolicy,
     ] {
         assert_eq!(FailureReason::parse(reason.as_str()), Some(reason));
     }
