@@ -1,0 +1,1 @@
+//! proptest invariants of retention.
