@@ -28,6 +28,8 @@
 //! ([`cluster`]) that count days do.
 
 mod buckets;
+#[cfg(test)]
+mod cluster_tests;
 pub mod cluster;
 mod reason;
 #[cfg(test)]
