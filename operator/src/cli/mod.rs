@@ -7,6 +7,7 @@
 pub mod crds;
 pub mod error;
 pub mod input;
+pub mod retention;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -25,6 +26,12 @@ pub struct Cli {
 pub enum Command {
     /// Print every CRD as multi-document YAML (the same text as the files in crds/).
     Crds,
+    /// Retention planning (offline).
+    Retention {
+        /// The retention subcommand.
+        #[command(subcommand)]
+        command: retention::RetentionCommand,
+    },
 }
 
 /// Parses the command line, runs the subcommand, and turns errors into a line on stderr and
@@ -34,6 +41,7 @@ pub fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let result = match cli.command {
         Command::Crds => crds::run(&mut stdout),
+        Command::Retention { command } => retention::run(command, &mut stdout),
     };
     match result {
         Ok(code) => code,
