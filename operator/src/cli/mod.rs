@@ -8,6 +8,7 @@ pub mod crds;
 pub mod error;
 pub mod input;
 pub mod run;
+pub mod retention;
 pub mod schedule;
 pub mod validate;
 
@@ -44,6 +45,12 @@ pub enum Command {
         #[command(subcommand)]
         command: schedule::ScheduleCommand,
     },
+    /// Retention planning (offline).
+    Retention {
+        /// The retention subcommand.
+        #[command(subcommand)]
+        command: retention::RetentionCommand,
+    },
 }
 
 /// Parses the command line, runs the subcommand, and turns errors into a line on stderr and
@@ -56,6 +63,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Schedule { command } => schedule::run(command, &mut stdout),
         Command::Validate { files } => validate::run(&files, &mut stdout, &mut std::io::stderr().lock()),
+        Command::Retention { command } => retention::run(command, &mut stdout),
     };
     match result {
         Ok(code) => code,

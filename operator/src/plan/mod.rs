@@ -5,5 +5,6 @@ pub mod backup;
 pub mod capture;
 pub mod conditions;
 pub mod names;
+pub mod retention;
 pub mod schedule;
 pub mod validate;

@@ -1,0 +1,298 @@
+//! Retention: which backups of one policy to keep and which to prune.
+//!
+//! This is exactly the "Retention semantics" of the API contract (`api.md`), which
+//! `archivist retention preview` prints:
+//!
+//! - A backup's time is `status.startTime`, else `metadata.creationTimestamp`.
+//! - Backups not yet finished (any phase but Completed/Failed, or no phase yet) are kept
+//!   (`in-progress`).
+//! - Held backups (`spec.hold: true`) are kept (`hold`). Hold only adds a reason: a held backup
+//!   still takes part in the other rules like any other backup of its phase (a held Completed
+//!   backup can also fill a `daily` bucket, a held Failed one counts towards `keepFailed`).
+//! - Failed backups: the newest `keepFailed` are kept (`failed`), the rest pruned.
+//! - Over Completed backups only, newest first: `keepLast` (`last`), the calendar buckets
+//!   `keepHourly|Daily|Weekly|Monthly|Yearly` (`hourly`, ...; see [`buckets`](self) for the
+//!   calendar in the policy's time zone) and `keepVerified` (`verified`: the n newest whose
+//!   verification `Passed`).
+//! - Everything else is pruned (`expired`). A backup can carry several reasons; they are listed
+//!   in the order of [`Reason`].
+//! - If every rule (including `keepFailed`) is 0 or absent, nothing is pruned. Such kept
+//!   backups carry only the reasons that hold anyway (`in-progress`, `hold`), so a finished
+//!   backup that is not held is kept with an empty reason list.
+//!
+//! Order: decisions come newest first; backups with the same time are ordered by name
+//! (ascending), which also decides which of them a rule counts first.
+//!
+//! `now` is an argument of [`plan`] for symmetry with the rest of `plan` but none of api.md's
+//! rules depend on it (no rule looks at a backup's age); only the cluster ceilings and floors
+//! ([`cluster`]) that count days do.
+
+mod buckets;
+#[cfg(test)]
+mod cluster_tests;
+pub mod cluster;
+mod reason;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+use crate::api::{ArchiveBackup, BackupPhase, RetentionRules, VerificationState};
+use buckets::{bucket_key, local_time, Period};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+pub use reason::{Action, Reason, ReasonSet};
+use serde::Serialize;
+use std::collections::HashSet;
+
+/// Where a backup run is, as far as retention cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunState {
+    /// Any phase but Completed and Failed, or no phase yet: never pruned.
+    InProgress,
+    /// A restore point.
+    Completed,
+    /// A failed run.
+    Failed,
+}
+
+impl From<Option<BackupPhase>> for RunState {
+    fn from(phase: Option<BackupPhase>) -> Self {
+        match phase {
+            Some(BackupPhase::Completed) => RunState::Completed,
+            Some(BackupPhase::Failed) => RunState::Failed,
+            _ => RunState::InProgress,
+        }
+    }
+}
+
+/// One backup as retention sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionCandidate {
+    /// The ArchiveBackup's name.
+    pub name: String,
+    /// `status.startTime`, else `metadata.creationTimestamp`.
+    pub time: DateTime<Utc>,
+    /// In progress, Completed or Failed.
+    pub state: RunState,
+    /// `spec.hold`: a legal hold.
+    pub hold: bool,
+    /// Whether `status.verification.state` is `Passed`.
+    pub verified: bool,
+}
+
+/// Why an ArchiveBackup cannot be planned; the message starts with the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CandidateError {
+    /// `metadata.name` is missing.
+    #[error("metadata.name: is missing")]
+    MissingName,
+    /// Neither `status.startTime` nor `metadata.creationTimestamp` is set.
+    #[error("metadata.creationTimestamp: is missing (and so is status.startTime)")]
+    MissingTime,
+}
+
+impl CandidateError {
+    /// The field at fault, as a dotted path.
+    pub fn field(&self) -> &'static str {
+        match self {
+            CandidateError::MissingName => "metadata.name",
+            CandidateError::MissingTime => "metadata.creationTimestamp",
+        }
+    }
+
+    /// What is wrong with the field, in words.
+    pub fn message(&self) -> &'static str {
+        match self {
+            CandidateError::MissingName => "is missing",
+            CandidateError::MissingTime => "is missing (and so is status.startTime)",
+        }
+    }
+}
+
+impl TryFrom<&ArchiveBackup> for RetentionCandidate {
+    type Error = CandidateError;
+
+    fn try_from(backup: &ArchiveBackup) -> Result<Self, Self::Error> {
+        let name = backup.metadata.name.clone().ok_or(CandidateError::MissingName)?;
+        let status = backup.status.as_ref();
+        let time = status
+            .and_then(|s| s.start_time)
+            .or_else(|| backup.metadata.creation_timestamp.as_ref().and_then(|t| from_jiff(t.0)))
+            .ok_or(CandidateError::MissingTime)?;
+        Ok(RetentionCandidate {
+            name,
+            time,
+            state: RunState::from(status.and_then(|s| s.phase)),
+            hold: backup.spec.hold,
+            verified: status
+                .and_then(|s| s.verification.as_ref())
+                .is_some_and(|v| v.state == VerificationState::Passed),
+        })
+    }
+}
+
+/// Converts a kube timestamp (jiff) to chrono; `None` outside chrono's range.
+pub fn from_jiff(ts: k8s_openapi::jiff::Timestamp) -> Option<DateTime<Utc>> {
+    let nanos = ts.as_nanosecond();
+    let secs = i64::try_from(nanos.div_euclid(1_000_000_000)).ok()?;
+    let sub = u32::try_from(nanos.rem_euclid(1_000_000_000)).ok()?;
+    DateTime::from_timestamp(secs, sub)
+}
+
+/// What retention does with one backup, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// The backup's name.
+    pub name: String,
+    /// Keep or prune.
+    pub action: Action,
+    /// Every rule that keeps it (for a kept backup) or why it goes (for a pruned one), in the
+    /// order of [`Reason`].
+    pub reasons: Vec<Reason>,
+}
+
+/// Whether every rule is 0 or absent (then nothing is pruned).
+pub fn all_rules_zero(rules: &RetentionRules) -> bool {
+    [
+        rules.keep_last,
+        rules.keep_hourly,
+        rules.keep_daily,
+        rules.keep_weekly,
+        rules.keep_monthly,
+        rules.keep_yearly,
+        rules.keep_verified,
+        rules.keep_failed,
+    ]
+    .iter()
+    .all(|n| n.unwrap_or(0) == 0)
+}
+
+/// Decides, for every backup of one policy, whether to keep or prune it (api.md's retention
+/// semantics; see the module documentation). `tz` is the policy's `spec.timeZone`; `now` is not
+/// used by these rules. Returns one decision per candidate, newest first (ties by name).
+pub fn plan(
+    rules: &RetentionRules,
+    tz: Tz,
+    candidates: &[RetentionCandidate],
+    now: DateTime<Utc>,
+) -> Vec<Decision> {
+    let _ = now;
+    let order = newest_first(candidates);
+    let reasons = evaluate(rules, tz, candidates, &order);
+    let keep_all = all_rules_zero(rules);
+    order
+        .iter()
+        .zip(reasons)
+        .map(|(&i, set)| decide(&candidates[i].name, set, keep_all))
+        .collect()
+}
+
+/// Turns the keep reasons of one backup into its decision.
+fn decide(name: &str, set: ReasonSet, keep_all: bool) -> Decision {
+    if set.is_empty() && !keep_all {
+        Decision { name: name.to_string(), action: Action::Prune, reasons: vec![Reason::Expired] }
+    } else {
+        Decision { name: name.to_string(), action: Action::Keep, reasons: set.to_vec() }
+    }
+}
+
+/// Indices of `candidates`, newest first; equal times by name ascending.
+pub(crate) fn newest_first(candidates: &[RetentionCandidate]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let (a, b) = (&candidates[a], &candidates[b]);
+        b.time.cmp(&a.time).then_with(|| a.name.cmp(&b.name))
+    });
+    order
+}
+
+/// One calendar bucket rule while walking newest to oldest.
+struct BucketWalk {
+    period: Period,
+    reason: Reason,
+    left: u32,
+    last: Option<i64>,
+    seen: HashSet<i64>,
+}
+
+impl BucketWalk {
+    /// Whether the backup at this wall-clock time is the first of a bucket not seen yet (and the
+    /// rule still takes buckets); records the bucket.
+    fn takes(&mut self, local: chrono::NaiveDateTime) -> bool {
+        let key = bucket_key(local, self.period);
+        if self.last == Some(key) {
+            return false;
+        }
+        self.last = Some(key);
+        if !self.seen.insert(key) {
+            return false;
+        }
+        self.left -= 1;
+        true
+    }
+}
+
+/// The keep reasons of each backup under `rules`, indexed like `order`, without the
+/// "everything else is pruned" and "all rules zero" steps.
+pub(crate) fn evaluate(
+    rules: &RetentionRules,
+    tz: Tz,
+    candidates: &[RetentionCandidate],
+    order: &[usize],
+) -> Vec<ReasonSet> {
+    let n = |rule: Option<u32>| rule.unwrap_or(0);
+    let mut last_left = n(rules.keep_last);
+    let mut verified_left = n(rules.keep_verified);
+    let mut failed_left = n(rules.keep_failed);
+    let mut walks: Vec<BucketWalk> = Period::ALL
+        .into_iter()
+        .zip([rules.keep_hourly, rules.keep_daily, rules.keep_weekly, rules.keep_monthly, rules.keep_yearly])
+        .zip([Reason::Hourly, Reason::Daily, Reason::Weekly, Reason::Monthly, Reason::Yearly])
+        .filter(|((_, rule), _)| n(*rule) > 0)
+        .map(|((period, rule), reason)| BucketWalk {
+            period,
+            reason,
+            left: n(rule),
+            last: None,
+            seen: HashSet::new(),
+        })
+        .collect();
+
+    let mut out = vec![ReasonSet::default(); order.len()];
+    for (set, &i) in out.iter_mut().zip(order) {
+        let c = &candidates[i];
+        if c.hold {
+            set.insert(Reason::Hold);
+        }
+        match c.state {
+            RunState::InProgress => set.insert(Reason::InProgress),
+            RunState::Failed => {
+                if failed_left > 0 {
+                    failed_left -= 1;
+                    set.insert(Reason::Failed);
+                }
+            }
+            RunState::Completed => {
+                if last_left > 0 {
+                    last_left -= 1;
+                    set.insert(Reason::Last);
+                }
+                if !walks.is_empty() {
+                    let local = local_time(c.time, tz);
+                    for walk in &mut walks {
+                        if walk.takes(local) {
+                            set.insert(walk.reason);
+                        }
+                    }
+                    walks.retain(|w| w.left > 0);
+                }
+                if c.verified && verified_left > 0 {
+                    verified_left -= 1;
+                    set.insert(Reason::Verified);
+                }
+            }
+        }
+    }
+    out
+}
