@@ -374,4 +374,8 @@ pub struct BackupPolicyStatus {
     /// How many Completed ArchiveBackups (restore points) the policy has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_points: Option<u32>,
+    /// The value of the `archivist.dev/backup-now` annotation that was last acted upon; a
+    /// different value requests another manual backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_now_request: Option<String>,
 }

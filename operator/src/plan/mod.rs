@@ -5,6 +5,7 @@ pub mod backup;
 pub mod capture;
 pub mod conditions;
 pub mod names;
+pub mod policy;
 pub mod retention;
 pub mod schedule;
 pub mod validate;

@@ -18,6 +18,13 @@ pub fn scheduled_backup_name(policy: &str, at: DateTime<Utc>) -> String {
     fit(&format!("{policy}-{}", at.format("%Y%m%d%H%M%S")), MAX_NAME)
 }
 
+/// The ArchiveBackup created for an `archivist.dev/backup-now` request:
+/// `<policy>-now-<8 hex digits of a stable hash of the annotation value>`, so a retried
+/// request never makes a second backup.
+pub fn manual_backup_name(policy: &str, request: &str) -> String {
+    fit(&format!("{policy}-now-{:08x}", fnv1a(request.as_bytes()) as u32), MAX_NAME)
+}
+
 /// The word a component has in names and labels.
 pub fn component_word(component: Component) -> &'static str {
     match component {

@@ -1,0 +1,187 @@
+//! Table-driven tests of the BackupPolicy decision.
+
+use super::*;
+use crate::api::{ArchiveBackupSpec, ArchiveBackupStatus, RetentionRules, VerificationStatus};
+use chrono::TimeZone;
+
+fn t(h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0).single().expect("time")
+}
+
+fn backup(name: &str, phase: BackupPhase, at: DateTime<Utc>, verified: bool) -> ArchiveBackup {
+    let mut b = ArchiveBackup::new(name, ArchiveBackupSpec { policy_name: "p".into(), reason: BackupReason::Scheduled, hold: false });
+    b.status = Some(ArchiveBackupStatus {
+        phase: Some(phase),
+        start_time: Some(at),
+        verification: verified.then(|| VerificationStatus { state: VerificationState::Passed, finished_at: None, message: None }),
+        ..Default::default()
+    });
+    b
+}
+
+fn spec(schedule: Option<&str>, keep_last: Option<u32>) -> BackupPolicySpec {
+    let mut s: BackupPolicySpec =
+        serde_json::from_value(serde_json::json!({"target": {"kind": "StatefulSet", "name": "mailstore"}})).expect("spec");
+    s.schedule = schedule.map(String::from);
+    s.retention = RetentionRules { keep_last, ..Default::default() };
+    s
+}
+
+struct Case {
+    name: &'static str,
+    now: DateTime<Utc>,
+    spec: BackupPolicySpec,
+    last_schedule: Option<DateTime<Utc>>,
+    backup_now: Option<&'static str>,
+    handled_request: Option<&'static str>,
+    problems: Vec<String>,
+    target_exists: bool,
+    backups: Vec<ArchiveBackup>,
+    want_create: Option<(&'static str, BackupReason)>,
+    want_skipped: u32,
+    want_prune: Vec<&'static str>,
+    want_ready: ConditionStatus,
+}
+
+fn case(name: &'static str) -> Case {
+    Case {
+        name,
+        now: t(2, 30),
+        spec: spec(Some("0 * * * *"), None),
+        last_schedule: Some(t(2, 0)),
+        backup_now: None,
+        handled_request: None,
+        problems: vec![],
+        target_exists: true,
+        backups: vec![],
+        want_create: None,
+        want_skipped: 0,
+        want_prune: vec![],
+        want_ready: ConditionStatus::True,
+    }
+}
+
+fn run(c: &Case) -> PolicyDecision {
+    let status = BackupPolicyStatus {
+        last_schedule_time: c.last_schedule,
+        last_backup_now_request: c.handled_request.map(String::from),
+        ..Default::default()
+    };
+    decide(&PolicyObservation {
+        now: c.now,
+        name: "p",
+        generation: Some(3),
+        created: t(0, 0),
+        spec: &c.spec,
+        status: &status,
+        backup_now: c.backup_now,
+        problems: &c.problems,
+        target_exists: c.target_exists,
+        backups: &c.backups,
+        cluster: &[],
+    })
+}
+
+#[test]
+fn decisions() {
+    let done = |n, h| backup(n, BackupPhase::Completed, t(h, 0), false);
+    let cases = vec![
+        case("not due yet"),
+        Case { now: t(3, 0), want_create: Some(("p-20261122030000", BackupReason::Scheduled)), ..case("due on the hour") },
+        Case {
+            now: t(6, 10),
+            want_create: Some(("p-20261122060000", BackupReason::Scheduled)),
+            want_skipped: 3,
+            ..case("after downtime: one run, the rest skipped")
+        },
+        Case {
+            now: t(3, 0),
+            backups: vec![backup("running", BackupPhase::CapturingContent, t(2, 0), false)],
+            ..case("never two runs at once")
+        },
+        Case { now: t(3, 0), spec: BackupPolicySpec { suspend: true, ..spec(Some("0 * * * *"), None) }, ..case("suspended: no scheduled run") },
+        Case {
+            spec: BackupPolicySpec { suspend: true, ..spec(Some("0 * * * *"), None) },
+            backup_now: Some("1"),
+            want_create: Some(("p-now-", BackupReason::Manual)),
+            ..case("suspended: backup-now still runs")
+        },
+        Case { backup_now: Some("1"), handled_request: Some("1"), ..case("handled request does not run again") },
+        Case { spec: spec(None, None), backup_now: Some("2"), handled_request: Some("1"), want_create: Some(("p-now-", BackupReason::Manual)), ..case("new request runs") },
+        Case {
+            now: t(3, 0),
+            target_exists: false,
+            want_ready: ConditionStatus::False,
+            ..case("missing target starts nothing")
+        },
+        Case {
+            now: t(3, 0),
+            problems: vec!["spec.timeZone: unknown".into()],
+            want_ready: ConditionStatus::False,
+            backups: vec![done("a", 1), done("b", 2)],
+            spec: spec(Some("0 * * * *"), Some(1)),
+            ..case("invalid policy starts and prunes nothing")
+        },
+        Case {
+            spec: spec(Some("0 * * * *"), Some(1)),
+            backups: vec![done("a", 0), done("b", 1), done("c", 2)],
+            want_prune: vec!["b", "a"],
+            ..case("retention prunes after a completed run")
+        },
+        Case {
+            spec: spec(Some("0 * * * *"), Some(1)),
+            backups: vec![done("a", 0), done("b", 1), backup("c", BackupPhase::Failed, t(2, 0), false)],
+            ..case("no pruning after a failed run")
+        },
+        Case {
+            spec: spec(Some("0 * * * *"), Some(1)),
+            backups: vec![done("a", 0), done("b", 1), backup("c", BackupPhase::Finalizing, t(2, 0), false)],
+            ..case("no pruning while a run is active")
+        },
+    ];
+    for c in &cases {
+        let d = run(c);
+        match (&d.create, c.want_create) {
+            (None, None) => {}
+            (Some(got), Some((prefix, reason))) => {
+                assert!(got.name.starts_with(prefix), "{}: {got:?}", c.name);
+                assert_eq!(got.reason, reason, "{}", c.name);
+            }
+            (got, want) => panic!("{}: create {got:?}, want {want:?}", c.name),
+        }
+        assert_eq!(d.skipped_runs, c.want_skipped, "{}", c.name);
+        assert_eq!(d.prune, c.want_prune, "{}", c.name);
+        assert_eq!(conditions::status_of(&d.status.conditions, "Ready"), Some(c.want_ready), "{}", c.name);
+    }
+}
+
+#[test]
+fn status_summarises_the_backups() {
+    let c = Case {
+        backups: vec![
+            backup("old-verified", BackupPhase::Completed, t(0, 0), true),
+            backup("good", BackupPhase::Completed, t(1, 0), false),
+            backup("bad", BackupPhase::Failed, t(2, 0), false),
+        ],
+        ..case("summary")
+    };
+    let d = run(&c);
+    assert_eq!(d.status.last_backup.as_deref(), Some("bad"));
+    assert_eq!(d.status.last_successful_backup.as_deref(), Some("good"));
+    assert_eq!(d.status.last_verified_backup.as_deref(), Some("old-verified"));
+    assert_eq!(d.status.restore_points, Some(2));
+    assert_eq!(d.status.next_schedule_time, Some(t(3, 0)));
+    assert_eq!(d.requeue, Some(Duration::from_secs(30 * 60)));
+    assert_eq!(d.status.observed_generation, Some(3));
+}
+
+#[test]
+fn the_scheduled_time_is_recorded_and_names_are_deterministic() {
+    let c = Case { now: t(3, 0), ..case("due") };
+    let first = run(&c);
+    assert_eq!(first.status.last_schedule_time, Some(t(3, 0)));
+    assert_eq!(first, run(&c), "same observation, same decision");
+    let manual = Case { spec: spec(None, None), backup_now: Some("x"), ..case("manual") };
+    assert_eq!(run(&manual).create, run(&manual).create);
+    assert_eq!(run(&manual).status.last_backup_now_request.as_deref(), Some("x"));
+}
