@@ -11,14 +11,16 @@
 //!   backup can also fill a `daily` bucket, a held Failed one counts towards `keepFailed`).
 //! - Failed backups: the newest `keepFailed` are kept (`failed`), the rest pruned.
 //! - Over Completed backups only, newest first: `keepLast` (`last`), the calendar buckets
-//!   `keepHourly|Daily|Weekly|Monthly|Yearly` (`hourly`, ...; see [`buckets`](self) for the
+//!   `keepHourly|Daily|Weekly|Monthly|Yearly` (`hourly`, ...; see the `buckets` module for the
 //!   calendar in the policy's time zone) and `keepVerified` (`verified`: the n newest whose
 //!   verification `Passed`).
 //! - Everything else is pruned (`expired`). A backup can carry several reasons; they are listed
 //!   in the order of [`Reason`].
 //! - If every rule (including `keepFailed`) is 0 or absent, nothing is pruned. Such kept
 //!   backups carry only the reasons that hold anyway (`in-progress`, `hold`), so a finished
-//!   backup that is not held is kept with an empty reason list.
+//!   backup that is not held is kept with an empty reason list. `keepFailed` is a rule too:
+//!   with only `keepFailed` set, every Completed backup is pruned, as api.md says (validation
+//!   should warn about such a policy).
 //!
 //! Order: decisions come newest first; backups with the same time are ordered by name
 //! (ascending), which also decides which of them a rule counts first.
@@ -28,10 +30,11 @@
 //! ([`cluster`]) that count days do.
 
 mod buckets;
-#[cfg(test)]
-mod cluster_tests;
 pub mod cluster;
 mod reason;
+
+#[cfg(test)]
+mod cluster_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -43,7 +46,6 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 pub use reason::{Action, Reason, ReasonSet};
 use serde::Serialize;
-use std::collections::HashSet;
 
 /// Where a backup run is, as far as retention cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -198,35 +200,69 @@ fn decide(name: &str, set: ReasonSet, keep_all: bool) -> Decision {
 }
 
 /// Indices of `candidates`, newest first; equal times by name ascending.
+///
+/// Sorts compact `(time, index)` keys rather than indices into `candidates`, so the sort touches
+/// one small array; names are compared only between backups with the same time.
 pub(crate) fn newest_first(candidates: &[RetentionCandidate]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..candidates.len()).collect();
-    order.sort_unstable_by(|&a, &b| {
-        let (a, b) = (&candidates[a], &candidates[b]);
-        b.time.cmp(&a.time).then_with(|| a.name.cmp(&b.name))
-    });
-    order
+    // Nanoseconds since the epoch fit an i128 for every chrono time; negated for newest first.
+    let nanos = |c: &RetentionCandidate| {
+        i128::from(c.time.timestamp()) * 1_000_000_000 + i128::from(c.time.timestamp_subsec_nanos())
+    };
+    let mut keys: Vec<(i128, usize)> =
+        candidates.iter().enumerate().map(|(i, c)| (-nanos(c), i)).collect();
+    keys.sort_unstable_by_key(|&(key, _)| key);
+    // Equal times: by name.
+    let mut start = 0;
+    while start < keys.len() {
+        let end = start + keys[start..].iter().take_while(|k| k.0 == keys[start].0).count();
+        if end - start > 1 {
+            keys[start..end].sort_unstable_by(|a, b| candidates[a.1].name.cmp(&candidates[b.1].name));
+        }
+        start = end;
+    }
+    keys.into_iter().map(|(_, i)| i).collect()
 }
 
 /// One calendar bucket rule while walking newest to oldest.
+///
+/// Walking newest to oldest, bucket keys almost never increase (only in a daylight-saving fold
+/// that is not aligned with the bucket, for example a half-hour fold for hours), so the walk
+/// keeps the keys it has seen in a descending `Vec`: a key below the smallest seen is a new
+/// bucket at the cost of one comparison; anything else is looked up (binary search, plus a
+/// short list of out-of-order keys).
 struct BucketWalk {
     period: Period,
     reason: Reason,
     left: u32,
-    last: Option<i64>,
-    seen: HashSet<i64>,
+    /// Seen keys, strictly descending.
+    seen: Vec<i64>,
+    /// Seen keys that arrived out of order (not below every key seen before them).
+    unordered: Vec<i64>,
 }
 
 impl BucketWalk {
+    fn new(period: Period, reason: Reason, left: u32) -> Self {
+        BucketWalk { period, reason, left, seen: Vec::new(), unordered: Vec::new() }
+    }
+
     /// Whether the backup at this wall-clock time is the first of a bucket not seen yet (and the
     /// rule still takes buckets); records the bucket.
     fn takes(&mut self, local: chrono::NaiveDateTime) -> bool {
-        let key = bucket_key(local, self.period);
-        if self.last == Some(key) {
+        if self.left == 0 {
             return false;
         }
-        self.last = Some(key);
-        if !self.seen.insert(key) {
-            return false;
+        let key = bucket_key(local, self.period);
+        match self.seen.last() {
+            Some(&smallest) if key >= smallest => {
+                let seen = key == smallest
+                    || self.seen.binary_search_by(|probe| key.cmp(probe)).is_ok()
+                    || self.unordered.contains(&key);
+                if seen {
+                    return false;
+                }
+                self.unordered.push(key);
+            }
+            _ => self.seen.push(key),
         }
         self.left -= 1;
         true
@@ -250,13 +286,7 @@ pub(crate) fn evaluate(
         .zip([rules.keep_hourly, rules.keep_daily, rules.keep_weekly, rules.keep_monthly, rules.keep_yearly])
         .zip([Reason::Hourly, Reason::Daily, Reason::Weekly, Reason::Monthly, Reason::Yearly])
         .filter(|((_, rule), _)| n(*rule) > 0)
-        .map(|((period, rule), reason)| BucketWalk {
-            period,
-            reason,
-            left: n(rule),
-            last: None,
-            seen: HashSet::new(),
-        })
+        .map(|((period, rule), reason)| BucketWalk::new(period, reason, n(rule)))
         .collect();
 
     let mut out = vec![ReasonSet::default(); order.len()];

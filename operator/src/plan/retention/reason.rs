@@ -129,7 +129,13 @@ impl ReasonSet {
 
     /// The reasons in the order of [`Reason`].
     pub fn to_vec(self) -> Vec<Reason> {
-        Reason::ALL.into_iter().filter(|r| self.contains(*r)).collect()
+        let mut out = Vec::with_capacity(self.0.count_ones() as usize);
+        let mut bits = self.0;
+        while bits != 0 {
+            out.push(Reason::ALL[bits.trailing_zeros() as usize]);
+            bits &= bits - 1;
+        }
+        out
     }
 }
 

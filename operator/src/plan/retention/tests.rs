@@ -402,3 +402,18 @@ fn jiff_conversion_keeps_subseconds_before_the_epoch() {
     let ts: k8s_openapi::jiff::Timestamp = "1969-12-31T23:59:59.25Z".parse().expect("jiff");
     assert_eq!(from_jiff(ts), Some(utc("1969-12-31T23:59:59.25Z")));
 }
+
+#[test]
+fn bucket_walk_handles_keys_out_of_order() {
+    // Days as wall-clock times, in the order a walk might meet them around an unaligned fold.
+    let day = |d: u32| {
+        chrono::NaiveDate::from_ymd_opt(2026, 3, d).expect("date").and_hms_opt(12, 0, 0).expect("time")
+    };
+    let mut walk = BucketWalk::new(Period::Day, Reason::Daily, 5);
+    let got: Vec<bool> = [20, 20, 18, 19, 18, 19, 20, 17, 25, 25, 16]
+        .into_iter()
+        .map(|d| walk.takes(day(d)))
+        .collect();
+    assert_eq!(got, [true, false, true, true, false, false, false, true, true, false, false]);
+    assert_eq!(walk.left, 0);
+}

@@ -47,7 +47,7 @@ mod tests;
 pub use due::{due_runs, DueRuns, SKIPPED_COUNT_LIMIT};
 pub use error::ScheduleError;
 
-use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
+use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
@@ -123,14 +123,18 @@ impl Schedule {
     /// The first run time strictly after `after`, or `None` when there is none (only possible
     /// for schedules whose every match falls into clock gaps, or past the year 5000).
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local_after = after.with_timezone(&self.time_zone).naive_local().with_nanosecond(0)?;
+        let offset = self.time_zone.offset_from_utc_datetime(&after.naive_utc()).fix();
+        let local_after = after
+            .naive_utc()
+            .checked_add_signed(TimeDelta::seconds(offset.local_minus_utc().into()))?
+            .with_nanosecond(0)?;
         // When `after` lies in a repeated hour, wall-clock times a little before its own still
         // have a second occurrence after it: start the walk at the beginning of the repeat.
         let repeat = match self.time_zone.from_local_datetime(&local_after) {
             LocalResult::Ambiguous(first, second) => offset_seconds(&first) - offset_seconds(&second),
             _ => 0,
         };
-        let mut cursor = local_after - TimeDelta::seconds(repeat.max(0));
+        let mut cursor = local_after.checked_sub_signed(TimeDelta::seconds(repeat.max(0)))?;
         let mut inclusive = true;
         let mut best: Option<DateTime<Utc>> = None;
         for _ in 0..SEARCH_LIMIT {
@@ -188,7 +192,7 @@ impl Schedule {
         let minute = wall.with_second(0)?;
         let mut valid = None;
         for step in 1..=LONGEST_GAP_MINUTES {
-            let t = minute + TimeDelta::minutes(step);
+            let t = minute.checked_add_signed(TimeDelta::minutes(step))?;
             if exists(t).is_some() {
                 valid = Some(t);
                 break;
@@ -197,7 +201,7 @@ impl Schedule {
         // Gaps start and end on whole minutes nowadays; old local mean times did not, so
         // narrow down to the second between the last missing minute and the first valid one.
         let mut hi = valid?;
-        let mut lo = wall.max(hi - TimeDelta::minutes(1));
+        let mut lo = wall.max(hi.checked_sub_signed(TimeDelta::minutes(1))?);
         while hi - lo > TimeDelta::seconds(1) {
             let mid = lo + (hi - lo) / 2;
             let mid = mid.with_nanosecond(0)?;
@@ -212,7 +216,6 @@ impl Schedule {
 }
 
 fn offset_seconds(t: &DateTime<Tz>) -> i64 {
-    use chrono::Offset;
     i64::from(t.offset().fix().local_minus_utc())
 }
 

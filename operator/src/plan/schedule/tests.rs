@@ -225,3 +225,27 @@ fn upcoming_counts_and_accessors() {
     assert_eq!(runs.len(), 400);
     assert!(runs.windows(2).all(|w| w[1] - w[0] == TimeDelta::days(1)));
 }
+
+#[test]
+fn extreme_times_do_not_panic() {
+    let times = [
+        at("0000-01-01T00:00:00Z"),
+        at("0001-01-01T00:00:00+14:00"),
+        at("4999-12-31T23:30:00Z"),
+        at("9999-12-31T23:59:59Z"),
+        DateTime::<Utc>::MIN_UTC,
+        DateTime::<Utc>::MAX_UTC,
+    ];
+    for (expr, tz) in [("30 2 * * *", "America/New_York"), ("*/30 * * * *", "Australia/Lord_Howe"), ("@daily", "Pacific/Kiritimati")] {
+        let schedule = Schedule::parse(expr, tz).expect(expr);
+        for t in times {
+            let runs = schedule.upcoming(t, 3);
+            assert!(runs.iter().all(|run| *run > t), "{expr} {tz} {t}: {runs:?}");
+            let _ = due_runs(&schedule, Some(t), t, t);
+        }
+    }
+    // Croner stops at the year 5000.
+    let schedule = Schedule::parse("@yearly", "UTC").expect("valid");
+    assert_eq!(schedule.next_after(at("4999-06-01T00:00:00Z")), Some(at("5000-01-01T00:00:00Z")));
+    assert_eq!(schedule.next_after(at("9999-06-01T00:00:00Z")), None);
+}
