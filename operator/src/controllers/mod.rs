@@ -2,8 +2,10 @@
 //! and Events.
 
 pub mod archive_backup;
+pub mod backup_policy;
 pub mod context;
 pub mod error;
+pub mod events;
 
 pub use context::Context;
 pub use error::Error;
@@ -14,5 +16,5 @@ use std::sync::Arc;
 /// Runs every controller until the process is signalled.
 pub async fn run(client: kube::Client, metrics: Arc<Metrics>) {
     let ctx = Arc::new(Context::new(client, metrics));
-    archive_backup::run(ctx).await;
+    futures::join!(archive_backup::run(ctx.clone()), backup_policy::run(ctx));
 }

@@ -2,6 +2,7 @@
 //! (server-side apply) and publishes Events.
 
 use super::super::error::{Context as _, Error};
+use super::super::events::publish;
 use super::super::Context;
 use super::observe::Observed;
 use crate::api::{
@@ -19,8 +20,8 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
-use kube::{Api, Resource, ResourceExt};
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -187,12 +188,6 @@ fn finished_metric(ctx: &Context, backup: &ArchiveBackup, status: &ArchiveBackup
     ctx.metrics.backup_finished(&backup.namespace().unwrap_or_default(), &backup.spec.policy_name, completed, duration);
 }
 
-async fn publish(ctx: &Context, backup: &ArchiveBackup, type_: EventType, reason: &str, note: String) {
-    let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&event, &backup.object_ref(&())).await {
-        tracing::warn!(reason, error = %e, "failed to publish Event");
-    }
-}
 
 /// The start of a run: phase, start time, the policy copy and the planned items.
 fn begin(status: &mut ArchiveBackupStatus, obs: &Observed, now: DateTime<Utc>) {

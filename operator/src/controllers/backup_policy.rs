@@ -1,0 +1,187 @@
+//! The BackupPolicy controller: starts scheduled and requested backups, prunes by retention,
+//! reports status, and applies the `deletionPolicy` when the policy is deleted.
+
+use super::error::{Context as _, Error};
+use super::events::publish;
+use super::Context;
+use crate::api::{ArchiveBackup, ArchiveBackupSpec, BackupPolicy, ClusterRetentionPolicy, DeletionPolicy, TargetKind};
+use crate::kube::labels::{BACKUP_NOW, POLICY};
+use crate::kube::{self as k, time::from_kube};
+use crate::plan::policy::{decide, PolicyObservation};
+use crate::plan::validate::validate_backup_policy_object;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, ListParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{watcher, Controller};
+use kube::{Api, ResourceExt};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The finalizer that applies `deletionPolicy` before a policy goes.
+pub const FINALIZER: &str = "archivist.dev/deletion-policy";
+
+/// Runs the controller until the process is signalled.
+pub async fn run(ctx: Arc<Context>) {
+    let client = ctx.client.clone();
+    Controller::new(Api::<BackupPolicy>::all(client.clone()), watcher::Config::default().any_semantic())
+        .watches(Api::<ArchiveBackup>::all(client), watcher::Config::default(), |backup| {
+            backup.namespace().map(|ns| ObjectRef::new(&backup.spec.policy_name).within(&ns))
+        })
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "backuppolicy reconcile ended with an error");
+            }
+        })
+        .await;
+}
+
+fn error_policy(policy: Arc<BackupPolicy>, error: &FinalizerError, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(namespace = policy.namespace().unwrap_or_default(), name = policy.name_any(), %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// The error of a reconcile wrapped by the finalizer helper.
+pub type FinalizerError = kube::runtime::finalizer::Error<Error>;
+
+/// One reconcile of one BackupPolicy.
+pub async fn reconcile(policy: Arc<BackupPolicy>, ctx: Arc<Context>) -> Result<Action, FinalizerError> {
+    let namespace = policy.namespace().unwrap_or_default();
+    let api = Api::<BackupPolicy>::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, policy, |event| async {
+        match event {
+            Finalizer::Apply(policy) => apply(&policy, &ctx).await,
+            Finalizer::Cleanup(policy) => cleanup(&policy, &ctx).await,
+        }
+    })
+    .await
+}
+
+async fn policy_backups(ctx: &Context, namespace: &str, policy: &str) -> Result<Vec<ArchiveBackup>, Error> {
+    let all = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .during(|| format!("failed to list ArchiveBackups in {namespace}"))?;
+    Ok(all.items.into_iter().filter(|b| b.spec.policy_name == policy).collect())
+}
+
+async fn target_exists(ctx: &Context, namespace: &str, policy: &BackupPolicy) -> Result<bool, Error> {
+    let target = &policy.spec.target;
+    let found = match target.kind {
+        TargetKind::StatefulSet => Api::<StatefulSet>::namespaced(ctx.client.clone(), namespace).get_opt(&target.name).await.map(|o| o.is_some()),
+        TargetKind::Deployment => Api::<Deployment>::namespaced(ctx.client.clone(), namespace).get_opt(&target.name).await.map(|o| o.is_some()),
+    };
+    found.during(|| format!("failed to read target {:?} {namespace}/{}", target.kind, target.name))
+}
+
+/// The specs of the ClusterRetentionPolicies whose `namespaceSelector` matches `namespace`.
+async fn cluster_policies(ctx: &Context, namespace: &str) -> Result<Vec<crate::api::ClusterRetentionPolicySpec>, Error> {
+    let policies = Api::<ClusterRetentionPolicy>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .during(|| "failed to list ClusterRetentionPolicies".to_string())?;
+    if policies.items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let labels: BTreeMap<String, String> = Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(namespace)
+        .await
+        .during(|| format!("failed to read Namespace {namespace}"))?
+        .and_then(|ns| ns.metadata.labels)
+        .unwrap_or_default();
+    Ok(policies
+        .items
+        .into_iter()
+        .filter(|p| p.spec.namespace_selector.as_ref().is_none_or(|s| s.matches(&labels)))
+        .map(|p| p.spec)
+        .collect())
+}
+
+async fn apply(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> {
+    let namespace = policy.namespace().ok_or_else(|| Error::MissingNamespace(policy.name_any()))?;
+    let name = policy.name_any();
+    let backups = policy_backups(ctx, &namespace, &name).await?;
+    let exists = target_exists(ctx, &namespace, policy).await?;
+    let cluster = cluster_policies(ctx, &namespace).await?;
+    let problems: Vec<String> = validate_backup_policy_object(policy).iter().map(ToString::to_string).collect();
+    let status = policy.status.clone().unwrap_or_default();
+    let created = policy.metadata.creation_timestamp.as_ref().map(from_kube).unwrap_or_else(chrono::Utc::now);
+    let decision = decide(&PolicyObservation {
+        now: chrono::Utc::now(),
+        name: &name,
+        generation: policy.metadata.generation,
+        created,
+        spec: &policy.spec,
+        status: &status,
+        backup_now: policy.annotations().get(BACKUP_NOW).map(String::as_str),
+        problems: &problems,
+        target_exists: exists,
+        backups: &backups,
+        cluster: &cluster,
+    });
+    let backup_api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &namespace);
+    if let Some(new) = &decision.create {
+        let mut backup = ArchiveBackup::new(&new.name, ArchiveBackupSpec { policy_name: name.clone(), reason: new.reason, hold: false });
+        backup.metadata.namespace = Some(namespace.clone());
+        backup.metadata.labels = Some(BTreeMap::from([(POLICY.to_string(), name.clone())]));
+        let created = k::create_if_absent(&backup_api, &backup)
+            .await
+            .during(|| format!("failed to create ArchiveBackup {namespace}/{}", new.name))?;
+        if created {
+            publish(ctx, policy, EventType::Normal, "BackupCreated", format!("{:?} backup {} created", new.reason, new.name)).await;
+        }
+        if decision.skipped_runs > 0 {
+            publish(
+                ctx,
+                policy,
+                EventType::Warning,
+                "MissedSchedules",
+                format!("{} scheduled run(s) were missed (operator down or a run in progress); started only the newest", decision.skipped_runs),
+            )
+            .await;
+        }
+    }
+    if !decision.prune.is_empty() {
+        for pruned in &decision.prune {
+            match backup_api.delete(pruned, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(source) => return Err(Error::Kube { action: format!("failed to prune ArchiveBackup {namespace}/{pruned}"), source }),
+            }
+        }
+        publish(ctx, policy, EventType::Normal, "Pruned", format!("retention pruned {}", decision.prune.join(", "))).await;
+    }
+    if policy.status.as_ref() != Some(&decision.status) {
+        k::apply_status(&Api::<BackupPolicy>::namespaced(ctx.client.clone(), &namespace), &name, &decision.status)
+            .await
+            .during(|| format!("failed to write status of BackupPolicy {namespace}/{name}"))?;
+    }
+    Ok(decision.requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Applies `deletionPolicy`: `Delete` deletes the policy's ArchiveBackups (and with them
+/// their snapshots); `Retain` keeps them.
+async fn cleanup(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> {
+    let namespace = policy.namespace().ok_or_else(|| Error::MissingNamespace(policy.name_any()))?;
+    if policy.spec.deletion_policy == DeletionPolicy::Delete {
+        let backups = policy_backups(ctx, &namespace, &policy.name_any()).await?;
+        let api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &namespace);
+        for backup in &backups {
+            let name = backup.name_any();
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(source) => return Err(Error::Kube { action: format!("failed to delete ArchiveBackup {namespace}/{name}"), source }),
+            }
+        }
+    }
+    Ok(Action::await_change())
+}
+
