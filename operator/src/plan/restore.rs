@@ -401,7 +401,7 @@ fn restoring(obs: &RestoreObservation<'_>, items: &[RestoreItem]) -> RestoreStep
                     let why = b.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
                     return RestoreStep::Fail(format!("the pre-restore backup {pre} failed ({why}); nothing was changed"));
                 }
-                phase => return RestoreStep::Wait { what: format!("pre-restore backup {pre} is {phase:?}"), requeue: None },
+                phase => return RestoreStep::Wait { what: format!("pre-restore backup {pre} is {phase:?}"), requeue: Some(Duration::from_secs(5)) },
             },
         }
         let Some((replicas, live_pods)) = obs.target else {

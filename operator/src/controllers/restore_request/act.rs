@@ -82,6 +82,7 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
             let policy = resolved_backup(&obs).map(|b| b.spec.policy_name.clone()).unwrap_or_default();
             let mut pre = ArchiveBackup::new(&name, ArchiveBackupSpec { policy_name: policy, reason: BackupReason::PreRestore, hold: false });
             pre.metadata.namespace = Some(obs.namespace.clone());
+            pre.metadata.labels = Some(BTreeMap::from([(build::RESTORE.to_string(), obs.name.clone())]));
             let api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &obs.namespace);
             k::create_if_absent(&api, &pre).await.during(|| format!("failed to create pre-restore ArchiveBackup {}/{name}", obs.namespace))?;
             return Ok(Action::requeue(Duration::from_secs(1)));

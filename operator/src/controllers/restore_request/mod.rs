@@ -6,7 +6,9 @@ mod observe;
 
 use super::error::Error;
 use super::Context;
-use crate::api::RestoreRequest;
+use crate::api::{ArchiveBackup, RestoreRequest};
+use crate::kube::restore::RESTORE;
+use kube::runtime::reflector::ObjectRef;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::controller::Action;
@@ -19,6 +21,11 @@ use std::time::Duration;
 pub async fn run(ctx: Arc<Context>) {
     Controller::new(ctx.watched::<RestoreRequest>(), watcher::Config::default().any_semantic())
         .owns(ctx.watched::<Job>(), watcher::Config::default())
+        // An in-place restore waits for its pre-restore backup, labelled with its name.
+        .watches(ctx.watched::<ArchiveBackup>(), watcher::Config::default(), |backup| {
+            let request = backup.labels().get(RESTORE)?.clone();
+            Some(ObjectRef::new(&request).within(&backup.namespace()?))
+        })
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
