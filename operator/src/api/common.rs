@@ -28,7 +28,8 @@ pub struct Condition {
     /// A CamelCase, machine-readable reason for the last transition.
     pub reason: String,
     /// What a person needs to know about the condition, in words.
-    #[serde(default)]
+    // Omitted when empty: Kubernetes 1.20 rejects "" inside arrays of custom resources.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
     /// When the condition last changed its status (RFC 3339, UTC).
     pub last_transition_time: DateTime<Utc>,

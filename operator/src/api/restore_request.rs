@@ -163,7 +163,9 @@ pub struct RestoreMapping {
     /// `master`, `metadata`, `content`, `index` or `secrets`.
     pub component: Component,
     /// The store; empty for master and secrets.
-    #[serde(default)]
+    // Omitted when empty: Kubernetes 1.20 rejects "" inside arrays of custom resources
+    // ("must be of type string: null"), and absent reads back as "".
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub store: String,
     /// The original PVC, database or Secret.
     pub original: String,
