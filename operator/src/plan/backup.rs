@@ -128,21 +128,22 @@ impl FailureReason {
         }
     }
 
+    /// Every reason.
+    pub const ALL: [FailureReason; 9] = [
+        FailureReason::PolicyNotFound,
+        FailureReason::TargetNotFound,
+        FailureReason::HookFailed,
+        FailureReason::SnapshotFailed,
+        FailureReason::DumpFailed,
+        FailureReason::QuiesceTimeout,
+        FailureReason::OperatorRestarted,
+        FailureReason::SecretNotFound,
+        FailureReason::InvalidPolicy,
+    ];
+
     /// Parses [`FailureReason::as_str`].
     pub fn parse(word: &str) -> Option<Self> {
-        [
-            FailureReason::PolicyNotFound,
-            FailureReason::TargetNotFound,
-            FailureReason::HookFailed,
-            FailureReason::SnapshotFailed,
-            FailureReason::DumpFailed,
-            FailureReason::QuiesceTimeout,
-            FailureReason::OperatorRestarted,
-            FailureReason::SecretNotFound,
-            FailureReason::InvalidPolicy,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == word)
+        Self::ALL.into_iter().find(|r| r.as_str() == word)
     }
 }
 

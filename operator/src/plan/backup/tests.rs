@@ -298,17 +298,7 @@ fn waiting_while_quiesced_requeues_at_the_deadline() {
 
 #[test]
 fn failure_reasons_round_trip() {
-    for reason in [
-        FailureReason::PolicyNotFound,
-        FailureReason::TargetNotFound,
-        FailureReason::HookFailed,
-        FailureReason::SnapshotFailed,
-        FailureReason::DumpFailed,
-        FailureReason::QuiesceTimeout,
-        FailureReason::OperatorRestarted,
-        FailureReason::SecretNotFound,
-        FailureReason::InvalidPolicy,
-    ] {
+    for reason in FailureReason::ALL {
         assert_eq!(FailureReason::parse(reason.as_str()), Some(reason));
     }
 }
