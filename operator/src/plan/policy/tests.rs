@@ -13,7 +13,7 @@ fn backup(name: &str, phase: BackupPhase, at: DateTime<Utc>, verified: bool) -> 
     b.status = Some(ArchiveBackupStatus {
         phase: Some(phase),
         start_time: Some(at),
-        verification: verified.then(|| VerificationStatus { state: VerificationState::Passed, finished_at: None, message: None }),
+        verification: verified.then_some(VerificationStatus { state: VerificationState::Passed, finished_at: None, message: None }),
         ..Default::default()
     });
     b
