@@ -7,6 +7,7 @@ pub mod labels;
 pub mod restore;
 pub mod snapshot;
 pub mod time;
+pub mod verify;
 pub mod workload;
 
 use kube::api::{Patch, PatchParams, PostParams};

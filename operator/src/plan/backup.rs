@@ -67,6 +67,8 @@ pub enum JobObs {
 pub struct RunObservation<'a> {
     /// The current time.
     pub now: DateTime<Utc>,
+    /// The run's (ArchiveBackup's) name.
+    pub backup_name: &'a str,
     /// The run's recorded state.
     pub status: &'a ArchiveBackupStatus,
     /// The policy spec the run uses: the copy in `status.policySpec` once started, else the
@@ -87,6 +89,10 @@ pub struct RunObservation<'a> {
     pub snapshots: &'a BTreeMap<String, SnapshotObs>,
     /// The run's dump Jobs by name (the dump claim's name).
     pub dump_jobs: &'a BTreeMap<String, JobObs>,
+    /// Verification: the scratch PVCs by name, `true` when bound.
+    pub verify_claims: &'a BTreeMap<String, bool>,
+    /// Verification: the verify Job, if created.
+    pub verify_job: Option<&'a JobObs>,
 }
 
 /// Why a run failed: a stable word for Events, conditions and metrics.
@@ -217,6 +223,19 @@ pub enum Step {
         /// The failure recorded when releasing began.
         failure: Option<Failure>,
     },
+    /// Every snapshot is ready and verification is enabled: record phase `Verifying`.
+    BeginVerification,
+    /// Create the scratch PVCs of these plan items (restored from their snapshots).
+    CreateVerifyClaims(Vec<usize>),
+    /// Create the verify Job with every scratch PVC mounted.
+    CreateVerifyJob,
+    /// Record the verification result, delete the scratch PVCs and the Job, phase `Completed`.
+    FinishVerification {
+        /// Whether the verify Job succeeded.
+        passed: bool,
+        /// What it reported.
+        message: String,
+    },
     /// Record `Completed`.
     Complete,
     /// Record `Failed` (nothing is quiesced).
@@ -286,7 +305,8 @@ pub fn next(obs: &RunObservation<'_>) -> Step {
         BackupPhase::CapturingMetadata => capturing(obs, policy, CaptureStage::Metadata),
         BackupPhase::CapturingContent => capturing(obs, policy, CaptureStage::Content),
         BackupPhase::Releasing => Step::Release { failure: recorded_failure(obs.status) },
-        BackupPhase::Finalizing | BackupPhase::Verifying => finalizing(obs),
+        BackupPhase::Finalizing => finalizing(obs, policy),
+        BackupPhase::Verifying => verifying(obs),
         BackupPhase::Pending | BackupPhase::Completed | BackupPhase::Failed => Step::Done,
     }
 }
@@ -408,7 +428,37 @@ fn capturing(obs: &RunObservation<'_>, policy: &BackupPolicySpec, stage: Capture
     }
 }
 
-fn finalizing(obs: &RunObservation<'_>) -> Step {
+/// The scratch PVC that verification restores plan item `index` into.
+pub fn verify_claim_name(backup: &str, index: usize) -> String {
+    super::names::fit(&format!("{backup}-verify-{index}"), super::names::MAX_NAME)
+}
+
+/// The verify Job of a run.
+pub fn verify_job_name(backup: &str) -> String {
+    super::names::fit(&format!("{backup}-verify"), super::names::MAX_LABEL_NAME)
+}
+
+fn verifying(obs: &RunObservation<'_>) -> Step {
+    if let Some(job) = obs.verify_job {
+        return match job {
+            JobObs::Running => Step::Wait { what: "the verify Job is running".into(), requeue: Some(IDLE_REQUEUE) },
+            JobObs::Succeeded => Step::FinishVerification { passed: true, message: "the verify Job succeeded".into() },
+            JobObs::Failed { message } => Step::FinishVerification { passed: false, message: format!("the verify Job failed: {message}") },
+        };
+    }
+    let missing: Vec<usize> =
+        (0..obs.plan.len()).filter(|i| !obs.verify_claims.contains_key(&verify_claim_name(obs.backup_name, *i))).collect();
+    if !missing.is_empty() {
+        return Step::CreateVerifyClaims(missing);
+    }
+    let unbound = obs.verify_claims.values().filter(|bound| !**bound).count();
+    if unbound > 0 {
+        return Step::Wait { what: format!("{unbound} scratch PVC(s) to bind"), requeue: Some(Duration::from_secs(2)) };
+    }
+    Step::CreateVerifyJob
+}
+
+fn finalizing(obs: &RunObservation<'_>, policy: &BackupPolicySpec) -> Step {
     let mut cleanup = Vec::new();
     let mut not_ready = 0usize;
     for (index, item) in obs.plan.iter().enumerate() {
@@ -433,6 +483,9 @@ fn finalizing(obs: &RunObservation<'_>) -> Step {
     }
     if not_ready > 0 {
         return Step::Wait { what: format!("{not_ready} snapshot(s) not ready to use yet"), requeue: Some(IDLE_REQUEUE) };
+    }
+    if policy.verification.as_ref().is_some_and(|v| v.after_backup) {
+        return Step::BeginVerification;
     }
     Step::Complete
 }

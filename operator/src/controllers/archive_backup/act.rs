@@ -11,12 +11,12 @@ use crate::api::{
 };
 use crate::kube::labels::{item_labels, owned_by};
 use crate::kube::snapshot::{VolumeSnapshot, VolumeSnapshotSpec, VolumeSnapshotSource};
-use crate::kube::{self as k, dump, hooks, workload};
+use crate::kube::{self as k, dump, hooks, verify, workload};
 use crate::plan::backup::{CaptureAction, Failure, FailureReason, Step, CAPTURED, IDLE_REQUEUE};
 use crate::plan::capture::ItemSource;
 use crate::plan::{conditions, names};
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
 use kube::runtime::controller::Action;
@@ -135,6 +135,50 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
                 publish(ctx, backup, EventType::Warning, "BackupFailed", f.message).await;
             }
             return Ok(Action::requeue(SOON));
+        }
+        Step::BeginVerification => {
+            status.phase = Some(BackupPhase::Verifying);
+            status.message = Some("every snapshot is ready; verifying".into());
+            conditions::set(&mut status.conditions, "Ready", ConditionStatus::True, "SnapshotsReady", "every snapshot is ready to use", now, generation);
+            record(ctx, backup, &obs, &status).await?;
+            publish(ctx, backup, EventType::Normal, "BackupCompleted", format!("restore point ready: {} item(s); verifying", status.items.len())).await;
+            return Ok(Action::requeue(SOON));
+        }
+        Step::CreateVerifyClaims(indices) => {
+            let api = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &obs.namespace);
+            for i in indices {
+                let Some(item) = obs.plan.get(i) else { continue };
+                let size = obs.snapshots.get(&item.snapshot).and_then(VolumeSnapshot::restore_size);
+                let claim = verify::scratch_claim(backup, &obs.plan, i, size);
+                k::create_if_absent(&api, &claim).await.during(|| format!("failed to create scratch PVC for {}", item.snapshot))?;
+            }
+            Action::requeue(Duration::from_secs(1))
+        }
+        Step::CreateVerifyJob => {
+            let spec = obs.policy.as_ref().and_then(|p| p.verification.clone()).unwrap_or_default();
+            let job = verify::verify_job(backup, &obs.plan, &spec);
+            let api = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(ctx.client.clone(), &obs.namespace);
+            k::create_if_absent(&api, &job).await.during(|| format!("failed to create verify Job of {}/{}", obs.namespace, obs.name))?;
+            Action::requeue(Duration::from_secs(1))
+        }
+        Step::FinishVerification { passed, message } => {
+            cleanup_verification(ctx, &obs).await?;
+            status.verification = Some(VerificationStatus {
+                state: if passed { VerificationState::Passed } else { VerificationState::Failed },
+                finished_at: Some(now),
+                message: Some(message.clone()),
+            });
+            let (cond, reason) = if passed { (ConditionStatus::True, "Passed") } else { (ConditionStatus::False, "Failed") };
+            conditions::set(&mut status.conditions, "Verified", cond, reason, message.clone(), now, generation);
+            status.phase = Some(BackupPhase::Completed);
+            status.completion_time = Some(now);
+            status.message = None;
+            record(ctx, backup, &obs, &status).await?;
+            ctx.set_driven(&obs.uid, false);
+            finished_metric(ctx, backup, &status, true);
+            let (type_, reason) = if passed { (EventType::Normal, "Verified") } else { (EventType::Warning, "VerificationFailed") };
+            publish(ctx, backup, type_, reason, message).await;
+            return Ok(Action::await_change());
         }
         Step::Complete => {
             status.phase = Some(BackupPhase::Completed);
@@ -372,6 +416,27 @@ async fn capture(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, actions:
                     .await
                     .during(|| format!("failed to delete dump {}/{}", obs.namespace, item.claim()))?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the verify Job and the scratch PVCs; already gone is fine.
+async fn cleanup_verification(ctx: &Context, obs: &Observed) -> Result<(), Error> {
+    let background = kube::api::DeleteParams::background();
+    let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(ctx.client.clone(), &obs.namespace);
+    let job = crate::plan::backup::verify_job_name(&obs.name);
+    match jobs.delete(&job, &background).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(source) => return Err(Error::Kube { action: format!("failed to delete verify Job {}/{job}", obs.namespace), source }),
+    }
+    let claims = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &obs.namespace);
+    for claim in obs.verify_claims.keys() {
+        match claims.delete(claim, &kube::api::DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(source) => return Err(Error::Kube { action: format!("failed to delete scratch PVC {}/{claim}", obs.namespace), source }),
         }
     }
     Ok(())

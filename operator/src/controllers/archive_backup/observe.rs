@@ -10,6 +10,7 @@ use crate::kube::dump;
 use crate::plan::backup::{self, JobObs, RunObservation, SnapshotObs, Step};
 use crate::plan::capture::{capture_plan, PlannedItem};
 use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use std::collections::BTreeMap;
@@ -34,6 +35,10 @@ pub struct Observed {
     pub snapshots: BTreeMap<String, VolumeSnapshot>,
     /// The run's dump Jobs by name.
     pub jobs: BTreeMap<String, JobObs>,
+    /// The verify Job.
+    pub verify_job: Option<JobObs>,
+    /// The scratch PVCs of verification by name, `true` when bound.
+    pub verify_claims: BTreeMap<String, bool>,
     /// Another unfinished run of the same policy.
     pub other_active_run: Option<String>,
     /// Validation problems of the policy (`field: message`).
@@ -82,9 +87,20 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context) -> Result<Observed, 
         .map(|s| (s.name_any(), s))
         .collect();
     let snapshot_obs = snapshots.iter().map(|(n, s)| (n.clone(), s.observe())).collect();
-    let jobs = dump::list_jobs(client, &namespace, &name)
+    let mut jobs = dump::list_jobs(client, &namespace, &name)
         .await
         .during(|| format!("failed to list dump Jobs of {namespace}/{name}"))?;
+    let verify_job = jobs.remove(&backup::verify_job_name(&name));
+    let verify_prefix = format!("{name}-verify-");
+    let verify_claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace)
+        .list(&by_backup)
+        .await
+        .during(|| format!("failed to list PVCs of {namespace}/{name}"))?
+        .items
+        .into_iter()
+        .filter(|c| c.name_any().starts_with(&verify_prefix))
+        .map(|c| (c.name_any(), c.status.and_then(|s| s.phase).as_deref() == Some("Bound")))
+        .collect();
     let phase = status.phase.unwrap_or(BackupPhase::Pending);
     let other_active_run = if phase == BackupPhase::Pending {
         let runs = Api::<ArchiveBackup>::namespaced(client.clone(), &namespace)
@@ -121,6 +137,8 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context) -> Result<Observed, 
         plan,
         snapshots,
         jobs,
+        verify_job,
+        verify_claims,
         other_active_run,
         snapshot_obs,
         status,
@@ -134,6 +152,9 @@ impl Observed {
         let active = !phase.is_finished() && phase != BackupPhase::Pending;
         backup::next(&RunObservation {
             now: self.now,
+            backup_name: &self.name,
+            verify_claims: &self.verify_claims,
+            verify_job: self.verify_job.as_ref(),
             status: &self.status,
             policy: self.policy.as_ref(),
             resumed_after_restart: active && !ctx.drives(&self.uid),

@@ -120,8 +120,12 @@ fn run(case: &Case) -> Step {
     let snapshots: BTreeMap<String, SnapshotObs> =
         case.snapshots.iter().map(|(n, s)| (n.to_string(), s.clone())).collect();
     let jobs: BTreeMap<String, JobObs> = case.jobs.iter().map(|(n, j)| (n.to_string(), j.clone())).collect();
+    let verify_claims = BTreeMap::new();
     next(&RunObservation {
         now: t(case.now),
+        backup_name: "b",
+        verify_claims: &verify_claims,
+        verify_job: None,
         status: &status,
         policy: case.has_policy.then_some(&p),
         resumed_after_restart: case.restarted,
@@ -301,4 +305,49 @@ fn failure_reasons_round_trip() {
     for reason in FailureReason::ALL {
         assert_eq!(FailureReason::parse(reason.as_str()), Some(reason));
     }
+}
+
+#[test]
+fn verification_restores_into_scratch_claims_then_runs_the_job() {
+    let mut p = policy(QuiesceMode::Stop);
+    p.verification = Some(crate::api::VerificationSpec { after_backup: true, command: vec!["true".into()], image: Some("busybox".into()), drill_schedule: None });
+    let plan = plan();
+    let ready_all: BTreeMap<String, SnapshotObs> =
+        ["snap-master", "snap-meta", "snap-content"].iter().map(|n| (n.to_string(), ready())).collect();
+    let jobs = BTreeMap::new();
+    let run = |phase, claims: &BTreeMap<String, bool>, job: Option<&JobObs>| {
+        let status = ArchiveBackupStatus { phase: Some(phase), ..Default::default() };
+        next(&RunObservation {
+            now: t(0),
+            backup_name: "b",
+            status: &status,
+            policy: Some(&p),
+            resumed_after_restart: false,
+            policy_problems: &[],
+            other_active_run: None,
+            workload: None,
+            plan: &plan,
+            snapshots: &ready_all,
+            dump_jobs: &jobs,
+            verify_claims: claims,
+            verify_job: job,
+        })
+    };
+    let none = BTreeMap::new();
+    assert_eq!(run(BackupPhase::Finalizing, &none, None), Step::BeginVerification);
+    assert_eq!(run(BackupPhase::Verifying, &none, None), Step::CreateVerifyClaims(vec![0, 1, 2]));
+    let mut claims: BTreeMap<String, bool> = (0..3).map(|i| (verify_claim_name("b", i), true)).collect();
+    claims.insert(verify_claim_name("b", 2), false);
+    assert!(matches!(run(BackupPhase::Verifying, &claims, None), Step::Wait { .. }));
+    claims.insert(verify_claim_name("b", 2), true);
+    assert_eq!(run(BackupPhase::Verifying, &claims, None), Step::CreateVerifyJob);
+    assert!(matches!(run(BackupPhase::Verifying, &claims, Some(&JobObs::Running)), Step::Wait { .. }));
+    assert_eq!(
+        run(BackupPhase::Verifying, &claims, Some(&JobObs::Succeeded)),
+        Step::FinishVerification { passed: true, message: "the verify Job succeeded".into() }
+    );
+    assert!(matches!(
+        run(BackupPhase::Verifying, &claims, Some(&JobObs::Failed { message: "exit 1".into() })),
+        Step::FinishVerification { passed: false, .. }
+    ));
 }
