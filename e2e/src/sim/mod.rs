@@ -8,8 +8,15 @@
 //! Contract between the parts: a PV provisioned by [`storage`] has `spec.hostPath.path` =
 //! `<state-dir>/volumes/<pv-name>`; the kubelet mounts whatever path a bound PV names.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context as _;
+use tokio::task::JoinSet;
+
+pub mod snapshots;
+pub mod storage;
 
 /// Command-line arguments of `archivist-sim`.
 #[derive(Debug, Clone, clap::Parser)]
@@ -29,8 +36,84 @@ pub struct SimArgs {
     pub node_name: String,
 }
 
+/// What every part of the simulator is given: a client for the local cluster and the arguments.
+#[derive(Clone)]
+pub struct SimContext {
+    /// Client authenticated with the admin kubeconfig.
+    pub client: kube::Client,
+    /// The simulator's command-line arguments.
+    pub args: SimArgs,
+}
+
+impl SimContext {
+    /// Connects to the API server named in `args.kubeconfig`.
+    pub async fn connect(args: SimArgs) -> anyhow::Result<Self> {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)
+            .with_context(|| format!("failed to read kubeconfig {}", args.kubeconfig.display()))?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .context("invalid kubeconfig")?;
+        let client = kube::Client::try_from(config).context("failed to build the API client")?;
+        Ok(Self { client, args })
+    }
+}
+
 /// Runs every part of the simulator until one fails or the process is signalled.
 pub async fn main(args: SimArgs) -> ExitCode {
-    let _ = args;
-    ExitCode::SUCCESS
+    init_tracing();
+    let ctx = match SimContext::connect(args).await {
+        Ok(ctx) => ctx,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut parts = JoinSet::new();
+    spawn_part(&mut parts, "storage", storage::run(ctx.clone()));
+    spawn_part(&mut parts, "snapshots", snapshots::run(ctx.clone()));
+
+    let code = tokio::select! {
+        finished = parts.join_next() => {
+            match finished {
+                Some(Ok((name, Ok(())))) => { tracing::error!(part = name, "part stopped"); ExitCode::FAILURE }
+                Some(Ok((name, Err(err)))) => { tracing::error!(part = name, "part failed: {err:#}"); ExitCode::FAILURE }
+                Some(Err(err)) => { tracing::error!("part panicked: {err}"); ExitCode::FAILURE }
+                None => ExitCode::SUCCESS,
+            }
+        }
+        () = shutdown_signal() => { tracing::info!("signalled, stopping"); ExitCode::SUCCESS }
+    };
+    parts.shutdown().await;
+    code
+}
+
+/// Spawns one part of the simulator; its name is reported when it ends.
+fn spawn_part(
+    parts: &mut JoinSet<(&'static str, anyhow::Result<()>)>,
+    name: &'static str,
+    part: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+) {
+    parts.spawn(async move { (name, part.await) });
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
 }
