@@ -8,14 +8,18 @@
 //! Contract between the parts: a PV provisioned by [`storage`] has `spec.hostPath.path` =
 //! `<state-dir>/volumes/<pv-name>`; the kubelet mounts whatever path a bound PV names.
 
-pub mod kubelet;
-pub mod node;
-pub mod scheduler;
-
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use tokio::task::JoinSet;
+
+pub mod kubelet;
+pub mod node;
+pub mod scheduler;
+pub mod snapshots;
+pub mod storage;
 
 /// Command-line arguments of `archivist-sim`.
 #[derive(Debug, Clone, clap::Parser)]
@@ -35,51 +39,88 @@ pub struct SimArgs {
     pub node_name: String,
 }
 
+/// What every part of the simulator is given: a client for the local cluster and the arguments.
+#[derive(Clone)]
+pub struct SimContext {
+    /// Client authenticated with the admin kubeconfig.
+    pub client: kube::Client,
+    /// The simulator's command-line arguments.
+    pub args: SimArgs,
+}
+
+impl SimContext {
+    /// Connects to the API server named in `args.kubeconfig`.
+    pub async fn connect(args: SimArgs) -> anyhow::Result<Self> {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)
+            .with_context(|| format!("failed to read kubeconfig {}", args.kubeconfig.display()))?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .context("invalid kubeconfig")?;
+        let client = kube::Client::try_from(config).context("failed to build the API client")?;
+        Ok(Self { client, args })
+    }
+}
+
 /// Runs every part of the simulator until one fails or the process is signalled.
 pub async fn main(args: SimArgs) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()),
-        )
-        .init();
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
+    init_tracing();
+    let ctx = match SimContext::connect(args).await {
+        Ok(ctx) => ctx,
         Err(err) => {
-            tracing::error!(error = %format!("{err:#}"), "archivist-sim failed");
-            ExitCode::FAILURE
+            tracing::error!("{err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut parts = JoinSet::new();
+    spawn_part(&mut parts, "storage", storage::run(ctx.clone()));
+    spawn_part(&mut parts, "snapshots", snapshots::run(ctx.clone()));
+    let (client, args) = (ctx.client.clone(), ctx.args.clone());
+    spawn_part(&mut parts, "node", node::run(client.clone(), args.node_name.clone(), args.kubelet_port));
+    spawn_part(&mut parts, "scheduler", scheduler::run(client.clone(), args.node_name.clone()));
+    spawn_part(&mut parts, "kubelet", kubelet::run(client, args.node_name, args.state_dir, args.kubelet_port));
+
+    let code = tokio::select! {
+        finished = parts.join_next() => {
+            match finished {
+                Some(Ok((name, Ok(())))) => { tracing::error!(part = name, "part stopped"); ExitCode::FAILURE }
+                Some(Ok((name, Err(err)))) => { tracing::error!(part = name, "part failed: {err:#}"); ExitCode::FAILURE }
+                Some(Err(err)) => { tracing::error!("part panicked: {err}"); ExitCode::FAILURE }
+                None => ExitCode::SUCCESS,
+            }
+        }
+        () = shutdown_signal() => { tracing::info!("signalled, stopping"); ExitCode::SUCCESS }
+    };
+    parts.shutdown().await;
+    code
+}
+
+/// Spawns one part of the simulator; its name is reported when it ends.
+fn spawn_part(
+    parts: &mut JoinSet<(&'static str, anyhow::Result<()>)>,
+    name: &'static str,
+    part: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+) {
+    parts.spawn(async move { (name, part.await) });
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }
 
-/// Spawns every part and waits for the first to fail, or for SIGINT/SIGTERM. Pod processes
-/// die with this process (see [`kubelet::sandbox`]).
-async fn run(args: SimArgs) -> anyhow::Result<()> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)
-        .with_context(|| format!("failed to read kubeconfig {}", args.kubeconfig.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-        .await
-        .context("invalid kubeconfig")?;
-    let client = kube::Client::try_from(config).context("failed to create the Kubernetes client")?;
-    let mut parts = tokio::task::JoinSet::new();
-    parts.spawn(named("node", node::run(client.clone(), args.node_name.clone(), args.kubelet_port)));
-    parts.spawn(named("scheduler", scheduler::run(client.clone(), args.node_name.clone())));
-    parts.spawn(named(
-        "kubelet",
-        kubelet::run(client.clone(), args.node_name.clone(), args.state_dir.clone(), args.kubelet_port),
-    ));
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("failed to install the SIGTERM handler")?;
-    tokio::select! {
-        Some(ended) = parts.join_next() => match ended {
-            Ok(result) => result,
-            Err(err) => Err(anyhow::anyhow!("a simulator task panicked: {err}")),
-        },
-        _ = tokio::signal::ctrl_c() => Ok(()),
-        _ = terminate.recv() => Ok(()),
-    }
-}
-
-/// Adds the part's name to its error.
-async fn named(name: &'static str, part: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    part.await.with_context(|| format!("simulator part {name} failed"))
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
 }
