@@ -9,6 +9,9 @@ pub struct RunArgs {
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
+    /// Watch only this namespace (a namespace-scoped install); default: every namespace.
+    #[arg(long)]
+    pub namespace: Option<String>,
 }
 
 /// Connects with the usual kubeconfig or in-cluster configuration and runs every controller
@@ -31,9 +34,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, CliError> {
                 tracing::error!(%addr, error = %e, "the metrics endpoint stopped");
             }
         });
-        tokio::spawn(mark_ready(client.clone(), metrics.clone()));
+        tokio::spawn(mark_ready(client.clone(), metrics.clone(), args.namespace.clone()));
         tracing::info!(metrics = %args.metrics_addr, "archivist operator starting");
-        crate::controllers::run(client, metrics).await;
+        crate::controllers::run(client, metrics, args.namespace.clone()).await;
         tracing::info!("archivist operator stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -41,8 +44,11 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, CliError> {
 
 /// Marks the operator ready once the API server answers a list of ArchiveBackups (so the
 /// CRDs are installed and RBAC allows reading them); retries every 2 s until then.
-async fn mark_ready(client: kube::Client, metrics: std::sync::Arc<crate::metrics::Metrics>) {
-    let api = kube::Api::<crate::api::ArchiveBackup>::all(client);
+async fn mark_ready(client: kube::Client, metrics: std::sync::Arc<crate::metrics::Metrics>, namespace: Option<String>) {
+    let api = match namespace {
+        Some(ns) => kube::Api::<crate::api::ArchiveBackup>::namespaced(client, &ns),
+        None => kube::Api::<crate::api::ArchiveBackup>::all(client),
+    };
     loop {
         match api.list(&kube::api::ListParams::default().limit(1)).await {
             Ok(_) => {

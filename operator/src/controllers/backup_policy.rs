@@ -28,9 +28,8 @@ pub const FINALIZER: &str = "archivist.dev/deletion-policy";
 
 /// Runs the controller until the process is signalled.
 pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    Controller::new(Api::<BackupPolicy>::all(client.clone()), watcher::Config::default().any_semantic())
-        .watches(Api::<ArchiveBackup>::all(client), watcher::Config::default(), |backup| {
+    Controller::new(ctx.watched::<BackupPolicy>(), watcher::Config::default().any_semantic())
+        .watches(ctx.watched::<ArchiveBackup>(), watcher::Config::default(), |backup| {
             backup.namespace().map(|ns| ObjectRef::new(&backup.spec.policy_name).within(&ns))
         })
         .shutdown_on_signal()

@@ -14,6 +14,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// The exported metrics.
     pub metrics: Arc<Metrics>,
+    /// The one namespace watched (`archivist run --namespace`); `None`: every namespace.
+    pub namespace: Option<String>,
     /// UIDs of the backup runs this process has driven. A run in an active phase that is not
     /// here was left by an earlier operator process: the archive is released first.
     driven: Mutex<HashSet<String>>,
@@ -21,10 +23,21 @@ pub struct Context {
 
 impl Context {
     /// A context for `client`, recording into `metrics`.
-    pub fn new(client: Client, metrics: Arc<Metrics>) -> Self {
+    pub fn new(client: Client, metrics: Arc<Metrics>, namespace: Option<String>) -> Self {
         let instance = std::env::var("POD_NAME").ok().or_else(|| std::env::var("HOSTNAME").ok());
         let reporter = Reporter { controller: "archivist".into(), instance };
-        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, driven: Mutex::new(HashSet::new()) }
+        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, namespace, driven: Mutex::new(HashSet::new()) }
+    }
+
+    /// An API for kind `K` in the watched scope: one namespace, or all.
+    pub fn watched<K>(&self) -> kube::Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match &self.namespace {
+            Some(ns) => kube::Api::namespaced(self.client.clone(), ns),
+            None => kube::Api::all(self.client.clone()),
+        }
     }
 
     /// Whether this process has driven the run `uid`.

@@ -13,8 +13,9 @@ pub use error::Error;
 use crate::metrics::Metrics;
 use std::sync::Arc;
 
-/// Runs every controller until the process is signalled.
-pub async fn run(client: kube::Client, metrics: Arc<Metrics>) {
-    let ctx = Arc::new(Context::new(client, metrics));
+/// Runs every controller until the process is signalled, watching `namespace` only when
+/// given, else every namespace.
+pub async fn run(client: kube::Client, metrics: Arc<Metrics>, namespace: Option<String>) {
+    let ctx = Arc::new(Context::new(client, metrics, namespace));
     futures::join!(archive_backup::run(ctx.clone()), backup_policy::run(ctx));
 }

@@ -12,16 +12,15 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::controller::Action;
 use kube::runtime::{watcher, Controller};
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs the controller until the process is signalled.
 pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    Controller::new(Api::<ArchiveBackup>::all(client.clone()), watcher::Config::default().any_semantic())
-        .owns(Api::<VolumeSnapshot>::all(client.clone()), watcher::Config::default())
-        .owns(Api::<Job>::all(client), watcher::Config::default())
+    Controller::new(ctx.watched::<ArchiveBackup>(), watcher::Config::default().any_semantic())
+        .owns(ctx.watched::<VolumeSnapshot>(), watcher::Config::default())
+        .owns(ctx.watched::<Job>(), watcher::Config::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
