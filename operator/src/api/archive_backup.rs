@@ -140,7 +140,9 @@ pub struct CapturedItem {
     /// `master`, `metadata`, `content`, `index` or `secrets`.
     pub component: Component,
     /// The store the item belongs to; empty for master and secrets.
-    #[serde(default)]
+    // Omitted when empty: the local cluster's 1.20 API server rejects "" inside arrays of
+    // custom resources ("must be of type string: null"), and absent reads back as "".
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub store: String,
     /// The PVC that was snapshotted (for an SQL source, the dump PVC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
