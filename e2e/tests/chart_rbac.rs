@@ -2,7 +2,8 @@
 //! and (Cluster)Roles that `helm template charts/archivist` renders are applied, the operator
 //! binary runs outside the cluster with a token of that ServiceAccount (TokenRequest API), and a
 //! Stop-mode backup of a one-replica StatefulSet must complete with no `forbidden` in the
-//! operator's log.
+//! operator's log; for a cluster-wide and a `watchNamespace` install, and a Freeze-mode backup
+//! (exec hooks: pods/exec) for the latter.
 //!
 //! Needs `e2e/local-cluster up` (KUBECONFIG, else `target/local-cluster/kubeconfig`) and helm:
 //! `$HELM`, else the copy `charts/test.sh --helm-path` fetches into
@@ -331,12 +332,13 @@ async fn create_dynamic(client: &Client, ns: &str, resource: &ApiResource, yaml:
         .unwrap_or_else(|e| panic!("create {} failed: {e}", resource.kind));
 }
 
-/// Installs the chart's RBAC with `watch_namespace` (or cluster-wide), runs the operator as the
-/// chart's ServiceAccount watching the work namespace, and takes a Stop-mode backup.
-async fn stop_backup_as_the_chart_service_account(namespaced_install: bool) {
+/// Installs the chart's RBAC (cluster-wide, or `watchNamespace` = the work namespace), runs the
+/// operator as the chart's ServiceAccount watching the work namespace, and takes a backup with
+/// `quiesce` (`Stop` or `Freeze`).
+async fn backup_as_the_chart_service_account(namespaced_install: bool, quiesce: &str) {
     let client = admin_client().await;
     let sfx = suffix();
-    let mode = if namespaced_install { "ns" } else { "cl" };
+    let mode = format!("{}-{}", if namespaced_install { "ns" } else { "cl" }, &quiesce[..1].to_lowercase());
     let release = format!("archivist-rbac-{mode}-{sfx}");
     let system = format!("chart-rbac-sys-{mode}-{sfx}");
     let work = format!("chart-rbac-{mode}-{sfx}");
@@ -438,20 +440,31 @@ spec:
     })
     .await;
 
+    // Stop scales the StatefulSet to 0 and back; Freeze runs exec hooks (pods/exec).
+    let quiesce_spec = match quiesce {
+        "Stop" => "{mode: Stop, timeoutSeconds: 60}".to_string(),
+        "Freeze" => "{mode: Freeze, timeoutSeconds: 60, \
+                     freeze: {exec: {container: server, command: [sh, -c, 'touch /data/frozen']}}, \
+                     thaw: {exec: {container: server, command: [sh, -c, 'rm /data/frozen']}}}"
+            .to_string(),
+        other => panic!("unknown quiesce mode {other}"),
+    };
     create_dynamic(
         &client,
         &work,
         &backup_policies(),
-        r#"
+        &format!(
+            r#"
 apiVersion: archivist.dev/v1alpha1
 kind: BackupPolicy
-metadata: {name: mailstore}
+metadata: {{name: mailstore}}
 spec:
-  target: {kind: StatefulSet, name: mailstore}
-  quiesce: {mode: Stop, timeoutSeconds: 60}
-  master: {volumeClaims: [master]}
+  target: {{kind: StatefulSet, name: mailstore}}
+  quiesce: {quiesce_spec}
+  master: {{volumeClaims: [master]}}
   volumeSnapshotClassName: archivist-local
-"#,
+"#
+        ),
     )
     .await;
     create_dynamic(
@@ -514,11 +527,17 @@ spec: {policyName: mailstore, reason: Manual}
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the local cluster: e2e/local-cluster up"]
 async fn cluster_wide_install_rbac_allows_a_stop_backup() {
-    stop_backup_as_the_chart_service_account(false).await;
+    backup_as_the_chart_service_account(false, "Stop").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the local cluster: e2e/local-cluster up"]
 async fn watch_namespace_install_rbac_allows_a_stop_backup() {
-    stop_backup_as_the_chart_service_account(true).await;
+    backup_as_the_chart_service_account(true, "Stop").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn watch_namespace_install_rbac_allows_a_freeze_backup_with_exec_hooks() {
+    backup_as_the_chart_service_account(true, "Freeze").await;
 }
