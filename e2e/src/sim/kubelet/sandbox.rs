@@ -1,0 +1,219 @@
+//! A container's sandbox: a bubblewrap invocation with the host's `/usr` and `/etc`, a
+//! per-container writable root directory, the pod's volumes at their mount paths, the
+//! container's environment and working directory.
+//!
+//! Every process (container or exec) starts in its own process group and its own PID
+//! namespace: a signal to the group's non-bwrap members asks the container to stop, and
+//! SIGKILL to the group ends everything in it. bwrap gets `PR_SET_PDEATHSIG` and
+//! `--die-with-parent`, so all pod processes die with the simulator.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::Context as _;
+
+/// The default `PATH` of a container whose spec does not set one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// One bind mount into the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Directory or file on the host.
+    pub host: PathBuf,
+    /// Absolute path inside the sandbox.
+    pub target: String,
+    /// Bind read-only.
+    pub read_only: bool,
+}
+
+/// Everything needed to start a process "inside" a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sandbox {
+    /// The container's own writable root directory on the host.
+    pub rootfs: PathBuf,
+    /// Volume mounts, in the order they are applied.
+    pub mounts: Vec<Mount>,
+    /// The process environment (the only variables the process sees).
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the sandbox.
+    pub working_dir: String,
+}
+
+impl Sandbox {
+    /// The bubblewrap arguments (without the trailing `--` and command).
+    pub fn bwrap_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        let mut push = |items: &[&dyn AsRef<std::ffi::OsStr>]| {
+            args.extend(items.iter().map(|i| i.as_ref().to_os_string()));
+        };
+        push(&[&"--bind", &self.rootfs, &"/"]);
+        push(&[&"--ro-bind", &"/usr", &"/usr"]);
+        push(&[&"--ro-bind", &"/etc", &"/etc"]);
+        push(&[&"--proc", &"/proc", &"--dev", &"/dev"]);
+        push(&[&"--unshare-pid", &"--die-with-parent"]);
+        let mut mounts: Vec<&Mount> = self.mounts.iter().collect();
+        // Parents before children, whatever order the spec lists them in.
+        mounts.sort_by_key(|m| m.target.trim_end_matches('/').matches('/').count());
+        for mount in mounts {
+            let flag = if mount.read_only { "--ro-bind" } else { "--bind" };
+            push(&[&flag, &mount.host, &mount.target]);
+        }
+        push(&[&"--dir", &self.working_dir, &"--chdir", &self.working_dir]);
+        args
+    }
+
+    /// Creates the root directory's skeleton (merged-/usr symlinks, `/tmp`, `/root`).
+    pub fn prepare_rootfs(&self) -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let root = &self.rootfs;
+        for dir in ["tmp", "root", "usr", "etc", "proc", "dev", "var/tmp", "run"] {
+            std::fs::create_dir_all(root.join(dir))
+                .with_context(|| format!("failed to create {}", root.join(dir).display()))?;
+        }
+        for sticky in ["tmp", "var/tmp"] {
+            std::fs::set_permissions(root.join(sticky), std::fs::Permissions::from_mode(0o1777))
+                .with_context(|| format!("failed to chmod {}", root.join(sticky).display()))?;
+        }
+        for link in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+            let host = Path::new("/").join(link);
+            let Ok(target) = std::fs::read_link(&host) else { continue };
+            let inside = root.join(link);
+            if inside.symlink_metadata().is_err() {
+                std::os::unix::fs::symlink(&target, &inside)
+                    .with_context(|| format!("failed to link {}", inside.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A command that runs `argv` inside the sandbox, in a new process group; stdio is null
+    /// until the caller sets it.
+    pub fn command(&self, argv: &[String]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new("bwrap");
+        command
+            .args(self.bwrap_args())
+            .arg("--")
+            .args(argv)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command
+    }
+}
+
+/// Sends `signal` to every process of group `pgid` except bubblewrap's own (the sandbox
+/// monitor and the PID namespace's init), so the container's processes may stop gracefully.
+/// Returns how many processes were signalled.
+pub fn signal_container(pgid: u32, signal: i32) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    let mut signalled = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((comm, pgrp)) = parse_stat(&stat) else { continue };
+        if pgrp == pgid && comm != "bwrap" {
+            // SAFETY: kill(2) with a pid read from /proc; at worst the process is gone (ESRCH).
+            if unsafe { libc::kill(pid, signal) } == 0 {
+                signalled += 1;
+            }
+        }
+    }
+    signalled
+}
+
+/// Sends SIGKILL to the whole process group `pgid` (bubblewrap included).
+pub fn kill_group(pgid: u32) {
+    let Ok(pgid) = i32::try_from(pgid) else { return };
+    // SAFETY: kill(2) on a process group we created; ESRCH when it is already gone.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// `(comm, pgrp)` from the text of `/proc/<pid>/stat`.
+fn parse_stat(stat: &str) -> Option<(&str, u32)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?;
+    let mut rest = stat.get(close + 1..)?.split_whitespace();
+    let _state = rest.next()?;
+    let _ppid = rest.next()?;
+    let pgrp = rest.next()?.parse().ok()?;
+    Some((comm, pgrp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sandbox(root: &Path) -> Sandbox {
+        Sandbox {
+            rootfs: root.join("rootfs"),
+            mounts: vec![
+                Mount { host: root.join("b"), target: "/data/b".into(), read_only: true },
+                Mount { host: root.join("a"), target: "/data".into(), read_only: false },
+            ],
+            env: vec![("PATH".into(), DEFAULT_PATH.into()), ("GREETING".into(), "hi there".into())],
+            working_dir: "/work".into(),
+        }
+    }
+
+    #[test]
+    fn mounts_parents_before_children() {
+        let args: Vec<String> =
+            sandbox(Path::new("/s")).bwrap_args().iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let data = args.iter().position(|a| a == "/data").unwrap();
+        let data_b = args.iter().position(|a| a == "/data/b").unwrap();
+        assert!(data < data_b);
+        assert_eq!(args[data_b - 2], "--ro-bind");
+        assert_eq!(args[data - 2], "--bind");
+        assert_eq!(&args[..3], &["--bind", "/s/rootfs", "/"]);
+    }
+
+    #[test]
+    fn parses_proc_stat() {
+        assert_eq!(parse_stat("123 (my (odd) cmd) S 1 77 77 0"), Some(("my (odd) cmd", 77)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[tokio::test]
+    async fn runs_a_command_inside_bubblewrap() {
+        if which("bwrap").is_none() {
+            eprintln!("bwrap not installed; skipping");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("sandbox-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        std::fs::write(dir.join("a/file"), "from the host").unwrap();
+        let sandbox = sandbox(&dir);
+        sandbox.prepare_rootfs().unwrap();
+        sandbox.prepare_rootfs().unwrap(); // idempotent
+        let script = "cat /data/file; echo \" $GREETING $(pwd)\"; touch /data/b/x 2>/dev/null || echo ro; exit 3";
+        let mut command = sandbox.command(&["sh".into(), "-c".into(), script.into()]);
+        command.stdout(Stdio::piped());
+        let output = command.output().await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "from the host hi there /work\nro\n");
+        assert_eq!(output.status.code(), Some(3));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn which(program: &str) -> Option<PathBuf> {
+        std::env::var_os("PATH")
+            .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.exists()))
+    }
+}
