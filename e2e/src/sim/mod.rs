@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 mod quantity;
 mod reconcile;
 pub mod snapshot_contents;
+pub mod snapshot_knobs;
 pub mod snapshots;
 pub mod storage;
 mod volume_dirs;
