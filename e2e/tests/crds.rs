@@ -14,10 +14,10 @@ fn load(file: &str) -> (String, CustomResourceDefinition) {
 
 fn check<K: Resource<DynamicType = ()>>(file: &str, scope: &str, status_subresource: bool) {
     let (text, crd) = load(file);
-    assert!(
-        !text.contains("x-kubernetes-validations"),
-        "{file}: CEL rules are rejected by 1.20"
-    );
+    let cel = text
+        .lines()
+        .any(|l| !l.trim_start().starts_with('#') && l.contains("x-kubernetes-validations"));
+    assert!(!cel, "{file}: CEL rules are rejected by 1.20");
     let spec = &crd.spec;
     assert_eq!(spec.group, K::group(&()));
     assert_eq!(spec.names.kind, K::kind(&()));
