@@ -6,26 +6,27 @@
 //!   volume's directory to `<state-dir>/snapshots/<content-name>`, creates the bound
 //!   VolumeSnapshotContent `snapcontent-<snapshot uid>`, sets `boundVolumeSnapshotContentName`,
 //!   `creationTime` and `restoreSize`, then `readyToUse: true`.
-//! - Knobs, as annotations on the source PVC: [`CUT_DELAY`], [`READY_DELAY`], [`FAIL`].
+//! - Knobs, as annotations on the source PVC: see [`super::snapshot_knobs`].
 //! - Deletion: see [`super::snapshot_contents`].
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
-use super::quantity::{bytes_quantity, duration, quantity_bytes};
+use super::quantity::{bytes_quantity, quantity_bytes};
 use super::reconcile::{apply_params, drain, now, retry_after_error, ReconcileError};
+use super::snapshot_knobs::{after, until, Knobs, FAIL};
 use super::storage::PROVISIONER;
 use super::volume_dirs::{create_dir_from, snapshot_dir, volume_dir};
 use super::SimContext;
@@ -39,12 +40,6 @@ use crate::snapshot_api::{
 pub const SNAPSHOT_CLASS: &str = "archivist-local";
 /// CSI driver name of the simulated snapshots (the same driver as the storage).
 pub const DRIVER: &str = PROVISIONER;
-/// Source-PVC annotation: time from the VolumeSnapshot's creation to the cut (copy + `creationTime`).
-pub const CUT_DELAY: &str = "sim.archivist.dev/snapshot-cut-delay";
-/// Source-PVC annotation: time from the cut to `readyToUse: true`.
-pub const READY_DELAY: &str = "sim.archivist.dev/snapshot-ready-delay";
-/// Source-PVC annotation: `"true"` makes every snapshot of the PVC fail (`status.error`, never ready).
-pub const FAIL: &str = "sim.archivist.dev/fail-snapshot";
 /// How often a snapshot whose source PVC is not bound yet is looked at again.
 const SOURCE_POLL: Duration = Duration::from_secs(1);
 
@@ -52,11 +47,15 @@ const SOURCE_POLL: Duration = Duration::from_secs(1);
 pub async fn run(ctx: SimContext) -> anyhow::Result<()> {
     ensure_snapshot_class(&ctx.client).await?;
     let ctx = Arc::new(ctx);
+    let snapshot_ctx = Arc::new(SnapshotCtx {
+        sim: ctx.clone(),
+        first_seen: Mutex::new(HashMap::new()),
+    });
     let wc = || watcher::Config::default().any_semantic();
     let snapshots = Controller::new(Api::<VolumeSnapshot>::all(ctx.client.clone()), wc()).run(
         reconcile_snapshot,
         retry_after_error,
-        ctx.clone(),
+        snapshot_ctx,
     );
     let contents = super::snapshot_contents::controller(&ctx.client).run(
         super::snapshot_contents::reconcile,
@@ -68,6 +67,32 @@ pub async fn run(ctx: SimContext) -> anyhow::Result<()> {
         drain("snapshot-contents", contents)
     );
     Err(anyhow!("the snapshot controllers stopped"))
+}
+
+/// Context of the VolumeSnapshot controller.
+struct SnapshotCtx {
+    sim: Arc<SimContext>,
+    /// When each VolumeSnapshot (by uid) was first seen: the start of its cut delay. More precise
+    /// than `metadata.creationTimestamp` (whole seconds); a restarted simulator starts over.
+    first_seen: Mutex<HashMap<String, Timestamp>>,
+}
+
+impl SnapshotCtx {
+    fn first_seen(&self, uid: &str) -> Timestamp {
+        let mut seen = self
+            .first_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *seen.entry(uid.to_owned()).or_insert_with(now)
+    }
+
+    fn forget(&self, uid: &str) {
+        let mut seen = self
+            .first_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        seen.remove(uid);
+    }
 }
 
 /// Creates or updates the default VolumeSnapshotClass `archivist-local`.
@@ -89,56 +114,11 @@ pub fn content_name_for(snapshot_uid: &str) -> String {
     format!("snapcontent-{snapshot_uid}")
 }
 
-/// The knobs read from the source PVC's annotations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Knobs {
-    /// Time from the snapshot's creation to the cut.
-    pub cut_delay: Duration,
-    /// Time from the cut to ready.
-    pub ready_delay: Duration,
-    /// The snapshot fails.
-    pub fail: bool,
-}
-
-impl Knobs {
-    /// Reads the knobs from annotations; unparsable values are errors.
-    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> anyhow::Result<Self> {
-        let delay = |key: &str| -> anyhow::Result<Duration> {
-            annotations
-                .get(key)
-                .map(|v| duration(v).with_context(|| format!("annotation {key}")))
-                .transpose()
-                .map(Option::unwrap_or_default)
-        };
-        Ok(Self {
-            cut_delay: delay(CUT_DELAY)?,
-            ready_delay: delay(READY_DELAY)?,
-            fail: annotations
-                .get(FAIL)
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
-        })
-    }
-}
-
-fn after(at: Timestamp, delay: Duration) -> Timestamp {
-    let delay = SignedDuration::try_from(delay).unwrap_or(SignedDuration::MAX);
-    at.checked_add(delay).unwrap_or(Timestamp::MAX)
-}
-
-/// Time left until `at`, or `None` when it has passed.
-fn until(at: Timestamp, now: Timestamp) -> Option<Duration> {
-    let left = now.duration_until(at);
-    if left.is_positive() {
-        Duration::try_from(left).ok()
-    } else {
-        None
-    }
-}
-
 async fn reconcile_snapshot(
     snapshot: Arc<VolumeSnapshot>,
-    ctx: Arc<SimContext>,
+    sctx: Arc<SnapshotCtx>,
 ) -> Result<Action, ReconcileError> {
+    let ctx = &sctx.sim;
     let (Some(namespace), Some(uid)) = (snapshot.namespace(), snapshot.uid()) else {
         return Ok(Action::await_change());
     };
@@ -148,8 +128,10 @@ async fn reconcile_snapshot(
         || status.error.is_some()
         || status.ready_to_use == Some(true)
     {
+        sctx.forget(&uid);
         return Ok(Action::await_change());
     }
+    let first_seen = sctx.first_seen(&uid);
     let Some(pvc_name) = snapshot.spec.source.persistent_volume_claim_name.clone() else {
         return Ok(Action::await_change()); // pre-provisioned snapshots are not simulated
     };
@@ -201,12 +183,7 @@ async fn reconcile_snapshot(
     let content = match contents.get_opt(&content_name).await? {
         Some(content) => content,
         None => {
-            let created = snapshot
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map_or_else(now, |t| t.0);
-            if let Some(left) = until(after(created, knobs.cut_delay), now()) {
+            if let Some(left) = until(after(first_seen, knobs.cut_delay), now()) {
                 return Ok(Action::requeue(left));
             }
             let Some(pv_name) = pvc
@@ -218,7 +195,7 @@ async fn reconcile_snapshot(
                 tracing::debug!("{id}: source PVC {pvc_name} is not bound yet");
                 return Ok(Action::requeue(SOURCE_POLL));
             };
-            cut(&ctx, &snapshot, &class, &pv_name, &content_name)
+            cut(ctx, &snapshot, &class, &pv_name, &content_name)
                 .await
                 .with_context(|| format!("{id}: cut failed"))?
         }
@@ -374,42 +351,4 @@ async fn patch_content_status(
     )
     .await
     .with_context(|| format!("failed to patch the status of VolumeSnapshotContent {name}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn knobs_from_annotations() {
-        let annotations = BTreeMap::from([
-            (CUT_DELAY.to_owned(), "2s".to_owned()),
-            (READY_DELAY.to_owned(), "500ms".to_owned()),
-            (FAIL.to_owned(), "true".to_owned()),
-        ]);
-        let knobs = Knobs::from_annotations(&annotations).unwrap();
-        assert_eq!(
-            knobs,
-            Knobs {
-                cut_delay: Duration::from_secs(2),
-                ready_delay: Duration::from_millis(500),
-                fail: true
-            }
-        );
-        assert_eq!(
-            Knobs::from_annotations(&BTreeMap::new()).unwrap(),
-            Knobs::default()
-        );
-        let bad = BTreeMap::from([(CUT_DELAY.to_owned(), "soon".to_owned())]);
-        assert!(Knobs::from_annotations(&bad).is_err());
-    }
-
-    #[test]
-    fn waiting() {
-        let t0 = Timestamp::from_second(1_000).unwrap();
-        let t1 = after(t0, Duration::from_secs(2));
-        assert_eq!(until(t1, t0), Some(Duration::from_secs(2)));
-        assert_eq!(until(t0, t1), None);
-        assert_eq!(until(t0, t0), None);
-    }
 }
