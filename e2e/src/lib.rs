@@ -5,3 +5,4 @@
 //! scheduler, CSI provisioner and the snapshot controller. See `e2e/README.md`.
 
 pub mod sim;
+pub mod snapshot_api;

@@ -17,13 +17,20 @@ use tokio::task::JoinSet;
 
 pub mod kubelet;
 pub mod node;
+mod quantity;
+mod reconcile;
 pub mod scheduler;
+pub mod snapshot_contents;
 pub mod snapshots;
 pub mod storage;
+mod volume_dirs;
 
 /// Command-line arguments of `archivist-sim`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "archivist-sim", about = "Simulated node, kubelet, CSI and snapshots for the local cluster")]
+#[command(
+    name = "archivist-sim",
+    about = "Simulated node, kubelet, CSI and snapshots for the local cluster"
+)]
 pub struct SimArgs {
     /// Admin kubeconfig of the local cluster.
     #[arg(long)]
@@ -122,5 +129,9 @@ async fn shutdown_signal() {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
