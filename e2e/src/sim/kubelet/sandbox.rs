@@ -134,6 +134,9 @@ fn host_entries(dir: &str) -> Vec<PathBuf> {
 /// monitor and the PID namespace's init), so the container's processes may stop gracefully.
 /// Returns how many processes were signalled.
 pub fn signal_container(pgid: u32, signal: i32) -> usize {
+    if pgid == 0 {
+        return 0;
+    }
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
     let mut signalled = 0;
     for entry in entries.flatten() {
@@ -153,6 +156,10 @@ pub fn signal_container(pgid: u32, signal: i32) -> usize {
 /// Sends SIGKILL to the whole process group `pgid` (bubblewrap included).
 pub fn kill_group(pgid: u32) {
     let Ok(pgid) = i32::try_from(pgid) else { return };
+    if pgid <= 1 {
+        // kill(0) or kill(-1) would hit our own group or every process.
+        return;
+    }
     // SAFETY: kill(2) on a process group we created; ESRCH when it is already gone.
     unsafe {
         libc::kill(-pgid, libc::SIGKILL);
