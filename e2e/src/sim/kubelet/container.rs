@@ -148,20 +148,22 @@ impl ContainerRun {
             Ok(log) => log,
             Err(err) => return (self.start_error(&format!("{err:#}")), false),
         };
+        // stdout and stderr share one pipe, so the log keeps the order the process wrote in.
+        let output = match output_pipe() {
+            Ok(output) => output,
+            Err(err) => return (self.start_error(&format!("failed to create the output pipe: {err}")), false),
+        };
+        let (reader, out, err) = output;
         let mut command = self.handle.sandbox.command(argv);
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.stdout(out).stderr(err);
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(err) => return (self.start_error(&format!("failed to start bwrap: {err}")), false),
         };
+        // Drop our copies of the write end (inside `command`), so EOF comes when the process ends.
+        drop(command);
         let pgid = child.id().unwrap_or(0);
-        let relays: Vec<_> = [
-            child.stdout.take().map(|out| tokio::spawn(logs::relay(out, "stdout", log.clone()))),
-            child.stderr.take().map(|err| tokio::spawn(logs::relay(err, "stderr", log.clone()))),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let relays = vec![tokio::spawn(logs::relay(reader, "stdout", log.clone()))];
         let _ = self.handle.running.send_replace(Some(restart));
         let has_readiness = self.spec.readiness_probe.is_some();
         self.update(|r| {
@@ -248,6 +250,14 @@ impl ContainerRun {
         }
         tasks
     }
+}
+
+/// A pipe for a process's output: the read end, and the write end twice (stdout, stderr).
+fn output_pipe() -> std::io::Result<(tokio::net::unix::pipe::Receiver, Stdio, Stdio)> {
+    let (sender, receiver) = tokio::net::unix::pipe::pipe()?;
+    let write = sender.into_blocking_fd()?;
+    let write_again = write.try_clone()?;
+    Ok((receiver, Stdio::from(write), Stdio::from(write_again)))
 }
 
 #[cfg(test)]
