@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use archivist_e2e::testing::pods::{create_yaml, exec, host_process_with_arg, is_ready, phase, POD_TIMEOUT};
+use archivist_e2e::testing::pods::{
+    create_yaml, exec, host_process_with_arg, is_ready, phase, POD_TIMEOUT,
+};
 use archivist_e2e::testing::{wait_for, with_namespace};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
@@ -36,7 +38,9 @@ spec:
         let pods = Api::<Pod>::namespaced(client.clone(), &ns);
         let pod = wait_for(&pods, "archive-0", POD_TIMEOUT, "archive-0 Ready", is_ready).await?;
         assert_eq!(phase(pod.as_ref()), Some("Running"));
-        let claim = Api::<PersistentVolumeClaim>::namespaced(client, &ns).get("data-archive-0").await?;
+        let claim = Api::<PersistentVolumeClaim>::namespaced(client, &ns)
+            .get("data-archive-0")
+            .await?;
         assert_eq!(claim.status.and_then(|s| s.phase).as_deref(), Some("Bound"));
         Ok(())
     })
@@ -60,12 +64,30 @@ spec:
         create_yaml::<Pod>(&client, &ns, yaml).await?;
         let pods = Api::<Pod>::namespaced(client, &ns);
         wait_for(&pods, "shell", POD_TIMEOUT, "shell Ready", is_ready).await?;
-        let wrote = exec(&pods, "shell", "main", &["sh", "-c", "echo kept > note.txt && pwd"]).await?;
-        assert_eq!((wrote.stdout.as_str(), wrote.status.as_str()), ("/scratch\n", "Success"));
+        let wrote = exec(
+            &pods,
+            "shell",
+            "main",
+            &["sh", "-c", "echo kept > note.txt && pwd"],
+        )
+        .await?;
+        assert_eq!(
+            (wrote.stdout.as_str(), wrote.status.as_str()),
+            ("/scratch\n", "Success")
+        );
         let read = exec(&pods, "shell", "main", &["cat", "/scratch/note.txt"]).await?;
         assert_eq!(read.stdout, "kept\n");
-        let failed = exec(&pods, "shell", "main", &["sh", "-c", "echo oops >&2; exit 3"]).await?;
-        assert_eq!((failed.stderr.as_str(), failed.status.as_str()), ("oops\n", "Failure"));
+        let failed = exec(
+            &pods,
+            "shell",
+            "main",
+            &["sh", "-c", "echo oops >&2; exit 3"],
+        )
+        .await?;
+        assert_eq!(
+            (failed.stderr.as_str(), failed.status.as_str()),
+            ("oops\n", "Failure")
+        );
         Ok(())
     })
     .await;
@@ -158,8 +180,14 @@ async fn a_job_that_exits_0_completes_and_one_that_exits_1_fails() {
 async fn deleting_a_pod_ends_its_process() {
     with_namespace("delete", |client, ns| async move {
         // A sleep duration unique to this run identifies the pod's process on the host.
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
-        let marker = format!("{}.{}", 3000 + std::process::id() % 1000, nanos % 1_000_000 + 1);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .subsec_nanos();
+        let marker = format!(
+            "{}.{}",
+            3000 + std::process::id() % 1000,
+            nanos % 1_000_000 + 1
+        );
         let yaml = format!(
             "metadata: {{name: sleeper}}\nspec:\n  terminationGracePeriodSeconds: 5\n  \
              containers: [{{name: c, image: ignored, command: [sleep, '{marker}']}}]\n"
@@ -167,10 +195,19 @@ async fn deleting_a_pod_ends_its_process() {
         create_yaml::<Pod>(&client, &ns, &yaml).await?;
         let pods = Api::<Pod>::namespaced(client, &ns);
         wait_for(&pods, "sleeper", POD_TIMEOUT, "sleeper Ready", is_ready).await?;
-        assert!(host_process_with_arg(&marker), "the container's process runs on the host");
+        assert!(
+            host_process_with_arg(&marker),
+            "the container's process runs on the host"
+        );
         pods.delete("sleeper", &DeleteParams::default()).await?;
-        wait_for(&pods, "sleeper", POD_TIMEOUT, "sleeper deleted", |pod| pod.is_none()).await?;
-        assert!(!host_process_with_arg(&marker), "the process is gone once the pod is");
+        wait_for(&pods, "sleeper", POD_TIMEOUT, "sleeper deleted", |pod| {
+            pod.is_none()
+        })
+        .await?;
+        assert!(
+            !host_process_with_arg(&marker),
+            "the process is gone once the pod is"
+        );
         Ok(())
     })
     .await;
@@ -208,11 +245,29 @@ spec:
 "#;
         create_yaml::<Pod>(&client, &ns, yaml).await?;
         let pods = Api::<Pod>::namespaced(client, &ns);
-        wait_for(&pods, "gated", POD_TIMEOUT, "gated Running", |p| phase(p) == Some("Running")).await?;
+        wait_for(&pods, "gated", POD_TIMEOUT, "gated Running", |p| {
+            phase(p) == Some("Running")
+        })
+        .await?;
         tokio::time::sleep(Duration::from_secs(3)).await;
-        assert!(!is_ready(pods.get_opt("gated").await?.as_ref()), "not Ready while the probe fails");
-        assert_eq!(exec(&pods, "gated", "web", &["touch", "/tmp/ready"]).await?.status, "Success");
-        wait_for(&pods, "gated", POD_TIMEOUT, "gated Ready once the probe passes", is_ready).await?;
+        assert!(
+            !is_ready(pods.get_opt("gated").await?.as_ref()),
+            "not Ready while the probe fails"
+        );
+        assert_eq!(
+            exec(&pods, "gated", "web", &["touch", "/tmp/ready"])
+                .await?
+                .status,
+            "Success"
+        );
+        wait_for(
+            &pods,
+            "gated",
+            POD_TIMEOUT,
+            "gated Ready once the probe passes",
+            is_ready,
+        )
+        .await?;
         Ok(())
     })
     .await;

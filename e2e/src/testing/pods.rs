@@ -17,12 +17,18 @@ pub const POD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Creates a namespaced object, given as YAML, in namespace `ns`.
 pub async fn create_yaml<K>(client: &Client, ns: &str, yaml: &str) -> anyhow::Result<K>
 where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
     K::DynamicType: Default,
 {
     let object: K = serde_yaml::from_str(yaml).context("invalid YAML in the test")?;
     let api = Api::<K>::namespaced(client.clone(), ns);
-    api.create(&PostParams::default(), &object).await.context("failed to create the test object")
+    api.create(&PostParams::default(), &object)
+        .await
+        .context("failed to create the test object")
 }
 
 /// The pod exists and its `Ready` condition is True.
@@ -34,7 +40,8 @@ pub fn is_ready(pod: Option<&Pod>) -> bool {
 
 /// The pod's phase, if it has one.
 pub fn phase(pod: Option<&Pod>) -> Option<&str> {
-    pod.and_then(|p| p.status.as_ref()).and_then(|s| s.phase.as_deref())
+    pod.and_then(|p| p.status.as_ref())
+        .and_then(|s| s.phase.as_deref())
 }
 
 /// What a command run with [`exec`] printed and how it ended.
@@ -49,8 +56,17 @@ pub struct ExecOutput {
 }
 
 /// Runs `command` in `container` of `pod` through the API server (kube-rs `Api::exec`).
-pub async fn exec(pods: &Api<Pod>, pod: &str, container: &str, command: &[&str]) -> anyhow::Result<ExecOutput> {
-    let params = AttachParams::default().container(container).stdin(false).stdout(true).stderr(true);
+pub async fn exec(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    command: &[&str],
+) -> anyhow::Result<ExecOutput> {
+    let params = AttachParams::default()
+        .container(container)
+        .stdin(false)
+        .stdout(true)
+        .stderr(true);
     let mut attached = pods
         .exec(pod, command.iter().copied(), &params)
         .await
@@ -59,12 +75,19 @@ pub async fn exec(pods: &Api<Pod>, pod: &str, container: &str, command: &[&str])
     let mut stderr = attached.stderr().context("no stderr")?;
     let status = attached.take_status().context("no status")?;
     let (mut out, mut err) = (String::new(), String::new());
-    let (read_out, read_err) = tokio::join!(stdout.read_to_string(&mut out), stderr.read_to_string(&mut err));
+    let (read_out, read_err) = tokio::join!(
+        stdout.read_to_string(&mut out),
+        stderr.read_to_string(&mut err)
+    );
     read_out.context("reading stdout")?;
     read_err.context("reading stderr")?;
     let status = status.await.and_then(|s| s.status).unwrap_or_default();
     attached.join().await.context("exec session failed")?;
-    Ok(ExecOutput { stdout: out, stderr: err, status })
+    Ok(ExecOutput {
+        stdout: out,
+        stderr: err,
+        status,
+    })
 }
 
 /// Whether a process on this host has `arg` among its arguments (pods run as host processes).

@@ -3,11 +3,13 @@
 //!
 //! - [`pod_worker`]: one task per pod: IP, volumes, init containers, containers, deletion.
 //! - [`container`]: one container's process, restarts with backoff, probes.
-//! - [`sandbox`], [`volumes`], [`env`]: how a container's process is set up.
+//! - [`sandbox`], [`volumes`] ([`volume_sources`], [`volume_files`]), [`env`], [`downward`]:
+//!   how a container's process is set up.
 //! - [`probes`], [`status`], [`logs`]: readiness/liveness, pod status, log files.
 //! - [`server`]: the HTTPS endpoint (`/exec`, `/containerLogs`) the API server proxies to.
 
 pub mod container;
+pub mod downward;
 pub mod env;
 pub mod logs;
 pub mod pod_worker;
@@ -15,6 +17,8 @@ pub mod probes;
 pub mod sandbox;
 pub mod server;
 pub mod status;
+pub mod volume_files;
+pub mod volume_sources;
 pub mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -71,22 +75,37 @@ pub struct Kubelet {
 impl Kubelet {
     /// A kubelet with no pods yet.
     pub fn new(client: Client, node_name: String, state_dir: PathBuf) -> Self {
-        Kubelet { client, node_name, state_dir, ips: Mutex::default(), containers: Mutex::default() }
+        Kubelet {
+            client,
+            node_name,
+            state_dir,
+            ips: Mutex::default(),
+            containers: Mutex::default(),
+        }
     }
 
     /// Takes a free pod IP, `preferred` if it is free (a pod that already had one).
     pub fn allocate_ip(&self, preferred: Option<&str>) -> Option<String> {
-        self.ips.lock().unwrap_or_else(|e| e.into_inner()).allocate(preferred)
+        self.ips
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allocate(preferred)
     }
 
     /// Returns a pod IP to the pool.
     pub fn release_ip(&self, ip: &str) {
-        self.ips.lock().unwrap_or_else(|e| e.into_inner()).release(ip);
+        self.ips
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .release(ip);
     }
 
     /// Makes a container reachable for exec and logs.
     pub fn register(&self, key: ContainerKey, handle: Arc<ContainerHandle>) {
-        self.containers.lock().unwrap_or_else(|e| e.into_inner()).insert(key, handle);
+        self.containers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, handle);
     }
 
     /// Forgets a container, unless a newer pod of the same name registered it again.
@@ -99,7 +118,11 @@ impl Kubelet {
 
     /// The container, if the kubelet runs (or ran) it.
     pub fn container(&self, key: &ContainerKey) -> Option<Arc<ContainerHandle>> {
-        self.containers.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+        self.containers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
     }
 }
 
@@ -121,14 +144,22 @@ impl IpPool {
 
     /// Returns an IP to the pool.
     pub fn release(&mut self, ip: &str) {
-        if let Some(octet) = ip.strip_prefix(POD_IP_PREFIX).and_then(|s| s.parse::<u8>().ok()) {
+        if let Some(octet) = ip
+            .strip_prefix(POD_IP_PREFIX)
+            .and_then(|s| s.parse::<u8>().ok())
+        {
             self.0.remove(&octet);
         }
     }
 }
 
 /// Serves the kubelet endpoint and runs every pod bound to `node_name` until the task ends.
-pub async fn run(client: Client, node_name: String, state_dir: PathBuf, port: u16) -> anyhow::Result<()> {
+pub async fn run(
+    client: Client,
+    node_name: String,
+    state_dir: PathBuf,
+    port: u16,
+) -> anyhow::Result<()> {
     let kubelet = Arc::new(Kubelet::new(client.clone(), node_name.clone(), state_dir));
     let server = tokio::spawn(server::serve(kubelet.clone(), port));
     let pods: Api<Pod> = Api::all(client);
@@ -170,7 +201,11 @@ pub async fn run(client: Client, node_name: String, state_dir: PathBuf, port: u1
                 }
             }
             watcher::Event::InitDone => {
-                let gone: Vec<String> = workers.keys().filter(|uid| !listed.contains(*uid)).cloned().collect();
+                let gone: Vec<String> = workers
+                    .keys()
+                    .filter(|uid| !listed.contains(*uid))
+                    .cloned()
+                    .collect();
                 for uid in gone {
                     if let Some(tx) = workers.remove(&uid) {
                         let _ = tx.send(None);
@@ -195,7 +230,10 @@ mod tests {
         let a = pool.allocate(None).unwrap();
         let b = pool.allocate(Some("127.0.1.9")).unwrap();
         let c = pool.allocate(Some("127.0.1.9")).unwrap();
-        assert_eq!((a.as_str(), b.as_str(), c.as_str()), ("127.0.1.1", "127.0.1.9", "127.0.1.2"));
+        assert_eq!(
+            (a.as_str(), b.as_str(), c.as_str()),
+            ("127.0.1.1", "127.0.1.9", "127.0.1.2")
+        );
         pool.release(&a);
         assert_eq!(pool.allocate(None).unwrap(), "127.0.1.1");
         for _ in 0..251 {

@@ -64,7 +64,11 @@ impl Sandbox {
         // Parents before children, whatever order the spec lists them in.
         mounts.sort_by_key(|m| m.target.trim_end_matches('/').matches('/').count());
         for mount in mounts {
-            let flag = if mount.read_only { "--ro-bind" } else { "--bind" };
+            let flag = if mount.read_only {
+                "--ro-bind"
+            } else {
+                "--bind"
+            };
             push(&[&flag, &mount.host, &mount.target]);
         }
         push(&[&"--dir", &self.working_dir, &"--chdir", &self.working_dir]);
@@ -85,7 +89,9 @@ impl Sandbox {
         }
         for link in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
             let host = Path::new("/").join(link);
-            let Ok(target) = std::fs::read_link(&host) else { continue };
+            let Ok(target) = std::fs::read_link(&host) else {
+                continue;
+            };
             let inside = root.join(link);
             if inside.symlink_metadata().is_err() {
                 std::os::unix::fs::symlink(&target, &inside)
@@ -125,7 +131,12 @@ impl Sandbox {
 
 /// The absolute paths of the entries of directory `dir` on the host, sorted.
 fn host_entries(dir: &str) -> Vec<PathBuf> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     entries
 }
@@ -137,12 +148,24 @@ pub fn signal_container(pgid: u32, signal: i32) -> usize {
     if pgid == 0 {
         return 0;
     }
-    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
     let mut signalled = 0;
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let Some((comm, pgrp)) = parse_stat(&stat) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((comm, pgrp)) = parse_stat(&stat) else {
+            continue;
+        };
         if pgrp == pgid && comm != "bwrap" {
             // SAFETY: kill(2) with a pid read from /proc; at worst the process is gone (ESRCH).
             if unsafe { libc::kill(pid, signal) } == 0 {
@@ -155,7 +178,9 @@ pub fn signal_container(pgid: u32, signal: i32) -> usize {
 
 /// Sends SIGKILL to the whole process group `pgid` (bubblewrap included).
 pub fn kill_group(pgid: u32) {
-    let Ok(pgid) = i32::try_from(pgid) else { return };
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return;
+    };
     if pgid <= 1 {
         // kill(0) or kill(-1) would hit our own group or every process.
         return;
@@ -186,18 +211,32 @@ mod tests {
         Sandbox {
             rootfs: root.join("rootfs"),
             mounts: vec![
-                Mount { host: root.join("b"), target: "/data/b".into(), read_only: true },
-                Mount { host: root.join("a"), target: "/data".into(), read_only: false },
+                Mount {
+                    host: root.join("b"),
+                    target: "/data/b".into(),
+                    read_only: true,
+                },
+                Mount {
+                    host: root.join("a"),
+                    target: "/data".into(),
+                    read_only: false,
+                },
             ],
-            env: vec![("PATH".into(), DEFAULT_PATH.into()), ("GREETING".into(), "hi there".into())],
+            env: vec![
+                ("PATH".into(), DEFAULT_PATH.into()),
+                ("GREETING".into(), "hi there".into()),
+            ],
             working_dir: "/work".into(),
         }
     }
 
     #[test]
     fn mounts_parents_before_children() {
-        let args: Vec<String> =
-            sandbox(Path::new("/s")).bwrap_args().iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args: Vec<String> = sandbox(Path::new("/s"))
+            .bwrap_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let data = args.iter().position(|a| a == "/data").unwrap();
         let data_b = args.iter().position(|a| a == "/data/b").unwrap();
         assert!(data < data_b);
@@ -209,8 +248,16 @@ mod tests {
     #[test]
     fn mounts_under_etc_bind_its_entries_one_by_one() {
         let mut sandbox = sandbox(Path::new("/s"));
-        sandbox.mounts.push(Mount { host: "/s/cfg".into(), target: "/etc/app".into(), read_only: true });
-        let args: Vec<String> = sandbox.bwrap_args().iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        sandbox.mounts.push(Mount {
+            host: "/s/cfg".into(),
+            target: "/etc/app".into(),
+            read_only: true,
+        });
+        let args: Vec<String> = sandbox
+            .bwrap_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         assert!(!args.windows(2).any(|w| w[0] == "/etc" && w[1] == "/etc"));
         assert!(args.iter().any(|a| a == "/etc/passwd"));
         let passwd = args.iter().position(|a| a == "/etc/passwd").unwrap();
@@ -220,7 +267,10 @@ mod tests {
 
     #[test]
     fn parses_proc_stat() {
-        assert_eq!(parse_stat("123 (my (odd) cmd) S 1 77 77 0"), Some(("my (odd) cmd", 77)));
+        assert_eq!(
+            parse_stat("123 (my (odd) cmd) S 1 77 77 0"),
+            Some(("my (odd) cmd", 77))
+        );
         assert_eq!(parse_stat("garbage"), None);
     }
 
@@ -241,13 +291,19 @@ mod tests {
         let mut command = sandbox.command(&["sh".into(), "-c".into(), script.into()]);
         command.stdout(Stdio::piped());
         let output = command.output().await.unwrap();
-        assert_eq!(String::from_utf8_lossy(&output.stdout), "from the host hi there /work\nro\n");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "from the host hi there /work\nro\n"
+        );
         assert_eq!(output.status.code(), Some(3));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn which(program: &str) -> Option<PathBuf> {
-        std::env::var_os("PATH")
-            .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.exists()))
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(program))
+                .find(|p| p.exists())
+        })
     }
 }
