@@ -77,6 +77,15 @@ spec:
         );
         let read = exec(&pods, "shell", "main", &["cat", "/scratch/note.txt"]).await?;
         assert_eq!(read.stdout, "kept\n");
+        // exec joins the container's PID namespace: its idle process is visible.
+        let ps = exec(
+            &pods,
+            "shell",
+            "main",
+            &["sh", "-c", "ps -e -o comm= | grep -c '^sleep$'"],
+        )
+        .await?;
+        assert_eq!(ps.stdout, "1\n");
         let failed = exec(
             &pods,
             "shell",

@@ -15,7 +15,7 @@ use super::env::expand;
 use super::probes::{self, ProbeTarget};
 use super::sandbox;
 use super::status::{ContainerRecord, PodRuntime, State, Termination};
-use super::{logs, ContainerHandle};
+use super::{logs, ContainerHandle, Instance};
 
 /// First restart delay; doubles up to [`MAX_BACKOFF`].
 const BASE_BACKOFF: Duration = Duration::from_secs(1);
@@ -194,7 +194,10 @@ impl ContainerRun {
         drop(command);
         let pgid = child.id().unwrap_or(0);
         let relays = vec![tokio::spawn(logs::relay(reader, "stdout", log.clone()))];
-        let _ = self.handle.running.send_replace(Some(restart));
+        let _ = self
+            .handle
+            .running
+            .send_replace(Some(Instance { restart, pgid }));
         let has_readiness = self.spec.readiness_probe.is_some();
         self.update(|r| {
             r.state = State::Running {
@@ -254,6 +257,7 @@ impl ContainerRun {
             pod_ip: self.pod_ip.clone(),
             ports: self.spec.ports.clone().unwrap_or_default(),
             sandbox: self.handle.sandbox.clone(),
+            pgid,
         };
         let mut tasks = Vec::new();
         if let Some(probe) = self.spec.readiness_probe.clone() {

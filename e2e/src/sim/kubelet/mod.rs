@@ -49,6 +49,31 @@ pub struct ContainerKey {
     pub container: String,
 }
 
+/// A running instance of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instance {
+    /// Restarts before this instance (numbers its log file).
+    pub restart: i32,
+    /// Its process group (bubblewrap's pid).
+    pub pgid: u32,
+}
+
+impl ContainerHandle {
+    /// A command that runs `argv` in the container's running instance (its mount and PID
+    /// namespaces, environment, working directory), or in a fresh sandbox like it when the
+    /// instance cannot be entered.
+    pub fn exec_command(&self, argv: &[String]) -> tokio::process::Command {
+        let init = self
+            .running
+            .borrow()
+            .and_then(|i| sandbox::namespace_init(i.pgid));
+        match init {
+            Some(pid) => self.sandbox.enter_command(pid, argv),
+            None => self.sandbox.command(argv),
+        }
+    }
+}
+
 /// What the HTTPS endpoint needs to know about a running (or finished) container.
 #[derive(Debug)]
 pub struct ContainerHandle {
@@ -56,8 +81,8 @@ pub struct ContainerHandle {
     pub sandbox: Sandbox,
     /// Its log files.
     pub logs: LogDir,
-    /// `Some(instance)` while an instance (numbered by restarts) runs.
-    pub running: watch::Sender<Option<i32>>,
+    /// The instance that runs now, if any.
+    pub running: watch::Sender<Option<Instance>>,
 }
 
 /// State shared by the pod workers and the HTTPS endpoint.

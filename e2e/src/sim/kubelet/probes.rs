@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use super::sandbox::Sandbox;
+use super::sandbox::{self, Sandbox};
 
 /// Where a probe runs.
 #[derive(Debug, Clone)]
@@ -19,6 +19,8 @@ pub struct ProbeTarget {
     pub ports: Vec<ContainerPort>,
     /// The container's sandbox, for exec probes.
     pub sandbox: Sandbox,
+    /// The probed instance's process group (exec probes run inside it).
+    pub pgid: u32,
 }
 
 /// Runs `probe` forever, calling `report` with the derived state each time it changes
@@ -72,10 +74,16 @@ pub async fn probe_once(probe: &Probe, target: &ProbeTarget) -> bool {
         if argv.is_empty() {
             return false;
         }
-        return match target.sandbox.command(&argv).status().await {
-            Ok(status) => status.success(),
-            Err(_) => false,
+        let mut command = match sandbox::namespace_init(target.pgid) {
+            Some(init) => target.sandbox.enter_command(init, &argv),
+            None => target.sandbox.command(&argv),
         };
+        let Ok(mut child) = command.spawn() else {
+            return false;
+        };
+        // If the probe times out (this future is dropped), the whole command goes.
+        let _guard = GroupGuard(child.id().unwrap_or(0));
+        return child.wait().await.is_ok_and(|status| status.success());
     }
     if let Some(http) = &probe.http_get {
         let Some(port) = resolve_port(&http.port, &target.ports) else {
@@ -122,6 +130,15 @@ pub async fn probe_once(probe: &Probe, target: &ProbeTarget) -> bool {
             .is_ok();
     }
     false
+}
+
+/// Kills a process group when dropped.
+struct GroupGuard(u32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        sandbox::kill_group(self.0);
+    }
 }
 
 /// A numeric port, or the number of the container port with that name.
@@ -185,6 +202,7 @@ mod tests {
                 env: vec![],
                 working_dir: "/".into(),
             },
+            pgid: 0,
         }
     }
 

@@ -105,10 +105,35 @@ impl Sandbox {
     /// until the caller sets it.
     pub fn command(&self, argv: &[String]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new("bwrap");
+        command.args(self.bwrap_args()).arg("--").args(argv);
+        self.finish(command)
+    }
+
+    /// A command that runs `argv` inside the running sandbox whose PID namespace init has
+    /// host pid `init` (nsenter into its mount and PID namespaces and root), with this
+    /// sandbox's environment and working directory, in a new process group.
+    pub fn enter_command(&self, init: u32, argv: &[String]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new("nsenter");
         command
-            .args(self.bwrap_args())
-            .arg("--")
-            .args(argv)
+            .arg(format!("--target={init}"))
+            .args([
+                "--mount",
+                "--pid",
+                "--root",
+                "--",
+                "sh",
+                "-c",
+                r#"cd -- "$1" && shift && exec "$@""#,
+                "sh",
+            ])
+            .arg(&self.working_dir)
+            .args(argv);
+        self.finish(command)
+    }
+
+    /// Environment, stdio, process group and parent-death signal of every sandbox command.
+    fn finish(&self, mut command: tokio::process::Command) -> tokio::process::Command {
+        command
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -163,7 +188,7 @@ pub fn signal_container(pgid: u32, signal: i32) -> usize {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        let Some((comm, pgrp)) = parse_stat(&stat) else {
+        let Some((comm, _, pgrp)) = parse_stat(&stat) else {
             continue;
         };
         if pgrp == pgid && comm != "bwrap" {
@@ -191,16 +216,31 @@ pub fn kill_group(pgid: u32) {
     }
 }
 
-/// `(comm, pgrp)` from the text of `/proc/<pid>/stat`.
-fn parse_stat(stat: &str) -> Option<(&str, u32)> {
+/// The host pid of the PID namespace's init (bubblewrap's second process) of the sandbox
+/// whose process group is `pgid`: entering its namespaces enters the container.
+pub fn namespace_init(pgid: u32) -> Option<u32> {
+    if pgid == 0 {
+        return None;
+    }
+    let entries = std::fs::read_dir("/proc").ok()?;
+    entries.flatten().find_map(|entry| {
+        let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        let (comm, ppid, pgrp) = parse_stat(&stat)?;
+        (comm == "bwrap" && ppid == pgid && pgrp == pgid).then_some(pid)
+    })
+}
+
+/// `(comm, ppid, pgrp)` from the text of `/proc/<pid>/stat`.
+fn parse_stat(stat: &str) -> Option<(&str, u32, u32)> {
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close)?;
     let mut rest = stat.get(close + 1..)?.split_whitespace();
     let _state = rest.next()?;
-    let _ppid = rest.next()?;
+    let ppid = rest.next()?.parse().ok()?;
     let pgrp = rest.next()?.parse().ok()?;
-    Some((comm, pgrp))
+    Some((comm, ppid, pgrp))
 }
 
 #[cfg(test)]
@@ -269,7 +309,7 @@ mod tests {
     fn parses_proc_stat() {
         assert_eq!(
             parse_stat("123 (my (odd) cmd) S 1 77 77 0"),
-            Some(("my (odd) cmd", 77))
+            Some(("my (odd) cmd", 1, 77))
         );
         assert_eq!(parse_stat("garbage"), None);
     }
@@ -296,6 +336,45 @@ mod tests {
             "from the host hi there /work\nro\n"
         );
         assert_eq!(output.status.code(), Some(3));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn enters_a_running_sandbox() {
+        if which("bwrap").is_none() || which("nsenter").is_none() {
+            eprintln!("bwrap or nsenter not installed; skipping");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("sandbox-enter-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        let sandbox = sandbox(&dir);
+        sandbox.prepare_rootfs().unwrap();
+        let mut container = sandbox.command(&[
+            "sh".into(),
+            "-c".into(),
+            "echo x > /tmp/mine; sleep 30".into(),
+        ]);
+        let child = container.spawn().unwrap();
+        let pgid = child.id().unwrap();
+        let mut init = None;
+        for _ in 0..50 {
+            init = namespace_init(pgid);
+            if init.is_some() && dir.join("rootfs/tmp/mine").exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let script = "echo $GREETING $(pwd) $(cat /tmp/mine); ps -e -o comm= | grep -c sleep";
+        let mut command =
+            sandbox.enter_command(init.unwrap(), &["sh".into(), "-c".into(), script.into()]);
+        command.stdout(Stdio::piped());
+        let output = command.output().await.unwrap();
+        kill_group(pgid);
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "hi there /work x\n1\n"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -202,7 +202,7 @@ async fn session<S>(
         let _ = ws_tx.close().await;
     });
 
-    let mut command = handle.sandbox.command(&query.command);
+    let mut command = handle.exec_command(&query.command);
     let piped = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
     command
         .stdin(piped(query.stdin))
@@ -219,6 +219,7 @@ async fn session<S>(
             126
         }
         Ok(mut child) => {
+            let pgid = child.id().unwrap_or(0);
             let stderr_channel = if query.tty { 1 } else { 2 };
             let pumps: Vec<_> = [
                 child
@@ -257,7 +258,7 @@ async fn session<S>(
                         // The client went away: end the command.
                         Some(Err(_)) | None => {
                             client_open = false;
-                            let _ = child.start_kill();
+                            crate::sim::kubelet::sandbox::kill_group(pgid);
                         }
                     }
                 }

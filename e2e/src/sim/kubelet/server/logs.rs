@@ -63,7 +63,7 @@ pub async fn handle(query: &str, handle: Arc<ContainerHandle>) -> Response<Body>
         let mut offset = complete as u64;
         let running = handle.running.subscribe();
         loop {
-            let still_running = *running.borrow() == Some(instance);
+            let still_running = running.borrow().is_some_and(|i| i.restart == instance);
             let mut chunk = String::new();
             if file.seek(std::io::SeekFrom::Start(offset)).await.is_err()
                 || file.read_to_string(&mut chunk).await.is_err()
