@@ -21,6 +21,7 @@ mod quantity;
 mod reconcile;
 pub mod scheduler;
 pub mod snapshot_contents;
+pub mod snapshot_knobs;
 pub mod snapshots;
 pub mod storage;
 mod volume_dirs;

@@ -59,7 +59,7 @@ pub fn bytes_quantity(bytes: u64) -> String {
         ("Ki", 10),
     ];
     for (suffix, shift) in SUFFIXES {
-        if bytes != 0 && bytes % (1u64 << shift) == 0 {
+        if bytes != 0 && bytes.is_multiple_of(1u64 << shift) {
             return format!("{}{suffix}", bytes >> shift);
         }
     }

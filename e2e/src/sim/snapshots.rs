@@ -6,7 +6,7 @@
 //!   volume's directory to `<state-dir>/snapshots/<content-name>`, creates the bound
 //!   VolumeSnapshotContent `snapcontent-<snapshot uid>`, sets `boundVolumeSnapshotContentName`,
 //!   `creationTime` and `restoreSize`, then `readyToUse: true`.
-//! - Knobs, as annotations on the source PVC: [`CUT_DELAY`], [`READY_DELAY`], [`FAIL`].
+//! - Knobs, as annotations on the source PVC: see [`super::snapshot_knobs`].
 //! - Deletion: see [`super::snapshot_contents`].
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,15 +17,16 @@ use anyhow::{anyhow, Context as _};
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
-use super::quantity::{bytes_quantity, duration, quantity_bytes};
+use super::quantity::{bytes_quantity, quantity_bytes};
 use super::reconcile::{apply_params, drain, now, retry_after_error, ReconcileError};
+use super::snapshot_knobs::{after, until, Knobs, FAIL};
 use super::storage::PROVISIONER;
 use super::volume_dirs::{create_dir_from, snapshot_dir, volume_dir};
 use super::SimContext;
@@ -39,12 +40,6 @@ use crate::snapshot_api::{
 pub const SNAPSHOT_CLASS: &str = "archivist-local";
 /// CSI driver name of the simulated snapshots (the same driver as the storage).
 pub const DRIVER: &str = PROVISIONER;
-/// Source-PVC annotation: time from the VolumeSnapshot's creation to the cut (copy + `creationTime`).
-pub const CUT_DELAY: &str = "sim.archivist.dev/snapshot-cut-delay";
-/// Source-PVC annotation: time from the cut to `readyToUse: true`.
-pub const READY_DELAY: &str = "sim.archivist.dev/snapshot-ready-delay";
-/// Source-PVC annotation: `"true"` makes every snapshot of the PVC fail (`status.error`, never ready).
-pub const FAIL: &str = "sim.archivist.dev/fail-snapshot";
 /// How often a snapshot whose source PVC is not bound yet is looked at again.
 const SOURCE_POLL: Duration = Duration::from_secs(1);
 
@@ -117,52 +112,6 @@ async fn ensure_snapshot_class(client: &kube::Client) -> anyhow::Result<()> {
 /// Name of the VolumeSnapshotContent made for a VolumeSnapshot (upstream's naming).
 pub fn content_name_for(snapshot_uid: &str) -> String {
     format!("snapcontent-{snapshot_uid}")
-}
-
-/// The knobs read from the source PVC's annotations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Knobs {
-    /// Time from the snapshot's creation to the cut.
-    pub cut_delay: Duration,
-    /// Time from the cut to ready.
-    pub ready_delay: Duration,
-    /// The snapshot fails.
-    pub fail: bool,
-}
-
-impl Knobs {
-    /// Reads the knobs from annotations; unparsable values are errors.
-    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> anyhow::Result<Self> {
-        let delay = |key: &str| -> anyhow::Result<Duration> {
-            annotations
-                .get(key)
-                .map(|v| duration(v).with_context(|| format!("annotation {key}")))
-                .transpose()
-                .map(Option::unwrap_or_default)
-        };
-        Ok(Self {
-            cut_delay: delay(CUT_DELAY)?,
-            ready_delay: delay(READY_DELAY)?,
-            fail: annotations
-                .get(FAIL)
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
-        })
-    }
-}
-
-fn after(at: Timestamp, delay: Duration) -> Timestamp {
-    let delay = SignedDuration::try_from(delay).unwrap_or(SignedDuration::MAX);
-    at.checked_add(delay).unwrap_or(Timestamp::MAX)
-}
-
-/// Time left until `at`, or `None` when it has passed.
-fn until(at: Timestamp, now: Timestamp) -> Option<Duration> {
-    let left = now.duration_until(at);
-    if left.is_positive() {
-        Duration::try_from(left).ok()
-    } else {
-        None
-    }
 }
 
 async fn reconcile_snapshot(
@@ -402,42 +351,4 @@ async fn patch_content_status(
     )
     .await
     .with_context(|| format!("failed to patch the status of VolumeSnapshotContent {name}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn knobs_from_annotations() {
-        let annotations = BTreeMap::from([
-            (CUT_DELAY.to_owned(), "2s".to_owned()),
-            (READY_DELAY.to_owned(), "500ms".to_owned()),
-            (FAIL.to_owned(), "true".to_owned()),
-        ]);
-        let knobs = Knobs::from_annotations(&annotations).unwrap();
-        assert_eq!(
-            knobs,
-            Knobs {
-                cut_delay: Duration::from_secs(2),
-                ready_delay: Duration::from_millis(500),
-                fail: true
-            }
-        );
-        assert_eq!(
-            Knobs::from_annotations(&BTreeMap::new()).unwrap(),
-            Knobs::default()
-        );
-        let bad = BTreeMap::from([(CUT_DELAY.to_owned(), "soon".to_owned())]);
-        assert!(Knobs::from_annotations(&bad).is_err());
-    }
-
-    #[test]
-    fn waiting() {
-        let t0 = Timestamp::from_second(1_000).unwrap();
-        let t1 = after(t0, Duration::from_secs(2));
-        assert_eq!(until(t1, t0), Some(Duration::from_secs(2)));
-        assert_eq!(until(t0, t1), None);
-        assert_eq!(until(t0, t0), None);
-    }
 }
