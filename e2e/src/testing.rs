@@ -20,6 +20,7 @@ use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
+pub mod pods;
 pub mod volumes;
 
 /// Label put on every namespace made by [`with_namespace`].

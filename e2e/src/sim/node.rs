@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeStatus, NodeSystemInfo,
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeStatus,
+    NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -49,16 +50,28 @@ pub async fn run(client: Client, node_name: String, kubelet_port: u16) -> anyhow
 
 /// Creates the Node object if it does not exist yet.
 async fn ensure_node(nodes: &Api<Node>, name: &str) -> anyhow::Result<()> {
-    if nodes.get_opt(name).await.with_context(|| format!("failed to read node {name}"))?.is_some() {
+    if nodes
+        .get_opt(name)
+        .await
+        .with_context(|| format!("failed to read node {name}"))?
+        .is_some()
+    {
         return Ok(());
     }
     let labels = BTreeMap::from([
         ("kubernetes.io/hostname".to_string(), name.to_string()),
         ("kubernetes.io/os".to_string(), "linux".to_string()),
-        ("kubernetes.io/arch".to_string(), std::env::consts::ARCH.replace("x86_64", "amd64")),
+        (
+            "kubernetes.io/arch".to_string(),
+            std::env::consts::ARCH.replace("x86_64", "amd64"),
+        ),
     ]);
     let node = Node {
-        metadata: ObjectMeta { name: Some(name.to_string()), labels: Some(labels), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        },
         ..Default::default()
     };
     match nodes.create(&PostParams::default(), &node).await {
@@ -70,18 +83,29 @@ async fn ensure_node(nodes: &Api<Node>, name: &str) -> anyhow::Result<()> {
 
 /// The node's status at `now`: Ready, reachable at [`NODE_IP`]:`kubelet_port`.
 pub fn node_status(kubelet_port: u16, started: Timestamp, now: Timestamp) -> NodeStatus {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let memory_kib = memory_kib().unwrap_or(1024 * 1024);
     let resources = BTreeMap::from([
         ("cpu".to_string(), Quantity(cpus.to_string())),
         ("memory".to_string(), Quantity(format!("{memory_kib}Ki"))),
         ("pods".to_string(), Quantity(MAX_PODS.to_string())),
-        ("ephemeral-storage".to_string(), Quantity("100Gi".to_string())),
+        (
+            "ephemeral-storage".to_string(),
+            Quantity("100Gi".to_string()),
+        ),
     ]);
     NodeStatus {
         addresses: Some(vec![
-            NodeAddress { type_: "InternalIP".into(), address: NODE_IP.into() },
-            NodeAddress { type_: "Hostname".into(), address: "localhost".into() },
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: NODE_IP.into(),
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: "localhost".into(),
+            },
         ]),
         allocatable: Some(resources.clone()),
         capacity: Some(resources),
@@ -94,7 +118,9 @@ pub fn node_status(kubelet_port: u16, started: Timestamp, now: Timestamp) -> Nod
             last_transition_time: Some(Time(started)),
         }]),
         daemon_endpoints: Some(NodeDaemonEndpoints {
-            kubelet_endpoint: Some(DaemonEndpoint { port: i32::from(kubelet_port) }),
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: i32::from(kubelet_port),
+            }),
         }),
         node_info: Some(NodeSystemInfo {
             architecture: std::env::consts::ARCH.replace("x86_64", "amd64"),
@@ -131,10 +157,23 @@ mod tests {
         let now = Timestamp::now();
         let status = node_status(10350, now, now);
         let ready = &status.conditions.unwrap()[0];
-        assert_eq!((ready.type_.as_str(), ready.status.as_str()), ("Ready", "True"));
-        assert_eq!(status.daemon_endpoints.unwrap().kubelet_endpoint.unwrap().port, 10350);
+        assert_eq!(
+            (ready.type_.as_str(), ready.status.as_str()),
+            ("Ready", "True")
+        );
+        assert_eq!(
+            status
+                .daemon_endpoints
+                .unwrap()
+                .kubelet_endpoint
+                .unwrap()
+                .port,
+            10350
+        );
         let addresses = status.addresses.unwrap();
-        assert!(addresses.iter().any(|a| a.type_ == "InternalIP" && a.address == "127.0.0.1"));
+        assert!(addresses
+            .iter()
+            .any(|a| a.type_ == "InternalIP" && a.address == "127.0.0.1"));
         assert!(status.capacity.unwrap().contains_key("pods"));
     }
 

@@ -32,12 +32,21 @@ pub async fn run(client: Client, node_name: String) -> anyhow::Result<()> {
         watcher(pods, watcher::Config::default().fields("spec.nodeName=")),
     )
     .default_backoff()
-    .map(|event| event.map(|_| ()).context("watching unscheduled pods failed"))
+    .map(|event| {
+        event
+            .map(|_| ())
+            .context("watching unscheduled pods failed")
+    })
     .boxed();
-    let claim_events = reflector::reflector(claim_writer, watcher(claims, watcher::Config::default()))
-        .default_backoff()
-        .map(|event| event.map(|_| ()).context("watching PersistentVolumeClaims failed"))
-        .boxed();
+    let claim_events =
+        reflector::reflector(claim_writer, watcher(claims, watcher::Config::default()))
+            .default_backoff()
+            .map(|event| {
+                event
+                    .map(|_| ())
+                    .context("watching PersistentVolumeClaims failed")
+            })
+            .boxed();
     let mut events = stream::select(pod_events, claim_events);
     while let Some(event) = events.next().await {
         if let Err(err) = event {
@@ -60,17 +69,31 @@ async fn schedule_ready_pods(
         .state()
         .iter()
         .map(|claim| {
-            let phase = claim.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
-            ((claim.namespace().unwrap_or_default(), claim.name_any()), phase)
+            let phase = claim
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default();
+            (
+                (claim.namespace().unwrap_or_default(), claim.name_any()),
+                phase,
+            )
         })
         .collect();
     for pod in pods.state() {
-        let unscheduled = pod.spec.as_ref().is_some_and(|s| s.node_name.as_deref().unwrap_or("").is_empty());
+        let unscheduled = pod
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.node_name.as_deref().unwrap_or("").is_empty());
         if !unscheduled || pod.metadata.deletion_timestamp.is_some() {
             continue;
         }
         let namespace = pod.namespace().unwrap_or_default();
-        if let Err(wait) = claims_bound(&pod, |claim| claim_phases.get(&(namespace.clone(), claim.to_string())).cloned()) {
+        if let Err(wait) = claims_bound(&pod, |claim| {
+            claim_phases
+                .get(&(namespace.clone(), claim.to_string()))
+                .cloned()
+        }) {
             tracing::debug!(pod = %pod.name_any(), ?wait, "pod waits for its claims");
             continue;
         }
@@ -84,7 +107,11 @@ async fn schedule_ready_pods(
 /// phase up by name in the pod's namespace (`None`: the claim does not exist).
 pub fn claims_bound(pod: &Pod, phase_of: impl Fn(&str) -> Option<String>) -> Result<(), Wait> {
     let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
-    for claim in volumes.into_iter().flatten().filter_map(|v| v.persistent_volume_claim.as_ref()) {
+    for claim in volumes
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+    {
         match phase_of(&claim.claim_name).as_deref() {
             None => return Err(Wait::ClaimMissing(claim.claim_name.clone())),
             Some("Bound") => {}
@@ -98,7 +125,11 @@ pub fn claims_bound(pod: &Pod, phase_of: impl Fn(&str) -> Option<String>) -> Res
 async fn bind(client: &Client, namespace: &str, pod: &str, node_name: &str) -> anyhow::Result<()> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let binding = Binding {
-        metadata: ObjectMeta { name: Some(pod.to_string()), namespace: Some(namespace.to_string()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(pod.to_string()),
+            namespace: Some(namespace.to_string()),
+            ..Default::default()
+        },
         target: ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("Node".into()),
@@ -106,14 +137,24 @@ async fn bind(client: &Client, namespace: &str, pod: &str, node_name: &str) -> a
             ..Default::default()
         },
     };
-    match pods.create_subresource::<_, serde_json::Value>("binding", pod, &PostParams::default(), &binding).await {
+    match pods
+        .create_subresource::<_, serde_json::Value>(
+            "binding",
+            pod,
+            &PostParams::default(),
+            &binding,
+        )
+        .await
+    {
         Ok(_) => {
             tracing::info!(%namespace, %pod, node = %node_name, "pod bound");
             Ok(())
         }
         // Already bound (a racing event) or already gone: nothing to do.
         Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => Ok(()),
-        Err(err) => Err(err).with_context(|| format!("failed to bind pod {namespace}/{pod} to {node_name}")),
+        Err(err) => {
+            Err(err).with_context(|| format!("failed to bind pod {namespace}/{pod} to {node_name}"))
+        }
     }
 }
 
@@ -134,7 +175,13 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        Pod { spec: Some(PodSpec { volumes: Some(volumes), ..Default::default() }), ..Default::default() }
+        Pod {
+            spec: Some(PodSpec {
+                volumes: Some(volumes),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -145,9 +192,15 @@ mod tests {
     #[test]
     fn pod_waits_for_missing_and_unbound_claims() {
         let pod = pod_with_claims(&["a", "b"]);
-        assert_eq!(claims_bound(&pod, |_| None), Err(Wait::ClaimMissing("a".into())));
+        assert_eq!(
+            claims_bound(&pod, |_| None),
+            Err(Wait::ClaimMissing("a".into()))
+        );
         let phase = |c: &str| Some(if c == "a" { "Bound" } else { "Pending" }.to_string());
-        assert_eq!(claims_bound(&pod, phase), Err(Wait::ClaimUnbound("b".into())));
+        assert_eq!(
+            claims_bound(&pod, phase),
+            Err(Wait::ClaimUnbound("b".into()))
+        );
         assert_eq!(claims_bound(&pod, |_| Some("Bound".into())), Ok(()));
     }
 }

@@ -15,7 +15,7 @@ use super::env::expand;
 use super::probes::{self, ProbeTarget};
 use super::sandbox;
 use super::status::{ContainerRecord, PodRuntime, State, Termination};
-use super::{logs, ContainerHandle};
+use super::{logs, ContainerHandle, Instance};
 
 /// First restart delay; doubles up to [`MAX_BACKOFF`].
 const BASE_BACKOFF: Duration = Duration::from_secs(1);
@@ -46,9 +46,18 @@ pub fn should_restart(slot: Slot, restart_policy: &str, exit_code: i32) -> bool 
 /// when there is no command (images are ignored); an idle process when there is neither.
 pub fn argv(spec: &Container, env: &[(String, String)]) -> Vec<String> {
     let defined: BTreeMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let argv: Vec<String> =
-        spec.command.iter().flatten().chain(spec.args.iter().flatten()).map(|a| expand(a, &defined)).collect();
-    if argv.is_empty() { vec!["sleep".into(), "infinity".into()] } else { argv }
+    let argv: Vec<String> = spec
+        .command
+        .iter()
+        .flatten()
+        .chain(spec.args.iter().flatten())
+        .map(|a| expand(a, &defined))
+        .collect();
+    if argv.is_empty() {
+        vec!["sleep".into(), "infinity".into()]
+    } else {
+        argv
+    }
 }
 
 /// Everything one container's supervisor needs.
@@ -105,7 +114,9 @@ impl ContainerRun {
             let started = Instant::now();
             let started_at = Timestamp::now();
             let container_id = format!("sim://{}/{}/{restarts}", self.pod_uid, self.spec.name);
-            let (exit_code, stopped) = self.run_instance(&argv, restarts, started_at, &container_id).await;
+            let (exit_code, stopped) = self
+                .run_instance(&argv, restarts, started_at, &container_id)
+                .await;
             let termination = Termination {
                 exit_code,
                 reason: Termination::reason_for(exit_code).to_string(),
@@ -129,7 +140,10 @@ impl ContainerRun {
                 r.ready = false;
                 r.state = State::Waiting {
                     reason: "CrashLoopBackOff".into(),
-                    message: Some(format!("back-off {}s restarting failed container", backoff.as_secs())),
+                    message: Some(format!(
+                        "back-off {}s restarting failed container",
+                        backoff.as_secs()
+                    )),
                 };
             });
             tokio::select! {
@@ -143,29 +157,53 @@ impl ContainerRun {
     }
 
     /// Runs one instance; returns its exit code and whether it was stopped by deletion.
-    async fn run_instance(&mut self, argv: &[String], restart: i32, started_at: Timestamp, id: &str) -> (i32, bool) {
+    async fn run_instance(
+        &mut self,
+        argv: &[String],
+        restart: i32,
+        started_at: Timestamp,
+        id: &str,
+    ) -> (i32, bool) {
         let log = match logs::open(&self.handle.logs.instance(restart)).await {
             Ok(log) => log,
             Err(err) => return (self.start_error(&format!("{err:#}")), false),
         };
+        // stdout and stderr share one pipe, so the log keeps the order the process wrote in.
+        let output = match output_pipe() {
+            Ok(output) => output,
+            Err(err) => {
+                return (
+                    self.start_error(&format!("failed to create the output pipe: {err}")),
+                    false,
+                )
+            }
+        };
+        let (reader, out, err) = output;
         let mut command = self.handle.sandbox.command(argv);
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.stdout(out).stderr(err);
         let mut child = match command.spawn() {
             Ok(child) => child,
-            Err(err) => return (self.start_error(&format!("failed to start bwrap: {err}")), false),
+            Err(err) => {
+                return (
+                    self.start_error(&format!("failed to start bwrap: {err}")),
+                    false,
+                )
+            }
         };
+        // Drop our copies of the write end (inside `command`), so EOF comes when the process ends.
+        drop(command);
         let pgid = child.id().unwrap_or(0);
-        let relays: Vec<_> = [
-            child.stdout.take().map(|out| tokio::spawn(logs::relay(out, "stdout", log.clone()))),
-            child.stderr.take().map(|err| tokio::spawn(logs::relay(err, "stderr", log.clone()))),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let _ = self.handle.running.send(Some(restart));
+        let relays = vec![tokio::spawn(logs::relay(reader, "stdout", log.clone()))];
+        let _ = self
+            .handle
+            .running
+            .send_replace(Some(Instance { restart, pgid }));
         let has_readiness = self.spec.readiness_probe.is_some();
         self.update(|r| {
-            r.state = State::Running { started_at, container_id: id.to_string() };
+            r.state = State::Running {
+                started_at,
+                container_id: id.to_string(),
+            };
             r.ready = !has_readiness;
         });
         let probe_tasks = self.spawn_probes(pgid);
@@ -193,11 +231,14 @@ impl ContainerRun {
         for relay in relays {
             let _ = tokio::time::timeout(Duration::from_secs(2), relay).await;
         }
-        let _ = self.handle.running.send(None);
+        let _ = self.handle.running.send_replace(None);
         let code = match status {
             Ok(status) => {
                 use std::os::unix::process::ExitStatusExt as _;
-                status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(255)
+                status
+                    .code()
+                    .or_else(|| status.signal().map(|s| 128 + s))
+                    .unwrap_or(255)
             }
             Err(_) => 255,
         };
@@ -216,10 +257,16 @@ impl ContainerRun {
             pod_ip: self.pod_ip.clone(),
             ports: self.spec.ports.clone().unwrap_or_default(),
             sandbox: self.handle.sandbox.clone(),
+            pgid,
         };
         let mut tasks = Vec::new();
         if let Some(probe) = self.spec.readiness_probe.clone() {
-            let (runtime, changed, slot, target) = (self.runtime.clone(), self.changed.clone(), self.slot, target.clone());
+            let (runtime, changed, slot, target) = (
+                self.runtime.clone(),
+                self.changed.clone(),
+                self.slot,
+                target.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 probes::watch(&probe, &target, false, |ready| {
                     let mut rt = runtime.lock().unwrap_or_else(|e| e.into_inner());
@@ -250,6 +297,14 @@ impl ContainerRun {
     }
 }
 
+/// A pipe for a process's output: the read end, and the write end twice (stdout, stderr).
+fn output_pipe() -> std::io::Result<(tokio::net::unix::pipe::Receiver, Stdio, Stdio)> {
+    let (sender, receiver) = tokio::net::unix::pipe::pipe()?;
+    let write = sender.into_blocking_fd()?;
+    let write_again = write.try_clone()?;
+    Ok((receiver, Stdio::from(write), Stdio::from(write_again)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,7 +331,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(argv(&spec, &env), vec!["echo", "web", "$(OTHER)"]);
-        let args_only = Container { args: Some(vec!["true".into()]), ..Default::default() };
+        let args_only = Container {
+            args: Some(vec!["true".into()]),
+            ..Default::default()
+        };
         assert_eq!(argv(&args_only, &env), vec!["true"]);
     }
 }

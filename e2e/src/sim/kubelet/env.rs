@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, ObjectFieldSelector, Pod, ResourceFieldSelector, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use kube::ResourceExt as _;
 
+use super::downward;
 use super::sandbox::DEFAULT_PATH;
 
 /// The config maps and secrets of the pod's namespace that the pod refers to, by name
@@ -48,18 +49,37 @@ impl Sources {
     /// The string entries of config map `name` (`None`: it does not exist).
     pub fn config_map(&self, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
         let cm = self.config_maps.get(name)?;
-        let mut entries: BTreeMap<String, Vec<u8>> =
-            cm.data.iter().flatten().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect();
-        entries.extend(cm.binary_data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())));
+        let mut entries: BTreeMap<String, Vec<u8>> = cm
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+            .collect();
+        entries.extend(
+            cm.binary_data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.0.clone())),
+        );
         Some(entries)
     }
 
     /// The entries of secret `name` (`None`: it does not exist).
     pub fn secret(&self, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
         let secret = self.secrets.get(name)?;
-        let mut entries: BTreeMap<String, Vec<u8>> =
-            secret.data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())).collect();
-        entries.extend(secret.string_data.iter().flatten().map(|(k, v)| (k.clone(), v.clone().into_bytes())));
+        let mut entries: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
+        entries.extend(
+            secret
+                .string_data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone().into_bytes())),
+        );
         Some(entries)
     }
 }
@@ -98,26 +118,43 @@ pub fn container_env(
             BTreeMap::new()
         };
         for (key, value) in entries {
-            set(&mut env, format!("{prefix}{key}"), String::from_utf8_lossy(&value).into_owned());
+            set(
+                &mut env,
+                format!("{prefix}{key}"),
+                String::from_utf8_lossy(&value).into_owned(),
+            );
         }
     }
     for var in container.env.iter().flatten() {
         let value = match &var.value_from {
             None => {
-                let defined: BTreeMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let defined: BTreeMap<&str, &str> =
+                    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 Some(expand(var.value.as_deref().unwrap_or(""), &defined))
             }
             Some(from) => {
                 if let Some(field) = &from.field_ref {
-                    Some(field_value(field, pod, pod_ip)?)
+                    Some(downward::field_value(field, pod, pod_ip)?)
                 } else if let Some(resource) = &from.resource_field_ref {
-                    Some(resource_value(resource, container)?)
+                    Some(downward::resource_value(resource, container)?)
                 } else if let Some(key) = &from.config_map_key_ref {
                     let optional = key.optional == Some(true);
-                    lookup("ConfigMap", &key.name, &key.key, optional, sources.config_map(&key.name))?
+                    lookup(
+                        "ConfigMap",
+                        &key.name,
+                        &key.key,
+                        optional,
+                        sources.config_map(&key.name),
+                    )?
                 } else if let Some(key) = &from.secret_key_ref {
                     let optional = key.optional == Some(true);
-                    lookup("Secret", &key.name, &key.key, optional, sources.secret(&key.name))?
+                    lookup(
+                        "Secret",
+                        &key.name,
+                        &key.key,
+                        optional,
+                        sources.secret(&key.name),
+                    )?
                 } else {
                     None
                 }
@@ -145,64 +182,13 @@ fn lookup(
         Some(entries) => match entries.get(key) {
             Some(value) => Ok(Some(String::from_utf8_lossy(value).into_owned())),
             None if optional => Ok(None),
-            None => Err(ConfigError::MissingKey { kind, name: name.to_string(), key: key.to_string() }),
+            None => Err(ConfigError::MissingKey {
+                kind,
+                name: name.to_string(),
+                key: key.to_string(),
+            }),
         },
     }
-}
-
-/// The value of a downward-API `fieldRef` (env or downwardAPI volume).
-pub fn field_value(field: &ObjectFieldSelector, pod: &Pod, pod_ip: &str) -> Result<String, ConfigError> {
-    let path = field.field_path.as_str();
-    let quoted_key = |prefix: &str| {
-        path.strip_prefix(prefix)
-            .and_then(|rest| rest.strip_prefix("['").and_then(|r| r.strip_suffix("']")))
-            .map(str::to_string)
-    };
-    let spec = pod.spec.as_ref();
-    Ok(match path {
-        "metadata.name" => pod.name_any(),
-        "metadata.namespace" => pod.namespace().unwrap_or_default(),
-        "metadata.uid" => pod.metadata.uid.clone().unwrap_or_default(),
-        "metadata.labels" => format_map(pod.labels()),
-        "metadata.annotations" => format_map(pod.annotations()),
-        "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
-        "spec.serviceAccountName" => spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
-        "status.hostIP" | "status.hostIPs" => crate::sim::node::NODE_IP.to_string(),
-        "status.podIP" | "status.podIPs" => pod_ip.to_string(),
-        _ => {
-            if let Some(key) = quoted_key("metadata.labels") {
-                pod.labels().get(&key).cloned().unwrap_or_default()
-            } else if let Some(key) = quoted_key("metadata.annotations") {
-                pod.annotations().get(&key).cloned().unwrap_or_default()
-            } else {
-                return Err(ConfigError::UnsupportedField(path.to_string()));
-            }
-        }
-    })
-}
-
-/// The value of a `resourceFieldRef`: the container's own request or limit, else the node's
-/// capacity for limits and 0 for requests.
-pub fn resource_value(field: &ResourceFieldSelector, container: &Container) -> Result<String, ConfigError> {
-    let resources = container.resources.as_ref();
-    let (map, resource) = match field.resource.split_once('.') {
-        Some(("limits", r)) => (resources.and_then(|r| r.limits.as_ref()), r),
-        Some(("requests", r)) => (resources.and_then(|r| r.requests.as_ref()), r),
-        _ => return Err(ConfigError::UnsupportedField(field.resource.clone())),
-    };
-    if let Some(quantity) = map.and_then(|m| m.get(resource)) {
-        return Ok(quantity.0.clone());
-    }
-    let is_limit = field.resource.starts_with("limits.");
-    Ok(match resource {
-        "cpu" if is_limit => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string(),
-        _ => "0".to_string(),
-    })
-}
-
-/// `key="value"` lines, as the downward API formats labels and annotations.
-fn format_map(map: &BTreeMap<String, String>) -> String {
-    map.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join("\n")
 }
 
 /// Expands `$(VAR)` references to variables in `defined`; `$$` is a literal `$`; references
@@ -247,8 +233,10 @@ pub fn expand(input: &str, defined: &BTreeMap<&str, &str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::ObjectFieldSelector;
     use k8s_openapi::api::core::v1::{
-        ConfigMapEnvSource, ConfigMapKeySelector, EnvFromSource, EnvVar, EnvVarSource, SecretKeySelector,
+        ConfigMapEnvSource, ConfigMapKeySelector, EnvFromSource, EnvVar, EnvVarSource,
+        SecretKeySelector,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use k8s_openapi::ByteString;
@@ -267,11 +255,17 @@ mod tests {
 
     fn sources() -> Sources {
         let cm = ConfigMap {
-            data: Some(BTreeMap::from([("MODE".into(), "fast".into()), ("LEVEL".into(), "3".into())])),
+            data: Some(BTreeMap::from([
+                ("MODE".into(), "fast".into()),
+                ("LEVEL".into(), "3".into()),
+            ])),
             ..Default::default()
         };
         let secret = Secret {
-            data: Some(BTreeMap::from([("password".into(), ByteString(b"s3cret".to_vec()))])),
+            data: Some(BTreeMap::from([(
+                "password".into(),
+                ByteString(b"s3cret".to_vec()),
+            )])),
             ..Default::default()
         };
         Sources {
@@ -281,11 +275,19 @@ mod tests {
     }
 
     fn var(name: &str, value: &str) -> EnvVar {
-        EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
+        EnvVar {
+            name: name.into(),
+            value: Some(value.into()),
+            value_from: None,
+        }
     }
 
     fn var_from(name: &str, from: EnvVarSource) -> EnvVar {
-        EnvVar { name: name.into(), value: None, value_from: Some(from) }
+        EnvVar {
+            name: name.into(),
+            value: None,
+            value_from: Some(from),
+        }
     }
 
     #[test]
@@ -293,21 +295,30 @@ mod tests {
         let container = Container {
             env_from: Some(vec![EnvFromSource {
                 prefix: Some("CFG_".into()),
-                config_map_ref: Some(ConfigMapEnvSource { name: "settings".into(), optional: None }),
+                config_map_ref: Some(ConfigMapEnvSource {
+                    name: "settings".into(),
+                    optional: None,
+                }),
                 secret_ref: None,
             }]),
             env: Some(vec![
                 var_from(
                     "POD",
                     EnvVarSource {
-                        field_ref: Some(ObjectFieldSelector { field_path: "metadata.name".into(), api_version: None }),
+                        field_ref: Some(ObjectFieldSelector {
+                            field_path: "metadata.name".into(),
+                            api_version: None,
+                        }),
                         ..Default::default()
                     },
                 ),
                 var_from(
                     "IP",
                     EnvVarSource {
-                        field_ref: Some(ObjectFieldSelector { field_path: "status.podIP".into(), api_version: None }),
+                        field_ref: Some(ObjectFieldSelector {
+                            field_path: "status.podIP".into(),
+                            api_version: None,
+                        }),
                         ..Default::default()
                     },
                 ),
@@ -354,27 +365,25 @@ mod tests {
             env: Some(vec![var_from(
                 "X",
                 EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector { name: "creds".into(), key: "nope".into(), optional }),
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: "creds".into(),
+                        key: "nope".into(),
+                        optional,
+                    }),
                     ..Default::default()
                 },
             )]),
             ..Default::default()
         };
         let err = container_env(&missing(None), &pod(), "", &sources()).unwrap_err();
-        assert!(matches!(err, ConfigError::MissingKey { kind: "Secret", .. }));
+        assert!(matches!(
+            err,
+            ConfigError::MissingKey { kind: "Secret", .. }
+        ));
         let env = container_env(&missing(Some(true)), &pod(), "", &sources()).unwrap();
         assert!(!env.iter().any(|(k, _)| k == "X"));
         let err = container_env(&missing(None), &pod(), "", &Sources::default()).unwrap_err();
         assert_eq!(err, ConfigError::MissingSecret("creds".into()));
-    }
-
-    #[test]
-    fn field_paths() {
-        let field = |p: &str| ObjectFieldSelector { field_path: p.into(), api_version: None };
-        assert_eq!(field_value(&field("metadata.namespace"), &pod(), "").unwrap(), "shop");
-        assert_eq!(field_value(&field("metadata.labels['app']"), &pod(), "").unwrap(), "web");
-        assert_eq!(field_value(&field("metadata.labels"), &pod(), "").unwrap(), "app=\"web\"");
-        assert!(field_value(&field("spec.bogus"), &pod(), "").is_err());
     }
 
     #[test]

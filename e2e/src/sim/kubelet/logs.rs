@@ -36,7 +36,9 @@ impl LogDir {
 pub async fn open(path: &Path) -> anyhow::Result<Arc<Mutex<tokio::fs::File>>> {
     use anyhow::Context as _;
     if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await.with_context(|| format!("failed to create {}", dir.display()))?;
+        tokio::fs::create_dir_all(dir)
+            .await
+            .with_context(|| format!("failed to create {}", dir.display()))?;
     }
     let file = tokio::fs::OpenOptions::new()
         .create(true)
@@ -48,7 +50,11 @@ pub async fn open(path: &Path) -> anyhow::Result<Arc<Mutex<tokio::fs::File>>> {
 }
 
 /// Copies `reader` (a process's stdout or stderr) into `file`, one CRI line per line.
-pub async fn relay(reader: impl AsyncRead + Unpin, stream: &'static str, file: Arc<Mutex<tokio::fs::File>>) {
+pub async fn relay(
+    reader: impl AsyncRead + Unpin,
+    stream: &'static str,
+    file: Arc<Mutex<tokio::fs::File>>,
+) {
     let mut reader = BufReader::new(reader);
     let mut line = Vec::new();
     loop {
@@ -96,8 +102,16 @@ pub fn parse(line: &str) -> Option<Record<'_>> {
     let stream = parts.next()?;
     let tag = parts.next()?;
     let body = parts.next().unwrap_or("");
-    let content = if tag == "P" { body.to_string() } else { format!("{body}\n") };
-    Some(Record { at, content, stream })
+    let content = if tag == "P" {
+        body.to_string()
+    } else {
+        format!("{body}\n")
+    };
+    Some(Record {
+        at,
+        content,
+        stream,
+    })
 }
 
 /// `containerLogs` query options.
@@ -139,19 +153,31 @@ impl LogOptions {
 
 /// Renders complete log text for the options (tail, since, timestamps), without following.
 pub fn render(text: &str, options: &LogOptions, now: Timestamp) -> String {
-    let since = options.since_seconds.map(|s| now.as_second().saturating_sub(s));
+    let since = options
+        .since_seconds
+        .map(|s| now.as_second().saturating_sub(s));
     let records: Vec<Record<'_>> = text
         .lines()
         .filter_map(parse)
         .filter(|r| since.is_none_or(|s| r.at.as_second() >= s))
         .collect();
-    let skip = options.tail_lines.map_or(0, |n| records.len().saturating_sub(n));
-    records.iter().skip(skip).map(|r| render_record(r, options.timestamps)).collect()
+    let skip = options
+        .tail_lines
+        .map_or(0, |n| records.len().saturating_sub(n));
+    records
+        .iter()
+        .skip(skip)
+        .map(|r| render_record(r, options.timestamps))
+        .collect()
 }
 
 /// One record as `kubectl logs` shows it.
 pub fn render_record(record: &Record<'_>, timestamps: bool) -> String {
-    if timestamps { format!("{} {}", record.at, record.content) } else { record.content.clone() }
+    if timestamps {
+        format!("{} {}", record.at, record.content)
+    } else {
+        record.content.clone()
+    }
 }
 
 #[cfg(test)]
@@ -168,17 +194,38 @@ mod tests {
         text.push_str(&String::from_utf8(cri_line(t1, "stdout", b"partial")).unwrap());
         let all = LogOptions::default();
         assert_eq!(render(&text, &all, t1), "one\ntwo words\npartial");
-        let tail = LogOptions { tail_lines: Some(1), ..Default::default() };
+        let tail = LogOptions {
+            tail_lines: Some(1),
+            ..Default::default()
+        };
         assert_eq!(render(&text, &tail, t1), "partial");
-        let since = LogOptions { since_seconds: Some(10), ..Default::default() };
+        let since = LogOptions {
+            since_seconds: Some(10),
+            ..Default::default()
+        };
         assert_eq!(render(&text, &since, t1), "two words\npartial");
-        let stamped = LogOptions { timestamps: true, tail_lines: Some(2), ..Default::default() };
-        assert_eq!(render(&text, &stamped, t1), format!("{t1} two words\n{t1} partial"));
+        let stamped = LogOptions {
+            timestamps: true,
+            tail_lines: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(
+            render(&text, &stamped, t1),
+            format!("{t1} two words\n{t1} partial")
+        );
     }
 
     #[test]
     fn parses_query() {
         let o = LogOptions::from_query("follow=true&tailLines=5&timestamps=1&previous=false");
-        assert_eq!(o, LogOptions { follow: true, tail_lines: Some(5), timestamps: true, ..Default::default() });
+        assert_eq!(
+            o,
+            LogOptions {
+                follow: true,
+                tail_lines: Some(5),
+                timestamps: true,
+                ..Default::default()
+            }
+        );
     }
 }

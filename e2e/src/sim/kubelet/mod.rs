@@ -3,11 +3,13 @@
 //!
 //! - [`pod_worker`]: one task per pod: IP, volumes, init containers, containers, deletion.
 //! - [`container`]: one container's process, restarts with backoff, probes.
-//! - [`sandbox`], [`volumes`], [`env`]: how a container's process is set up.
+//! - [`sandbox`], [`volumes`] ([`volume_sources`], [`volume_files`]), [`env`], [`downward`]:
+//!   how a container's process is set up.
 //! - [`probes`], [`status`], [`logs`]: readiness/liveness, pod status, log files.
 //! - [`server`]: the HTTPS endpoint (`/exec`, `/containerLogs`) the API server proxies to.
 
 pub mod container;
+pub mod downward;
 pub mod env;
 pub mod logs;
 pub mod pod_worker;
@@ -15,6 +17,8 @@ pub mod probes;
 pub mod sandbox;
 pub mod server;
 pub mod status;
+pub mod volume_files;
+pub mod volume_sources;
 pub mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -45,6 +49,31 @@ pub struct ContainerKey {
     pub container: String,
 }
 
+/// A running instance of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instance {
+    /// Restarts before this instance (numbers its log file).
+    pub restart: i32,
+    /// Its process group (bubblewrap's pid).
+    pub pgid: u32,
+}
+
+impl ContainerHandle {
+    /// A command that runs `argv` in the container's running instance (its mount and PID
+    /// namespaces, environment, working directory), or in a fresh sandbox like it when the
+    /// instance cannot be entered.
+    pub fn exec_command(&self, argv: &[String]) -> tokio::process::Command {
+        let init = self
+            .running
+            .borrow()
+            .and_then(|i| sandbox::namespace_init(i.pgid));
+        match init {
+            Some(pid) => self.sandbox.enter_command(pid, argv),
+            None => self.sandbox.command(argv),
+        }
+    }
+}
+
 /// What the HTTPS endpoint needs to know about a running (or finished) container.
 #[derive(Debug)]
 pub struct ContainerHandle {
@@ -52,8 +81,8 @@ pub struct ContainerHandle {
     pub sandbox: Sandbox,
     /// Its log files.
     pub logs: LogDir,
-    /// `Some(instance)` while an instance (numbered by restarts) runs.
-    pub running: watch::Sender<Option<i32>>,
+    /// The instance that runs now, if any.
+    pub running: watch::Sender<Option<Instance>>,
 }
 
 /// State shared by the pod workers and the HTTPS endpoint.
@@ -71,22 +100,37 @@ pub struct Kubelet {
 impl Kubelet {
     /// A kubelet with no pods yet.
     pub fn new(client: Client, node_name: String, state_dir: PathBuf) -> Self {
-        Kubelet { client, node_name, state_dir, ips: Mutex::default(), containers: Mutex::default() }
+        Kubelet {
+            client,
+            node_name,
+            state_dir,
+            ips: Mutex::default(),
+            containers: Mutex::default(),
+        }
     }
 
     /// Takes a free pod IP, `preferred` if it is free (a pod that already had one).
     pub fn allocate_ip(&self, preferred: Option<&str>) -> Option<String> {
-        self.ips.lock().unwrap_or_else(|e| e.into_inner()).allocate(preferred)
+        self.ips
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allocate(preferred)
     }
 
     /// Returns a pod IP to the pool.
     pub fn release_ip(&self, ip: &str) {
-        self.ips.lock().unwrap_or_else(|e| e.into_inner()).release(ip);
+        self.ips
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .release(ip);
     }
 
     /// Makes a container reachable for exec and logs.
     pub fn register(&self, key: ContainerKey, handle: Arc<ContainerHandle>) {
-        self.containers.lock().unwrap_or_else(|e| e.into_inner()).insert(key, handle);
+        self.containers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, handle);
     }
 
     /// Forgets a container, unless a newer pod of the same name registered it again.
@@ -99,7 +143,11 @@ impl Kubelet {
 
     /// The container, if the kubelet runs (or ran) it.
     pub fn container(&self, key: &ContainerKey) -> Option<Arc<ContainerHandle>> {
-        self.containers.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+        self.containers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
     }
 }
 
@@ -121,14 +169,22 @@ impl IpPool {
 
     /// Returns an IP to the pool.
     pub fn release(&mut self, ip: &str) {
-        if let Some(octet) = ip.strip_prefix(POD_IP_PREFIX).and_then(|s| s.parse::<u8>().ok()) {
+        if let Some(octet) = ip
+            .strip_prefix(POD_IP_PREFIX)
+            .and_then(|s| s.parse::<u8>().ok())
+        {
             self.0.remove(&octet);
         }
     }
 }
 
 /// Serves the kubelet endpoint and runs every pod bound to `node_name` until the task ends.
-pub async fn run(client: Client, node_name: String, state_dir: PathBuf, port: u16) -> anyhow::Result<()> {
+pub async fn run(
+    client: Client,
+    node_name: String,
+    state_dir: PathBuf,
+    port: u16,
+) -> anyhow::Result<()> {
     let kubelet = Arc::new(Kubelet::new(client.clone(), node_name.clone(), state_dir));
     let server = tokio::spawn(server::serve(kubelet.clone(), port));
     let pods: Api<Pod> = Api::all(client);
@@ -170,7 +226,11 @@ pub async fn run(client: Client, node_name: String, state_dir: PathBuf, port: u1
                 }
             }
             watcher::Event::InitDone => {
-                let gone: Vec<String> = workers.keys().filter(|uid| !listed.contains(*uid)).cloned().collect();
+                let gone: Vec<String> = workers
+                    .keys()
+                    .filter(|uid| !listed.contains(*uid))
+                    .cloned()
+                    .collect();
                 for uid in gone {
                     if let Some(tx) = workers.remove(&uid) {
                         let _ = tx.send(None);
@@ -195,7 +255,10 @@ mod tests {
         let a = pool.allocate(None).unwrap();
         let b = pool.allocate(Some("127.0.1.9")).unwrap();
         let c = pool.allocate(Some("127.0.1.9")).unwrap();
-        assert_eq!((a.as_str(), b.as_str(), c.as_str()), ("127.0.1.1", "127.0.1.9", "127.0.1.2"));
+        assert_eq!(
+            (a.as_str(), b.as_str(), c.as_str()),
+            ("127.0.1.1", "127.0.1.9", "127.0.1.2")
+        );
         pool.release(&a);
         assert_eq!(pool.allocate(None).unwrap(), "127.0.1.1");
         for _ in 0..251 {

@@ -17,7 +17,7 @@ use super::container::{ContainerRun, Slot};
 use super::logs::LogDir;
 use super::sandbox::Sandbox;
 use super::status::{self, ContainerRecord, PodRuntime, State, Transitions};
-use super::{env, volumes, ContainerHandle, ContainerKey, Kubelet};
+use super::{env, volume_sources, volumes, ContainerHandle, ContainerKey, Kubelet};
 
 /// How long to wait before retrying a pod whose volumes or configuration are not ready.
 const PREPARE_RETRY: Duration = Duration::from_secs(1);
@@ -38,11 +38,16 @@ struct PodWorker {
 
 /// Runs the pod whose latest version `updates` carries (`None`: it is gone from the API).
 pub async fn run(kubelet: Arc<Kubelet>, mut updates: watch::Receiver<Option<Pod>>) {
-    let Some(pod) = updates.borrow_and_update().clone() else { return };
+    let Some(pod) = updates.borrow_and_update().clone() else {
+        return;
+    };
     let namespace = pod.namespace().unwrap_or_default();
     let name = pod.name_any();
     let uid = pod.uid().unwrap_or_default();
-    let dir = kubelet.state_dir.join("pods").join(format!("{namespace}_{name}_{uid}"));
+    let dir = kubelet
+        .state_dir
+        .join("pods")
+        .join(format!("{namespace}_{name}_{uid}"));
     let (stop, _) = watch::channel(None);
     let worker = Arc::new(PodWorker {
         kubelet,
@@ -89,7 +94,7 @@ pub async fn run(kubelet: Arc<Kubelet>, mut updates: watch::Receiver<Option<Pod>
     };
     // Gone from the API (force-deleted): stop at once; else honour the grace period.
     let grace = deletion.unwrap_or_default();
-    let _ = worker.stop.send(Some(grace));
+    worker.stop.send_replace(Some(grace));
     if !lifecycle_done {
         let _ = tokio::time::timeout(grace + Duration::from_secs(5), &mut lifecycle).await;
     }
@@ -123,13 +128,36 @@ impl PodWorker {
             return;
         };
         let (init, apps) = self.spec_containers();
-        let first_wait = if init.is_empty() { "ContainerCreating" } else { "PodInitializing" };
+        let first_wait = if init.is_empty() {
+            "ContainerCreating"
+        } else {
+            "PodInitializing"
+        };
         self.update(|rt| {
-            rt.restart_policy = self.pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into());
+            rt.restart_policy = self
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.restart_policy.clone())
+                .unwrap_or_else(|| "Always".into());
             rt.pod_ip = Some(pod_ip.clone());
             rt.start_time = Some(Timestamp::now());
-            rt.init = init.iter().map(|c| ContainerRecord::new(&c.name, c.image.as_deref().unwrap_or(""), "PodInitializing")).collect();
-            rt.containers = apps.iter().map(|c| ContainerRecord::new(&c.name, c.image.as_deref().unwrap_or(""), first_wait)).collect();
+            rt.init = init
+                .iter()
+                .map(|c| {
+                    ContainerRecord::new(
+                        &c.name,
+                        c.image.as_deref().unwrap_or(""),
+                        "PodInitializing",
+                    )
+                })
+                .collect();
+            rt.containers = apps
+                .iter()
+                .map(|c| {
+                    ContainerRecord::new(&c.name, c.image.as_deref().unwrap_or(""), first_wait)
+                })
+                .collect();
         });
         let sandboxes = loop {
             match self.prepare(&pod_ip).await {
@@ -138,7 +166,10 @@ impl PodWorker {
                     tracing::info!(pod = %self.name, %reason, %message, "pod not ready to start");
                     self.update(|rt| {
                         for record in rt.init.iter_mut().chain(rt.containers.iter_mut()) {
-                            record.state = State::Waiting { reason: reason.to_string(), message: Some(message.clone()) };
+                            record.state = State::Waiting {
+                                reason: reason.to_string(),
+                                message: Some(message.clone()),
+                            };
                         }
                     });
                     let mut stop = self.stop.subscribe();
@@ -151,26 +182,48 @@ impl PodWorker {
         };
         let handle = |c: &Container| self.register(c, sandboxes.get(&c.name).cloned());
         for (i, spec) in init.iter().enumerate() {
-            let exit = self.container_run(spec, Slot::Init(i), &pod_ip, handle(spec)).run().await;
+            let exit = self
+                .container_run(spec, Slot::Init(i), &pod_ip, handle(spec))
+                .run()
+                .await;
             if exit != Some(0) {
                 return self.kubelet.release_ip(&pod_ip);
             }
         }
-        let runs: Vec<_> =
-            apps.iter().enumerate().map(|(i, spec)| tokio::spawn(self.container_run(spec, Slot::App(i), &pod_ip, handle(spec)).run())).collect();
+        let runs: Vec<_> = apps
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                tokio::spawn(
+                    self.container_run(spec, Slot::App(i), &pod_ip, handle(spec))
+                        .run(),
+                )
+            })
+            .collect();
         for run in runs {
             let _ = run.await;
         }
         self.kubelet.release_ip(&pod_ip);
     }
 
-    fn container_run(&self, spec: &Container, slot: Slot, pod_ip: &str, handle: Arc<ContainerHandle>) -> ContainerRun {
+    fn container_run(
+        &self,
+        spec: &Container,
+        slot: Slot,
+        pod_ip: &str,
+        handle: Arc<ContainerHandle>,
+    ) -> ContainerRun {
         ContainerRun {
             spec: spec.clone(),
             slot,
             pod_uid: self.uid.clone(),
             pod_ip: pod_ip.to_string(),
-            restart_policy: self.runtime.lock().unwrap_or_else(|e| e.into_inner()).restart_policy.clone(),
+            restart_policy: self
+                .runtime
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .restart_policy
+                .clone(),
             handle,
             runtime: self.runtime.clone(),
             changed: self.changed.clone(),
@@ -191,35 +244,63 @@ impl PodWorker {
             logs: LogDir(self.dir.join("logs").join(&spec.name)),
             running,
         });
-        let key = ContainerKey { namespace: self.namespace.clone(), pod: self.name.clone(), container: spec.name.clone() };
+        let key = ContainerKey {
+            namespace: self.namespace.clone(),
+            pod: self.name.clone(),
+            container: spec.name.clone(),
+        };
         self.kubelet.register(key.clone(), handle.clone());
-        self.handles.lock().unwrap_or_else(|e| e.into_inner()).push((key, handle.clone()));
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((key, handle.clone()));
         handle
     }
 
     /// Volumes and one sandbox per container; `Err((waiting reason, message))` to retry.
-    async fn prepare(&self, pod_ip: &str) -> Result<BTreeMap<String, Sandbox>, (&'static str, String)> {
+    async fn prepare(
+        &self,
+        pod_ip: &str,
+    ) -> Result<BTreeMap<String, Sandbox>, (&'static str, String)> {
         let creating = |e: &dyn std::fmt::Display| ("ContainerCreating", e.to_string());
-        let sources = volumes::fetch_sources(&self.kubelet.client, &self.pod).await.map_err(|e| creating(&format!("{e:#}")))?;
-        let claims = volumes::claim_paths(&self.kubelet.client, &self.pod).await.map_err(|e| creating(&e))?;
+        let sources = volume_sources::fetch_sources(&self.kubelet.client, &self.pod)
+            .await
+            .map_err(|e| creating(&format!("{e:#}")))?;
+        let claims = volume_sources::claim_paths(&self.kubelet.client, &self.pod)
+            .await
+            .map_err(|e| creating(&e))?;
         let volume_dir = self.dir.join("volumes");
-        let host_volumes = volumes::materialise(&self.pod, pod_ip, &volume_dir, &sources, &claims).map_err(|e| match e {
-            volumes::VolumeError::Config(e) => ("CreateContainerConfigError", e.to_string()),
-            other => creating(&other),
-        })?;
+        let host_volumes = volumes::materialise(&self.pod, pod_ip, &volume_dir, &sources, &claims)
+            .map_err(|e| match e {
+                volumes::VolumeError::Config(e) => ("CreateContainerConfigError", e.to_string()),
+                other => creating(&other),
+            })?;
         let (init, apps) = self.spec_containers();
         let mut sandboxes = BTreeMap::new();
         for spec in init.iter().chain(apps.iter()) {
-            let config_error = |e: &dyn std::fmt::Display| ("CreateContainerConfigError", format!("container {}: {e}", spec.name));
-            let env = env::container_env(spec, &self.pod, pod_ip, &sources).map_err(|e| config_error(&e))?;
-            let mounts = volumes::container_mounts(spec, &host_volumes, &env).map_err(|e| config_error(&e))?;
+            let config_error = |e: &dyn std::fmt::Display| {
+                (
+                    "CreateContainerConfigError",
+                    format!("container {}: {e}", spec.name),
+                )
+            };
+            let env = env::container_env(spec, &self.pod, pod_ip, &sources)
+                .map_err(|e| config_error(&e))?;
+            let mounts = volumes::container_mounts(spec, &host_volumes, &env)
+                .map_err(|e| config_error(&e))?;
             let sandbox = Sandbox {
                 rootfs: self.dir.join("rootfs").join(&spec.name),
                 mounts,
                 env,
-                working_dir: spec.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
+                working_dir: spec
+                    .working_dir
+                    .clone()
+                    .filter(|w| !w.is_empty())
+                    .unwrap_or_else(|| "/".into()),
             };
-            sandbox.prepare_rootfs().map_err(|e| creating(&format!("{e:#}")))?;
+            sandbox
+                .prepare_rootfs()
+                .map_err(|e| creating(&format!("{e:#}")))?;
             sandboxes.insert(spec.name.clone(), sandbox);
         }
         Ok(sandboxes)
@@ -231,7 +312,11 @@ impl PodWorker {
         let mut last_written = None;
         loop {
             self.changed.notified().await;
-            let runtime = self.runtime.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let runtime = self
+                .runtime
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             if runtime.pod_ip.is_none() {
                 continue;
             }
@@ -240,7 +325,11 @@ impl PodWorker {
             if last_written.as_ref() == Some(&body) {
                 continue;
             }
-            match self.pods().patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&body)).await {
+            match self
+                .pods()
+                .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+            {
                 Ok(_) => last_written = Some(body),
                 Err(kube::Error::Api(s)) if s.code == 404 => return,
                 Err(err) => {
@@ -256,7 +345,10 @@ impl PodWorker {
     async fn delete_object(&self) {
         let params = DeleteParams {
             grace_period_seconds: Some(0),
-            preconditions: Some(Preconditions { uid: Some(self.uid.clone()), resource_version: None }),
+            preconditions: Some(Preconditions {
+                uid: Some(self.uid.clone()),
+                resource_version: None,
+            }),
             ..Default::default()
         };
         match self.pods().delete(&self.name, &params).await {
@@ -268,7 +360,12 @@ impl PodWorker {
 
     /// Forgets the pod's containers and removes its sandbox directory.
     fn cleanup(&self) {
-        for (key, handle) in self.handles.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for (key, handle) in self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             self.kubelet.deregister(&key, &handle);
         }
         if let Err(err) = std::fs::remove_dir_all(&self.dir) {

@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use super::sandbox::Sandbox;
+use super::sandbox::{self, Sandbox};
 
 /// Where a probe runs.
 #[derive(Debug, Clone)]
@@ -19,13 +19,22 @@ pub struct ProbeTarget {
     pub ports: Vec<ContainerPort>,
     /// The container's sandbox, for exec probes.
     pub sandbox: Sandbox,
+    /// The probed instance's process group (exec probes run inside it).
+    pub pgid: u32,
 }
 
 /// Runs `probe` forever, calling `report` with the derived state each time it changes
 /// (starting from `initial`): true after `successThreshold` successes in a row, false after
 /// `failureThreshold` failures in a row.
-pub async fn watch(probe: &Probe, target: &ProbeTarget, initial: bool, mut report: impl FnMut(bool)) {
-    let secs = |v: Option<i32>, default: u64| Duration::from_secs(v.map_or(default, |s| u64::try_from(s).unwrap_or(default)));
+pub async fn watch(
+    probe: &Probe,
+    target: &ProbeTarget,
+    initial: bool,
+    mut report: impl FnMut(bool),
+) {
+    let secs = |v: Option<i32>, default: u64| {
+        Duration::from_secs(v.map_or(default, |s| u64::try_from(s).unwrap_or(default)))
+    };
     let period = secs(probe.period_seconds, 10).max(Duration::from_millis(100));
     let timeout = secs(probe.timeout_seconds, 1).max(Duration::from_millis(100));
     let successes_needed = probe.success_threshold.unwrap_or(1).max(1);
@@ -33,7 +42,9 @@ pub async fn watch(probe: &Probe, target: &ProbeTarget, initial: bool, mut repor
     tokio::time::sleep(secs(probe.initial_delay_seconds, 0)).await;
     let (mut state, mut successes, mut failures) = (initial, 0, 0);
     loop {
-        let ok = tokio::time::timeout(timeout, probe_once(probe, target)).await.unwrap_or(false);
+        let ok = tokio::time::timeout(timeout, probe_once(probe, target))
+            .await
+            .unwrap_or(false);
         if ok {
             successes += 1;
             failures = 0;
@@ -63,30 +74,71 @@ pub async fn probe_once(probe: &Probe, target: &ProbeTarget) -> bool {
         if argv.is_empty() {
             return false;
         }
-        return match target.sandbox.command(&argv).status().await {
-            Ok(status) => status.success(),
-            Err(_) => false,
+        let mut command = match sandbox::namespace_init(target.pgid) {
+            Some(init) => target.sandbox.enter_command(init, &argv),
+            None => target.sandbox.command(&argv),
         };
+        let Ok(mut child) = command.spawn() else {
+            return false;
+        };
+        // If the probe times out (this future is dropped), the whole command goes.
+        let _guard = GroupGuard(child.id().unwrap_or(0));
+        return child.wait().await.is_ok_and(|status| status.success());
     }
     if let Some(http) = &probe.http_get {
-        let Some(port) = resolve_port(&http.port, &target.ports) else { return false };
-        let host = http.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| target.pod_ip.clone());
-        let path = http.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
-        let headers: Vec<(String, String)> =
-            http.http_headers.iter().flatten().map(|h| (h.name.clone(), h.value.clone())).collect();
-        return http_get(&host, port, &path, &headers).await.is_some_and(|code| (200..400).contains(&code));
+        let Some(port) = resolve_port(&http.port, &target.ports) else {
+            return false;
+        };
+        let host = http
+            .host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| target.pod_ip.clone());
+        let path = http
+            .path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".into());
+        let headers: Vec<(String, String)> = http
+            .http_headers
+            .iter()
+            .flatten()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect();
+        return http_get(&host, port, &path, &headers)
+            .await
+            .is_some_and(|code| (200..400).contains(&code));
     }
     if let Some(tcp) = &probe.tcp_socket {
-        let Some(port) = resolve_port(&tcp.port, &target.ports) else { return false };
-        let host = tcp.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| target.pod_ip.clone());
+        let Some(port) = resolve_port(&tcp.port, &target.ports) else {
+            return false;
+        };
+        let host = tcp
+            .host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| target.pod_ip.clone());
         return TcpStream::connect((host.as_str(), port)).await.is_ok();
     }
     if let Some(grpc) = &probe.grpc {
         // No gRPC health client here: an open port counts as serving.
-        let Ok(port) = u16::try_from(grpc.port) else { return false };
-        return TcpStream::connect((target.pod_ip.as_str(), port)).await.is_ok();
+        let Ok(port) = u16::try_from(grpc.port) else {
+            return false;
+        };
+        return TcpStream::connect((target.pod_ip.as_str(), port))
+            .await
+            .is_ok();
     }
     false
+}
+
+/// Kills a process group when dropped.
+struct GroupGuard(u32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        sandbox::kill_group(self.0);
+    }
 }
 
 /// A numeric port, or the number of the container port with that name.
@@ -95,7 +147,10 @@ pub fn resolve_port(port: &IntOrString, ports: &[ContainerPort]) -> Option<u16> 
         IntOrString::Int(n) => u16::try_from(*n).ok(),
         IntOrString::String(name) => match name.parse::<u16>() {
             Ok(n) => Some(n),
-            Err(_) => ports.iter().find(|p| p.name.as_deref() == Some(name)).and_then(|p| u16::try_from(p.container_port).ok()),
+            Err(_) => ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(name))
+                .and_then(|p| u16::try_from(p.container_port).ok()),
         },
     }
 }
@@ -136,18 +191,37 @@ mod tests {
     fn target() -> ProbeTarget {
         ProbeTarget {
             pod_ip: "127.0.0.1".into(),
-            ports: vec![ContainerPort { name: Some("web".into()), container_port: 8080, ..Default::default() }],
-            sandbox: Sandbox { rootfs: "/nonexistent".into(), mounts: vec![], env: vec![], working_dir: "/".into() },
+            ports: vec![ContainerPort {
+                name: Some("web".into()),
+                container_port: 8080,
+                ..Default::default()
+            }],
+            sandbox: Sandbox {
+                rootfs: "/nonexistent".into(),
+                mounts: vec![],
+                env: vec![],
+                working_dir: "/".into(),
+            },
+            pgid: 0,
         }
     }
 
     #[test]
     fn resolves_named_ports() {
         let ports = target().ports;
-        assert_eq!(resolve_port(&IntOrString::String("web".into()), &ports), Some(8080));
-        assert_eq!(resolve_port(&IntOrString::String("81".into()), &ports), Some(81));
+        assert_eq!(
+            resolve_port(&IntOrString::String("web".into()), &ports),
+            Some(8080)
+        );
+        assert_eq!(
+            resolve_port(&IntOrString::String("81".into()), &ports),
+            Some(81)
+        );
         assert_eq!(resolve_port(&IntOrString::Int(9), &ports), Some(9));
-        assert_eq!(resolve_port(&IntOrString::String("nope".into()), &ports), None);
+        assert_eq!(
+            resolve_port(&IntOrString::String("nope".into()), &ports),
+            None
+        );
     }
 
     #[test]
@@ -165,18 +239,29 @@ mod tests {
                 let mut buf = [0u8; 512];
                 let n = socket.read(&mut buf).await.unwrap_or(0);
                 let ok = String::from_utf8_lossy(&buf[..n]).starts_with("GET /healthy ");
-                let reply = if ok { "HTTP/1.1 200 OK\r\n\r\n" } else { "HTTP/1.1 500 Oops\r\n\r\n" };
+                let reply = if ok {
+                    "HTTP/1.1 200 OK\r\n\r\n"
+                } else {
+                    "HTTP/1.1 500 Oops\r\n\r\n"
+                };
                 let _ = socket.write_all(reply.as_bytes()).await;
             }
         });
         let http = |path: &str| Probe {
-            http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(i32::from(port)), ..Default::default() }),
+            http_get: Some(HTTPGetAction {
+                path: Some(path.into()),
+                port: IntOrString::Int(i32::from(port)),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         assert!(probe_once(&http("/healthy"), &target()).await);
         assert!(!probe_once(&http("/sick"), &target()).await);
         let tcp = Probe {
-            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(i32::from(port)), host: None }),
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(i32::from(port)),
+                host: None,
+            }),
             ..Default::default()
         };
         assert!(probe_once(&tcp, &target()).await);

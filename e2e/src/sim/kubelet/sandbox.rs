@@ -49,14 +49,26 @@ impl Sandbox {
         };
         push(&[&"--bind", &self.rootfs, &"/"]);
         push(&[&"--ro-bind", &"/usr", &"/usr"]);
-        push(&[&"--ro-bind", &"/etc", &"/etc"]);
+        if self.mounts.iter().any(|m| m.target.starts_with("/etc/")) {
+            // bwrap cannot create mount points inside a read-only /etc: bind its entries one
+            // by one into the container's own (writable) /etc instead.
+            for entry in host_entries("/etc") {
+                push(&[&"--ro-bind-try", &entry, &entry]);
+            }
+        } else {
+            push(&[&"--ro-bind", &"/etc", &"/etc"]);
+        }
         push(&[&"--proc", &"/proc", &"--dev", &"/dev"]);
         push(&[&"--unshare-pid", &"--die-with-parent"]);
         let mut mounts: Vec<&Mount> = self.mounts.iter().collect();
         // Parents before children, whatever order the spec lists them in.
         mounts.sort_by_key(|m| m.target.trim_end_matches('/').matches('/').count());
         for mount in mounts {
-            let flag = if mount.read_only { "--ro-bind" } else { "--bind" };
+            let flag = if mount.read_only {
+                "--ro-bind"
+            } else {
+                "--bind"
+            };
             push(&[&flag, &mount.host, &mount.target]);
         }
         push(&[&"--dir", &self.working_dir, &"--chdir", &self.working_dir]);
@@ -77,7 +89,9 @@ impl Sandbox {
         }
         for link in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
             let host = Path::new("/").join(link);
-            let Ok(target) = std::fs::read_link(&host) else { continue };
+            let Ok(target) = std::fs::read_link(&host) else {
+                continue;
+            };
             let inside = root.join(link);
             if inside.symlink_metadata().is_err() {
                 std::os::unix::fs::symlink(&target, &inside)
@@ -91,10 +105,35 @@ impl Sandbox {
     /// until the caller sets it.
     pub fn command(&self, argv: &[String]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new("bwrap");
+        command.args(self.bwrap_args()).arg("--").args(argv);
+        self.finish(command)
+    }
+
+    /// A command that runs `argv` inside the running sandbox whose PID namespace init has
+    /// host pid `init` (nsenter into its mount and PID namespaces and root), with this
+    /// sandbox's environment and working directory, in a new process group.
+    pub fn enter_command(&self, init: u32, argv: &[String]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new("nsenter");
         command
-            .args(self.bwrap_args())
-            .arg("--")
-            .args(argv)
+            .arg(format!("--target={init}"))
+            .args([
+                "--mount",
+                "--pid",
+                "--root",
+                "--",
+                "sh",
+                "-c",
+                r#"cd -- "$1" && shift && exec "$@""#,
+                "sh",
+            ])
+            .arg(&self.working_dir)
+            .args(argv);
+        self.finish(command)
+    }
+
+    /// Environment, stdio, process group and parent-death signal of every sandbox command.
+    fn finish(&self, mut command: tokio::process::Command) -> tokio::process::Command {
+        command
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -115,16 +154,43 @@ impl Sandbox {
     }
 }
 
+/// The absolute paths of the entries of directory `dir` on the host, sorted.
+fn host_entries(dir: &str) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    entries
+}
+
 /// Sends `signal` to every process of group `pgid` except bubblewrap's own (the sandbox
 /// monitor and the PID namespace's init), so the container's processes may stop gracefully.
 /// Returns how many processes were signalled.
 pub fn signal_container(pgid: u32, signal: i32) -> usize {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    if pgid == 0 {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
     let mut signalled = 0;
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let Some((comm, pgrp)) = parse_stat(&stat) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((comm, _, pgrp)) = parse_stat(&stat) else {
+            continue;
+        };
         if pgrp == pgid && comm != "bwrap" {
             // SAFETY: kill(2) with a pid read from /proc; at worst the process is gone (ESRCH).
             if unsafe { libc::kill(pid, signal) } == 0 {
@@ -137,23 +203,44 @@ pub fn signal_container(pgid: u32, signal: i32) -> usize {
 
 /// Sends SIGKILL to the whole process group `pgid` (bubblewrap included).
 pub fn kill_group(pgid: u32) {
-    let Ok(pgid) = i32::try_from(pgid) else { return };
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return;
+    };
+    if pgid <= 1 {
+        // kill(0) or kill(-1) would hit our own group or every process.
+        return;
+    }
     // SAFETY: kill(2) on a process group we created; ESRCH when it is already gone.
     unsafe {
         libc::kill(-pgid, libc::SIGKILL);
     }
 }
 
-/// `(comm, pgrp)` from the text of `/proc/<pid>/stat`.
-fn parse_stat(stat: &str) -> Option<(&str, u32)> {
+/// The host pid of the PID namespace's init (bubblewrap's second process) of the sandbox
+/// whose process group is `pgid`: entering its namespaces enters the container.
+pub fn namespace_init(pgid: u32) -> Option<u32> {
+    if pgid == 0 {
+        return None;
+    }
+    let entries = std::fs::read_dir("/proc").ok()?;
+    entries.flatten().find_map(|entry| {
+        let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        let (comm, ppid, pgrp) = parse_stat(&stat)?;
+        (comm == "bwrap" && ppid == pgid && pgrp == pgid).then_some(pid)
+    })
+}
+
+/// `(comm, ppid, pgrp)` from the text of `/proc/<pid>/stat`.
+fn parse_stat(stat: &str) -> Option<(&str, u32, u32)> {
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close)?;
     let mut rest = stat.get(close + 1..)?.split_whitespace();
     let _state = rest.next()?;
-    let _ppid = rest.next()?;
+    let ppid = rest.next()?.parse().ok()?;
     let pgrp = rest.next()?.parse().ok()?;
-    Some((comm, pgrp))
+    Some((comm, ppid, pgrp))
 }
 
 #[cfg(test)]
@@ -164,18 +251,32 @@ mod tests {
         Sandbox {
             rootfs: root.join("rootfs"),
             mounts: vec![
-                Mount { host: root.join("b"), target: "/data/b".into(), read_only: true },
-                Mount { host: root.join("a"), target: "/data".into(), read_only: false },
+                Mount {
+                    host: root.join("b"),
+                    target: "/data/b".into(),
+                    read_only: true,
+                },
+                Mount {
+                    host: root.join("a"),
+                    target: "/data".into(),
+                    read_only: false,
+                },
             ],
-            env: vec![("PATH".into(), DEFAULT_PATH.into()), ("GREETING".into(), "hi there".into())],
+            env: vec![
+                ("PATH".into(), DEFAULT_PATH.into()),
+                ("GREETING".into(), "hi there".into()),
+            ],
             working_dir: "/work".into(),
         }
     }
 
     #[test]
     fn mounts_parents_before_children() {
-        let args: Vec<String> =
-            sandbox(Path::new("/s")).bwrap_args().iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args: Vec<String> = sandbox(Path::new("/s"))
+            .bwrap_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let data = args.iter().position(|a| a == "/data").unwrap();
         let data_b = args.iter().position(|a| a == "/data/b").unwrap();
         assert!(data < data_b);
@@ -185,8 +286,31 @@ mod tests {
     }
 
     #[test]
+    fn mounts_under_etc_bind_its_entries_one_by_one() {
+        let mut sandbox = sandbox(Path::new("/s"));
+        sandbox.mounts.push(Mount {
+            host: "/s/cfg".into(),
+            target: "/etc/app".into(),
+            read_only: true,
+        });
+        let args: Vec<String> = sandbox
+            .bwrap_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(!args.windows(2).any(|w| w[0] == "/etc" && w[1] == "/etc"));
+        assert!(args.iter().any(|a| a == "/etc/passwd"));
+        let passwd = args.iter().position(|a| a == "/etc/passwd").unwrap();
+        let app = args.iter().position(|a| a == "/etc/app").unwrap();
+        assert!(passwd < app);
+    }
+
+    #[test]
     fn parses_proc_stat() {
-        assert_eq!(parse_stat("123 (my (odd) cmd) S 1 77 77 0"), Some(("my (odd) cmd", 77)));
+        assert_eq!(
+            parse_stat("123 (my (odd) cmd) S 1 77 77 0"),
+            Some(("my (odd) cmd", 1, 77))
+        );
         assert_eq!(parse_stat("garbage"), None);
     }
 
@@ -207,13 +331,58 @@ mod tests {
         let mut command = sandbox.command(&["sh".into(), "-c".into(), script.into()]);
         command.stdout(Stdio::piped());
         let output = command.output().await.unwrap();
-        assert_eq!(String::from_utf8_lossy(&output.stdout), "from the host hi there /work\nro\n");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "from the host hi there /work\nro\n"
+        );
         assert_eq!(output.status.code(), Some(3));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[tokio::test]
+    async fn enters_a_running_sandbox() {
+        if which("bwrap").is_none() || which("nsenter").is_none() {
+            eprintln!("bwrap or nsenter not installed; skipping");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("sandbox-enter-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        let sandbox = sandbox(&dir);
+        sandbox.prepare_rootfs().unwrap();
+        let mut container = sandbox.command(&[
+            "sh".into(),
+            "-c".into(),
+            "echo x > /tmp/mine; sleep 30".into(),
+        ]);
+        let child = container.spawn().unwrap();
+        let pgid = child.id().unwrap();
+        let mut init = None;
+        for _ in 0..50 {
+            init = namespace_init(pgid);
+            if init.is_some() && dir.join("rootfs/tmp/mine").exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let script = "echo $GREETING $(pwd) $(cat /tmp/mine); ps -e -o comm= | grep -c sleep";
+        let mut command =
+            sandbox.enter_command(init.unwrap(), &["sh".into(), "-c".into(), script.into()]);
+        command.stdout(Stdio::piped());
+        let output = command.output().await.unwrap();
+        kill_group(pgid);
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "hi there /work x\n1\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn which(program: &str) -> Option<PathBuf> {
-        std::env::var_os("PATH")
-            .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.exists()))
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(program))
+                .find(|p| p.exists())
+        })
     }
 }

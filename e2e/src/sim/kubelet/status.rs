@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, HostIP,
-    PodCondition, PodIP, PodStatus,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, HostIP, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -28,7 +28,11 @@ pub struct Termination {
 impl Termination {
     /// The Kubernetes reason for an exit code.
     pub fn reason_for(exit_code: i32) -> &'static str {
-        if exit_code == 0 { "Completed" } else { "Error" }
+        if exit_code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        }
     }
 }
 
@@ -76,7 +80,10 @@ impl ContainerRecord {
         ContainerRecord {
             name: name.to_string(),
             image: image.to_string(),
-            state: State::Waiting { reason: waiting_reason.to_string(), message: None },
+            state: State::Waiting {
+                reason: waiting_reason.to_string(),
+                message: None,
+            },
             last: None,
             restart_count: 0,
             ready: false,
@@ -106,7 +113,9 @@ pub fn phase(rt: &PodRuntime) -> &'static str {
         match &c.state {
             State::Terminated(t) if t.exit_code == 0 => {}
             State::Terminated(_) => failed_init += 1,
-            State::Waiting { .. } if c.last.as_ref().is_some_and(|t| t.exit_code != 0) => failed_init += 1,
+            State::Waiting { .. } if c.last.as_ref().is_some_and(|t| t.exit_code != 0) => {
+                failed_init += 1
+            }
             _ => pending_init += 1,
         }
     }
@@ -151,14 +160,29 @@ pub fn phase(rt: &PodRuntime) -> &'static str {
 
 /// Condition types with their status, reason (when false) in Kubernetes' order.
 pub fn conditions(rt: &PodRuntime) -> Vec<(&'static str, bool, Option<&'static str>)> {
-    let initialized = rt.init.iter().all(|c| matches!(&c.state, State::Terminated(t) if t.exit_code == 0));
+    let initialized = rt
+        .init
+        .iter()
+        .all(|c| matches!(&c.state, State::Terminated(t) if t.exit_code == 0));
     let terminal = matches!(phase(rt), "Succeeded" | "Failed");
     let ready = !terminal && !rt.containers.is_empty() && rt.containers.iter().all(|c| c.ready);
-    let not_ready = if terminal { Some("PodCompleted") } else { Some("ContainersNotReady") };
+    let not_ready = if terminal {
+        Some("PodCompleted")
+    } else {
+        Some("ContainersNotReady")
+    };
     vec![
-        ("Initialized", initialized, (!initialized).then_some("ContainersNotInitialized")),
+        (
+            "Initialized",
+            initialized,
+            (!initialized).then_some("ContainersNotInitialized"),
+        ),
         ("Ready", ready, if ready { None } else { not_ready }),
-        ("ContainersReady", ready, if ready { None } else { not_ready }),
+        (
+            "ContainersReady",
+            ready,
+            if ready { None } else { not_ready },
+        ),
         ("PodScheduled", true, None),
     ]
 }
@@ -192,7 +216,9 @@ pub fn pod_status(rt: &PodRuntime, transitions: &mut Transitions, now: Timestamp
         phase: Some(phase(rt).to_string()),
         conditions: Some(conditions),
         host_ip: Some(crate::sim::node::NODE_IP.to_string()),
-        host_ips: Some(vec![HostIP { ip: crate::sim::node::NODE_IP.to_string() }]),
+        host_ips: Some(vec![HostIP {
+            ip: crate::sim::node::NODE_IP.to_string(),
+        }]),
         pod_ip: rt.pod_ip.clone(),
         pod_ips: rt.pod_ip.as_ref().map(|ip| vec![PodIP { ip: ip.clone() }]),
         start_time: rt.start_time.map(Time),
@@ -220,15 +246,23 @@ fn container_status(c: &ContainerRecord) -> ContainerStatus {
     let (state, container_id, started) = match &c.state {
         State::Waiting { reason, message } => (
             ContainerState {
-                waiting: Some(ContainerStateWaiting { reason: Some(reason.clone()), message: message.clone() }),
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some(reason.clone()),
+                    message: message.clone(),
+                }),
                 ..Default::default()
             },
             c.last.as_ref().map(|t| t.container_id.clone()),
             false,
         ),
-        State::Running { started_at, container_id } => (
+        State::Running {
+            started_at,
+            container_id,
+        } => (
             ContainerState {
-                running: Some(ContainerStateRunning { started_at: Some(Time(*started_at)) }),
+                running: Some(ContainerStateRunning {
+                    started_at: Some(Time(*started_at)),
+                }),
                 ..Default::default()
             },
             Some(container_id.clone()),
@@ -266,36 +300,68 @@ mod tests {
     }
 
     fn record(state: State) -> ContainerRecord {
-        ContainerRecord { state, ..ContainerRecord::new("c", "img", "ContainerCreating") }
+        ContainerRecord {
+            state,
+            ..ContainerRecord::new("c", "img", "ContainerCreating")
+        }
     }
 
     fn running() -> State {
-        State::Running { started_at: Timestamp::now(), container_id: "sim://x".into() }
+        State::Running {
+            started_at: Timestamp::now(),
+            container_id: "sim://x".into(),
+        }
     }
 
-    fn rt(policy: &str, init: Vec<ContainerRecord>, containers: Vec<ContainerRecord>) -> PodRuntime {
-        PodRuntime { init, containers, restart_policy: policy.into(), ..Default::default() }
+    fn rt(
+        policy: &str,
+        init: Vec<ContainerRecord>,
+        containers: Vec<ContainerRecord>,
+    ) -> PodRuntime {
+        PodRuntime {
+            init,
+            containers,
+            restart_policy: policy.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn phases_follow_the_kubelet_rules() {
-        let waiting = || record(State::Waiting { reason: "ContainerCreating".into(), message: None });
+        let waiting = || {
+            record(State::Waiting {
+                reason: "ContainerCreating".into(),
+                message: None,
+            })
+        };
         let done = |code| record(State::Terminated(ended(code)));
-        let backoff = || ContainerRecord { last: Some(ended(1)), ..waiting() };
+        let backoff = || ContainerRecord {
+            last: Some(ended(1)),
+            ..waiting()
+        };
         let cases = [
             (rt("Always", vec![], vec![waiting()]), "Pending"),
             (rt("Always", vec![], vec![record(running())]), "Running"),
-            (rt("Always", vec![], vec![record(running()), done(0)]), "Running"),
+            (
+                rt("Always", vec![], vec![record(running()), done(0)]),
+                "Running",
+            ),
             (rt("Never", vec![], vec![done(0)]), "Succeeded"),
             (rt("OnFailure", vec![], vec![done(0)]), "Succeeded"),
             (rt("Never", vec![], vec![done(1)]), "Failed"),
             (rt("Never", vec![], vec![done(0), done(2)]), "Failed"),
             (rt("OnFailure", vec![], vec![backoff()]), "Running"),
             (rt("Always", vec![], vec![done(0)]), "Running"),
-            (rt("Never", vec![record(running())], vec![waiting()]), "Pending"),
+            (
+                rt("Never", vec![record(running())], vec![waiting()]),
+                "Pending",
+            ),
             (rt("Never", vec![done(1)], vec![waiting()]), "Failed"),
             (rt("OnFailure", vec![backoff()], vec![waiting()]), "Pending"),
-            (rt("Never", vec![done(0)], vec![record(running())]), "Running"),
+            (
+                rt("Never", vec![done(0)], vec![record(running())]),
+                "Running",
+            ),
         ];
         for (i, (runtime, expected)) in cases.iter().enumerate() {
             assert_eq!(phase(runtime), *expected, "case {i}");
@@ -325,7 +391,12 @@ mod tests {
         let mut ready_rt = runtime.clone();
         ready_rt.containers[0].ready = true;
         let third = pod_status(&ready_rt, &mut transitions, t1);
-        let ready = third.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+        let ready = third
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
         assert_eq!(ready.last_transition_time, Some(Time(t1)));
         assert_eq!(third.container_statuses.unwrap()[0].started, Some(true));
     }

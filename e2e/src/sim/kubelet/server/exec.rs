@@ -9,13 +9,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
+use hyper::header::{
+    HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
+    UPGRADE,
+};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::process::Stdio;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -70,7 +74,10 @@ pub fn percent_decode(input: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
                     Ok(b) => {
                         out.push(b);
                         i += 2;
@@ -107,18 +114,37 @@ pub fn exit_status(exit_code: i32, command: &[String]) -> serde_json::Value {
 }
 
 /// Answers the WebSocket upgrade and runs the session once upgraded.
-pub fn handle(mut req: Request<Incoming>, key: ContainerKey, handle: Arc<ContainerHandle>) -> Response<Body> {
+pub fn handle(
+    mut req: Request<Incoming>,
+    key: ContainerKey,
+    handle: Arc<ContainerHandle>,
+) -> Response<Body> {
     let is_websocket = req
         .headers()
         .get(UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let Some(ws_key) = req.headers().get(SEC_WEBSOCKET_KEY).cloned().filter(|_| is_websocket) else {
-        return text(StatusCode::BAD_REQUEST, "archivist-sim kubelet: exec needs a WebSocket upgrade (SPDY is not supported)");
+    let Some(ws_key) = req
+        .headers()
+        .get(SEC_WEBSOCKET_KEY)
+        .cloned()
+        .filter(|_| is_websocket)
+    else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "archivist-sim kubelet: exec needs a WebSocket upgrade (SPDY is not supported)",
+        );
     };
-    let offered = req.headers().get_all(SEC_WEBSOCKET_PROTOCOL).iter().filter_map(|v| v.to_str().ok());
+    let offered = req
+        .headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
     let Some(protocol) = choose_protocol(offered) else {
-        return text(StatusCode::BAD_REQUEST, format!("archivist-sim kubelet: supported protocols are {PROTOCOLS:?}"));
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("archivist-sim kubelet: supported protocols are {PROTOCOLS:?}"),
+        );
     };
     let query = ExecQuery::parse(req.uri().query().unwrap_or(""));
     if query.command.is_empty() {
@@ -128,7 +154,9 @@ pub fn handle(mut req: Request<Incoming>, key: ContainerKey, handle: Arc<Contain
     tokio::spawn(async move {
         match upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+                let ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
+                        .await;
                 tracing::info!(?key, command = ?query.command, protocol, "exec");
                 session(ws, &query, protocol, &handle).await;
             }
@@ -149,8 +177,12 @@ pub fn handle(mut req: Request<Incoming>, key: ContainerKey, handle: Arc<Contain
 }
 
 /// Runs the command and shuttles its streams over the WebSocket.
-async fn session<S>(ws: WebSocketStream<S>, query: &ExecQuery, protocol: &str, handle: &ContainerHandle)
-where
+async fn session<S>(
+    ws: WebSocketStream<S>,
+    query: &ExecQuery,
+    protocol: &str,
+    handle: &ContainerHandle,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut ws_tx, mut ws_rx) = ws.split();
@@ -161,22 +193,43 @@ where
                 return;
             }
         }
+        // A normal closure (1000) is EOF for client-go; a bare close (1005) is an error.
+        let normal = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        let _ = ws_tx.send(Message::Close(Some(normal))).await;
         let _ = ws_tx.close().await;
     });
 
-    let mut command = handle.sandbox.command(&query.command);
+    let mut command = handle.exec_command(&query.command);
     let piped = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
-    command.stdin(piped(query.stdin)).stdout(piped(query.stdout)).stderr(piped(query.stderr || query.tty));
+    command
+        .stdin(piped(query.stdin))
+        .stdout(piped(query.stdout))
+        .stderr(piped(query.stderr || query.tty));
     let exit_code = match command.spawn() {
         Err(err) => {
-            let _ = out_tx.send(Message::binary(channel(2, format!("failed to start: {err}\n").as_bytes()))).await;
+            let _ = out_tx
+                .send(Message::binary(channel(
+                    2,
+                    format!("failed to start: {err}\n").as_bytes(),
+                )))
+                .await;
             126
         }
         Ok(mut child) => {
+            let pgid = child.id().unwrap_or(0);
             let stderr_channel = if query.tty { 1 } else { 2 };
             let pumps: Vec<_> = [
-                child.stdout.take().map(|out| tokio::spawn(pump(out, 1, out_tx.clone()))),
-                child.stderr.take().map(|err| tokio::spawn(pump(err, stderr_channel, out_tx.clone()))),
+                child
+                    .stdout
+                    .take()
+                    .map(|out| tokio::spawn(pump(out, 1, out_tx.clone()))),
+                child
+                    .stderr
+                    .take()
+                    .map(|err| tokio::spawn(pump(err, stderr_channel, out_tx.clone()))),
             ]
             .into_iter()
             .flatten()
@@ -205,7 +258,7 @@ where
                         // The client went away: end the command.
                         Some(Err(_)) | None => {
                             client_open = false;
-                            let _ = child.start_kill();
+                            crate::sim::kubelet::sandbox::kill_group(pgid);
                         }
                     }
                 }
@@ -218,8 +271,12 @@ where
     };
     let status = match protocol {
         "channel.k8s.io" if exit_code == 0 => None,
-        "channel.k8s.io" => Some(Bytes::from(format!("command terminated with exit code {exit_code}"))),
-        _ => serde_json::to_vec(&exit_status(exit_code, &query.command)).ok().map(Bytes::from),
+        "channel.k8s.io" => Some(Bytes::from(format!(
+            "command terminated with exit code {exit_code}"
+        ))),
+        _ => serde_json::to_vec(&exit_status(exit_code, &query.command))
+            .ok()
+            .map(Bytes::from),
     };
     if let Some(status) = status {
         let _ = out_tx.send(Message::binary(channel(3, &status))).await;
@@ -235,7 +292,11 @@ async fn pump(mut reader: impl AsyncRead + Unpin, channel_id: u8, out: mpsc::Sen
         match reader.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => {
-                if out.send(Message::binary(channel(channel_id, &buf[..n]))).await.is_err() {
+                if out
+                    .send(Message::binary(channel(channel_id, &buf[..n])))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -257,7 +318,9 @@ mod tests {
 
     #[test]
     fn parses_queries_in_both_spellings() {
-        let q = ExecQuery::parse("command=sh&command=-c&command=echo+hi%20there%3B&input=1&output=1&error=0&tty=false");
+        let q = ExecQuery::parse(
+            "command=sh&command=-c&command=echo+hi%20there%3B&input=1&output=1&error=0&tty=false",
+        );
         assert_eq!(q.command, vec!["sh", "-c", "echo hi there;"]);
         assert!(q.stdin && q.stdout && !q.stderr && !q.tty);
         let q = ExecQuery::parse("command=ls&stdout=true&stderr=true");
@@ -272,8 +335,14 @@ mod tests {
 
     #[test]
     fn prefers_v5_then_v4() {
-        assert_eq!(choose_protocol(["v4.channel.k8s.io, v5.channel.k8s.io"].into_iter()), Some("v5.channel.k8s.io"));
-        assert_eq!(choose_protocol(["v4.channel.k8s.io", "base64.channel.k8s.io"].into_iter()), Some("v4.channel.k8s.io"));
+        assert_eq!(
+            choose_protocol(["v4.channel.k8s.io, v5.channel.k8s.io"].into_iter()),
+            Some("v5.channel.k8s.io")
+        );
+        assert_eq!(
+            choose_protocol(["v4.channel.k8s.io", "base64.channel.k8s.io"].into_iter()),
+            Some("v4.channel.k8s.io")
+        );
         assert_eq!(choose_protocol(["v3.channel.k8s.io"].into_iter()), None);
     }
 

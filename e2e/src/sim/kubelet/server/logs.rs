@@ -24,15 +24,25 @@ const FOLLOW_POLL: Duration = Duration::from_millis(200);
 pub async fn handle(query: &str, handle: Arc<ContainerHandle>) -> Response<Body> {
     let options = LogOptions::from_query(query);
     let instances = handle.logs.instances();
-    let wanted = if options.previous { instances.iter().rev().nth(1) } else { instances.last() };
+    let wanted = if options.previous {
+        instances.iter().rev().nth(1)
+    } else {
+        instances.last()
+    };
     let Some(&instance) = wanted else {
-        let what = if options.previous { "previous terminated container" } else { "container" };
+        let what = if options.previous {
+            "previous terminated container"
+        } else {
+            "container"
+        };
         return text(StatusCode::BAD_REQUEST, format!("{what} has no logs yet"));
     };
     let path = handle.logs.instance(instance);
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(16);
     tokio::spawn(async move {
-        let Ok(mut file) = tokio::fs::File::open(&path).await else { return };
+        let Ok(mut file) = tokio::fs::File::open(&path).await else {
+            return;
+        };
         let mut raw = String::new();
         if file.read_to_string(&mut raw).await.is_err() {
             return;
@@ -40,16 +50,24 @@ pub async fn handle(query: &str, handle: Arc<ContainerHandle>) -> Response<Body>
         // Only whole lines are rendered; a trailing fragment is read again when following.
         let complete = raw.rfind('\n').map_or(0, |i| i + 1);
         let mut budget = options.limit_bytes.unwrap_or(usize::MAX);
-        let first = limit(logs::render(&raw[..complete], &options, Timestamp::now()), &mut budget);
-        if tx.send(Ok(Frame::data(Bytes::from(first)))).await.is_err() || !options.follow || budget == 0 {
+        let first = limit(
+            logs::render(&raw[..complete], &options, Timestamp::now()),
+            &mut budget,
+        );
+        if tx.send(Ok(Frame::data(Bytes::from(first)))).await.is_err()
+            || !options.follow
+            || budget == 0
+        {
             return;
         }
         let mut offset = complete as u64;
         let running = handle.running.subscribe();
         loop {
-            let still_running = *running.borrow() == Some(instance);
+            let still_running = running.borrow().is_some_and(|i| i.restart == instance);
             let mut chunk = String::new();
-            if file.seek(std::io::SeekFrom::Start(offset)).await.is_err() || file.read_to_string(&mut chunk).await.is_err() {
+            if file.seek(std::io::SeekFrom::Start(offset)).await.is_err()
+                || file.read_to_string(&mut chunk).await.is_err()
+            {
                 return;
             }
             let complete = chunk.rfind('\n').map_or(0, |i| i + 1);
@@ -60,7 +78,12 @@ pub async fn handle(query: &str, handle: Arc<ContainerHandle>) -> Response<Body>
                     .filter_map(logs::parse)
                     .map(|r| logs::render_record(&r, options.timestamps))
                     .collect();
-                if tx.send(Ok(Frame::data(Bytes::from(limit(lines, &mut budget))))).await.is_err() || budget == 0 {
+                if tx
+                    .send(Ok(Frame::data(Bytes::from(limit(lines, &mut budget)))))
+                    .await
+                    .is_err()
+                    || budget == 0
+                {
                     return;
                 }
             }
@@ -72,7 +95,10 @@ pub async fn handle(query: &str, handle: Arc<ContainerHandle>) -> Response<Body>
     });
     let body = StreamBody::new(tokio_stream_from(rx)).boxed();
     let mut response = Response::new(body);
-    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain"));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain"),
+    );
     response
 }
 

@@ -35,12 +35,15 @@ pub fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
 /// Accepts TLS connections on `127.0.0.1:port` and serves them until the task ends.
 pub async fn serve(kubelet: Arc<Kubelet>, port: u16) -> anyhow::Result<()> {
     let acceptor = TlsAcceptor::from(Arc::new(tls_config()?));
-    let listener = TcpListener::bind((NODE_IP, port))
-        .await
-        .with_context(|| format!("failed to listen on {NODE_IP}:{port} for the kubelet endpoint"))?;
+    let listener = TcpListener::bind((NODE_IP, port)).await.with_context(|| {
+        format!("failed to listen on {NODE_IP}:{port} for the kubelet endpoint")
+    })?;
     tracing::info!(%port, "kubelet endpoint listening");
     loop {
-        let (tcp, peer) = listener.accept().await.context("kubelet endpoint accept failed")?;
+        let (tcp, peer) = listener
+            .accept()
+            .await
+            .context("kubelet endpoint accept failed")?;
         let (acceptor, kubelet) = (acceptor.clone(), kubelet.clone());
         tokio::spawn(async move {
             let tls = match acceptor.accept(tcp).await {
@@ -60,8 +63,9 @@ pub async fn serve(kubelet: Arc<Kubelet>, port: u16) -> anyhow::Result<()> {
 
 /// A self-signed certificate for 127.0.0.1/localhost and an HTTP/1.1-only server config.
 fn tls_config() -> anyhow::Result<rustls::ServerConfig> {
-    let certified = rcgen::generate_simple_self_signed(vec![NODE_IP.to_string(), "localhost".to_string()])
-        .context("failed to generate the kubelet's serving certificate")?;
+    let certified =
+        rcgen::generate_simple_self_signed(vec![NODE_IP.to_string(), "localhost".to_string()])
+            .context("failed to generate the kubelet's serving certificate")?;
     let cert = certified.cert.der().clone();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -76,7 +80,10 @@ fn tls_config() -> anyhow::Result<rustls::ServerConfig> {
 }
 
 /// Dispatches one request.
-async fn route(kubelet: Arc<Kubelet>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn route(
+    kubelet: Arc<Kubelet>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let response = match segments.as_slice() {
@@ -84,7 +91,11 @@ async fn route(kubelet: Arc<Kubelet>, req: Request<Incoming>) -> Result<Response
         ["exec", ns, pod, container] | ["exec", ns, pod, _, container] => {
             let key = key(ns, pod, container);
             match kubelet.container(&key) {
-                Some(handle) => exec::handle(req, key, handle),
+                Some(handle) if handle.running.borrow().is_some() => exec::handle(req, key, handle),
+                Some(_) => text(
+                    StatusCode::BAD_REQUEST,
+                    format!("container {} is not running", key.container),
+                ),
                 None => not_found(&key),
             }
         }
@@ -95,18 +106,28 @@ async fn route(kubelet: Arc<Kubelet>, req: Request<Incoming>) -> Result<Response
                 None => not_found(&key),
             }
         }
-        _ => text(StatusCode::NOT_FOUND, format!("archivist-sim kubelet: no handler for {path}")),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            format!("archivist-sim kubelet: no handler for {path}"),
+        ),
     };
     Ok(response)
 }
 
 fn key(namespace: &str, pod: &str, container: &str) -> ContainerKey {
-    ContainerKey { namespace: namespace.to_string(), pod: pod.to_string(), container: container.to_string() }
+    ContainerKey {
+        namespace: namespace.to_string(),
+        pod: pod.to_string(),
+        container: container.to_string(),
+    }
 }
 
 fn not_found(key: &ContainerKey) -> Response<Body> {
     text(
         StatusCode::NOT_FOUND,
-        format!("container {} of pod {}/{} is not running on this node", key.container, key.namespace, key.pod),
+        format!(
+            "container {} of pod {}/{} is not running on this node",
+            key.container, key.namespace, key.pod
+        ),
     )
 }
