@@ -88,7 +88,7 @@ spec:
         let reasons = run_event_reasons(&client, &ns, "b1").await?;
         let expected = ["BackupStarted", "Quiesced", "MetadataCaptured", "ContentCaptured", "Released", "BackupCompleted"];
         anyhow::ensure!(reasons == expected, "Events: {reasons:?}, expected {expected:?}");
-        eprintln!("stop mode: window {window:.3} s");
+        eprintln!("stop mode: {}", timeline(&backup));
         Ok(())
     })
     .await;

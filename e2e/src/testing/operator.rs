@@ -119,7 +119,7 @@ impl Operator {
         let child = tokio::process::Command::new(&bin)
             .args(["run", "--namespace", namespace, "--metrics-addr", "127.0.0.1:0"])
             .env("KUBECONFIG", kubeconfig_path())
-            .env("RUST_LOG", std::env::var("ARCHIVIST_E2E_LOG").unwrap_or_else(|_| "info".into()))
+            .env("RUST_LOG", std::env::var("ARCHIVIST_E2E_LOG").unwrap_or_else(|_| "info,archivist=debug".into()))
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)

@@ -249,3 +249,26 @@ pub fn file_names(dir: &std::path::Path) -> anyhow::Result<BTreeMap<String, u64>
     }
     Ok(names)
 }
+
+/// A one-line timeline of a run (seconds after `startTime`), for diagnosis and reports.
+pub fn timeline(backup: &ArchiveBackup) -> String {
+    let Some(status) = backup.status.as_ref() else { return "no status".into() };
+    let Some(start) = status.start_time else { return "no startTime".into() };
+    let at = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| format!("{:.3}", (t - start).num_milliseconds() as f64 / 1000.0)).unwrap_or_else(|| "-".into())
+    };
+    let quiesce = status.quiesce.clone().unwrap_or_default();
+    let items: Vec<String> = status
+        .items
+        .iter()
+        .map(|i| format!("{:?}/{}@{}", i.component, i.source_claim.as_deref().or(i.source_sql.as_deref()).unwrap_or("?"), at(i.captured_at)))
+        .collect();
+    format!(
+        "quiesced@{} cuts [{}] released@{} completed@{} window={:?}",
+        at(quiesce.quiesced_at),
+        items.join(", "),
+        at(quiesce.released_at),
+        at(status.completion_time),
+        quiesce.window_seconds
+    )
+}
