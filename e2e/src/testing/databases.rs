@@ -115,9 +115,8 @@ impl Postgres {
             .args(["-w", "start"])
             .stdout(Stdio::null()))?;
         wait_port(port, "PostgreSQL")?;
-        server.psql_as_postgres("postgres", &format!(
-            "CREATE USER {USER} SUPERUSER PASSWORD '{PASSWORD}'; CREATE DATABASE {database} OWNER {USER};"
-        ))?;
+        server.psql_as_postgres("postgres", &format!("CREATE USER {USER} SUPERUSER PASSWORD '{PASSWORD}'"))?;
+        server.psql_as_postgres("postgres", &format!("CREATE DATABASE {database} OWNER {USER}"))?;
         Ok(server)
     }
 
