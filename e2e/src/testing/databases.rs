@@ -101,7 +101,8 @@ impl Postgres {
         run(Command::new("runuser")
             .args(["-u", "postgres", "--"])
             .arg(bin.join("initdb"))
-            .args(["-A", "trust", "-U", "postgres", "-D"])
+            // TCP clients need the password (so a wrong one fails); the unix socket trusts.
+            .args(["--auth-local=trust", "--auth-host=scram-sha-256", "-U", "postgres", "-D"])
             .arg(&data))?;
         run(Command::new("runuser")
             .args(["-u", "postgres", "--"])
@@ -122,7 +123,9 @@ impl Postgres {
 
     fn psql_as_postgres(&self, database: &str, sql: &str) -> anyhow::Result<String> {
         run(Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", database])
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", database])
+            .arg("-h")
+            .arg(&self.dir)
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-c")
