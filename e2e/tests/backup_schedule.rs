@@ -9,7 +9,7 @@ use std::time::Duration;
 use archivist::api::{ArchiveBackup, BackupPhase, BackupReason};
 use archivist_e2e::snapshot_api::VolumeSnapshot;
 use archivist_e2e::testing::operator::events_of;
-use archivist_e2e::testing::with_namespace;
+use archivist_e2e::testing::{eventually, with_namespace};
 use backup_support::*;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
@@ -44,18 +44,17 @@ spec:
         let snapshots = Api::<VolumeSnapshot>::namespaced(client.clone(), &ns);
 
         // The manual run completes.
-        let mut first = None;
-        until("the backup-now run to complete", Duration::from_secs(60), || {
+        let first = eventually("the backup-now run to complete", Duration::from_secs(60), || {
             let backups = backups.clone();
-            let first = &mut first;
             async move {
-                let done = backups.list(&ListParams::default()).await?.items.into_iter().find(|b| phase(b) == BackupPhase::Completed);
-                *first = done.map(|b| b.name_any());
-                Ok(first.is_some())
+                let items = backups.list(&ListParams::default()).await?.items;
+                Ok(match items.iter().find(|b| phase(b) == BackupPhase::Completed) {
+                    Some(b) => Ok(b.name_any()),
+                    None => Err(format!("runs: {:?}", items.iter().map(|b| (b.name_any(), phase(b))).collect::<Vec<_>>())),
+                })
             }
         })
         .await?;
-        let first = first.unwrap_or_default();
         let first_snapshots: Vec<String> = snapshots
             .list(&ListParams::default().labels(&format!("archivist.dev/backup={first}")))
             .await?
@@ -66,23 +65,18 @@ spec:
         anyhow::ensure!(!first_snapshots.is_empty(), "the first run has no labelled VolumeSnapshots");
 
         // A scheduled run (within about 70 s) completes and retention prunes the first run.
-        let mut scheduled = None;
-        until("a scheduled run to complete", Duration::from_secs(80), || {
+        let scheduled = eventually("a scheduled run to complete", Duration::from_secs(80), || {
             let backups = backups.clone();
-            let scheduled = &mut scheduled;
             async move {
-                let done = backups
-                    .list(&ListParams::default())
-                    .await?
-                    .items
-                    .into_iter()
-                    .find(|b| b.spec.reason == BackupReason::Scheduled && phase(b) == BackupPhase::Completed);
-                *scheduled = done.map(|b| b.name_any());
-                Ok(scheduled.is_some())
+                let items = backups.list(&ListParams::default()).await?.items;
+                let done = items.iter().find(|b| b.spec.reason == BackupReason::Scheduled && phase(b) == BackupPhase::Completed);
+                Ok(match done {
+                    Some(b) => Ok(b.name_any()),
+                    None => Err(format!("runs: {:?}", items.iter().map(|b| (b.name_any(), phase(b))).collect::<Vec<_>>())),
+                })
             }
         })
         .await?;
-        let scheduled = scheduled.unwrap_or_default();
         eprintln!("scheduled run {scheduled} completed; the first run was {first}");
         until("the first run to be pruned with its snapshots", Duration::from_secs(30), || {
             let (backups, snapshots, first, first_snapshots) = (backups.clone(), snapshots.clone(), first.clone(), first_snapshots.clone());
