@@ -36,8 +36,11 @@ async fn failing_backup(client: &Client, ns: &str, operator: &mut Operator, b1_s
     let message = b2.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
     anyhow::ensure!(phase(&b2) == BackupPhase::Failed, "b2 ended {:?}: {message}", phase(&b2));
     anyhow::ensure!(message.contains(words), "b2's message does not say {words:?}: {message}");
-    let reasons = run_event_reasons(client, ns, "b2").await?;
-    anyhow::ensure!(reasons.last().map(String::as_str) == Some("BackupFailed"), "b2's Events: {reasons:?}");
+    // The Event is published after the status is written: give it a moment.
+    until("b2's BackupFailed Event", std::time::Duration::from_secs(10), || async {
+        Ok(run_event_reasons(client, ns, "b2").await?.last().map(String::as_str) == Some("BackupFailed"))
+    })
+    .await?;
     let quiesce = b2.status.as_ref().and_then(|s| s.quiesce.clone()).unwrap_or_default();
     if quiesce.quiesced_at.is_some() {
         anyhow::ensure!(quiesce.released_at.is_some(), "b2 quiesced but never released: {quiesce:?}");
