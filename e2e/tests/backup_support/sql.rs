@@ -96,7 +96,12 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
+        // Join, so the thread's handle on the database server is gone before the test's, and
+        // the server is stopped even when the test fails half-way.
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
