@@ -83,6 +83,10 @@ operator/src/kube); keep them in step when the code changes. Two lists:
 - apiGroups: [""]
   resources: [pods/exec]
   verbs: [create, get]
+# The last lines of a failed dump, restore or hook Job's pod are quoted in the run's status.
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
 # SQL dumps: a PVC and a Job per dump, deleted after the dump's snapshot is cut.
 - apiGroups: [""]
   resources: [persistentvolumeclaims]

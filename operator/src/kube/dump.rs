@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, ListParams, PropagationPolicy};
+use kube::api::{DeleteParams, PropagationPolicy};
 use kube::{Api, Client, ResourceExt};
 use std::collections::BTreeMap;
 
@@ -160,12 +160,9 @@ pub fn observe_job(job: &Job) -> JobObs {
     }
 }
 
-/// The run's dump Jobs by name.
+/// The run's dump (and verify) Jobs by name.
 pub async fn list_jobs(client: &Client, namespace: &str, backup: &str) -> Result<BTreeMap<String, JobObs>, kube::Error> {
-    let jobs = Api::<Job>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default().labels(&format!("{BACKUP}={backup}")))
-        .await?;
-    Ok(jobs.items.iter().map(|j| (j.name_any(), observe_job(j))).collect())
+    super::jobs::list(client, namespace, &format!("{BACKUP}={backup}")).await
 }
 
 /// Deletes a dump Job (with its pods) and its PVC; already gone is fine.

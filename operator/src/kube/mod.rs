@@ -3,6 +3,7 @@
 
 pub mod dump;
 pub mod hooks;
+pub mod jobs;
 pub mod labels;
 pub mod restore;
 pub mod snapshot;

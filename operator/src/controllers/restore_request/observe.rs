@@ -3,14 +3,12 @@
 use super::super::error::{Context as _, Error};
 use super::super::Context;
 use crate::api::{ArchiveBackup, RestoreRequest, RestoreRequestSpec, RestoreRequestStatus, TargetKind, TargetRef};
-use crate::kube::dump::observe_job;
 use crate::kube::restore::RESTORE;
 use crate::kube::workload;
 use crate::plan::backup::JobObs;
 use crate::plan::restore::{self, ClaimObs, RestoreObservation, RestoreStep};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Secret};
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
@@ -100,14 +98,9 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
             }
         }
     }
-    let jobs = Api::<Job>::namespaced(client.clone(), &namespace)
-        .list(&ListParams::default().labels(&format!("{RESTORE}={name}")))
+    let jobs = crate::kube::jobs::list(client, &namespace, &format!("{RESTORE}={name}"))
         .await
-        .during(|| format!("failed to list Jobs of {namespace}/{name}"))?
-        .items
-        .iter()
-        .map(|j| (j.name_any(), observe_job(j)))
-        .collect();
+        .during(|| format!("failed to list Jobs of {namespace}/{name}"))?;
     let secrets = Api::<Secret>::namespaced(client.clone(), &namespace)
         .list_metadata(&ListParams::default())
         .await

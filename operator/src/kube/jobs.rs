@@ -1,0 +1,50 @@
+//! Jobs as the state machines see them: running, succeeded, or failed with a reason a person
+//! can act on (the Job's condition plus the last lines its pod wrote, e.g. "password
+//! authentication failed" or "database ... already exists").
+
+use super::dump::observe_job;
+use crate::plan::backup::JobObs;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, LogParams};
+use kube::{Api, Client, ResourceExt};
+use std::collections::BTreeMap;
+
+/// How much of a failed pod's log is quoted.
+const LOG_TAIL_LINES: i64 = 3;
+const LOG_TAIL_CHARS: usize = 300;
+
+/// The Jobs matching `selector` by name; a failed Job's message ends with its pod's last log
+/// lines when they can be read.
+pub async fn list(client: &Client, namespace: &str, selector: &str) -> Result<BTreeMap<String, JobObs>, kube::Error> {
+    let jobs = Api::<Job>::namespaced(client.clone(), namespace).list(&ListParams::default().labels(selector)).await?;
+    let mut out = BTreeMap::new();
+    for job in &jobs.items {
+        let mut state = observe_job(job);
+        if let JobObs::Failed { message } = &mut state {
+            if let Some(tail) = log_tail(client, namespace, &job.name_any()).await {
+                message.push_str(&format!("; its pod said: {tail}"));
+            }
+        }
+        out.insert(job.name_any(), state);
+    }
+    Ok(out)
+}
+
+/// The last lines of the newest pod of Job `job`, trimmed; `None` when there is none to read.
+async fn log_tail(client: &Client, namespace: &str, job: &str) -> Option<String> {
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+    let list = pods.list(&ListParams::default().labels(&format!("job-name={job}"))).await.ok()?;
+    let pod = list.items.iter().max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0))?;
+    let params = LogParams { tail_lines: Some(LOG_TAIL_LINES), ..Default::default() };
+    let text = pods.logs(&pod.name_any(), &params).await.ok()?;
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        return None;
+    }
+    let mut tail: String = text.chars().rev().take(LOG_TAIL_CHARS).collect::<Vec<_>>().into_iter().rev().collect();
+    if tail.len() < text.len() {
+        tail.insert_str(0, "…");
+    }
+    Some(tail)
+}
