@@ -21,6 +21,13 @@ pub struct BackupLabels {
     pub result: String,
 }
 
+/// Labels of `archivist_restores_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RestoreLabels {
+    /// `completed` or `failed`.
+    pub result: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     /// `archivist_backups_total{policy,result}`: finished backup runs.
@@ -29,6 +36,10 @@ pub struct Metrics {
     pub quiesce_window: Histogram,
     /// `archivist_backup_duration_seconds`: start to Completed/Failed.
     pub backup_duration: Histogram,
+    /// `archivist_restores_total{result}`: finished restores.
+    pub restores: Family<RestoreLabels, Counter>,
+    /// `archivist_restore_duration_seconds`: request accepted to Completed/Failed.
+    pub restore_duration: Histogram,
     registry: Registry,
     ready: AtomicBool,
 }
@@ -38,11 +49,15 @@ impl Default for Metrics {
         let backups = Family::<BackupLabels, Counter>::default();
         let quiesce_window = Histogram::new([0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0]);
         let backup_duration = Histogram::new([1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0]);
+        let restores = Family::<RestoreLabels, Counter>::default();
+        let restore_duration = Histogram::new([1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0]);
         let mut registry = Registry::with_prefix("archivist");
         registry.register("backups", "Finished backup runs by policy and result", backups.clone());
         registry.register("quiesce_window_seconds", "How long the archive was frozen or stopped during a backup", quiesce_window.clone());
         registry.register("backup_duration_seconds", "Duration of backup runs from start to Completed or Failed", backup_duration.clone());
-        Self { backups, quiesce_window, backup_duration, registry, ready: AtomicBool::new(false) }
+        registry.register("restores", "Finished restores by result", restores.clone());
+        registry.register("restore_duration_seconds", "Duration of restores from acceptance to Completed or Failed", restore_duration.clone());
+        Self { backups, quiesce_window, backup_duration, restores, restore_duration, registry, ready: AtomicBool::new(false) }
     }
 }
 
@@ -53,6 +68,15 @@ impl Metrics {
         self.backups.get_or_create(&BackupLabels { policy: format!("{namespace}/{policy}"), result: result.into() }).inc();
         if let Some(d) = duration_seconds {
             self.backup_duration.observe(d);
+        }
+    }
+
+    /// Counts a finished restore.
+    pub fn restore_finished(&self, completed: bool, duration_seconds: Option<f64>) {
+        let result = if completed { "completed" } else { "failed" };
+        self.restores.get_or_create(&RestoreLabels { result: result.into() }).inc();
+        if let Some(d) = duration_seconds {
+            self.restore_duration.observe(d);
         }
     }
 
@@ -118,6 +142,10 @@ mod tests {
         assert!(text.contains(r#"archivist_backups_total{policy="mail/mailstore",result="completed"} 1"#), "{text}");
         assert!(text.contains("archivist_quiesce_window_seconds_count 1"), "{text}");
         assert!(text.contains("archivist_backup_duration_seconds_sum 12.0"), "{text}");
+        m.restore_finished(false, Some(3.0));
+        let text = m.encode();
+        assert!(text.contains(r#"archivist_restores_total{result="failed"} 1"#), "{text}");
+        assert!(text.contains("archivist_restore_duration_seconds_count 1"), "{text}");
         assert_eq!(m.answer("/readyz").0, StatusCode::SERVICE_UNAVAILABLE);
         m.set_ready();
         assert_eq!(m.answer("/readyz").0, StatusCode::OK);

@@ -24,7 +24,7 @@ pub use cluster_retention_policy::{
 pub use common::{Condition, ConditionStatus, LabelSelector, LabelSelectorRequirement};
 pub use restore_request::{
     PostRestoreJob, RestoreMapping, RestoreMode, RestorePhase, RestoreRequest, RestoreRequestSpec,
-    RestoreRequestStatus, RestoreSelect, RestoreSource, RestoreTarget, SqlTarget,
+    RestoreRequestStatus, RestoreSelect, RetainedVolume, RestoreSource, RestoreTarget, SqlTarget,
 };
 
 /// The API group of every Archivist kind.

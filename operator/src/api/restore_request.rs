@@ -200,4 +200,35 @@ pub struct RestoreRequestStatus {
     /// What happened, in words (why it failed, where old volumes are kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The spec as it was when the restore started; the restore follows it even if the
+    /// object's spec is changed later (such changes are refused, see the `SpecAccepted`
+    /// condition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_spec: Option<RestoreRequestSpec>,
+    /// The `metadata.generation` whose spec was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_generation: Option<i64>,
+    /// The suffix appended to restored names (the spec's, or the default derived from the uid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_suffix: Option<String>,
+    /// `InPlace`: the ArchiveBackup of the state before the restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_restore_backup: Option<String>,
+    /// `InPlace`: the target's replicas before it was stopped (it is scaled back to them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_replicas: Option<i32>,
+    /// `InPlace`: the PersistentVolumes that held the replaced claims' data; kept (reclaim
+    /// policy `Retain`), so nothing is lost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retained_volumes: Vec<RetainedVolume>,
+}
+
+/// A PersistentVolume kept by an in-place restore.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetainedVolume {
+    /// The claim that was replaced.
+    pub claim: String,
+    /// The PersistentVolume that still holds the old data.
+    pub volume: String,
 }

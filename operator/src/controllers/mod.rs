@@ -6,6 +6,7 @@ pub mod backup_policy;
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod restore_request;
 
 pub use context::Context;
 pub use error::Error;
@@ -17,5 +18,5 @@ use std::sync::Arc;
 /// given, else every namespace.
 pub async fn run(client: kube::Client, metrics: Arc<Metrics>, namespace: Option<String>) {
     let ctx = Arc::new(Context::new(client, metrics, namespace));
-    futures::join!(archive_backup::run(ctx.clone()), backup_policy::run(ctx));
+    futures::join!(archive_backup::run(ctx.clone()), backup_policy::run(ctx.clone()), restore_request::run(ctx));
 }

@@ -4,6 +4,7 @@
 pub mod dump;
 pub mod hooks;
 pub mod labels;
+pub mod restore;
 pub mod snapshot;
 pub mod time;
 pub mod workload;

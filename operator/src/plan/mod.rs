@@ -6,6 +6,7 @@ pub mod capture;
 pub mod conditions;
 pub mod names;
 pub mod policy;
+pub mod restore;
 pub mod retention;
 pub mod schedule;
 pub mod validate;

@@ -1,0 +1,345 @@
+//! Act and record for restores: performs the step's one side effect idempotently, then
+//! writes status (server-side apply) and publishes Events.
+
+use super::super::error::{Context as _, Error};
+use super::super::events::publish;
+use super::super::Context;
+use super::observe::{copy_name, Observed};
+use crate::api::{
+    ArchiveBackup, ArchiveBackupSpec, BackupReason, ConditionStatus, RestoreMapping, RestoreMode,
+    RestorePhase, RestoreRequest, RestoreRequestStatus, RetainedVolume, TargetKind,
+};
+use crate::kube::{self as k, restore as build, workload, FIELD_MANAGER};
+use crate::plan::conditions;
+use crate::plan::restore::{self, ItemKind, RestoreItem, RestoreStep};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const SOON: Duration = Duration::from_millis(10);
+
+/// Performs `step` and records the result.
+pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: RestoreStep) -> Result<Action, Error> {
+    let before = request.status.clone().unwrap_or_default();
+    let mut status = before.clone();
+    let now = obs.now;
+    let generation = request.metadata.generation;
+    check_spec_unchanged(ctx, request, &mut status, now).await;
+    let items = planned_items(&obs);
+    let action = match step {
+        RestoreStep::Done => Action::await_change(),
+        RestoreStep::Wait { what, requeue } => {
+            status.message = Some(what);
+            requeue.map_or_else(Action::await_change, Action::requeue)
+        }
+        RestoreStep::Refuse(why) => {
+            status.phase = Some(RestorePhase::Failed);
+            status.completion_time = Some(now);
+            status.message = Some(why.clone());
+            conditions::set(&mut status.conditions, "Ready", ConditionStatus::False, "Refused", why.clone(), now, generation);
+            record(ctx, &obs, &status).await?;
+            ctx.metrics.restore_finished(false, None);
+            publish(ctx, request, EventType::Warning, "RestoreFailed", format!("refused: {why}")).await;
+            return Ok(Action::await_change());
+        }
+        RestoreStep::Accept { backup } => {
+            let suffix = restore::suffix(&request.spec, &obs.uid);
+            status.resolved_backup = Some(backup.clone());
+            status.accepted_spec = Some(request.spec.clone());
+            status.accepted_generation = generation;
+            status.name_suffix = Some(suffix.clone());
+            status.phase = Some(RestorePhase::Restoring);
+            status.start_time = Some(now);
+            status.message = None;
+            let resolved = obs.backups.iter().find(|b| b.metadata.name.as_deref() == Some(&backup));
+            if let Some(b) = resolved {
+                if let Ok(items) = restore::restore_items(&request.spec, b, &suffix, &obs.name) {
+                    status.mapping = mapping(&items);
+                }
+            }
+            let rebuild = resolved.and_then(|b| b.status.as_ref()).and_then(|s| s.indexes_included) == Some(false);
+            let (cond, reason, message) = if rebuild {
+                (ConditionStatus::True, "IndexesNotInBackup", "the backup holds no full-text index: rebuild it (postRestore hooks)")
+            } else {
+                (ConditionStatus::False, "IndexesRestored", "the backup holds the full-text indexes")
+            };
+            conditions::set(&mut status.conditions, "IndexRebuildRequired", cond, reason, message, now, generation);
+            conditions::set(&mut status.conditions, "SpecAccepted", ConditionStatus::True, "Accepted", "the restore follows this spec", now, generation);
+            conditions::set(&mut status.conditions, "Ready", ConditionStatus::False, "Restoring", format!("restoring {backup}"), now, generation);
+            record(ctx, &obs, &status).await?;
+            publish(ctx, request, EventType::Normal, "RestoreStarted", format!("restoring ArchiveBackup {backup} ({:?})", request.spec.target.mode)).await;
+            return Ok(Action::requeue(SOON));
+        }
+        RestoreStep::CreatePreRestoreBackup(name) => {
+            status.pre_restore_backup = Some(name.clone());
+            status.message = Some(format!("taking pre-restore backup {name}"));
+            record(ctx, &obs, &status).await?;
+            let policy = resolved_backup(&obs).map(|b| b.spec.policy_name.clone()).unwrap_or_default();
+            let mut pre = ArchiveBackup::new(&name, ArchiveBackupSpec { policy_name: policy, reason: BackupReason::PreRestore, hold: false });
+            pre.metadata.namespace = Some(obs.namespace.clone());
+            pre.metadata.labels = Some(BTreeMap::from([(build::RESTORE.to_string(), obs.name.clone())]));
+            let api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &obs.namespace);
+            k::create_if_absent(&api, &pre).await.during(|| format!("failed to create pre-restore ArchiveBackup {}/{name}", obs.namespace))?;
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        RestoreStep::RecordReplicas(replicas) => {
+            status.original_replicas = Some(replicas);
+            Action::requeue(SOON)
+        }
+        RestoreStep::ScaleToZero => {
+            let target = obs.target_ref.clone().ok_or_else(|| Error::Inconsistent("no target to stop".into()))?;
+            workload::scale(&ctx.client, &obs.namespace, &target, 0, Some(&obs.name), status.original_replicas)
+                .await
+                .during(|| format!("failed to stop {}/{}", obs.namespace, target.name))?;
+            status.message = Some(format!("stopped {}; replacing its claims", target.name));
+            Action::requeue(Duration::from_millis(500))
+        }
+        RestoreStep::RetainVolume { claim, volume } => {
+            if !status.retained_volumes.iter().any(|r| r.volume == volume) {
+                status.retained_volumes.push(RetainedVolume { claim: claim.clone(), volume: volume.clone() });
+                record(ctx, &obs, &status).await?;
+            }
+            let patch = serde_json::json!({"spec": {"persistentVolumeReclaimPolicy": "Retain"}});
+            Api::<PersistentVolume>::all(ctx.client.clone())
+                .patch(&volume, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .during(|| format!("failed to set reclaim policy Retain on PersistentVolume {volume}"))?;
+            Action::requeue(SOON)
+        }
+        RestoreStep::DeleteClaim(claim) => {
+            match Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &obs.namespace).delete(&claim, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(source) => return Err(Error::Kube { action: format!("failed to delete old PVC {}/{claim}", obs.namespace), source }),
+            }
+            Action::requeue(Duration::from_millis(500))
+        }
+        RestoreStep::Create(indices) => {
+            for i in indices {
+                if let Some(item) = items.get(i) {
+                    create_item(ctx, request, &obs, item).await?;
+                }
+            }
+            Action::requeue(Duration::from_secs(1))
+        }
+        RestoreStep::CreateWorkloadCopy => {
+            create_copy(ctx, request, &obs, &items).await?;
+            Action::requeue(SOON)
+        }
+        RestoreStep::EnterHooks => {
+            status.phase = Some(RestorePhase::RunningHooks);
+            status.message = None;
+            status.mapping = mapping(&items);
+            record(ctx, &obs, &status).await?;
+            publish(ctx, request, EventType::Normal, "VolumesRestored", format!("{} item(s) restored", items.len())).await;
+            return Ok(Action::requeue(SOON));
+        }
+        RestoreStep::CreateHook(index) => {
+            if let Some(hook) = obs.spec.post_restore.get(index) {
+                let claims: Vec<String> = items.iter().filter(|i| build::is_volume(i)).map(|i| i.restored.clone()).collect();
+                let job = build::hook_job(request, &restore::hook_job_name(&obs.name, &hook.name), hook, &claims);
+                let api = Api::namespaced(ctx.client.clone(), &obs.namespace);
+                k::create_if_absent(&api, &job).await.during(|| format!("failed to create hook Job for {}", hook.name))?;
+                status.message = Some(format!("running post-restore hook {}", hook.name));
+            }
+            Action::requeue(Duration::from_secs(1))
+        }
+        RestoreStep::ScaleBack(replicas) => {
+            let target = obs.target_ref.clone().ok_or_else(|| Error::Inconsistent("no target to start".into()))?;
+            workload::scale(&ctx.client, &obs.namespace, &target, replicas, None, None)
+                .await
+                .during(|| format!("failed to start {}/{} again", obs.namespace, target.name))?;
+            Action::requeue(SOON)
+        }
+        RestoreStep::Complete => {
+            let csv = restore::mapping_csv(&items);
+            let cm = build::mapping_config_map(request, &restore::mapping_config_map_name(&obs.name), csv);
+            Api::<ConfigMap>::namespaced(ctx.client.clone(), &obs.namespace)
+                .patch(&cm.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&cm))
+                .await
+                .during(|| format!("failed to write ConfigMap {}/{}", obs.namespace, cm.name_any()))?;
+            status.phase = Some(RestorePhase::Completed);
+            status.completion_time = Some(now);
+            status.mapping = mapping(&items);
+            status.message = Some(completion_message(&status, obs.spec.target.mode));
+            conditions::set(&mut status.conditions, "Ready", ConditionStatus::True, "Completed", "the restore completed", now, generation);
+            record(ctx, &obs, &status).await?;
+            ctx.metrics.restore_finished(true, duration(&status));
+            if !obs.spec.post_restore.is_empty() {
+                publish(ctx, request, EventType::Normal, "HooksCompleted", format!("{} post-restore hook(s) succeeded", obs.spec.post_restore.len())).await;
+            }
+            publish(ctx, request, EventType::Normal, "RestoreCompleted", status.message.clone().unwrap_or_default()).await;
+            let ttl = obs.spec.ttl_seconds_after_finished.filter(|t| *t > 0 && obs.spec.target.mode == RestoreMode::SideBySide);
+            return Ok(ttl.map_or_else(Action::await_change, |t| Action::requeue(Duration::from_secs(u64::from(t)))));
+        }
+        RestoreStep::Fail(why) => {
+            let mut why = why;
+            if obs.spec.target.mode == RestoreMode::InPlace {
+                why = release_in_place(ctx, &obs, &status, why).await?;
+            }
+            status.phase = Some(RestorePhase::Failed);
+            status.completion_time = Some(now);
+            status.message = Some(why.clone());
+            conditions::set(&mut status.conditions, "Ready", ConditionStatus::False, "Failed", why.clone(), now, generation);
+            record(ctx, &obs, &status).await?;
+            ctx.metrics.restore_finished(false, duration(&status));
+            publish(ctx, request, EventType::Warning, "RestoreFailed", why).await;
+            return Ok(Action::await_change());
+        }
+        RestoreStep::DeleteWorkloadCopy => {
+            if let Some(target) = &obs.target_ref {
+                let name = copy_name(target, obs.status.name_suffix.as_deref().unwrap_or_default());
+                let deleted = match target.kind {
+                    TargetKind::StatefulSet => Api::<StatefulSet>::namespaced(ctx.client.clone(), &obs.namespace).delete(&name, &DeleteParams::background()).await.map(|_| ()),
+                    TargetKind::Deployment => Api::<Deployment>::namespaced(ctx.client.clone(), &obs.namespace).delete(&name, &DeleteParams::background()).await.map(|_| ()),
+                };
+                match deleted {
+                    Ok(()) => publish(ctx, request, EventType::Normal, "WorkloadRemoved", format!("ttlSecondsAfterFinished passed: removed {name}; the restored PVCs stay")).await,
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(source) => return Err(Error::Kube { action: format!("failed to delete {}/{name}", obs.namespace), source }),
+                }
+            }
+            Action::await_change()
+        }
+    };
+    if status != before {
+        record(ctx, &obs, &status).await?;
+    }
+    Ok(action)
+}
+
+fn duration(status: &RestoreRequestStatus) -> Option<f64> {
+    Some((status.completion_time? - status.start_time?).num_milliseconds() as f64 / 1000.0)
+}
+
+fn resolved_backup(obs: &Observed) -> Option<&ArchiveBackup> {
+    let name = obs.status.resolved_backup.as_ref()?;
+    obs.backups.iter().find(|b| b.metadata.name.as_ref() == Some(name))
+}
+
+fn planned_items(obs: &Observed) -> Vec<RestoreItem> {
+    let Some(backup) = resolved_backup(obs) else { return Vec::new() };
+    let suffix = obs.status.name_suffix.clone().unwrap_or_else(|| restore::suffix(&obs.spec, &obs.uid));
+    restore::restore_items(&obs.spec, backup, &suffix, &obs.name).unwrap_or_default()
+}
+
+fn mapping(items: &[RestoreItem]) -> Vec<RestoreMapping> {
+    items
+        .iter()
+        .map(|i| RestoreMapping { component: i.component, store: i.store.clone(), original: i.original.clone(), restored: i.restored.clone() })
+        .collect()
+}
+
+fn completion_message(status: &RestoreRequestStatus, mode: RestoreMode) -> String {
+    match mode {
+        RestoreMode::InPlace => {
+            let kept: Vec<String> = status.retained_volumes.iter().map(|r| format!("{} (was {})", r.volume, r.claim)).collect();
+            format!(
+                "restored in place; the old volumes are kept with reclaim policy Retain: {}; pre-restore backup: {}",
+                if kept.is_empty() { "none".to_string() } else { kept.join(", ") },
+                status.pre_restore_backup.clone().unwrap_or_default()
+            )
+        }
+        _ => format!("restored {} item(s); see ConfigMap with restore.csv", status.mapping.len()),
+    }
+}
+
+async fn record(ctx: &Context, obs: &Observed, status: &RestoreRequestStatus) -> Result<(), Error> {
+    let api = Api::<RestoreRequest>::namespaced(ctx.client.clone(), &obs.namespace);
+    k::apply_status(&api, &obs.name, status)
+        .await
+        .during(|| format!("failed to write status of RestoreRequest {}/{}", obs.namespace, obs.name))
+}
+
+/// Refuses spec changes after the restore started: the restore goes on with the accepted spec
+/// and the `SpecAccepted` condition says so.
+async fn check_spec_unchanged(ctx: &Context, request: &RestoreRequest, status: &mut RestoreRequestStatus, now: chrono::DateTime<chrono::Utc>) {
+    let (Some(accepted), Some(generation)) = (status.accepted_generation, request.metadata.generation) else { return };
+    if accepted == generation || status.accepted_spec.as_ref() == Some(&request.spec) {
+        return;
+    }
+    let message = format!(
+        "the spec is immutable once the restore started: generation {generation} is refused; the restore follows the spec of generation {accepted}"
+    );
+    let was_refused = conditions::status_of(&status.conditions, "SpecAccepted") == Some(ConditionStatus::False);
+    conditions::set(&mut status.conditions, "SpecAccepted", ConditionStatus::False, "SpecChangeRefused", message.clone(), now, Some(generation));
+    if !was_refused {
+        publish(ctx, request, EventType::Warning, "SpecChangeRefused", message).await;
+    }
+}
+
+async fn create_item(ctx: &Context, request: &RestoreRequest, obs: &Observed, item: &RestoreItem) -> Result<(), Error> {
+    let backup = obs.status.resolved_backup.clone().unwrap_or_default();
+    let ns = &obs.namespace;
+    match &item.kind {
+        ItemKind::Volume { snapshot, size } => {
+            let pvc = build::claim_from_snapshot(request, &backup, item, &item.restored, snapshot, size.as_deref(), obs.claims.get(&item.original));
+            let api = Api::namespaced(ctx.client.clone(), ns);
+            k::create_if_absent(&api, &pvc).await.during(|| format!("failed to create PVC {ns}/{} from {snapshot}", item.restored))?;
+        }
+        ItemKind::Sql { snapshot, size, claim, .. } => {
+            if obs.claims.contains_key(claim) {
+                let image = resolved_backup(obs)
+                    .and_then(|b| b.status.as_ref())
+                    .and_then(|s| s.policy_spec.as_ref())
+                    .and_then(|p| p.dump.as_ref())
+                    .and_then(|d| d.image.clone());
+                if let Some(job) = build::sql_restore_job(request, &backup, item, image.as_deref()) {
+                    let api = Api::namespaced(ctx.client.clone(), ns);
+                    k::create_if_absent(&api, &job).await.during(|| format!("failed to create SQL restore Job for database {}", item.restored))?;
+                }
+            } else {
+                let pvc = build::claim_from_snapshot(request, &backup, item, claim, snapshot, size.as_deref(), None);
+                let api = Api::namespaced(ctx.client.clone(), ns);
+                k::create_if_absent(&api, &pvc).await.during(|| format!("failed to create dump PVC {ns}/{claim}"))?;
+            }
+        }
+        ItemKind::Secret { copy } => {
+            let api = Api::<Secret>::namespaced(ctx.client.clone(), ns);
+            let source = api.get(copy).await.during(|| format!("failed to read the backup's Secret copy {ns}/{copy}"))?;
+            let secret = build::secret_from_copy(request, &backup, item, &source);
+            k::create_if_absent(&api, &secret).await.during(|| format!("failed to create Secret {ns}/{}", item.restored))?;
+        }
+    }
+    Ok(())
+}
+
+async fn create_copy(ctx: &Context, request: &RestoreRequest, obs: &Observed, items: &[RestoreItem]) -> Result<(), Error> {
+    let Some(target) = &obs.target_ref else { return Err(Error::Inconsistent("no target to copy".into())) };
+    let name = copy_name(target, obs.status.name_suffix.as_deref().unwrap_or_default());
+    let claims: BTreeMap<String, String> = items.iter().filter(|i| build::is_volume(i)).map(|i| (i.original.clone(), i.restored.clone())).collect();
+    let ns = &obs.namespace;
+    match target.kind {
+        TargetKind::StatefulSet => {
+            let api = Api::<StatefulSet>::namespaced(ctx.client.clone(), ns);
+            let original = api.get(&target.name).await.during(|| format!("failed to read StatefulSet {ns}/{}", target.name))?;
+            k::create_if_absent(&api, &build::statefulset_copy(request, &original, &name, &claims)).await.during(|| format!("failed to create StatefulSet {ns}/{name}"))?;
+        }
+        TargetKind::Deployment => {
+            let api = Api::<Deployment>::namespaced(ctx.client.clone(), ns);
+            let original = api.get(&target.name).await.during(|| format!("failed to read Deployment {ns}/{}", target.name))?;
+            k::create_if_absent(&api, &build::deployment_copy(request, &original, &name, &claims)).await.during(|| format!("failed to create Deployment {ns}/{name}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// A failed in-place restore starts the target again when none of its claims was replaced
+/// yet; otherwise it stays stopped (starting it would give it empty claims) and the message
+/// says where the old data is.
+async fn release_in_place(ctx: &Context, obs: &Observed, status: &RestoreRequestStatus, why: String) -> Result<String, Error> {
+    let (Some(target), Some(replicas)) = (&obs.target_ref, status.original_replicas) else { return Ok(why) };
+    if status.retained_volumes.is_empty() {
+        workload::scale(&ctx.client, &obs.namespace, target, replicas, None, None)
+            .await
+            .during(|| format!("failed to start {}/{} again", obs.namespace, target.name))?;
+        return Ok(format!("{why}; {} was started again unchanged", target.name));
+    }
+    let kept: Vec<String> = status.retained_volumes.iter().map(|r| format!("{} (was {})", r.volume, r.claim)).collect();
+    Ok(format!("{why}; {} is left stopped because its claims were being replaced; the old volumes are kept: {}", target.name, kept.join(", ")))
+}

@@ -1,0 +1,180 @@
+//! Observe: everything the restore state machine decides from.
+
+use super::super::error::{Context as _, Error};
+use super::super::Context;
+use crate::api::{ArchiveBackup, RestoreRequest, RestoreRequestSpec, RestoreRequestStatus, TargetKind, TargetRef};
+use crate::kube::dump::observe_job;
+use crate::kube::restore::RESTORE;
+use crate::kube::workload;
+use crate::plan::backup::JobObs;
+use crate::plan::restore::{self, ClaimObs, RestoreObservation, RestoreStep};
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Secret};
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What was observed for one request.
+pub struct Observed {
+    /// The request's namespace.
+    pub namespace: String,
+    /// The request's name.
+    pub name: String,
+    /// Its uid.
+    pub uid: String,
+    /// When.
+    pub now: DateTime<Utc>,
+    /// The spec the restore follows (accepted copy once started).
+    pub spec: RestoreRequestSpec,
+    /// The recorded status.
+    pub status: RestoreRequestStatus,
+    /// ArchiveBackups of the namespace.
+    pub backups: Vec<ArchiveBackup>,
+    /// PVCs of the namespace.
+    pub claims: BTreeMap<String, PersistentVolumeClaim>,
+    /// PV reclaim policies.
+    pub volumes: BTreeMap<String, String>,
+    /// The request's Jobs.
+    pub jobs: BTreeMap<String, JobObs>,
+    /// Secret names of the namespace.
+    pub secrets: BTreeSet<String>,
+    /// The target of the resolved backup's policy.
+    pub target_ref: Option<TargetRef>,
+    /// (replicas, live pods) of the target.
+    pub target: Option<(i32, u32)>,
+    /// Whether the side-by-side copy exists.
+    pub copy_exists: bool,
+    claim_obs: BTreeMap<String, ClaimObs>,
+}
+
+/// The side-by-side copy's name: `<target><suffix>`.
+pub fn copy_name(target: &TargetRef, suffix: &str) -> String {
+    crate::plan::names::fit(&format!("{}{suffix}", target.name), crate::plan::names::MAX_LABEL_NAME)
+}
+
+/// Reads everything a restore step may need.
+pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed, Error> {
+    let namespace = request.namespace().ok_or_else(|| Error::MissingNamespace(request.name_any()))?;
+    let name = request.name_any();
+    let uid = request.uid().unwrap_or_default();
+    let client = &ctx.client;
+    let status = request.status.clone().unwrap_or_default();
+    let spec = status.accepted_spec.clone().unwrap_or_else(|| request.spec.clone());
+    let backups = Api::<ArchiveBackup>::namespaced(client.clone(), &namespace)
+        .list(&ListParams::default())
+        .await
+        .during(|| format!("failed to list ArchiveBackups in {namespace}"))?
+        .items;
+    let claims: BTreeMap<String, PersistentVolumeClaim> = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace)
+        .list(&ListParams::default())
+        .await
+        .during(|| format!("failed to list PVCs in {namespace}"))?
+        .items
+        .into_iter()
+        .map(|c| (c.name_any(), c))
+        .collect();
+    let claim_obs = claims
+        .iter()
+        .map(|(n, c)| {
+            let status = c.status.as_ref();
+            (
+                n.clone(),
+                ClaimObs {
+                    bound: status.and_then(|s| s.phase.as_deref()) == Some("Bound"),
+                    volume: c.spec.as_ref().and_then(|s| s.volume_name.clone()),
+                    restored_by: c.labels().get(RESTORE).cloned(),
+                    deleting: c.metadata.deletion_timestamp.is_some(),
+                },
+            )
+        })
+        .collect();
+    let mut volumes = BTreeMap::new();
+    let pv_api = Api::<PersistentVolume>::all(client.clone());
+    if spec.target.mode == crate::api::RestoreMode::InPlace {
+        for volume in claims.values().filter_map(|c| c.spec.as_ref().and_then(|s| s.volume_name.clone())) {
+            if let Some(pv) = pv_api.get_opt(&volume).await.during(|| format!("failed to read PersistentVolume {volume}"))? {
+                let policy = pv.spec.and_then(|s| s.persistent_volume_reclaim_policy).unwrap_or_default();
+                volumes.insert(volume, policy);
+            }
+        }
+    }
+    let jobs = Api::<Job>::namespaced(client.clone(), &namespace)
+        .list(&ListParams::default().labels(&format!("{RESTORE}={name}")))
+        .await
+        .during(|| format!("failed to list Jobs of {namespace}/{name}"))?
+        .items
+        .iter()
+        .map(|j| (j.name_any(), observe_job(j)))
+        .collect();
+    let secrets = Api::<Secret>::namespaced(client.clone(), &namespace)
+        .list_metadata(&ListParams::default())
+        .await
+        .during(|| format!("failed to list Secrets in {namespace}"))?
+        .items
+        .into_iter()
+        .map(|s| s.name_any())
+        .collect();
+    let resolved = status
+        .resolved_backup
+        .as_ref()
+        .and_then(|b| backups.iter().find(|x| x.metadata.name.as_ref() == Some(b)))
+        .or_else(|| restore::resolve(&spec, &namespace, &backups).ok());
+    let target_ref = resolved.and_then(|b| b.status.as_ref()).and_then(|s| s.policy_spec.as_ref()).map(|p| p.target.clone());
+    let (target, copy_exists) = match &target_ref {
+        Some(t) => {
+            let observed = workload::observe(client, &namespace, t)
+                .await
+                .during(|| format!("failed to read target {:?} {namespace}/{}", t.kind, t.name))?
+                .map(|w| (w.obs.replicas, w.obs.live_pods));
+            let suffix = status.name_suffix.clone().unwrap_or_else(|| restore::suffix(&spec, &uid));
+            let copy = copy_name(t, &suffix);
+            let exists = match t.kind {
+                TargetKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), &namespace).get_opt(&copy).await.map(|o| o.is_some()),
+                TargetKind::Deployment => Api::<Deployment>::namespaced(client.clone(), &namespace).get_opt(&copy).await.map(|o| o.is_some()),
+            }
+            .during(|| format!("failed to read {namespace}/{copy}"))?;
+            (observed, exists)
+        }
+        None => (None, false),
+    };
+    Ok(Observed {
+        namespace,
+        name,
+        uid,
+        now: Utc::now(),
+        spec,
+        status,
+        backups,
+        claims,
+        volumes,
+        jobs,
+        secrets,
+        target_ref,
+        target,
+        copy_exists,
+        claim_obs,
+    })
+}
+
+impl Observed {
+    /// Decides the next step (pure: `plan::restore::next`).
+    pub fn next_step(&self) -> RestoreStep {
+        restore::next(&RestoreObservation {
+            now: self.now,
+            name: &self.name,
+            namespace: &self.namespace,
+            uid: &self.uid,
+            spec: &self.spec,
+            status: &self.status,
+            backups: &self.backups,
+            claims: &self.claim_obs,
+            volumes: &self.volumes,
+            jobs: &self.jobs,
+            secrets: &self.secrets,
+            target: self.target,
+            copy_exists: self.copy_exists,
+        })
+    }
+}

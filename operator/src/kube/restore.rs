@@ -1,0 +1,351 @@
+//! Objects a restore creates: PVCs from VolumeSnapshots, Secrets from a backup's copy, SQL
+//! restore Jobs, post-restore hook Jobs, the side-by-side workload copy, the mapping ConfigMap.
+
+use super::dump::{connection_env, default_port, DUMP_MOUNT, MYSQL_DUMP_FILE, POSTGRES_DUMP_FILE};
+use super::labels::{BACKUP, COMPONENT, STORE};
+use crate::api::{Component, PostRestoreJob, RestoreRequest, SqlEngine, SqlSource};
+use crate::plan::names::component_word;
+use crate::plan::restore::{ItemKind, RestoreItem};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, EnvVar, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Secret, TypedLocalObjectReference,
+    Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::ByteString;
+use kube::{Resource, ResourceExt};
+use std::collections::BTreeMap;
+
+/// Label on everything a restore creates: the RestoreRequest's name.
+pub const RESTORE: &str = "archivist.dev/restore";
+/// Where post-restore hooks see the restored PVCs: `/restore/<restored claim>`.
+pub const HOOK_MOUNT_ROOT: &str = "/restore";
+
+fn labels(request: &str, backup: &str, item: &RestoreItem) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (RESTORE.to_string(), request.to_string()),
+        (BACKUP.to_string(), backup.to_string()),
+        (COMPONENT.to_string(), component_word(item.component).to_string()),
+        (STORE.to_string(), item.store.clone()),
+    ])
+}
+
+fn owned_by(request: &RestoreRequest) -> Option<Vec<OwnerReference>> {
+    request.controller_owner_ref(&()).map(|r| vec![r])
+}
+
+/// A PVC named `name`, restored from `snapshot`, shaped like `original` (storage class and
+/// access modes) when the original still exists. Not owned by the request: restored data
+/// outlives it.
+pub fn claim_from_snapshot(
+    request: &RestoreRequest,
+    backup: &str,
+    item: &RestoreItem,
+    name: &str,
+    snapshot: &str,
+    size: Option<&str>,
+    original: Option<&PersistentVolumeClaim>,
+) -> PersistentVolumeClaim {
+    let original_spec = original.and_then(|c| c.spec.clone()).unwrap_or_default();
+    let original_size = original_spec
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+        .map(|q| q.0.clone());
+    let size = size.map(String::from).or(original_size).unwrap_or_else(|| "1Gi".to_string());
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: request.namespace(),
+            labels: Some(labels(&request.name_any(), backup, item)),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(original_spec.access_modes.unwrap_or_else(|| vec!["ReadWriteOnce".into()])),
+            storage_class_name: original_spec.storage_class_name,
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(size))])),
+                ..Default::default()
+            }),
+            data_source: Some(TypedLocalObjectReference {
+                api_group: Some("snapshot.storage.k8s.io".into()),
+                kind: "VolumeSnapshot".into(),
+                name: snapshot.to_string(),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The Secret `item.restored`, holding the keys `<item.original>.<key>` of the backup's copy.
+pub fn secret_from_copy(request: &RestoreRequest, backup: &str, item: &RestoreItem, copy: &Secret) -> Secret {
+    let prefix = format!("{}.", item.original);
+    let data: BTreeMap<String, ByteString> = copy
+        .data
+        .iter()
+        .flatten()
+        .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|key| (key.to_string(), v.clone())))
+        .collect();
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(item.restored.clone()),
+            namespace: request.namespace(),
+            labels: Some(labels(&request.name_any(), backup, item)),
+            ..Default::default()
+        },
+        data: Some(data),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    }
+}
+
+/// The shell script of an SQL restore: refuses (exit 3, a message on stderr) when the new
+/// database exists, else creates it and loads the dump. No credential appears in it.
+pub fn restore_script(engine: SqlEngine) -> String {
+    match engine {
+        SqlEngine::PostgreSQL => format!(
+            "set -e; if echo \"SELECT 1 FROM pg_database WHERE datname = :'db'\" | psql -d postgres -v db=\"$NEW_DATABASE\" -tA | grep -q 1; then echo \"database $NEW_DATABASE already exists; refusing to overwrite it\" >&2; exit 3; fi; createdb --maintenance-db=postgres \"$NEW_DATABASE\"; pg_restore --no-owner --exit-on-error -d \"$NEW_DATABASE\" {DUMP_MOUNT}/{POSTGRES_DUMP_FILE}"
+        ),
+        SqlEngine::MySQL => format!(
+            "set -e; CLIENT=$(command -v mariadb || command -v mysql); if [ -n \"$(\"$CLIENT\" --host=\"$MYSQL_HOST\" --port=\"$MYSQL_TCP_PORT\" --user=\"$MYSQL_USER\" -N -e \"SELECT SCHEMA_NAME FROM INFORMATION_SCHEMA.SCHEMATA WHERE SCHEMA_NAME='$NEW_DATABASE'\")\" ]; then echo \"database $NEW_DATABASE already exists; refusing to overwrite it\" >&2; exit 3; fi; \"$CLIENT\" --host=\"$MYSQL_HOST\" --port=\"$MYSQL_TCP_PORT\" --user=\"$MYSQL_USER\" -e \"CREATE DATABASE \\`$NEW_DATABASE\\`\"; \"$CLIENT\" --host=\"$MYSQL_HOST\" --port=\"$MYSQL_TCP_PORT\" --user=\"$MYSQL_USER\" \"$NEW_DATABASE\" < {DUMP_MOUNT}/{MYSQL_DUMP_FILE}"
+        ),
+    }
+}
+
+/// The Job restoring an SQL item's dump (from its restored dump PVC) into the new database.
+pub fn sql_restore_job(request: &RestoreRequest, backup: &str, item: &RestoreItem, image: Option<&str>) -> Option<Job> {
+    let ItemKind::Sql { claim, job, engine, host, port, credentials_secret, .. } = &item.kind else { return None };
+    let source = SqlSource {
+        engine: *engine,
+        host: host.clone(),
+        port: *port,
+        database: item.original.clone(),
+        credentials_secret: credentials_secret.clone(),
+    };
+    let port = port.unwrap_or_else(|| default_port(*engine));
+    let mut env = connection_env(&source, host, port, &item.original, credentials_secret);
+    env.push(EnvVar { name: "NEW_DATABASE".into(), value: Some(item.restored.clone()), ..Default::default() });
+    let image = image.map(String::from).unwrap_or_else(|| match engine {
+        SqlEngine::PostgreSQL => "postgres:16".into(),
+        SqlEngine::MySQL => "mariadb:11".into(),
+    });
+    Some(job_object(
+        request,
+        job,
+        labels(&request.name_any(), backup, item),
+        Container {
+            name: "restore".into(),
+            image: Some(image),
+            command: Some(vec!["sh".into(), "-c".into(), restore_script(*engine)]),
+            env: Some(env),
+            volume_mounts: Some(vec![VolumeMount { name: "dump".into(), mount_path: DUMP_MOUNT.into(), read_only: Some(true), ..Default::default() }]),
+            ..Default::default()
+        },
+        vec![Volume {
+            name: "dump".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: claim.clone(), read_only: Some(true) }),
+            ..Default::default()
+        }],
+    ))
+}
+
+/// A post-restore hook Job with every restored volume mounted at `/restore/<claim>`.
+pub fn hook_job(request: &RestoreRequest, name: &str, hook: &PostRestoreJob, claims: &[String]) -> Job {
+    let volumes: Vec<Volume> = claims
+        .iter()
+        .enumerate()
+        .map(|(i, claim)| Volume {
+            name: format!("restored-{i}"),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: claim.clone(), read_only: None }),
+            ..Default::default()
+        })
+        .collect();
+    let mounts: Vec<VolumeMount> = claims
+        .iter()
+        .enumerate()
+        .map(|(i, claim)| VolumeMount { name: format!("restored-{i}"), mount_path: format!("{HOOK_MOUNT_ROOT}/{claim}"), ..Default::default() })
+        .collect();
+    job_object(
+        request,
+        name,
+        BTreeMap::from([(RESTORE.to_string(), request.name_any())]),
+        Container {
+            name: hook.name.clone(),
+            image: Some(hook.image.clone()),
+            command: Some(hook.command.clone()),
+            env: Some(vec![EnvVar { name: "ARCHIVIST_RESTORE_REQUEST".into(), value: Some(request.name_any()), ..Default::default() }]),
+            volume_mounts: Some(mounts),
+            ..Default::default()
+        },
+        volumes,
+    )
+}
+
+fn job_object(request: &RestoreRequest, name: &str, labels: BTreeMap<String, String>, container: Container, volumes: Vec<Volume>) -> Job {
+    Job {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: request.namespace(),
+            labels: Some(labels.clone()),
+            owner_references: owned_by(request),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(BTreeMap::from([(RESTORE.to_string(), request.name_any())])), ..Default::default() }),
+                spec: Some(PodSpec { restart_policy: Some("Never".into()), containers: vec![container], volumes: Some(volumes), ..Default::default() }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The mapping ConfigMap `<request>-mapping` with key `restore.csv`.
+pub fn mapping_config_map(request: &RestoreRequest, name: &str, csv: String) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: request.namespace(),
+            labels: Some(BTreeMap::from([(RESTORE.to_string(), request.name_any())])),
+            owner_references: owned_by(request),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([("restore.csv".to_string(), csv)])),
+        ..Default::default()
+    }
+}
+
+/// Rewrites a pod template for the side-by-side copy: claims are replaced by the restored
+/// ones (`claims`: original claim name -> restored claim name; StatefulSet claim templates
+/// become plain volumes of ordinal 0's restored claim), and the labels are only
+/// `archivist.dev/restore`, so the original's Services never route to the copy.
+fn rewrite_template(template: &mut PodTemplateSpec, request: &str, claims: &BTreeMap<String, String>, claim_templates: &[(String, String)]) {
+    let meta = template.metadata.get_or_insert_with(Default::default);
+    meta.labels = Some(BTreeMap::from([(RESTORE.to_string(), request.to_string())]));
+    let spec = template.spec.get_or_insert_with(Default::default);
+    let volumes = spec.volumes.get_or_insert_with(Vec::new);
+    for volume in volumes.iter_mut() {
+        if let Some(pvc) = volume.persistent_volume_claim.as_mut() {
+            if let Some(restored) = claims.get(&pvc.claim_name) {
+                pvc.claim_name = restored.clone();
+            }
+        }
+    }
+    for (template_name, original_claim) in claim_templates {
+        if let Some(restored) = claims.get(original_claim) {
+            volumes.push(Volume {
+                name: template_name.clone(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: restored.clone(), read_only: None }),
+                ..Default::default()
+            });
+        }
+    }
+}
+
+/// The side-by-side copy of a StatefulSet: one replica, named `name`, mounting the restored
+/// claims, owned by the request.
+pub fn statefulset_copy(request: &RestoreRequest, original: &StatefulSet, name: &str, claims: &BTreeMap<String, String>) -> StatefulSet {
+    let mut spec = original.spec.clone().unwrap_or_default();
+    let original_name = original.name_any();
+    let claim_templates: Vec<(String, String)> = spec
+        .volume_claim_templates
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| t.metadata.name)
+        .map(|t| (t.clone(), format!("{t}-{original_name}-0")))
+        .collect();
+    rewrite_template(&mut spec.template, &request.name_any(), claims, &claim_templates);
+    spec.replicas = Some(1);
+    spec.service_name = Some(name.to_string());
+    spec.selector = LabelSelector { match_labels: Some(BTreeMap::from([(RESTORE.to_string(), request.name_any())])), match_expressions: None };
+    StatefulSet {
+        metadata: copy_meta(request, name),
+        spec: Some(spec),
+        status: None,
+    }
+}
+
+/// The side-by-side copy of a Deployment (see [`statefulset_copy`]).
+pub fn deployment_copy(request: &RestoreRequest, original: &Deployment, name: &str, claims: &BTreeMap<String, String>) -> Deployment {
+    let mut spec = original.spec.clone().unwrap_or_default();
+    rewrite_template(&mut spec.template, &request.name_any(), claims, &[]);
+    spec.replicas = Some(1);
+    spec.selector = LabelSelector { match_labels: Some(BTreeMap::from([(RESTORE.to_string(), request.name_any())])), match_expressions: None };
+    Deployment { metadata: copy_meta(request, name), spec: Some(spec), status: None }
+}
+
+fn copy_meta(request: &RestoreRequest, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: request.namespace(),
+        labels: Some(BTreeMap::from([(RESTORE.to_string(), request.name_any())])),
+        owner_references: owned_by(request),
+        ..Default::default()
+    }
+}
+
+/// Whether a component's restored claim is mounted by hooks (every volume item is).
+pub fn is_volume(item: &RestoreItem) -> bool {
+    matches!(item.kind, ItemKind::Volume { .. }) && item.component != Component::Secrets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::RestoreRequestSpec;
+    use k8s_openapi::api::apps::v1::StatefulSetSpec;
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim as Pvc;
+
+    fn request() -> RestoreRequest {
+        let spec: RestoreRequestSpec = serde_json::from_value(serde_json::json!({"source": {"backupName": "b"}})).expect("spec");
+        let mut r = RestoreRequest::new("req", spec);
+        r.metadata.namespace = Some("mail".into());
+        r.metadata.uid = Some("uid-1".into());
+        r
+    }
+
+    #[test]
+    fn statefulset_copy_mounts_restored_claims_and_never_matches_the_original() {
+        let original = StatefulSet {
+            metadata: ObjectMeta { name: Some("mailstore".into()), ..Default::default() },
+            spec: Some(StatefulSetSpec {
+                selector: LabelSelector { match_labels: Some(BTreeMap::from([("app".into(), "mailstore".into())])), match_expressions: None },
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta { labels: Some(BTreeMap::from([("app".into(), "mailstore".into())])), ..Default::default() }),
+                    spec: Some(PodSpec { containers: vec![], ..Default::default() }),
+                },
+                volume_claim_templates: Some(vec![Pvc { metadata: ObjectMeta { name: Some("data".into()), ..Default::default() }, ..Default::default() }]),
+                replicas: Some(3),
+                ..Default::default()
+            }),
+            status: None,
+        };
+        let claims = BTreeMap::from([("data-mailstore-0".to_string(), "data-mailstore-0-r".to_string())]);
+        let copy = statefulset_copy(&request(), &original, "mailstore-r", &claims);
+        let spec = copy.spec.expect("spec");
+        assert_eq!(spec.replicas, Some(1));
+        assert!(spec.volume_claim_templates.is_none());
+        let volumes = spec.template.spec.and_then(|s| s.volumes).expect("volumes");
+        assert_eq!(volumes[0].persistent_volume_claim.as_ref().map(|p| p.claim_name.as_str()), Some("data-mailstore-0-r"));
+        let labels = spec.template.metadata.and_then(|m| m.labels).expect("labels");
+        assert!(!labels.contains_key("app"), "the original's Service must not select the copy");
+        assert_eq!(copy.metadata.owner_references.map(|o| o.len()), Some(1));
+    }
+
+    #[test]
+    fn restore_scripts_name_no_credentials_and_refuse_existing_databases() {
+        for engine in [SqlEngine::PostgreSQL, SqlEngine::MySQL] {
+            let script = restore_script(engine);
+            assert!(script.contains("already exists; refusing"), "{script}");
+            assert!(!script.contains("PASSWORD") && !script.contains("PWD"), "{script}");
+        }
+    }
+}

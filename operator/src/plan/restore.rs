@@ -1,0 +1,500 @@
+//! The restore as a state machine: resolve the restore point, plan what is restored where,
+//! and decide the one next step. Pure: every input is an argument.
+//!
+//! Never destructive:
+//! - `Volumes` and `SideBySide` only create: PVCs named original + suffix from the snapshots,
+//!   Secrets named original + suffix, and SQL dumps restored into a NEW database (original +
+//!   `databaseSuffix`; the restore Job refuses when that database exists).
+//! - `InPlace` first takes a `PreRestore` backup (it must complete), stops the target, sets
+//!   each replaced claim's PersistentVolume to `Retain` (recorded in status before the claim
+//!   is deleted), recreates each claim under its name from the snapshot, runs the hooks, and
+//!   starts the target with its original replicas.
+//! - Every object is named deterministically, so re-running a step never makes a second one.
+
+use super::backup::JobObs;
+use super::names::{fit, MAX_LABEL_NAME, MAX_NAME};
+use crate::api::{
+    ArchiveBackup, BackupPhase, Component, RestoreMode, RestorePhase, RestoreRequestSpec,
+    RestoreRequestStatus, RestoreSelect, SqlEngine, VerificationState,
+};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// The default name suffix: `-r-` and the first 5 letters or digits of the request's uid.
+pub fn default_suffix(uid: &str) -> String {
+    let short: String = uid.chars().filter(char::is_ascii_alphanumeric).take(5).collect::<String>().to_lowercase();
+    format!("-r-{short}")
+}
+
+/// The suffix a request uses.
+pub fn suffix(spec: &RestoreRequestSpec, uid: &str) -> String {
+    spec.target.name_suffix.clone().unwrap_or_else(|| default_suffix(uid))
+}
+
+fn phase_of(backup: &ArchiveBackup) -> BackupPhase {
+    backup.status.as_ref().and_then(|s| s.phase).unwrap_or(BackupPhase::Pending)
+}
+
+fn time_of(backup: &ArchiveBackup) -> Option<DateTime<Utc>> {
+    super::retention::RetentionCandidate::try_from(backup).ok().map(|c| c.time)
+}
+
+/// Chooses the backup a request restores, or says why it is refused.
+pub fn resolve<'a>(spec: &RestoreRequestSpec, namespace: &str, backups: &'a [ArchiveBackup]) -> Result<&'a ArchiveBackup, String> {
+    if let Some(target_ns) = spec.target.namespace.as_deref().filter(|ns| *ns != namespace) {
+        return Err(format!(
+            "spec.target.namespace: a request may only restore into its own namespace ({namespace}), not {target_ns}"
+        ));
+    }
+    if let Some(name) = &spec.source.backup_name {
+        let backup = backups
+            .iter()
+            .find(|b| b.metadata.name.as_deref() == Some(name))
+            .ok_or_else(|| format!("spec.source.backupName: ArchiveBackup {name} does not exist in namespace {namespace}"))?;
+        return match phase_of(backup) {
+            BackupPhase::Completed => Ok(backup),
+            phase => Err(format!(
+                "spec.source.backupName: ArchiveBackup {name} is {phase:?}, not Completed; only a Completed backup can be restored"
+            )),
+        };
+    }
+    let Some(policy) = &spec.source.policy_name else {
+        return Err("spec.source: name a backupName, or a policyName with select".into());
+    };
+    let select = spec.source.select.unwrap_or_default();
+    let verified = |b: &&ArchiveBackup| {
+        b.status.as_ref().and_then(|s| s.verification.as_ref()).is_some_and(|v| v.state == VerificationState::Passed)
+    };
+    backups
+        .iter()
+        .filter(|b| b.spec.policy_name == *policy && phase_of(b) == BackupPhase::Completed)
+        .filter(|b| select == RestoreSelect::Latest || verified(b))
+        .max_by_key(|b| (time_of(b), b.metadata.name.clone()))
+        .ok_or_else(|| match select {
+            RestoreSelect::Latest => format!("spec.source.policyName: BackupPolicy {policy} has no Completed backup in namespace {namespace}"),
+            RestoreSelect::LatestVerified => format!("spec.source.policyName: BackupPolicy {policy} has no Completed backup whose verification passed"),
+        })
+}
+
+/// How one item is restored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemKind {
+    /// A PVC from a VolumeSnapshot.
+    Volume {
+        /// The VolumeSnapshot.
+        snapshot: String,
+        /// The size the new PVC needs.
+        size: Option<String>,
+    },
+    /// An SQL dump: a PVC from the dump's snapshot (`claim`), then a Job (`job`) restoring it
+    /// into a new database.
+    Sql {
+        /// The dump's VolumeSnapshot.
+        snapshot: String,
+        /// The size the dump PVC needs.
+        size: Option<String>,
+        /// The PVC the dump is restored into.
+        claim: String,
+        /// The restore Job.
+        job: String,
+        /// The engine.
+        engine: SqlEngine,
+        /// Server host.
+        host: String,
+        /// Server port.
+        port: Option<u16>,
+        /// Secret with `username` and `password`.
+        credentials_secret: String,
+    },
+    /// A Secret re-created from the backup's copy (keys `<secret>.<key>`).
+    Secret {
+        /// The backup's Secret copy.
+        copy: String,
+    },
+}
+
+/// One thing a request restores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreItem {
+    /// The component.
+    pub component: Component,
+    /// The store; empty for master and secrets.
+    pub store: String,
+    /// The original PVC, database or Secret.
+    pub original: String,
+    /// What it is restored as (for `InPlace` volumes: the original name).
+    pub restored: String,
+    /// How.
+    pub kind: ItemKind,
+}
+
+/// What a request restores from `backup`: the items of the selected stores (and the master
+/// and secrets unless `includeMaster: false`), in the backup's capture order.
+pub fn restore_items(spec: &RestoreRequestSpec, backup: &ArchiveBackup, suffix: &str, request: &str) -> Result<Vec<RestoreItem>, String> {
+    let name = backup.metadata.name.clone().unwrap_or_default();
+    let status = backup.status.clone().unwrap_or_default();
+    let policy = status.policy_spec.clone();
+    let backed_up: BTreeSet<&str> = status.items.iter().map(|i| i.store.as_str()).filter(|s| !s.is_empty()).collect();
+    for (i, store) in spec.stores.iter().enumerate() {
+        if !backed_up.contains(store.as_str()) {
+            return Err(format!("spec.stores[{i}]: ArchiveBackup {name} has no snapshot of store {store}"));
+        }
+    }
+    let wanted = |store: &str| spec.stores.is_empty() || spec.stores.iter().any(|s| s == store);
+    let in_place = spec.target.mode == RestoreMode::InPlace;
+    let renamed = |original: &str| fit(&format!("{original}{suffix}"), MAX_NAME);
+    let mut items = Vec::new();
+    for item in &status.items {
+        let selected = match item.component {
+            Component::Master | Component::Secrets => spec.include_master,
+            _ => wanted(&item.store),
+        };
+        if !selected {
+            continue;
+        }
+        if item.component == Component::Secrets {
+            let copy = status.secret_copy.clone().ok_or_else(|| format!("ArchiveBackup {name} lists secrets but has no secretCopy"))?;
+            for secret in policy.iter().flat_map(|p| p.master.iter()).flat_map(|m| m.secrets.iter()) {
+                items.push(RestoreItem {
+                    component: Component::Secrets,
+                    store: String::new(),
+                    original: secret.clone(),
+                    restored: renamed(secret),
+                    kind: ItemKind::Secret { copy: copy.clone() },
+                });
+            }
+            continue;
+        }
+        let snapshot = item.volume_snapshot.clone().ok_or_else(|| format!("ArchiveBackup {name} has an item of {} without a VolumeSnapshot", item.store))?;
+        let claim = item.source_claim.clone().unwrap_or_default();
+        if item.source_sql.is_some() {
+            let store = policy.iter().flat_map(|p| p.stores.iter()).find(|s| s.name == item.store);
+            let source = store.and_then(|s| match item.component {
+                Component::Metadata => s.metadata.sql.clone(),
+                Component::Content => s.content.sql.clone(),
+                Component::Index => s.index.as_ref().and_then(|i| i.sql.clone()),
+                _ => None,
+            });
+            let Some(sql) = source else {
+                return Err(format!("ArchiveBackup {name}: the SQL source of store {} is not in the backup's policy copy", item.store));
+            };
+            let target = spec.sql_target.clone();
+            let db_suffix = target.as_ref().map_or_else(|| "_restored".to_string(), |t| t.database_suffix.clone());
+            items.push(RestoreItem {
+                component: item.component,
+                store: item.store.clone(),
+                original: sql.database.clone(),
+                restored: format!("{}{db_suffix}", sql.database),
+                kind: ItemKind::Sql {
+                    snapshot,
+                    size: item.restore_size.clone(),
+                    claim: renamed(&claim),
+                    job: fit(&format!("{request}-sql-{}-{}", super::names::component_word(item.component), item.store), MAX_LABEL_NAME),
+                    engine: sql.engine,
+                    host: target.as_ref().and_then(|t| t.host.clone()).unwrap_or(sql.host),
+                    port: target.as_ref().and_then(|t| t.port).or(sql.port),
+                    credentials_secret: target.and_then(|t| t.credentials_secret).unwrap_or(sql.credentials_secret),
+                },
+            });
+        } else {
+            items.push(RestoreItem {
+                component: item.component,
+                store: item.store.clone(),
+                original: claim.clone(),
+                restored: if in_place { claim } else { renamed(&claim) },
+                kind: ItemKind::Volume { snapshot, size: item.restore_size.clone() },
+            });
+        }
+    }
+    if items.is_empty() {
+        return Err(format!("ArchiveBackup {name} holds nothing this request selects"));
+    }
+    Ok(items)
+}
+
+
+/// The name of a post-restore hook's Job.
+pub fn hook_job_name(request: &str, hook: &str) -> String {
+    fit(&format!("{request}-hook-{hook}"), MAX_LABEL_NAME)
+}
+
+/// The name of an in-place restore's pre-restore backup.
+pub fn pre_restore_backup_name(request: &str) -> String {
+    fit(&format!("{request}-pre-restore"), MAX_LABEL_NAME)
+}
+
+/// The name of the mapping ConfigMap.
+pub fn mapping_config_map_name(request: &str) -> String {
+    fit(&format!("{request}-mapping"), MAX_NAME)
+}
+
+/// `restore.csv`: `component,store,original,restored` and one line per item.
+pub fn mapping_csv(items: &[RestoreItem]) -> String {
+    let mut csv = String::from("component,store,original,restored\n");
+    for item in items {
+        csv.push_str(&format!("{},{},{},{}\n", super::names::component_word(item.component), item.store, item.original, item.restored));
+    }
+    csv
+}
+
+/// A PVC as the restore sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimObs {
+    /// `status.phase == Bound`.
+    pub bound: bool,
+    /// The bound PersistentVolume.
+    pub volume: Option<String>,
+    /// The RestoreRequest that created it (label `archivist.dev/restore`).
+    pub restored_by: Option<String>,
+    /// Being deleted.
+    pub deleting: bool,
+}
+
+/// Everything [`next`] decides from.
+#[derive(Debug, Clone)]
+pub struct RestoreObservation<'a> {
+    /// The current time.
+    pub now: DateTime<Utc>,
+    /// The request's name, namespace and uid.
+    pub name: &'a str,
+    /// The namespace.
+    pub namespace: &'a str,
+    /// The uid.
+    pub uid: &'a str,
+    /// The spec the restore follows (the accepted copy once started).
+    pub spec: &'a RestoreRequestSpec,
+    /// The recorded status.
+    pub status: &'a RestoreRequestStatus,
+    /// The ArchiveBackups of the namespace.
+    pub backups: &'a [ArchiveBackup],
+    /// PVCs of the namespace by name.
+    pub claims: &'a BTreeMap<String, ClaimObs>,
+    /// Reclaim policy of PersistentVolumes by name.
+    pub volumes: &'a BTreeMap<String, String>,
+    /// The request's Jobs by name (SQL restores and hooks).
+    pub jobs: &'a BTreeMap<String, JobObs>,
+    /// Names of the Secrets in the namespace.
+    pub secrets: &'a BTreeSet<String>,
+    /// The target workload: (replicas, live pods), when it exists.
+    pub target: Option<(i32, u32)>,
+    /// Whether the SideBySide workload copy exists.
+    pub copy_exists: bool,
+}
+
+/// The one next step of a restore.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RestoreStep {
+    /// Nothing to do until something changes (or `requeue` passes).
+    Wait {
+        /// What is waited for.
+        what: String,
+        /// When to look again.
+        requeue: Option<Duration>,
+    },
+    /// Refuse the request: phase Failed, nothing created.
+    Refuse(String),
+    /// Record the resolved backup, the accepted spec and the suffix; phase Restoring.
+    Accept {
+        /// The backup.
+        backup: String,
+    },
+    /// InPlace: create the PreRestore backup (name recorded first).
+    CreatePreRestoreBackup(String),
+    /// InPlace: record the target's replicas before stopping it.
+    RecordReplicas(i32),
+    /// InPlace: scale the target to 0.
+    ScaleToZero,
+    /// InPlace: record and set reclaim policy Retain on the claim's volume.
+    RetainVolume {
+        /// The claim.
+        claim: String,
+        /// Its PersistentVolume.
+        volume: String,
+    },
+    /// InPlace: delete the old claim (its volume is retained).
+    DeleteClaim(String),
+    /// Create these restore PVCs, Secrets and SQL restore Jobs (indices into the items).
+    Create(Vec<usize>),
+    /// SideBySide: create the copy of the target workload.
+    CreateWorkloadCopy,
+    /// Phase RunningHooks.
+    EnterHooks,
+    /// Create the post-restore hook Job with this index.
+    CreateHook(usize),
+    /// InPlace: scale the target back to the recorded replicas.
+    ScaleBack(i32),
+    /// Write the mapping ConfigMap and phase Completed.
+    Complete,
+    /// Phase Failed.
+    Fail(String),
+    /// SideBySide TTL passed: delete the workload copy.
+    DeleteWorkloadCopy,
+    /// Nothing left to do.
+    Done,
+}
+
+/// Decides the next step of a restore.
+pub fn next(obs: &RestoreObservation<'_>) -> RestoreStep {
+    let phase = obs.status.phase.unwrap_or(RestorePhase::Pending);
+    match phase {
+        RestorePhase::Failed => RestoreStep::Done,
+        RestorePhase::Completed => after_completion(obs),
+        RestorePhase::Pending => {
+            let backup = match resolve(obs.spec, obs.namespace, obs.backups) {
+                Ok(b) => b,
+                Err(why) => return RestoreStep::Refuse(why),
+            };
+            if let Err(why) = restore_items(obs.spec, backup, &suffix(obs.spec, obs.uid), obs.name) {
+                return RestoreStep::Refuse(why);
+            }
+            RestoreStep::Accept { backup: backup.metadata.name.clone().unwrap_or_default() }
+        }
+        RestorePhase::Restoring | RestorePhase::RunningHooks => {
+            let Some(backup_name) = &obs.status.resolved_backup else { return RestoreStep::Fail("the resolved backup is not recorded".into()) };
+            let Some(backup) = obs.backups.iter().find(|b| b.metadata.name.as_ref() == Some(backup_name)) else {
+                return RestoreStep::Fail(format!("ArchiveBackup {backup_name} was deleted during the restore"));
+            };
+            let sfx = obs.status.name_suffix.clone().unwrap_or_else(|| suffix(obs.spec, obs.uid));
+            let items = match restore_items(obs.spec, backup, &sfx, obs.name) {
+                Ok(items) => items,
+                Err(why) => return RestoreStep::Fail(why),
+            };
+            if phase == RestorePhase::Restoring {
+                restoring(obs, &items)
+            } else {
+                hooks(obs)
+            }
+        }
+    }
+}
+
+fn after_completion(obs: &RestoreObservation<'_>) -> RestoreStep {
+    let ttl = obs.spec.ttl_seconds_after_finished.unwrap_or(0);
+    if obs.spec.target.mode != RestoreMode::SideBySide || ttl == 0 || !obs.copy_exists {
+        return RestoreStep::Done;
+    }
+    let Some(done) = obs.status.completion_time else { return RestoreStep::Done };
+    let expiry = done + chrono::Duration::seconds(i64::from(ttl));
+    if obs.now >= expiry {
+        RestoreStep::DeleteWorkloadCopy
+    } else {
+        RestoreStep::Wait { what: "the side-by-side workload's TTL".into(), requeue: (expiry - obs.now).to_std().ok() }
+    }
+}
+
+fn job_state<'a>(obs: &'a RestoreObservation<'_>, job: &str) -> Option<&'a JobObs> {
+    obs.jobs.get(job)
+}
+
+fn restoring(obs: &RestoreObservation<'_>, items: &[RestoreItem]) -> RestoreStep {
+    let in_place = obs.spec.target.mode == RestoreMode::InPlace;
+    if in_place {
+        let Some(pre) = &obs.status.pre_restore_backup else {
+            return RestoreStep::CreatePreRestoreBackup(pre_restore_backup_name(obs.name));
+        };
+        match obs.backups.iter().find(|b| b.metadata.name.as_ref() == Some(pre)) {
+            None => return RestoreStep::CreatePreRestoreBackup(pre.clone()),
+            Some(b) => match phase_of(b) {
+                BackupPhase::Completed => {}
+                BackupPhase::Failed => {
+                    let why = b.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
+                    return RestoreStep::Fail(format!("the pre-restore backup {pre} failed ({why}); nothing was changed"));
+                }
+                phase => return RestoreStep::Wait { what: format!("pre-restore backup {pre} is {phase:?}"), requeue: Some(Duration::from_secs(5)) },
+            },
+        }
+        let Some((replicas, live_pods)) = obs.target else {
+            return RestoreStep::Fail("the target workload does not exist; an in-place restore needs it".into());
+        };
+        let Some(original) = obs.status.original_replicas else { return RestoreStep::RecordReplicas(replicas) };
+        let _ = original;
+        let pending_claims = items.iter().any(|i| matches!(i.kind, ItemKind::Volume { .. }) && obs.claims.get(&i.restored).is_none_or(|c| c.restored_by.as_deref() != Some(obs.name)));
+        if pending_claims {
+            if replicas != 0 {
+                return RestoreStep::ScaleToZero;
+            }
+            if live_pods > 0 {
+                return RestoreStep::Wait { what: format!("{live_pods} pod(s) of the target still running"), requeue: Some(Duration::from_millis(500)) };
+            }
+        }
+        for item in items.iter().filter(|i| matches!(i.kind, ItemKind::Volume { .. })) {
+            let Some(claim) = obs.claims.get(&item.original) else { continue };
+            if claim.restored_by.as_deref() == Some(obs.name) {
+                continue;
+            }
+            if claim.deleting {
+                return RestoreStep::Wait { what: format!("old claim {} is being deleted", item.original), requeue: Some(Duration::from_millis(500)) };
+            }
+            if let Some(volume) = &claim.volume {
+                let retained = obs.status.retained_volumes.iter().any(|r| r.volume == *volume);
+                if !retained || obs.volumes.get(volume).is_some_and(|p| p != "Retain") {
+                    return RestoreStep::RetainVolume { claim: item.original.clone(), volume: volume.clone() };
+                }
+            }
+            return RestoreStep::DeleteClaim(item.original.clone());
+        }
+    }
+    let mut create = Vec::new();
+    let mut waiting = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        match &item.kind {
+            ItemKind::Volume { .. } => match obs.claims.get(&item.restored) {
+                None => create.push(index),
+                Some(c) if c.restored_by.as_deref() != Some(obs.name) => {
+                    return RestoreStep::Fail(format!("PVC {} exists and was not made by this request; nothing is overwritten", item.restored));
+                }
+                Some(c) if !c.bound => waiting.push(format!("PVC {} to bind", item.restored)),
+                Some(_) => {}
+            },
+            ItemKind::Secret { .. } => {
+                if !obs.secrets.contains(&item.restored) {
+                    create.push(index);
+                }
+            }
+            ItemKind::Sql { claim, job, .. } => match (obs.claims.get(claim), job_state(obs, job)) {
+                (None, _) => create.push(index),
+                (Some(c), None) if c.bound => create.push(index),
+                (Some(_), None) => waiting.push(format!("PVC {claim} to bind")),
+                (_, Some(JobObs::Running)) => waiting.push(format!("SQL restore Job {job}")),
+                (_, Some(JobObs::Failed { message })) => {
+                    return RestoreStep::Fail(format!("SQL restore Job {job} into database {} failed: {message}", item.restored))
+                }
+                (_, Some(JobObs::Succeeded)) => {}
+            },
+        }
+    }
+    if !create.is_empty() {
+        return RestoreStep::Create(create);
+    }
+    if !waiting.is_empty() {
+        return RestoreStep::Wait { what: format!("waiting for {}", waiting.join(", ")), requeue: Some(Duration::from_secs(2)) };
+    }
+    if obs.spec.target.mode == RestoreMode::SideBySide && !obs.copy_exists {
+        return RestoreStep::CreateWorkloadCopy;
+    }
+    RestoreStep::EnterHooks
+}
+
+fn hooks(obs: &RestoreObservation<'_>) -> RestoreStep {
+    for (index, hook) in obs.spec.post_restore.iter().enumerate() {
+        let job = hook_job_name(obs.name, &hook.name);
+        match job_state(obs, &job) {
+            None => return RestoreStep::CreateHook(index),
+            Some(JobObs::Running) => return RestoreStep::Wait { what: format!("post-restore hook {}", hook.name), requeue: Some(Duration::from_secs(2)) },
+            Some(JobObs::Failed { message }) => return RestoreStep::Fail(format!("post-restore hook {} failed: {message}", hook.name)),
+            Some(JobObs::Succeeded) => {}
+        }
+    }
+    if obs.spec.target.mode == RestoreMode::InPlace {
+        if let (Some(original), Some((replicas, _))) = (obs.status.original_replicas, obs.target) {
+            if replicas != original {
+                return RestoreStep::ScaleBack(original);
+            }
+        }
+    }
+    RestoreStep::Complete
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,310 @@
+//! Table-driven tests of restore resolution, the restore plan and every step.
+
+use super::*;
+use crate::api::{
+    ArchiveBackupSpec, ArchiveBackupStatus, BackupPolicySpec, BackupReason, CapturedItem,
+    PostRestoreJob, RestoreSource, RestoreTarget, RetainedVolume, VerificationStatus,
+};
+use chrono::TimeZone;
+
+fn t(s: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).single().expect("time") + chrono::Duration::seconds(s)
+}
+
+fn item(component: Component, store: &str, claim: &str, sql: bool) -> CapturedItem {
+    CapturedItem {
+        component,
+        store: store.into(),
+        source_claim: Some(claim.into()),
+        source_sql: sql.then(|| "PostgreSQL://db:5432/meta".to_string()),
+        volume_snapshot: Some(format!("snap-{claim}")),
+        captured_at: Some(t(0)),
+        ready_to_use: true,
+        restore_size: Some("1Gi".into()),
+    }
+}
+
+fn policy() -> BackupPolicySpec {
+    serde_json::from_value(serde_json::json!({
+        "target": {"kind": "StatefulSet", "name": "mailstore"},
+        "master": {"volumeClaims": ["master"], "secrets": ["key"]},
+        "stores": [
+            {"name": "s1", "metadata": {"volumeClaims": ["meta-1"]}, "content": {"volumeClaims": ["content-1"]}},
+            {"name": "s2", "metadata": {"sql": {"engine": "PostgreSQL", "host": "db", "database": "meta", "credentialsSecret": "db"}},
+             "content": {"volumeClaims": ["content-2"]}}
+        ]
+    }))
+    .expect("policy")
+}
+
+fn backup(name: &str, policy_name: &str, phase: BackupPhase, at: i64, verified: bool) -> ArchiveBackup {
+    let mut b = ArchiveBackup::new(name, ArchiveBackupSpec { policy_name: policy_name.into(), reason: BackupReason::Scheduled, hold: false });
+    let secrets = CapturedItem { volume_snapshot: None, source_claim: None, ..item(Component::Secrets, "", "", false) };
+    b.status = Some(ArchiveBackupStatus {
+        phase: Some(phase),
+        start_time: Some(t(at)),
+        secret_copy: Some(format!("{name}-secrets")),
+        items: vec![
+            secrets,
+            item(Component::Master, "", "master-mailstore-0", false),
+            item(Component::Metadata, "s1", "meta-1", false),
+            item(Component::Metadata, "s2", "b-dump-metadata-s2", true),
+            item(Component::Content, "s1", "content-1", false),
+            item(Component::Content, "s2", "content-2", false),
+        ],
+        verification: verified.then(|| VerificationStatus { state: VerificationState::Passed, finished_at: None, message: None }),
+        policy_spec: Some(policy()),
+        ..Default::default()
+    });
+    b
+}
+
+fn spec(source: RestoreSource, mode: RestoreMode) -> RestoreRequestSpec {
+    RestoreRequestSpec {
+        source,
+        target: RestoreTarget { mode, namespace: None, name_suffix: Some("-r".into()) },
+        stores: vec![],
+        include_master: true,
+        sql_target: None,
+        post_restore: vec![],
+        ttl_seconds_after_finished: None,
+    }
+}
+
+fn by_name(name: &str) -> RestoreSource {
+    RestoreSource { backup_name: Some(name.into()), ..Default::default() }
+}
+
+fn backups() -> Vec<ArchiveBackup> {
+    vec![
+        backup("old", "p", BackupPhase::Completed, 0, true),
+        backup("new", "p", BackupPhase::Completed, 10, false),
+        backup("running", "p", BackupPhase::CapturingContent, 20, false),
+        backup("other", "q", BackupPhase::Completed, 30, true),
+    ]
+}
+
+#[test]
+fn resolution() {
+    let bs = backups();
+    let policy = |select| RestoreSource { policy_name: Some("p".into()), select: Some(select), backup_name: None };
+    let cases: Vec<(&str, RestoreRequestSpec, Result<&str, &str>)> = vec![
+        ("named", spec(by_name("old"), RestoreMode::Volumes), Ok("old")),
+        ("missing", spec(by_name("nope"), RestoreMode::Volumes), Err("does not exist")),
+        ("not completed", spec(by_name("running"), RestoreMode::Volumes), Err("is CapturingContent, not Completed")),
+        ("latest", spec(policy(RestoreSelect::Latest), RestoreMode::Volumes), Ok("new")),
+        ("latest verified", spec(policy(RestoreSelect::LatestVerified), RestoreMode::Volumes), Ok("old")),
+        (
+            "no backup of policy",
+            spec(RestoreSource { policy_name: Some("z".into()), ..Default::default() }, RestoreMode::Volumes),
+            Err("has no Completed backup"),
+        ),
+        (
+            "other namespace",
+            RestoreRequestSpec { target: RestoreTarget { namespace: Some("elsewhere".into()), ..Default::default() }, ..spec(by_name("old"), RestoreMode::Volumes) },
+            Err("spec.target.namespace"),
+        ),
+    ];
+    for (name, s, want) in cases {
+        let got = resolve(&s, "mail", &bs).map(|b| b.metadata.name.clone().unwrap_or_default());
+        match (got, want) {
+            (Ok(g), Ok(w)) => assert_eq!(g, w, "{name}"),
+            (Err(g), Err(w)) => assert!(g.contains(w), "{name}: {g}"),
+            (g, w) => panic!("{name}: got {g:?}, want {w:?}"),
+        }
+    }
+}
+
+#[test]
+fn restore_plan() {
+    let b = backup("b", "p", BackupPhase::Completed, 0, false);
+    let all = restore_items(&spec(by_name("b"), RestoreMode::Volumes), &b, "-r", "req").expect("items");
+    let got: Vec<(Component, &str, &str, &str)> =
+        all.iter().map(|i| (i.component, i.store.as_str(), i.original.as_str(), i.restored.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (Component::Secrets, "", "key", "key-r"),
+            (Component::Master, "", "master-mailstore-0", "master-mailstore-0-r"),
+            (Component::Metadata, "s1", "meta-1", "meta-1-r"),
+            (Component::Metadata, "s2", "meta", "meta_restored"),
+            (Component::Content, "s1", "content-1", "content-1-r"),
+            (Component::Content, "s2", "content-2", "content-2-r"),
+        ]
+    );
+    let ItemKind::Sql { claim, job, host, .. } = &all[3].kind else { panic!("sql item") };
+    assert_eq!((claim.as_str(), job.as_str(), host.as_str()), ("b-dump-metadata-s2-r", "req-sql-metadata-s2", "db"));
+
+    let partial = RestoreRequestSpec { stores: vec!["s1".into()], include_master: false, ..spec(by_name("b"), RestoreMode::Volumes) };
+    let names: Vec<String> = restore_items(&partial, &b, "-r", "req").expect("partial").into_iter().map(|i| i.restored).collect();
+    assert_eq!(names, vec!["meta-1-r", "content-1-r"]);
+
+    let in_place = restore_items(&spec(by_name("b"), RestoreMode::InPlace), &b, "-r", "req").expect("in place");
+    assert_eq!(in_place[1].restored, "master-mailstore-0", "in place keeps claim names");
+    assert_eq!(in_place[0].restored, "key-r", "secrets are never overwritten");
+
+    let unknown = RestoreRequestSpec { stores: vec!["s9".into()], ..spec(by_name("b"), RestoreMode::Volumes) };
+    let err = restore_items(&unknown, &b, "-r", "req").expect_err("unknown store");
+    assert!(err.starts_with("spec.stores[0]: ArchiveBackup b has no snapshot of store s9"), "{err}");
+    let csv = mapping_csv(&all[..2]);
+    assert_eq!(csv, "component,store,original,restored\nsecrets,,key,key-r\nmaster,,master-mailstore-0,master-mailstore-0-r\n");
+    assert_eq!(default_suffix("3F2a-9bc1-..."), "-r-3f2a9");
+}
+
+struct World {
+    spec: RestoreRequestSpec,
+    status: RestoreRequestStatus,
+    backups: Vec<ArchiveBackup>,
+    claims: BTreeMap<String, ClaimObs>,
+    volumes: BTreeMap<String, String>,
+    jobs: BTreeMap<String, JobObs>,
+    secrets: BTreeSet<String>,
+    target: Option<(i32, u32)>,
+    copy_exists: bool,
+    now: i64,
+}
+
+impl World {
+    fn new(mode: RestoreMode) -> Self {
+        World {
+            spec: RestoreRequestSpec { stores: vec!["s1".into()], include_master: false, ..spec(by_name("b"), mode) },
+            status: RestoreRequestStatus { phase: Some(RestorePhase::Restoring), resolved_backup: Some("b".into()), name_suffix: Some("-r".into()), ..Default::default() },
+            backups: vec![backup("b", "p", BackupPhase::Completed, 0, false)],
+            claims: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            secrets: BTreeSet::new(),
+            target: Some((1, 1)),
+            copy_exists: false,
+            now: 100,
+        }
+    }
+
+    fn claim(mut self, name: &str, bound: bool, ours: bool) -> Self {
+        let obs = ClaimObs { bound, volume: Some(format!("pv-{name}")), restored_by: ours.then(|| "req".to_string()), deleting: false };
+        self.claims.insert(name.into(), obs);
+        self
+    }
+
+    fn next(&self) -> RestoreStep {
+        next(&RestoreObservation {
+            now: t(self.now),
+            name: "req",
+            namespace: "mail",
+            uid: "uid",
+            spec: &self.spec,
+            status: &self.status,
+            backups: &self.backups,
+            claims: &self.claims,
+            volumes: &self.volumes,
+            jobs: &self.jobs,
+            secrets: &self.secrets,
+            target: self.target,
+            copy_exists: self.copy_exists,
+        })
+    }
+}
+
+fn hook(name: &str) -> PostRestoreJob {
+    PostRestoreJob { name: name.into(), image: "busybox".into(), command: vec!["true".into()] }
+}
+
+#[test]
+fn volumes_and_side_by_side_steps() {
+    let pending = World { status: RestoreRequestStatus::default(), ..World::new(RestoreMode::Volumes) };
+    assert_eq!(pending.next(), RestoreStep::Accept { backup: "b".into() });
+    let refused = World { status: RestoreRequestStatus::default(), spec: spec(by_name("nope"), RestoreMode::Volumes), ..World::new(RestoreMode::Volumes) };
+    assert!(matches!(refused.next(), RestoreStep::Refuse(m) if m.contains("does not exist")));
+
+    let w = World::new(RestoreMode::Volumes);
+    assert_eq!(w.next(), RestoreStep::Create(vec![0, 1]));
+    let w = World::new(RestoreMode::Volumes).claim("meta-1-r", false, true).claim("content-1-r", true, true);
+    assert!(matches!(w.next(), RestoreStep::Wait { .. }));
+    let w = World::new(RestoreMode::Volumes).claim("meta-1-r", true, false);
+    assert!(matches!(w.next(), RestoreStep::Fail(m) if m.contains("was not made by this request")), "never overwrite");
+    let bound = World::new(RestoreMode::Volumes).claim("meta-1-r", true, true).claim("content-1-r", true, true);
+    assert_eq!(bound.next(), RestoreStep::EnterHooks);
+    let sbs = World { spec: RestoreRequestSpec { target: RestoreTarget { mode: RestoreMode::SideBySide, name_suffix: Some("-r".into()), namespace: None }, ..bound.spec.clone() }, ..World::new(RestoreMode::Volumes) }
+        .claim("meta-1-r", true, true)
+        .claim("content-1-r", true, true);
+    assert_eq!(sbs.next(), RestoreStep::CreateWorkloadCopy);
+
+    let mut sql = World::new(RestoreMode::Volumes);
+    sql.spec.stores = vec!["s2".into()];
+    assert_eq!(sql.next(), RestoreStep::Create(vec![0, 1]), "dump claim and content claim");
+    let mut sql = sql.claim("b-dump-metadata-s2-r", true, true).claim("content-2-r", true, true);
+    assert_eq!(sql.next(), RestoreStep::Create(vec![0]), "bound dump claim: restore Job");
+    sql.jobs.insert("req-sql-metadata-s2".into(), JobObs::Running);
+    assert!(matches!(sql.next(), RestoreStep::Wait { .. }));
+    sql.jobs.insert("req-sql-metadata-s2".into(), JobObs::Failed { message: "database meta_restored exists".into() });
+    assert!(matches!(sql.next(), RestoreStep::Fail(m) if m.contains("meta_restored exists")));
+    sql.jobs.insert("req-sql-metadata-s2".into(), JobObs::Succeeded);
+    assert_eq!(sql.next(), RestoreStep::EnterHooks);
+}
+
+#[test]
+fn hooks_and_ttl() {
+    let mut w = World::new(RestoreMode::Volumes);
+    w.status.phase = Some(RestorePhase::RunningHooks);
+    w.spec.post_restore = vec![hook("replay"), hook("reindex")];
+    assert_eq!(w.next(), RestoreStep::CreateHook(0));
+    w.jobs.insert(hook_job_name("req", "replay"), JobObs::Running);
+    assert!(matches!(w.next(), RestoreStep::Wait { .. }));
+    w.jobs.insert(hook_job_name("req", "replay"), JobObs::Succeeded);
+    assert_eq!(w.next(), RestoreStep::CreateHook(1), "hooks run one after another");
+    w.jobs.insert(hook_job_name("req", "reindex"), JobObs::Failed { message: "exit 1".into() });
+    assert!(matches!(w.next(), RestoreStep::Fail(m) if m.contains("reindex")));
+    w.jobs.insert(hook_job_name("req", "reindex"), JobObs::Succeeded);
+    assert_eq!(w.next(), RestoreStep::Complete);
+
+    let mut done = World::new(RestoreMode::SideBySide);
+    done.spec.target.mode = RestoreMode::SideBySide;
+    done.spec.ttl_seconds_after_finished = Some(60);
+    done.status.phase = Some(RestorePhase::Completed);
+    done.status.completion_time = Some(t(50));
+    done.copy_exists = true;
+    assert_eq!(done.next(), RestoreStep::Wait { what: "the side-by-side workload's TTL".into(), requeue: Some(Duration::from_secs(10)) });
+    done.now = 110;
+    assert_eq!(done.next(), RestoreStep::DeleteWorkloadCopy);
+    done.copy_exists = false;
+    assert_eq!(done.next(), RestoreStep::Done);
+}
+
+#[test]
+fn in_place_steps_keep_everything() {
+    let mut w = World::new(RestoreMode::InPlace);
+    w = w.claim("meta-1", true, false).claim("content-1", true, false);
+    w.volumes.insert("pv-meta-1".into(), "Delete".into());
+    w.volumes.insert("pv-content-1".into(), "Delete".into());
+    assert_eq!(w.next(), RestoreStep::CreatePreRestoreBackup("req-pre-restore".into()));
+    w.status.pre_restore_backup = Some("req-pre-restore".into());
+    w.backups.push(backup("req-pre-restore", "p", BackupPhase::Finalizing, 50, false));
+    assert!(matches!(w.next(), RestoreStep::Wait { .. }), "the pre-restore backup must complete first");
+    w.backups.pop();
+    w.backups.push(backup("req-pre-restore", "p", BackupPhase::Failed, 50, false));
+    assert!(matches!(w.next(), RestoreStep::Fail(m) if m.contains("nothing was changed")));
+    w.backups.pop();
+    w.backups.push(backup("req-pre-restore", "p", BackupPhase::Completed, 50, false));
+    assert_eq!(w.next(), RestoreStep::RecordReplicas(1));
+    w.status.original_replicas = Some(1);
+    assert_eq!(w.next(), RestoreStep::ScaleToZero);
+    w.target = Some((0, 1));
+    assert!(matches!(w.next(), RestoreStep::Wait { .. }));
+    w.target = Some((0, 0));
+    assert_eq!(w.next(), RestoreStep::RetainVolume { claim: "meta-1".into(), volume: "pv-meta-1".into() });
+    w.status.retained_volumes.push(RetainedVolume { claim: "meta-1".into(), volume: "pv-meta-1".into() });
+    w.volumes.insert("pv-meta-1".into(), "Retain".into());
+    assert_eq!(w.next(), RestoreStep::DeleteClaim("meta-1".into()), "deleted only once its volume is retained");
+    w.claims.remove("meta-1");
+    w.volumes.insert("pv-content-1".into(), "Retain".into());
+    w.status.retained_volumes.push(RetainedVolume { claim: "content-1".into(), volume: "pv-content-1".into() });
+    assert_eq!(w.next(), RestoreStep::DeleteClaim("content-1".into()));
+    w.claims.remove("content-1");
+    assert_eq!(w.next(), RestoreStep::Create(vec![0, 1]));
+    let mut w = w.claim("meta-1", true, true).claim("content-1", true, true);
+    assert_eq!(w.next(), RestoreStep::EnterHooks);
+    w.status.phase = Some(RestorePhase::RunningHooks);
+    assert_eq!(w.next(), RestoreStep::ScaleBack(1));
+    w.target = Some((1, 1));
+    assert_eq!(w.next(), RestoreStep::Complete);
+}
