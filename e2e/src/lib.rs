@@ -6,3 +6,4 @@
 
 pub mod sim;
 pub mod snapshot_api;
+pub mod testing;

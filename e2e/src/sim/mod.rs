@@ -46,6 +46,10 @@ pub struct SimArgs {
     pub node_name: String,
 }
 
+/// Marker naming the crate directory this binary was built from. `e2e/local-cluster` looks for
+/// it: worktrees sharing one CARGO_TARGET_DIR can otherwise get each other's build.
+pub const BUILD_SOURCE: &str = concat!("<archivist-sim-source:", env!("CARGO_MANIFEST_DIR"), ">");
+
 /// What every part of the simulator is given: a client for the local cluster and the arguments.
 #[derive(Clone)]
 pub struct SimContext {
@@ -71,6 +75,7 @@ impl SimContext {
 /// Runs every part of the simulator until one fails or the process is signalled.
 pub async fn main(args: SimArgs) -> ExitCode {
     init_tracing();
+    tracing::info!(build = BUILD_SOURCE, "starting");
     let ctx = match SimContext::connect(args).await {
         Ok(ctx) => ctx,
         Err(err) => {

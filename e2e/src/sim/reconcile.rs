@@ -10,8 +10,6 @@ use kube::api::PatchParams;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt as _};
 
-use super::SimContext;
-
 /// Field manager of everything the simulator writes.
 pub const FIELD_MANAGER: &str = "archivist-sim";
 
@@ -45,10 +43,10 @@ impl From<kube::Error> for ReconcileError {
 }
 
 /// Error policy of every simulator controller: log, then retry shortly.
-pub fn retry_after_error<K: Resource<DynamicType = ()>>(
+pub fn retry_after_error<K: Resource<DynamicType = ()>, C>(
     obj: Arc<K>,
     err: &ReconcileError,
-    _ctx: Arc<SimContext>,
+    _ctx: Arc<C>,
 ) -> Action {
     let kind = K::kind(&());
     let object = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());

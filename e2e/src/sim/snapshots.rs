@@ -9,8 +9,8 @@
 //! - Knobs, as annotations on the source PVC: [`CUT_DELAY`], [`READY_DELAY`], [`FAIL`].
 //! - Deletion: see [`super::snapshot_contents`].
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
@@ -52,11 +52,15 @@ const SOURCE_POLL: Duration = Duration::from_secs(1);
 pub async fn run(ctx: SimContext) -> anyhow::Result<()> {
     ensure_snapshot_class(&ctx.client).await?;
     let ctx = Arc::new(ctx);
+    let snapshot_ctx = Arc::new(SnapshotCtx {
+        sim: ctx.clone(),
+        first_seen: Mutex::new(HashMap::new()),
+    });
     let wc = || watcher::Config::default().any_semantic();
     let snapshots = Controller::new(Api::<VolumeSnapshot>::all(ctx.client.clone()), wc()).run(
         reconcile_snapshot,
         retry_after_error,
-        ctx.clone(),
+        snapshot_ctx,
     );
     let contents = super::snapshot_contents::controller(&ctx.client).run(
         super::snapshot_contents::reconcile,
@@ -68,6 +72,32 @@ pub async fn run(ctx: SimContext) -> anyhow::Result<()> {
         drain("snapshot-contents", contents)
     );
     Err(anyhow!("the snapshot controllers stopped"))
+}
+
+/// Context of the VolumeSnapshot controller.
+struct SnapshotCtx {
+    sim: Arc<SimContext>,
+    /// When each VolumeSnapshot (by uid) was first seen: the start of its cut delay. More precise
+    /// than `metadata.creationTimestamp` (whole seconds); a restarted simulator starts over.
+    first_seen: Mutex<HashMap<String, Timestamp>>,
+}
+
+impl SnapshotCtx {
+    fn first_seen(&self, uid: &str) -> Timestamp {
+        let mut seen = self
+            .first_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *seen.entry(uid.to_owned()).or_insert_with(now)
+    }
+
+    fn forget(&self, uid: &str) {
+        let mut seen = self
+            .first_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        seen.remove(uid);
+    }
 }
 
 /// Creates or updates the default VolumeSnapshotClass `archivist-local`.
@@ -137,8 +167,9 @@ fn until(at: Timestamp, now: Timestamp) -> Option<Duration> {
 
 async fn reconcile_snapshot(
     snapshot: Arc<VolumeSnapshot>,
-    ctx: Arc<SimContext>,
+    sctx: Arc<SnapshotCtx>,
 ) -> Result<Action, ReconcileError> {
+    let ctx = &sctx.sim;
     let (Some(namespace), Some(uid)) = (snapshot.namespace(), snapshot.uid()) else {
         return Ok(Action::await_change());
     };
@@ -148,8 +179,10 @@ async fn reconcile_snapshot(
         || status.error.is_some()
         || status.ready_to_use == Some(true)
     {
+        sctx.forget(&uid);
         return Ok(Action::await_change());
     }
+    let first_seen = sctx.first_seen(&uid);
     let Some(pvc_name) = snapshot.spec.source.persistent_volume_claim_name.clone() else {
         return Ok(Action::await_change()); // pre-provisioned snapshots are not simulated
     };
@@ -201,12 +234,7 @@ async fn reconcile_snapshot(
     let content = match contents.get_opt(&content_name).await? {
         Some(content) => content,
         None => {
-            let created = snapshot
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map_or_else(now, |t| t.0);
-            if let Some(left) = until(after(created, knobs.cut_delay), now()) {
+            if let Some(left) = until(after(first_seen, knobs.cut_delay), now()) {
                 return Ok(Action::requeue(left));
             }
             let Some(pv_name) = pvc
@@ -218,7 +246,7 @@ async fn reconcile_snapshot(
                 tracing::debug!("{id}: source PVC {pvc_name} is not bound yet");
                 return Ok(Action::requeue(SOURCE_POLL));
             };
-            cut(&ctx, &snapshot, &class, &pv_name, &content_name)
+            cut(ctx, &snapshot, &class, &pv_name, &content_name)
                 .await
                 .with_context(|| format!("{id}: cut failed"))?
         }

@@ -162,7 +162,7 @@ impl ContainerRun {
         .into_iter()
         .flatten()
         .collect();
-        let _ = self.handle.running.send(Some(restart));
+        let _ = self.handle.running.send_replace(Some(restart));
         let has_readiness = self.spec.readiness_probe.is_some();
         self.update(|r| {
             r.state = State::Running { started_at, container_id: id.to_string() };
@@ -193,7 +193,7 @@ impl ContainerRun {
         for relay in relays {
             let _ = tokio::time::timeout(Duration::from_secs(2), relay).await;
         }
-        let _ = self.handle.running.send(None);
+        let _ = self.handle.running.send_replace(None);
         let code = match status {
             Ok(status) => {
                 use std::os::unix::process::ExitStatusExt as _;

@@ -89,7 +89,7 @@ pub async fn run(kubelet: Arc<Kubelet>, mut updates: watch::Receiver<Option<Pod>
     };
     // Gone from the API (force-deleted): stop at once; else honour the grace period.
     let grace = deletion.unwrap_or_default();
-    let _ = worker.stop.send(Some(grace));
+    worker.stop.send_replace(Some(grace));
     if !lifecycle_done {
         let _ = tokio::time::timeout(grace + Duration::from_secs(5), &mut lifecycle).await;
     }

@@ -49,7 +49,15 @@ impl Sandbox {
         };
         push(&[&"--bind", &self.rootfs, &"/"]);
         push(&[&"--ro-bind", &"/usr", &"/usr"]);
-        push(&[&"--ro-bind", &"/etc", &"/etc"]);
+        if self.mounts.iter().any(|m| m.target.starts_with("/etc/")) {
+            // bwrap cannot create mount points inside a read-only /etc: bind its entries one
+            // by one into the container's own (writable) /etc instead.
+            for entry in host_entries("/etc") {
+                push(&[&"--ro-bind-try", &entry, &entry]);
+            }
+        } else {
+            push(&[&"--ro-bind", &"/etc", &"/etc"]);
+        }
         push(&[&"--proc", &"/proc", &"--dev", &"/dev"]);
         push(&[&"--unshare-pid", &"--die-with-parent"]);
         let mut mounts: Vec<&Mount> = self.mounts.iter().collect();
@@ -115,10 +123,20 @@ impl Sandbox {
     }
 }
 
+/// The absolute paths of the entries of directory `dir` on the host, sorted.
+fn host_entries(dir: &str) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).collect();
+    entries.sort();
+    entries
+}
+
 /// Sends `signal` to every process of group `pgid` except bubblewrap's own (the sandbox
 /// monitor and the PID namespace's init), so the container's processes may stop gracefully.
 /// Returns how many processes were signalled.
 pub fn signal_container(pgid: u32, signal: i32) -> usize {
+    if pgid == 0 {
+        return 0;
+    }
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
     let mut signalled = 0;
     for entry in entries.flatten() {
@@ -138,6 +156,10 @@ pub fn signal_container(pgid: u32, signal: i32) -> usize {
 /// Sends SIGKILL to the whole process group `pgid` (bubblewrap included).
 pub fn kill_group(pgid: u32) {
     let Ok(pgid) = i32::try_from(pgid) else { return };
+    if pgid <= 1 {
+        // kill(0) or kill(-1) would hit our own group or every process.
+        return;
+    }
     // SAFETY: kill(2) on a process group we created; ESRCH when it is already gone.
     unsafe {
         libc::kill(-pgid, libc::SIGKILL);
@@ -182,6 +204,18 @@ mod tests {
         assert_eq!(args[data_b - 2], "--ro-bind");
         assert_eq!(args[data - 2], "--bind");
         assert_eq!(&args[..3], &["--bind", "/s/rootfs", "/"]);
+    }
+
+    #[test]
+    fn mounts_under_etc_bind_its_entries_one_by_one() {
+        let mut sandbox = sandbox(Path::new("/s"));
+        sandbox.mounts.push(Mount { host: "/s/cfg".into(), target: "/etc/app".into(), read_only: true });
+        let args: Vec<String> = sandbox.bwrap_args().iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert!(!args.windows(2).any(|w| w[0] == "/etc" && w[1] == "/etc"));
+        assert!(args.iter().any(|a| a == "/etc/passwd"));
+        let passwd = args.iter().position(|a| a == "/etc/passwd").unwrap();
+        let app = args.iter().position(|a| a == "/etc/app").unwrap();
+        assert!(passwd < app);
     }
 
     #[test]

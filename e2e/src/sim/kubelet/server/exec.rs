@@ -15,7 +15,8 @@ use hyper_util::rt::TokioIo;
 use std::process::Stdio;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -161,6 +162,9 @@ where
                 return;
             }
         }
+        // A normal closure (1000) is EOF for client-go; a bare close (1005) is an error.
+        let normal = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+        let _ = ws_tx.send(Message::Close(Some(normal))).await;
         let _ = ws_tx.close().await;
     });
 

@@ -84,7 +84,8 @@ async fn route(kubelet: Arc<Kubelet>, req: Request<Incoming>) -> Result<Response
         ["exec", ns, pod, container] | ["exec", ns, pod, _, container] => {
             let key = key(ns, pod, container);
             match kubelet.container(&key) {
-                Some(handle) => exec::handle(req, key, handle),
+                Some(handle) if handle.running.borrow().is_some() => exec::handle(req, key, handle),
+                Some(_) => text(StatusCode::BAD_REQUEST, format!("container {} is not running", key.container)),
                 None => not_found(&key),
             }
         }
