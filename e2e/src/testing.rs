@@ -6,6 +6,8 @@
 //! - [`wait_for`] / [`eventually`]: wait for a condition on an object / any async check, with a
 //!   timeout whose error says what was waited for and what was last seen.
 //! - [`volumes`]: PVCs, PVs and VolumeSnapshots of the simulated storage.
+//! - [`operator`]: Archivist's CRDs and an operator process per test; [`databases`]: throwaway
+//!   PostgreSQL and MariaDB servers.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -20,6 +22,8 @@ use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
+pub mod databases;
+pub mod operator;
 pub mod pods;
 pub mod volumes;
 

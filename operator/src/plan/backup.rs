@@ -227,6 +227,11 @@ pub enum Step {
 /// How long to wait before looking again when only a watch event can move the run on.
 pub const IDLE_REQUEUE: Duration = Duration::from_secs(30);
 
+/// How often a stopping run looks again for the target's pods to be gone. No watch event is
+/// certain to follow a pod's removal (the controller does not watch the target's pods), and
+/// every second spent waiting here is a second the archive is unavailable, so poll briefly.
+pub const POD_GONE_POLL: Duration = Duration::from_secs(1);
+
 /// The failure recorded on a run that is releasing after a failure.
 pub fn recorded_failure(status: &ArchiveBackupStatus) -> Option<Failure> {
     status
@@ -340,9 +345,10 @@ fn quiescing(obs: &RunObservation<'_>, policy: &BackupPolicySpec) -> Step {
                 return Step::ScaleToZero;
             }
             if workload.live_pods > 0 {
+                let poll = deadline_requeue(obs, policy).map_or(POD_GONE_POLL, |left| left.min(POD_GONE_POLL));
                 return Step::Wait {
                     what: format!("{} pod(s) of the target still running after scaling to 0", workload.live_pods),
-                    requeue: deadline_requeue(obs, policy),
+                    requeue: Some(poll),
                 };
             }
             Step::EnterPhase(BackupPhase::CapturingMetadata)

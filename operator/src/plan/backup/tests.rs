@@ -152,7 +152,7 @@ fn every_transition() {
         Case {
             quiesce: quiesced_at(0),
             workload: Some(WorkloadObs { replicas: 0, live_pods: 1, ready_pods: vec![] }),
-            ..base("stop waits for pods to go", Some(Quiescing), Step::Wait { what: String::new(), requeue: Some(IDLE_REQUEUE) })
+            ..base("stop waits for pods to go, looking again soon", Some(Quiescing), Step::Wait { what: String::new(), requeue: Some(POD_GONE_POLL) })
         },
         Case { quiesce: quiesced_at(0), workload: stopped.clone(), ..base("stopped: capture metadata", Some(Quiescing), Step::EnterPhase(CapturingMetadata)) },
         Case {
@@ -294,6 +294,27 @@ fn waiting_while_quiesced_requeues_at_the_deadline() {
         ..base("near deadline", Some(BackupPhase::CapturingMetadata), Step::Done)
     };
     assert_eq!(run(&case), Step::Wait { what: "2 metadata item(s) not cut yet".into(), requeue: Some(Duration::from_secs(5)) });
+}
+
+#[test]
+fn waiting_for_stopped_pods_polls_every_second_not_the_idle_requeue() {
+    // Regression: the run waited IDLE_REQUEUE (30 s) for the pods to be gone, because no watch
+    // event reliably follows a pod's removal, and the archive stayed down 30 s longer than needed.
+    let case = Case {
+        quiesce: quiesced_at(0),
+        now: 1,
+        workload: Some(WorkloadObs { replicas: 0, live_pods: 1, ready_pods: vec![] }),
+        ..base("waiting for pods", Some(BackupPhase::Quiescing), Step::Done)
+    };
+    assert_eq!(
+        run(&case),
+        Step::Wait { what: "1 pod(s) of the target still running after scaling to 0".into(), requeue: Some(POD_GONE_POLL) }
+    );
+    let near_deadline = Case { now: 59, ..case };
+    assert_eq!(
+        run(&near_deadline),
+        Step::Wait { what: "1 pod(s) of the target still running after scaling to 0".into(), requeue: Some(Duration::from_millis(1000)) }
+    );
 }
 
 #[test]
