@@ -160,7 +160,7 @@ pub async fn archive_with_backup(client: &Client, ns: &str, options: ArchiveOpti
         ));
     }
     policy(client, ns, POLICY, &format!(
-        "  target: {{kind: StatefulSet, name: {ARCHIVE}}}\n  quiesce: {{mode: Stop, timeoutSeconds: 60}}\n  includeIndexes: {}\n  master: {{volumeClaims: [master], secrets: [master-key]}}\n  dump: {{size: 1Gi}}\n  stores:\n{stores}",
+        "  target: {{kind: StatefulSet, name: {ARCHIVE}}}\n  quiesce: {{mode: Stop, timeoutSeconds: 60}}\n  includeIndexes: {}\n  master: {{volumeClaims: [master], secrets: [master-key]}}\n  dump: {{size: 1Gi, image: postgres:16}}\n  stores:\n{stores}",
         options.include_indexes
     )).await?;
     start_backup(client, ns, BACKUP, POLICY).await?;
