@@ -101,7 +101,8 @@ impl Postgres {
         run(Command::new("runuser")
             .args(["-u", "postgres", "--"])
             .arg(bin.join("initdb"))
-            .args(["-A", "trust", "-U", "postgres", "-D"])
+            // TCP clients need the password (so a wrong one fails); the unix socket trusts.
+            .args(["--auth-local=trust", "--auth-host=scram-sha-256", "-U", "postgres", "-D"])
             .arg(&data))?;
         run(Command::new("runuser")
             .args(["-u", "postgres", "--"])
@@ -115,15 +116,16 @@ impl Postgres {
             .args(["-w", "start"])
             .stdout(Stdio::null()))?;
         wait_port(port, "PostgreSQL")?;
-        server.psql_as_postgres("postgres", &format!(
-            "CREATE USER {USER} SUPERUSER PASSWORD '{PASSWORD}'; CREATE DATABASE {database} OWNER {USER};"
-        ))?;
+        server.psql_as_postgres("postgres", &format!("CREATE USER {USER} SUPERUSER PASSWORD '{PASSWORD}'"))?;
+        server.psql_as_postgres("postgres", &format!("CREATE DATABASE {database} OWNER {USER}"))?;
         Ok(server)
     }
 
     fn psql_as_postgres(&self, database: &str, sql: &str) -> anyhow::Result<String> {
         run(Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", database])
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", database])
+            .arg("-h")
+            .arg(&self.dir)
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-c")

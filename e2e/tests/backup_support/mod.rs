@@ -250,6 +250,8 @@ pub fn file_names(dir: &std::path::Path) -> anyhow::Result<BTreeMap<String, u64>
     Ok(names)
 }
 
+pub mod sql;
+
 /// A one-line timeline of a run (seconds after `startTime`), for diagnosis and reports.
 pub fn timeline(backup: &ArchiveBackup) -> String {
     let Some(status) = backup.status.as_ref() else { return "no status".into() };
