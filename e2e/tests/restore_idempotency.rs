@@ -37,6 +37,19 @@ async fn applying_twice_and_killing_the_operator_mid_restore_makes_one_set() {
         apply_request(&client, &ns, "r1", SPEC).await?;
         let mut operator = Operator::start(&ns).await?;
         apply_request(&client, &ns, "r1", SPEC).await?;
+        // Kill the second operator once it has created restored PVCs (mid-restore), if the
+        // restore is not done by then, and start a third.
+        until("r1 to create PVCs", Duration::from_secs(60), || {
+            let (client, ns) = (client.clone(), ns.clone());
+            async move { Ok(!made_by(&client, &ns, "r1").await?.0.is_empty()) }
+        })
+        .await?;
+        operator.kill().await?;
+        let phase_at_second_kill = restore_phase(&api.get("r1").await?);
+        let at_kill = made_by(&client, &ns, "r1").await?;
+        eprintln!("at the second kill ({phase_at_second_kill:?}): PVCs {:?}, Jobs {:?}, Secrets {:?}", at_kill.0, at_kill.1, at_kill.2);
+        apply_request(&client, &ns, "r1", SPEC).await?;
+        let mut operator = Operator::start(&ns).await?;
         let r = wait_restore_completed(&client, &ns, "r1", &mut operator).await?;
         apply_request(&client, &ns, "r1", SPEC).await?;
         tokio::time::sleep(Duration::from_secs(3)).await;

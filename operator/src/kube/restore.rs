@@ -292,6 +292,17 @@ fn copy_meta(request: &RestoreRequest, name: &str) -> ObjectMeta {
     }
 }
 
+/// The last lines a failed Job's pod wrote (its log), so a failure says why (an SQL restore
+/// refusing an existing database says so on stderr), not only "BackoffLimitExceeded". Empty
+/// when the pod or its log cannot be read.
+pub async fn failed_job_log_tail(client: &kube::Client, namespace: &str, job: &str, lines: i64) -> String {
+    let pods = kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), namespace);
+    let Ok(list) = pods.list(&kube::api::ListParams::default().labels(&format!("job-name={job}"))).await else { return String::new() };
+    let Some(pod) = list.items.first() else { return String::new() };
+    let params = kube::api::LogParams { tail_lines: Some(lines), ..Default::default() };
+    pods.logs(&pod.name_any(), &params).await.map(|l| l.trim().replace('\n', "; ")).unwrap_or_default()
+}
+
 /// Whether a component's restored claim is mounted by hooks (every volume item is).
 pub fn is_volume(item: &RestoreItem) -> bool {
     matches!(item.kind, ItemKind::Volume { .. }) && item.component != Component::Secrets

@@ -107,7 +107,16 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
         .items
         .iter()
         .map(|j| (j.name_any(), observe_job(j)))
-        .collect();
+        .collect::<BTreeMap<String, JobObs>>();
+    let mut jobs = jobs;
+    for (job, obs) in jobs.iter_mut() {
+        if let JobObs::Failed { message } = obs {
+            let log = crate::kube::restore::failed_job_log_tail(client, &namespace, job, 5).await;
+            if !log.is_empty() {
+                *message = format!("{message}; its log: {log}");
+            }
+        }
+    }
     let secrets = Api::<Secret>::namespaced(client.clone(), &namespace)
         .list_metadata(&ListParams::default())
         .await
