@@ -90,7 +90,7 @@ operator/src/kube); keep them in step when the code changes. Two lists:
 # SQL dumps: a PVC and a Job per dump, deleted after the dump's snapshot is cut.
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
-  verbs: [get, list, create, delete]
+  verbs: [get, list, watch, create, delete]
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [list, watch, create, delete]

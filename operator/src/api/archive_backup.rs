@@ -220,3 +220,18 @@ pub struct ArchiveBackupStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_spec: Option<BackupPolicySpec>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_item_without_a_store_is_written_without_the_field_and_read_back_empty() {
+        let item: CapturedItem = serde_json::from_value(serde_json::json!({"component": "master", "readyToUse": true})).expect("item");
+        assert_eq!(item.store, "");
+        let json = serde_json::to_value(&item).expect("json");
+        assert!(json.get("store").is_none(), "{json}");
+        let mapping = crate::api::RestoreMapping { component: Component::Secrets, store: String::new(), original: "k".into(), restored: "k-r".into() };
+        assert!(serde_json::to_value(&mapping).expect("json").get("store").is_none());
+    }
+}

@@ -292,6 +292,7 @@ fn copy_meta(request: &RestoreRequest, name: &str) -> ObjectMeta {
     }
 }
 
+
 /// Whether a component's restored claim is mounted by hooks (every volume item is).
 pub fn is_volume(item: &RestoreItem) -> bool {
     matches!(item.kind, ItemKind::Volume { .. }) && item.component != Component::Secrets

@@ -11,6 +11,7 @@ use crate::kube::restore::RESTORE;
 use kube::runtime::reflector::ObjectRef;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::runtime::controller::Action;
 use kube::runtime::{watcher, Controller};
 use kube::ResourceExt;
@@ -25,6 +26,12 @@ pub async fn run(ctx: Arc<Context>) {
         .watches(ctx.watched::<ArchiveBackup>(), watcher::Config::default(), |backup| {
             let request = backup.labels().get(RESTORE)?.clone();
             Some(ObjectRef::new(&request).within(&backup.namespace()?))
+        })
+        // Restored PVCs (labelled with the request, not owned by it so they outlive it): a
+        // restore moves on when they bind instead of at its next 2 s poll.
+        .watches(ctx.watched::<PersistentVolumeClaim>(), watcher::Config::default().labels(RESTORE), |claim| {
+            let request = claim.labels().get(RESTORE)?.clone();
+            Some(ObjectRef::new(&request).within(&claim.namespace()?))
         })
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
