@@ -94,19 +94,20 @@ operator/src/kube); keep them in step when the code changes. Two lists:
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [list, watch, create, delete]
-# master.secrets are copied into a Secret owned by the backup.
+# master.secrets are copied into a Secret owned by the backup; restores read that copy, list the
+# namespace's Secret names (never overwrite one) and create the restored Secrets.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, create]
+  verbs: [get, list, create]
 - apiGroups: [snapshot.storage.k8s.io]
   resources: [volumesnapshots]
   verbs: [get, list, watch, create, delete]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
-# For the coming RestoreRequest controller (api.md "RestoreRequest"): its kind and status, the
-# <request>-mapping ConfigMap, restored PVCs, and the SideBySide copy of the target workload
-# (a StatefulSet or a Deployment).
+# The RestoreRequest controller: its kind and status, the <request>-mapping ConfigMap (written
+# with server-side apply), restored PVCs, and the SideBySide copy of the target workload (a
+# StatefulSet or a Deployment).
 - apiGroups: [archivist.dev]
   resources: [restorerequests]
   verbs: [get, list, watch, patch]
@@ -118,7 +119,7 @@ operator/src/kube); keep them in step when the code changes. Two lists:
   verbs: [update]
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, create, update]
+  verbs: [get, create, update, patch]
 - apiGroups: [apps]
   resources: [statefulsets, deployments]
   verbs: [create, delete]
@@ -135,8 +136,7 @@ operator/src/kube); keep them in step when the code changes. Two lists:
   {{- with .Values.watchNamespace }}
   resourceNames: [{{ . | quote }}]
   {{- end }}
-# For the coming RestoreRequest controller: InPlace restores keep each old PV (reclaim policy
-# set to Retain) before recreating its claim.
+# InPlace restores keep each old PV (reclaim policy set to Retain) before recreating its claim.
 - apiGroups: [""]
   resources: [persistentvolumes]
   verbs: [get, patch]
