@@ -3,11 +3,9 @@
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-/// A `metav1.Time` as chrono.
+/// A `metav1.Time` as chrono (the earliest time chrono knows when it is out of range).
 pub fn from_kube(time: &Time) -> DateTime<Utc> {
-    let ts = time.0;
-    DateTime::from_timestamp(ts.as_second(), u32::try_from(ts.subsec_nanosecond()).unwrap_or(0))
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    crate::plan::retention::from_jiff(time.0).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// An RFC 3339 string as chrono; `None` when it does not parse.
