@@ -129,11 +129,18 @@ fn no_file_is_a_usage_error() {
 
 #[test]
 fn every_example_is_valid() {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(examples())
-        .expect("examples/ exists")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-        .collect();
+    fn manifests(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("readable directory") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                manifests(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    manifests(&examples(), &mut files);
     files.sort();
     assert!(files.len() >= 2, "{files:?}");
     for file in &files {
