@@ -147,7 +147,10 @@ fn every_example_is_valid() {
         let out = validate(&[file.to_str().expect("utf-8 path")]);
         assert_eq!(out.code, 0, "{}: {}{}", file.display(), out.stdout, out.stderr);
         assert_eq!(out.stdout, "", "{}", file.display());
-        assert!(!out.stderr.contains(" 0 archivist.dev objects"), "{}: {}", file.display(), out.stderr);
+        let has_archivist_objects = std::fs::read_to_string(file).expect("readable").contains("apiVersion: archivist.dev/");
+        if has_archivist_objects {
+            assert!(!out.stderr.contains(" 0 archivist.dev objects"), "{}: {}", file.display(), out.stderr);
+        }
     }
     // A directory means every manifest under it.
     let out = validate(&[examples().to_str().expect("utf-8 path")]);
