@@ -150,6 +150,8 @@ pub async fn metadata_then_content(client: Client, ns: String, db: Arc<dyn TestD
     start_backup(&client, &ns, "b1", "archive").await?;
     let backup = wait_completed(&client, &ns, "b1", &mut operator).await?;
     eprintln!("{} store: {}", db.engine(), timeline(&backup));
+    let window = backup.status.as_ref().and_then(|s| s.quiesce.as_ref()).and_then(|q| q.window_seconds);
+    anyhow::ensure!(window == Some(0.0), "quiesce None: the archive was never unavailable, windowSeconds should be 0, got {window:?}");
     let meta_dir = restore_to_dir(&client, &ns, &snapshot_of(&backup, Component::Metadata)?, "restored-meta").await?;
     let content_dir = restore_to_dir(&client, &ns, &snapshot_of(&backup, Component::Content)?, "restored-content").await?;
     db.restore(&meta_dir.join(db.dump_file()), "restored_ok").context("restoring the operator's dump")?;

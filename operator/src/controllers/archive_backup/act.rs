@@ -460,7 +460,13 @@ fn begin_release(status: &mut ArchiveBackupStatus, failure: Option<Failure>, now
 /// the run into a failure that says the archive may still be frozen.
 async fn release(ctx: &Context, obs: &Observed, status: &mut ArchiveBackupStatus, failure: Option<Failure>) -> Result<Option<Failure>, Error> {
     let quiesce = status.quiesce.clone().unwrap_or_default();
-    let Some(quiesced_at) = quiesce.quiesced_at else { return Ok(failure) };
+    let Some(quiesced_at) = quiesce.quiesced_at else {
+        if quiesce.mode == Some(QuiesceMode::None) && quiesce.window_seconds.is_none() {
+            // Captured while running: the archive was never unavailable.
+            status.quiesce.get_or_insert_with(QuiesceStatus::default).window_seconds = Some(0.0);
+        }
+        return Ok(failure);
+    };
     if quiesce.released_at.is_some() {
         return Ok(failure);
     }
