@@ -149,11 +149,9 @@ async fn apply(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> {
     }
     if !decision.prune.is_empty() {
         for pruned in &decision.prune {
-            match backup_api.delete(pruned, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(source) => return Err(Error::Kube { action: format!("failed to prune ArchiveBackup {namespace}/{pruned}"), source }),
-            }
+            k::delete_if_present(&backup_api, pruned, &DeleteParams::background())
+                .await
+                .during(|| format!("failed to prune ArchiveBackup {namespace}/{pruned}"))?;
         }
         publish(ctx, policy, EventType::Normal, "Pruned", format!("retention pruned {}", decision.prune.join(", "))).await;
     }
@@ -174,11 +172,9 @@ async fn cleanup(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> 
         let api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &namespace);
         for backup in &backups {
             let name = backup.name_any();
-            match api.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(source) => return Err(Error::Kube { action: format!("failed to delete ArchiveBackup {namespace}/{name}"), source }),
-            }
+            k::delete_if_present(&api, &name, &DeleteParams::background())
+                .await
+                .during(|| format!("failed to delete ArchiveBackup {namespace}/{name}"))?;
         }
     }
     Ok(Action::await_change())

@@ -168,16 +168,8 @@ pub async fn list_jobs(client: &Client, namespace: &str, backup: &str) -> Result
 /// Deletes a dump Job (with its pods) and its PVC; already gone is fine.
 pub async fn delete_dump(client: &Client, namespace: &str, name: &str) -> Result<(), kube::Error> {
     let background = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
-    for result in [
-        Api::<Job>::namespaced(client.clone(), namespace).delete(name, &background).await.map(|_| ()),
-        Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace).delete(name, &DeleteParams::default()).await.map(|_| ()),
-    ] {
-        match result {
-            Ok(()) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e),
-        }
-    }
+    super::delete_if_present(&Api::<Job>::namespaced(client.clone(), namespace), name, &background).await?;
+    super::delete_if_present(&Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace), name, &DeleteParams::default()).await?;
     Ok(())
 }
 

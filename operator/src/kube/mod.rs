@@ -11,7 +11,7 @@ pub mod time;
 pub mod verify;
 pub mod workload;
 
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -29,6 +29,19 @@ where
     match api.create(&PostParams::default(), object).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes object `name`; returns whether it was there (already gone is fine): steps re-run
+/// after a crash find their deletions done.
+pub async fn delete_if_present<K>(api: &Api<K>, name: &str, params: &DeleteParams) -> Result<bool, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    match api.delete(name, params).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
         Err(e) => Err(e),
     }
 }

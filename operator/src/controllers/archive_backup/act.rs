@@ -426,18 +426,14 @@ async fn cleanup_verification(ctx: &Context, obs: &Observed) -> Result<(), Error
     let background = kube::api::DeleteParams::background();
     let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(ctx.client.clone(), &obs.namespace);
     let job = crate::plan::backup::verify_job_name(&obs.name);
-    match jobs.delete(&job, &background).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => {}
-        Err(source) => return Err(Error::Kube { action: format!("failed to delete verify Job {}/{job}", obs.namespace), source }),
-    }
+    k::delete_if_present(&jobs, &job, &background)
+        .await
+        .during(|| format!("failed to delete verify Job {}/{job}", obs.namespace))?;
     let claims = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &obs.namespace);
     for claim in obs.verify_claims.keys() {
-        match claims.delete(claim, &kube::api::DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(source) => return Err(Error::Kube { action: format!("failed to delete scratch PVC {}/{claim}", obs.namespace), source }),
-        }
+        k::delete_if_present(&claims, claim, &kube::api::DeleteParams::default())
+            .await
+            .during(|| format!("failed to delete scratch PVC {}/{claim}", obs.namespace))?;
     }
     Ok(())
 }

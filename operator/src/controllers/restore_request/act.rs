@@ -112,11 +112,10 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
             Action::requeue(SOON)
         }
         RestoreStep::DeleteClaim(claim) => {
-            match Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &obs.namespace).delete(&claim, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(source) => return Err(Error::Kube { action: format!("failed to delete old PVC {}/{claim}", obs.namespace), source }),
-            }
+            let claims = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &obs.namespace);
+            k::delete_if_present(&claims, &claim, &DeleteParams::default())
+                .await
+                .during(|| format!("failed to delete old PVC {}/{claim}", obs.namespace))?;
             Action::requeue(Duration::from_millis(500))
         }
         RestoreStep::Create(indices) => {
@@ -194,14 +193,14 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
         RestoreStep::DeleteWorkloadCopy => {
             if let Some(target) = &obs.target_ref {
                 let name = copy_name(target, obs.status.name_suffix.as_deref().unwrap_or_default());
+                let background = DeleteParams::background();
                 let deleted = match target.kind {
-                    TargetKind::StatefulSet => Api::<StatefulSet>::namespaced(ctx.client.clone(), &obs.namespace).delete(&name, &DeleteParams::background()).await.map(|_| ()),
-                    TargetKind::Deployment => Api::<Deployment>::namespaced(ctx.client.clone(), &obs.namespace).delete(&name, &DeleteParams::background()).await.map(|_| ()),
-                };
-                match deleted {
-                    Ok(()) => publish(ctx, request, EventType::Normal, "WorkloadRemoved", format!("ttlSecondsAfterFinished passed: removed {name}; the restored PVCs stay")).await,
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(source) => return Err(Error::Kube { action: format!("failed to delete {}/{name}", obs.namespace), source }),
+                    TargetKind::StatefulSet => k::delete_if_present(&Api::<StatefulSet>::namespaced(ctx.client.clone(), &obs.namespace), &name, &background).await,
+                    TargetKind::Deployment => k::delete_if_present(&Api::<Deployment>::namespaced(ctx.client.clone(), &obs.namespace), &name, &background).await,
+                }
+                .during(|| format!("failed to delete {}/{name}", obs.namespace))?;
+                if deleted {
+                    publish(ctx, request, EventType::Normal, "WorkloadRemoved", format!("ttlSecondsAfterFinished passed: removed {name}; the restored PVCs stay")).await;
                 }
             }
             Action::await_change()
