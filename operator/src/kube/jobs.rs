@@ -44,7 +44,7 @@ async fn log_tail(client: &Client, namespace: &str, job: &str) -> Option<String>
     }
     let mut tail: String = text.chars().rev().take(LOG_TAIL_CHARS).collect::<Vec<_>>().into_iter().rev().collect();
     if tail.len() < text.len() {
-        tail.insert_str(0, "…");
+        tail.insert(0, '…');
     }
     Some(tail)
 }
