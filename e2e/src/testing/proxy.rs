@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures::StreamExt;
-use http_body_util::{combinators::BoxBody, BodyExt, StreamBody};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -108,7 +108,7 @@ async fn forward(
     counts: Counts,
     watch_delay: Duration,
     request: Request<Incoming>,
-) -> Result<Response<BoxBody<Bytes, std::io::Error>>, Infallible> {
+) -> Result<Response<UnsyncBoxBody<Bytes, std::io::Error>>, Infallible> {
     let (parts, body) = request.into_parts();
     let path_and_query = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
     let verb = verb(parts.method.as_str(), parts.uri.path(), parts.uri.query().unwrap_or_default());
@@ -141,12 +141,12 @@ async fn forward(
         }
         chunk.map(Frame::data).map_err(|e| std::io::Error::other(e.to_string()))
     });
-    Ok(Response::from_parts(parts, BodyExt::boxed(StreamBody::new(frames))))
+    Ok(Response::from_parts(parts, BodyExt::boxed_unsync(StreamBody::new(frames))))
 }
 
-fn error_response(code: u16, message: String) -> Response<BoxBody<Bytes, std::io::Error>> {
+fn error_response(code: u16, message: String) -> Response<UnsyncBoxBody<Bytes, std::io::Error>> {
     let body = http_body_util::Full::new(Bytes::from(message)).map_err(|never| match never {});
-    let mut response = Response::new(BodyExt::boxed(body));
+    let mut response = Response::new(BodyExt::boxed_unsync(body));
     *response.status_mut() = http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::BAD_GATEWAY);
     response
 }

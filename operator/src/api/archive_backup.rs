@@ -138,6 +138,9 @@ pub struct QuiesceStatus {
     /// How many release attempts failed so far; each retry waits exponentially longer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_attempts: Option<u32>,
+    /// When the last release attempt failed; the next one is made after the backoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_release_failure: Option<DateTime<Utc>>,
 }
 
 /// One captured volume or dump, in capture order.

@@ -61,11 +61,45 @@ pub async fn sweep_once(ctx: &Context) {
     }
 }
 
-async fn sweep_workload<K>(ctx: &Context, object: &K, kind: TargetKind)
+/// How many times a sweep of one workload is retried at once after a conflict (the workload
+/// changed since it was read, usually only its status).
+const CONFLICT_RETRIES: u32 = 5;
+
+async fn sweep_workload<K>(ctx: &Context, listed: &K, kind: TargetKind)
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + ResourceExt + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let Some(namespace) = listed.namespace() else { return };
+    let api = Api::<K>::namespaced(ctx.client.clone(), &namespace);
+    let mut object = listed.clone();
+    for _ in 0..CONFLICT_RETRIES {
+        match sweep_object(ctx, &object, kind).await {
+            Swept::Conflict => match api.get_opt(&listed.name_any()).await {
+                Ok(Some(fresh)) => object = fresh,
+                Ok(None) => return,
+                Err(e) => return tracing::warn!(error = %e, "sweeper: cannot read the workload again"),
+            },
+            Swept::Done => return,
+        }
+    }
+}
+
+/// The outcome of sweeping one workload object as read.
+enum Swept {
+    /// Released, kept, or failed (logged; retried at the next sweep).
+    Done,
+    /// The workload changed since it was read: read it again and decide again.
+    Conflict,
+}
+
+async fn sweep_object<K>(ctx: &Context, object: &K, kind: TargetKind) -> Swept
 where
     K: Resource<DynamicType = ()> + ResourceExt,
 {
-    let Some(namespace) = object.namespace() else { return };
+    let Some(namespace) = object.namespace() else { return Swept::Done };
+    if !object.annotations().contains_key(QUIESCED_BY) {
+        return Swept::Done;
+    }
     let name = object.name_any();
     let value = object.annotations().get(QUIESCED_BY).cloned().unwrap_or_default();
     let original = object.annotations().get(ORIGINAL_REPLICAS).and_then(|r| r.parse::<i32>().ok());
@@ -73,7 +107,10 @@ where
     let holder_backup = match &holder {
         Some(h) if h.kind == HolderKind::ArchiveBackup => match Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &h.namespace).get_opt(&h.name).await {
             Ok(found) => found,
-            Err(e) => return tracing::warn!(error = %e, %namespace, %name, "sweeper: cannot read the claim's holder"),
+            Err(e) => {
+                tracing::warn!(error = %e, %namespace, %name, "sweeper: cannot read the claim's holder");
+                return Swept::Done;
+            }
         },
         _ => None,
     };
@@ -84,26 +121,37 @@ where
             match Api::<RestoreRequest>::namespaced(ctx.client.clone(), &h.namespace).get_opt(&h.name).await {
                 Ok(Some(_)) => HolderState::RestoreExists,
                 Ok(None) => HolderState::Gone,
-                Err(e) => return tracing::warn!(error = %e, %namespace, %name, "sweeper: cannot read the claim's holder"),
+                Err(e) => {
+                    tracing::warn!(error = %e, %namespace, %name, "sweeper: cannot read the claim's holder");
+                    return Swept::Done;
+                }
             }
         }
         (Some(_), Some(status)) => HolderState::Backup { status },
         (Some(_), None) => HolderState::Gone,
     };
-    let SweepAction::Release { why, scale_to } = claim::sweep(&state, original) else { return };
+    let SweepAction::Release { why, scale_to } = claim::sweep(&state, original) else { return Swept::Done };
     let target = TargetRef { kind, name: name.clone() };
     let resource_version = object.resource_version();
-    let result = match scale_to {
+    let written = match scale_to {
         Some(replicas) => workload::release_stopped(&ctx.client, &namespace, &target, replicas, resource_version.as_deref())
             .await
-            .map_err(|e| format!("failed to scale back to {replicas}: {e}")),
+            .map_err(|e| (format!("failed to scale back to {replicas}"), e)),
         None => match thaw_orphan(ctx, &namespace, &target, holder_backup.as_ref()).await {
             // The claim stays until every pod is thawed.
-            Err(e) => Err(e),
+            Err(e) => {
+                tracing::warn!(%namespace, %name, error = %e, "sweeper: thawing an orphaned claim failed; retrying at the next sweep");
+                return Swept::Done;
+            }
             Ok(()) => workload::set_claim(&ctx.client, &namespace, &target, None, resource_version.as_deref())
                 .await
-                .map_err(|e| format!("failed to remove the claim: {e}")),
+                .map_err(|e| ("failed to remove the claim".to_string(), e)),
         },
+    };
+    let result = match written {
+        Err((_, e)) if crate::kube::is_conflict(&e) => return Swept::Conflict,
+        Err((what, e)) => Err(format!("{what}: {e}")),
+        Ok(()) => Ok(()),
     };
     match result {
         Ok(()) => {
@@ -114,6 +162,7 @@ where
         }
         Err(e) => tracing::warn!(%namespace, %name, error = %e, "sweeper: releasing an orphaned claim failed; retrying at the next sweep"),
     }
+    Swept::Done
 }
 
 /// Thaws the pods of a workload whose freezing run is finished or gone: the run's recorded

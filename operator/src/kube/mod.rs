@@ -47,6 +47,13 @@ where
     }
 }
 
+/// Whether `error` is a conflict (HTTP 409): a resourceVersion precondition failed because
+/// the object changed since it was read (for a workload, often only its status). The caller
+/// reads the object again and decides again.
+pub fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
+}
+
 /// Gets an object, `None` when it does not exist.
 pub async fn get_opt<K>(api: &Api<K>, name: &str) -> Result<Option<K>, kube::Error>
 where

@@ -348,10 +348,26 @@ pub fn release_retry_delay(attempts: u32) -> Duration {
     Duration::from_secs(1u64 << exponent).min(Duration::from_secs(300))
 }
 
+/// When a release that failed is tried again: the last failure plus
+/// [`release_retry_delay`]; `None` when no attempt failed.
+pub fn release_retry_at(status: &ArchiveBackupStatus) -> Option<DateTime<Utc>> {
+    let quiesce = status.quiesce.as_ref()?;
+    let attempts = quiesce.release_attempts.filter(|a| *a > 0)?;
+    let last = quiesce.last_release_failure?;
+    let delay = chrono::Duration::from_std(release_retry_delay(attempts)).unwrap_or_else(|_| chrono::Duration::seconds(300));
+    Some(last + delay)
+}
+
 /// Decides the next step of a run.
 pub fn next(obs: &RunObservation<'_>) -> Step {
     let phase = obs.status.phase.unwrap_or(BackupPhase::Pending);
     if phase == BackupPhase::Releasing {
+        if let Some(retry_at) = release_retry_at(obs.status) {
+            if obs.now < retry_at {
+                let requeue = (retry_at - obs.now).to_std().unwrap_or(Duration::ZERO);
+                return Step::Wait { what: format!("the release failed; retrying at {}", retry_at.to_rfc3339()), requeue: Some(requeue) };
+            }
+        }
         return Step::Release { failure: recorded_failure(obs.status) };
     }
     let quiesced = holds_archive(obs.status);

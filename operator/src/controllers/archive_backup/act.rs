@@ -147,9 +147,19 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
         }
         Step::Release { failure } => {
             if let Err(why) = release(ctx, &obs, &mut status).await {
+                if let ReleaseError::Conflict(source) = why {
+                    // The workload changed since it was read (often only its status): read it
+                    // again and retry soon, without counting a failed attempt.
+                    if status != before {
+                        record(ctx, backup, &obs, &status).await?;
+                    }
+                    return Err(Error::Kube { action: format!("releasing {}/{}: the workload changed while it was read", obs.namespace, obs.name), source });
+                }
+                let why = why.to_string();
                 let quiesce = status.quiesce.get_or_insert_with(QuiesceStatus::default);
                 let attempts = quiesce.release_attempts.unwrap_or(0).saturating_add(1);
                 quiesce.release_attempts = Some(attempts);
+                quiesce.last_release_failure = Some(now);
                 let delay = release_retry_delay(attempts);
                 let message = format!("releasing the archive failed (attempt {attempts}; retrying in {}s): {why}", delay.as_secs());
                 conditions::set(&mut status.conditions, RELEASED, ConditionStatus::False, "ReleaseFailed", message.clone(), now, generation);
@@ -492,12 +502,34 @@ fn begin_release(status: &mut ArchiveBackupStatus, failure: Option<Failure>, now
     }
 }
 
+/// Why a release attempt did not finish.
+#[derive(Debug, thiserror::Error)]
+enum ReleaseError {
+    /// The workload changed since it was read: retry at once with a fresh read.
+    #[error("conflict: {0}")]
+    Conflict(kube::Error),
+    /// The attempt failed; retried with backoff.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for ReleaseError {
+    fn from(message: String) -> Self {
+        ReleaseError::Failed(message)
+    }
+}
+
+/// A workload write's error: a conflict, or a failure described by `what`.
+fn workload_error(what: String) -> impl FnOnce(kube::Error) -> ReleaseError {
+    move |e| if k::is_conflict(&e) { ReleaseError::Conflict(e) } else { ReleaseError::Failed(format!("{what}: {e}")) }
+}
+
 /// Releases the archive: thaws the recorded pods not thawed yet (a pod that is gone is not
 /// frozen), or scales the target back to the recorded replicas, and removes this run's claim;
 /// then records `releasedAt`, the window and `Released=True`. Works from the status alone
 /// when the workload object is gone. Returns what failed, in words, when the release must be
 /// retried; the pods thawed so far stay recorded in `quiesce.thawedPods`.
-async fn release(ctx: &Context, obs: &Observed, status: &mut ArchiveBackupStatus) -> Result<(), String> {
+async fn release(ctx: &Context, obs: &Observed, status: &mut ArchiveBackupStatus) -> Result<(), ReleaseError> {
     let quiesce = status.quiesce.clone().unwrap_or_default();
     let Some(quiesced_at) = quiesce.quiesced_at else {
         if quiesce.mode == Some(QuiesceMode::None) && quiesce.window_seconds.is_none() {
@@ -509,7 +541,7 @@ async fn release(ctx: &Context, obs: &Observed, status: &mut ArchiveBackupStatus
     if quiesce.released_at.is_some() {
         return Ok(());
     }
-    let policy = obs.policy.as_ref().ok_or_else(|| "the run has no policy spec to release with".to_string())?;
+    let policy = obs.policy.as_ref().ok_or_else(|| ReleaseError::Failed("the run has no policy spec to release with".into()))?;
     let target = obs.target.as_ref();
     let mine = obs.claim == crate::plan::claim::ClaimObs::Mine;
     let resource_version = target.and_then(|t| t.resource_version.as_deref());
@@ -521,7 +553,7 @@ async fn release(ctx: &Context, obs: &Observed, status: &mut ArchiveBackupStatus
                 let replicas = quiesce.original_replicas.unwrap_or(1);
                 workload::release_stopped(&ctx.client, &obs.namespace, &policy.target, replicas, resource_version)
                     .await
-                    .map_err(|e| format!("failed to scale {}/{} back to {replicas}: {e}", obs.namespace, policy.target.name))?;
+                    .map_err(workload_error(format!("failed to scale {}/{} back to {replicas}", obs.namespace, policy.target.name)))?;
             }
         },
         QuiesceMode::Freeze => {
@@ -534,12 +566,12 @@ async fn release(ctx: &Context, obs: &Observed, status: &mut ArchiveBackupStatus
                 }
             }
             if !errors.is_empty() {
-                return Err(format!("thaw failed, the archive may still be frozen: {}", errors.join("; ")));
+                return Err(ReleaseError::Failed(format!("thaw failed, the archive may still be frozen: {}", errors.join("; "))));
             }
             if target.is_some() && mine {
                 workload::set_claim(&ctx.client, &obs.namespace, &policy.target, None, resource_version)
                     .await
-                    .map_err(|e| format!("failed to remove archivist.dev/quiesced-by from {}/{}: {e}", obs.namespace, policy.target.name))?;
+                    .map_err(workload_error(format!("failed to remove archivist.dev/quiesced-by from {}/{}", obs.namespace, policy.target.name)))?;
             }
         }
         QuiesceMode::None => {}

@@ -476,3 +476,21 @@ fn release_retries_back_off_exponentially_without_limit() {
         assert_eq!(release_retry_delay(attempts), Duration::from_secs(secs), "after {attempts} failed attempt(s)");
     }
 }
+
+#[test]
+fn a_failed_release_waits_for_its_backoff_then_tries_again() {
+    let failed_twice = Some(QuiesceStatus {
+        quiesced_at: Some(t(0)),
+        original_replicas: Some(2),
+        release_attempts: Some(2),
+        last_release_failure: Some(t(10)),
+        ..Default::default()
+    });
+    let waiting = Case { quiesce: failed_twice.clone(), now: 11, ..base("backoff", Some(BackupPhase::Releasing), Step::Done) };
+    match run(&waiting) {
+        Step::Wait { requeue, .. } => assert_eq!(requeue, Some(Duration::from_secs(1)), "2 s after the failure at t=10, seen at t=11"),
+        other => panic!("a release retried before its backoff: {other:?}"),
+    }
+    let due = Case { quiesce: failed_twice, now: 12, ..base("due", Some(BackupPhase::Releasing), Step::Done) };
+    assert_eq!(run(&due), Step::Release { failure: None });
+}
