@@ -60,12 +60,15 @@ async fn a_failing_thaw_is_retried_until_it_succeeds() {
             Ok(release_failures(&client, &ns).await? >= 2)
         })
         .await?;
+        // Backoff: after the second failure the next tries come 2 s, then 4 s later; without
+        // it, every status write would trigger another try at once.
+        tokio::time::sleep(Duration::from_secs(5)).await;
         let b1 = Api::<ArchiveBackup>::namespaced(client.clone(), &ns).get("b1").await?;
         anyhow::ensure!(phase(&b1) == BackupPhase::Releasing, "the run left Releasing before the thaw succeeded: {:?}", phase(&b1));
         anyhow::ensure!(released_condition(&b1) == Some(ConditionStatus::False), "no Released=False condition: {:?}", b1.status);
         anyhow::ensure!(b1.finalizers().iter().any(|f| f == "archivist.dev/release"), "the finalizer went before the release");
         let attempts = b1.status.as_ref().and_then(|s| s.quiesce.as_ref()).and_then(|q| q.release_attempts).unwrap_or(0);
-        anyhow::ensure!(attempts >= 2, "releaseAttempts {attempts}");
+        anyhow::ensure!((2..=5).contains(&attempts), "releaseAttempts {attempts} within about 8 s: the retries did not back off");
         let sts = Api::<StatefulSet>::namespaced(client.clone(), &ns).get("archive").await?;
         anyhow::ensure!(
             sts.annotations().get("archivist.dev/quiesced-by") == Some(&format!("{ns}/b1")),
@@ -78,8 +81,6 @@ async fn a_failing_thaw_is_retried_until_it_succeeds() {
         anyhow::ensure!(failures <= attempts as i32 + 3, "{failures} ReleaseFailed reports for {attempts} recorded attempts");
         let b1 = wait_completed(&client, &ns, "b1", &mut operator).await?;
         let attempts_after = b1.status.as_ref().and_then(|s| s.quiesce.as_ref()).and_then(|q| q.release_attempts).unwrap_or(0);
-        // Backoff: 1 + 2 + 4 + 8 + 16 s is more than this test waits, so at most a handful.
-        anyhow::ensure!(attempts_after <= 6, "{attempts_after} release attempts: the retries did not back off");
         anyhow::ensure!(released_condition(&b1) == Some(ConditionStatus::True), "no Released=True condition: {:?}", b1.status);
         anyhow::ensure!(!live.join("FROZEN").exists(), "still frozen after the run");
         let thaws = std::fs::read_to_string(live.join("thaw.log")).unwrap_or_default().lines().count();
