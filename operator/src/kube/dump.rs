@@ -3,7 +3,8 @@
 //! never on a command line.
 
 use super::labels::{item_labels, owned_by, BACKUP};
-use crate::api::{ArchiveBackup, DumpSpec, SqlEngine, SqlSource};
+use super::redact::Redactor;
+use crate::api::{ArchiveBackup, BackupPolicySpec, DumpSpec, SqlEngine, SqlSource};
 use crate::plan::backup::JobObs;
 use crate::plan::capture::PlannedItem;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
@@ -160,9 +161,17 @@ pub fn observe_job(job: &Job) -> JobObs {
     }
 }
 
-/// The run's dump (and verify) Jobs by name.
-pub async fn list_jobs(client: &Client, namespace: &str, backup: &str) -> Result<BTreeMap<String, JobObs>, kube::Error> {
-    super::jobs::list(client, namespace, &format!("{BACKUP}={backup}")).await
+/// The run's dump (and verify) Jobs by name; failure messages go through `redactor`.
+pub async fn list_jobs(client: &Client, namespace: &str, backup: &str, redactor: &Redactor) -> Result<BTreeMap<String, JobObs>, kube::Error> {
+    super::jobs::list(client, namespace, &format!("{BACKUP}={backup}"), redactor).await
+}
+
+/// The Secrets a run of `policy` references, whose values must never appear in what it
+/// reports: the credentials Secret of every SQL source and the `master.secrets`.
+pub fn referenced_secrets(policy: &BackupPolicySpec) -> Vec<&str> {
+    let sql = policy.stores.iter().flat_map(|s| [Some(&s.metadata), Some(&s.content), s.index.as_ref()]).flatten().filter_map(|d| d.sql.as_ref());
+    let master = policy.master.iter().flat_map(|m| m.secrets.iter());
+    sql.map(|s| s.credentials_secret.as_str()).chain(master.map(String::as_str)).collect()
 }
 
 /// Deletes a dump Job (with its pods) and its PVC; already gone is fine.

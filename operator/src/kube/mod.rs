@@ -5,6 +5,7 @@ pub mod dump;
 pub mod hooks;
 pub mod jobs;
 pub mod labels;
+pub mod redact;
 pub mod restore;
 pub mod snapshot;
 pub mod time;

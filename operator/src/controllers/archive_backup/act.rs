@@ -295,7 +295,7 @@ async fn run_hooks(ctx: &Context, obs: &Observed, pods: &[String], hook: Option<
     let ips = obs.target.as_ref().map(|t| t.pod_ips.clone()).unwrap_or_default();
     let calls = pods.iter().map(|pod| {
         let ip = ips.get(pod).cloned();
-        async move { hooks::run(&ctx.client, &obs.namespace, pod, ip.as_deref(), hook, timeout).await }
+        async move { hooks::run(&ctx.client, &obs.namespace, pod, ip.as_deref(), hook, timeout, &obs.redactor).await }
     });
     futures::future::join_all(calls).await
 }

@@ -7,6 +7,7 @@ use crate::kube::labels::BACKUP;
 use crate::kube::snapshot::VolumeSnapshot;
 use crate::kube::workload::{self, Target};
 use crate::kube::dump;
+use crate::kube::redact::Redactor;
 use crate::plan::backup::{self, JobObs, RunObservation, SnapshotObs, Step};
 use crate::plan::capture::{capture_plan, PlannedItem};
 use chrono::{DateTime, Utc};
@@ -43,6 +44,8 @@ pub struct Observed {
     pub other_active_run: Option<String>,
     /// Validation problems of the policy (`field: message`).
     pub policy_problems: Vec<String>,
+    /// Replaces the values of the Secrets the run references in hook stderr and Job logs.
+    pub redactor: Redactor,
     snapshot_obs: BTreeMap<String, SnapshotObs>,
     status: crate::api::ArchiveBackupStatus,
 }
@@ -87,7 +90,13 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context) -> Result<Observed, 
         .map(|s| (s.name_any(), s))
         .collect();
     let snapshot_obs = snapshots.iter().map(|(n, s)| (n.clone(), s.observe())).collect();
-    let mut jobs = dump::list_jobs(client, &namespace, &name)
+    let redactor = match &policy {
+        Some(p) => Redactor::load(client, &namespace, dump::referenced_secrets(p))
+            .await
+            .during(|| format!("failed to read the Secrets of {namespace}/{name} (to redact them)"))?,
+        None => Redactor::default(),
+    };
+    let mut jobs = dump::list_jobs(client, &namespace, &name, &redactor)
         .await
         .during(|| format!("failed to list dump Jobs of {namespace}/{name}"))?;
     let verify_job = jobs.remove(&backup::verify_job_name(&name));
@@ -128,6 +137,7 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context) -> Result<Observed, 
         .unwrap_or_default();
     Ok(Observed {
         policy_problems,
+        redactor,
         namespace,
         name,
         uid: backup.uid().unwrap_or_default(),
