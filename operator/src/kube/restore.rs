@@ -416,6 +416,52 @@ mod tests {
         }
     }
 
+    /// The container of a Job's pod template.
+    fn container(job: &Job) -> Container {
+        job.spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| s.containers.first().cloned())
+            .expect("a container")
+    }
+
+    #[test]
+    fn sql_restore_jobs_take_every_credential_from_the_secret() {
+        let cases = [
+            (SqlEngine::PostgreSQL, [("PGUSER", "username"), ("PGPASSWORD", "password")]),
+            (SqlEngine::MySQL, [("MYSQL_USER", "username"), ("MYSQL_PWD", "password")]),
+        ];
+        for (engine, credentials) in cases {
+            let job = sql_restore_job(&request(), "b", &sql_item(engine, "meta", "meta_restored"), None).expect("a Job");
+            let c = container(&job);
+            let env = c.env.clone().unwrap_or_default();
+            for (name, key) in credentials {
+                let var = env.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{engine:?}: no {name}"));
+                assert_eq!(var.value, None, "{engine:?}: {name} must not be a literal");
+                let from = var.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()).expect("a secretKeyRef");
+                assert_eq!((from.name.as_str(), from.key.as_str()), ("db-credentials", key), "{engine:?}: {name}");
+            }
+            // Only the credentials come from the Secret; every other variable is a literal
+            // that names no credential.
+            for var in env.iter().filter(|e| !credentials.iter().any(|(name, _)| *name == e.name)) {
+                assert!(var.value_from.is_none(), "{engine:?}: {} reads {:?}", var.name, var.value_from);
+                let value = var.value.clone().unwrap_or_default();
+                assert!(!value.to_lowercase().contains("password"), "{engine:?}: {}={value}", var.name);
+            }
+            let words: Vec<String> = c.command.iter().chain(c.args.iter()).flatten().cloned().collect();
+            assert!(!words.is_empty());
+            for word in &words {
+                for forbidden in ["PASSWORD", "MYSQL_PWD", "-p", "--password", "db-credentials"] {
+                    let pattern = if forbidden.starts_with('-') { format!(" {forbidden}") } else { forbidden.to_string() };
+                    assert!(!word.contains(&pattern), "{engine:?}: the command names {forbidden:?}: {word}");
+                }
+            }
+            // The serialized Job holds "password" only as the Secret key of the secretKeyRef.
+            let json = serde_json::to_string(&job).expect("json");
+            assert_eq!(json.matches("password").count(), json.matches("\"key\":\"password\"").count(), "{engine:?}: {json}");
+        }
+    }
+
     #[test]
     fn sql_restore_jobs_refuse_unsafe_database_names() {
         let hostile = ["meta_x'; DROP DATABASE y; --", "meta_x`; DROP DATABASE y; --", "meta-restored", "", &"m".repeat(64)];
