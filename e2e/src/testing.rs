@@ -7,7 +7,8 @@
 //!   timeout whose error says what was waited for and what was last seen.
 //! - [`volumes`]: PVCs, PVs and VolumeSnapshots of the simulated storage.
 //! - [`operator`]: Archivist's CRDs and an operator process per test; [`databases`]: throwaway
-//!   PostgreSQL and MariaDB servers.
+//!   PostgreSQL and MariaDB servers; [`proxy`]: an API proxy that delays watches and counts
+//!   one operator's requests.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -25,6 +26,7 @@ use serde::de::DeserializeOwned;
 pub mod databases;
 pub mod operator;
 pub mod pods;
+pub mod proxy;
 pub mod volumes;
 
 /// Label put on every namespace made by [`with_namespace`].

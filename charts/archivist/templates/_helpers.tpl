@@ -60,9 +60,11 @@ operator/src/kube); keep them in step when the code changes. Two lists:
 - apiGroups: [archivist.dev]
   resources: [backuppolicies]
   verbs: [get, list, watch, patch]
+# archivebackups: patch adds and removes the archivist.dev/release finalizer (held while a run
+# may have the archive quiesced).
 - apiGroups: [archivist.dev]
   resources: [archivebackups]
-  verbs: [get, list, watch, create, delete]
+  verbs: [get, list, watch, create, delete, patch]
 - apiGroups: [archivist.dev]
   resources: [backuppolicies/status, archivebackups/status]
   verbs: [get, patch]

@@ -98,6 +98,11 @@ impl Operator {
     /// Starts `archivist run --namespace NAMESPACE --metrics-addr 127.0.0.1:0`, with its log in
     /// `<repo>/target/e2e-logs/operator-<namespace>-<n>.log`.
     pub async fn start(namespace: &str) -> anyhow::Result<Self> {
+        Self::start_with_kubeconfig(namespace, &kubeconfig_path()).await
+    }
+
+    /// [`Operator::start`] with another kubeconfig (for example an [`super::proxy::ApiProxy`]'s).
+    pub async fn start_with_kubeconfig(namespace: &str, kubeconfig: &Path) -> anyhow::Result<Self> {
         let bin = archivist_bin();
         if !bin.is_file() {
             bail!(
@@ -118,7 +123,7 @@ impl Operator {
         let file = std::fs::File::create(&log).with_context(|| format!("{}", log.display()))?;
         let child = tokio::process::Command::new(&bin)
             .args(["run", "--namespace", namespace, "--metrics-addr", "127.0.0.1:0"])
-            .env("KUBECONFIG", kubeconfig_path())
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", std::env::var("ARCHIVIST_E2E_LOG").unwrap_or_else(|_| "info,archivist=debug".into()))
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
@@ -142,6 +147,26 @@ impl Operator {
             child.wait().await.context("failed to wait for the operator")?;
         }
         Ok(())
+    }
+
+    /// Sends SIGTERM (what the kubelet sends at pod deletion) and waits at most `timeout` for
+    /// the process to exit; returns how long it took and its exit status.
+    pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<(Duration, std::process::ExitStatus)> {
+        let mut child = self.child.take().context("the operator is not running")?;
+        let pid = child.id().context("the operator has no pid")?;
+        let pid = i32::try_from(pid).context("pid out of range")?;
+        let started = std::time::Instant::now();
+        // SAFETY: kill(2) with a pid this test spawned and still owns (not yet reaped).
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            bail!("kill -TERM {pid} failed: {}", std::io::Error::last_os_error());
+        }
+        match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(status) => Ok((started.elapsed(), status.context("failed to wait for the operator")?)),
+            Err(_) => {
+                let _ = child.start_kill();
+                bail!("the operator did not exit within {timeout:?} of SIGTERM; see {}", self.log.display())
+            }
+        }
     }
 
     /// Fails when the process has exited (it should run for the whole test).

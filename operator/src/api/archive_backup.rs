@@ -131,6 +131,13 @@ pub struct QuiesceStatus {
     /// `Freeze` mode: the pods the freeze hook ran on; the thaw hook runs on the same pods.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<String>,
+    /// `Freeze` mode: the pods whose thaw hook succeeded (or that are gone) while releasing;
+    /// a retried release thaws only the others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thawed_pods: Vec<String>,
+    /// How many release attempts failed so far; each retry waits exponentially longer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_attempts: Option<u32>,
 }
 
 /// One captured volume or dump, in capture order.

@@ -12,10 +12,15 @@ pub struct RunArgs {
     /// Watch only this namespace (a namespace-scoped install); default: every namespace.
     #[arg(long)]
     pub namespace: Option<String>,
+    /// On SIGTERM, how long to wait for every quiesced archive to be released before exiting
+    /// (seconds); keep it below the pod's `terminationGracePeriodSeconds`.
+    #[arg(long, default_value_t = 25)]
+    pub shutdown_timeout_seconds: u64,
 }
 
 /// Connects with the usual kubeconfig or in-cluster configuration and runs every controller
-/// until SIGTERM or Ctrl-C.
+/// until SIGTERM or Ctrl-C; then releases every quiesced archive before it returns (see
+/// `controllers::run`).
 pub fn run(args: &RunArgs) -> Result<ExitCode, CliError> {
     crate::telemetry::init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -36,7 +41,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, CliError> {
         });
         tokio::spawn(mark_ready(client.clone(), metrics.clone(), args.namespace.clone()));
         tracing::info!(metrics = %args.metrics_addr, "archivist operator starting");
-        crate::controllers::run(client, metrics, args.namespace.clone()).await;
+        crate::controllers::run(client, metrics, args.namespace.clone(), std::time::Duration::from_secs(args.shutdown_timeout_seconds)).await;
         tracing::info!("archivist operator stopped");
         Ok(ExitCode::SUCCESS)
     })

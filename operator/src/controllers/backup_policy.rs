@@ -1,6 +1,7 @@
 //! The BackupPolicy controller: starts scheduled and requested backups, prunes by retention,
 //! reports status, and applies the `deletionPolicy` when the policy is deleted.
 
+use super::backoff;
 use super::error::{Context as _, Error};
 use super::events::publish;
 use super::Context;
@@ -21,18 +22,18 @@ use kube::runtime::{watcher, Controller};
 use kube::{Api, ResourceExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use tracing::Instrument;
 
 /// The finalizer that applies `deletionPolicy` before a policy goes.
 pub const FINALIZER: &str = "archivist.dev/deletion-policy";
 
-/// Runs the controller until the process is signalled.
-pub async fn run(ctx: Arc<Context>) {
+/// Runs the controller until `stop` resolves (the shutdown began).
+pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     Controller::new(ctx.watched::<BackupPolicy>(), watcher::Config::default().any_semantic())
         .watches(ctx.watched::<ArchiveBackup>(), watcher::Config::default(), |backup| {
             backup.namespace().map(|ns| ObjectRef::new(&backup.spec.policy_name).within(&ns))
         })
-        .shutdown_on_signal()
+        .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -42,9 +43,10 @@ pub async fn run(ctx: Arc<Context>) {
         .await;
 }
 
-fn error_policy(policy: Arc<BackupPolicy>, error: &FinalizerError, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(namespace = policy.namespace().unwrap_or_default(), name = policy.name_any(), %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+fn error_policy(policy: Arc<BackupPolicy>, error: &FinalizerError, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff.failed(&backoff::key("BackupPolicy", policy.namespace().as_deref(), &policy.name_any()));
+    tracing::warn!(namespace = policy.namespace().unwrap_or_default(), name = policy.name_any(), %error, retry_in_ms = delay.as_millis() as u64, "reconcile failed; retrying");
+    Action::requeue(delay)
 }
 
 /// The error of a reconcile wrapped by the finalizer helper.
@@ -54,13 +56,20 @@ pub type FinalizerError = kube::runtime::finalizer::Error<Error>;
 pub async fn reconcile(policy: Arc<BackupPolicy>, ctx: Arc<Context>) -> Result<Action, FinalizerError> {
     let namespace = policy.namespace().unwrap_or_default();
     let api = Api::<BackupPolicy>::namespaced(ctx.client.clone(), &namespace);
-    finalizer(&api, FINALIZER, policy, |event| async {
+    let key = backoff::key("BackupPolicy", Some(&namespace), &policy.name_any());
+    let span = tracing::info_span!("reconcile", kind = "BackupPolicy", namespace = %namespace, name = policy.name_any());
+    let result = finalizer(&api, FINALIZER, policy, |event| async {
         match event {
             Finalizer::Apply(policy) => apply(&policy, &ctx).await,
             Finalizer::Cleanup(policy) => cleanup(&policy, &ctx).await,
         }
     })
-    .await
+    .instrument(span)
+    .await;
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key);
+    }
+    result
 }
 
 async fn policy_backups(ctx: &Context, namespace: &str, policy: &str) -> Result<Vec<ArchiveBackup>, Error> {
@@ -164,17 +173,31 @@ async fn apply(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> {
 }
 
 /// Applies `deletionPolicy`: `Delete` deletes the policy's ArchiveBackups (and with them
-/// their snapshots); `Retain` keeps them.
+/// their snapshots), except held ones (legal hold wins; an Event says which were kept);
+/// `Retain` keeps them. A run still in progress is deleted too: its `archivist.dev/release`
+/// finalizer makes it release the archive before it goes.
 async fn cleanup(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> {
     let namespace = policy.namespace().ok_or_else(|| Error::MissingNamespace(policy.name_any()))?;
     if policy.spec.deletion_policy == DeletionPolicy::Delete {
         let backups = policy_backups(ctx, &namespace, &policy.name_any()).await?;
         let api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &namespace);
-        for backup in &backups {
+        let (held, deletable): (Vec<&ArchiveBackup>, Vec<&ArchiveBackup>) = backups.iter().partition(|b| b.spec.hold);
+        for backup in deletable {
             let name = backup.name_any();
             k::delete_if_present(&api, &name, &DeleteParams::background())
                 .await
                 .during(|| format!("failed to delete ArchiveBackup {namespace}/{name}"))?;
+        }
+        if !held.is_empty() {
+            let names: Vec<String> = held.iter().map(|b| b.name_any()).collect();
+            publish(
+                ctx,
+                policy,
+                EventType::Warning,
+                "HeldBackupsKept",
+                format!("deletionPolicy Delete: kept {} held backup(s) (legal hold wins): {}", names.len(), names.join(", ")),
+            )
+            .await;
         }
     }
     Ok(Action::await_change())

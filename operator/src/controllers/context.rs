@@ -4,6 +4,7 @@ use crate::metrics::Metrics;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::Client;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Shared state of the controllers.
@@ -16,6 +17,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The one namespace watched (`archivist run --namespace`); `None`: every namespace.
     pub namespace: Option<String>,
+    /// Exponential backoff of failed reconciles, per object.
+    pub backoff: super::backoff::Backoff,
+    /// Set on SIGTERM: no run starts, and runs that hold an archive quiesced release it.
+    shutting_down: AtomicBool,
     /// UIDs of the backup runs this process has driven. A run in an active phase that is not
     /// here was left by an earlier operator process: the archive is released first.
     driven: Mutex<HashSet<String>>,
@@ -26,7 +31,7 @@ impl Context {
     pub fn new(client: Client, metrics: Arc<Metrics>, namespace: Option<String>) -> Self {
         let instance = std::env::var("POD_NAME").ok().or_else(|| std::env::var("HOSTNAME").ok());
         let reporter = Reporter { controller: "archivist".into(), instance };
-        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, namespace, driven: Mutex::new(HashSet::new()) }
+        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, namespace, backoff: Default::default(), shutting_down: AtomicBool::new(false), driven: Mutex::new(HashSet::new()) }
     }
 
     /// An API for kind `K` in the watched scope: one namespace, or all.
@@ -38,6 +43,16 @@ impl Context {
             Some(ns) => kube::Api::namespaced(self.client.clone(), ns),
             None => kube::Api::all(self.client.clone()),
         }
+    }
+
+    /// Records that the operator is shutting down.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the operator is shutting down.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
     }
 
     /// Whether this process has driven the run `uid`.

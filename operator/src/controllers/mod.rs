@@ -2,21 +2,69 @@
 //! and Events.
 
 pub mod archive_backup;
+pub mod backoff;
 pub mod backup_policy;
 pub mod context;
 pub mod error;
 pub mod events;
 pub mod restore_request;
+pub mod sweeper;
 
 pub use context::Context;
 pub use error::Error;
 
 use crate::metrics::Metrics;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Runs every controller until the process is signalled, watching `namespace` only when
 /// given, else every namespace.
-pub async fn run(client: kube::Client, metrics: Arc<Metrics>, namespace: Option<String>) {
+///
+/// On SIGTERM (or Ctrl-C) the operator shuts down gracefully: no run starts any more, every
+/// run that has an archive quiesced releases it (thaw, or scale back) and fails with
+/// `OperatorShutdown`, and the process returns once no run in scope holds an archive, or
+/// after `shutdown_timeout` (keep it below the pod's `terminationGracePeriodSeconds`).
+pub async fn run(client: kube::Client, metrics: Arc<Metrics>, namespace: Option<String>, shutdown_timeout: Duration) {
     let ctx = Arc::new(Context::new(client, metrics, namespace));
-    futures::join!(archive_backup::run(ctx.clone()), backup_policy::run(ctx.clone()), restore_request::run(ctx));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signalled = {
+        let ctx = ctx.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: releasing every quiesced archive first");
+            ctx.begin_shutdown();
+            let _ = stop_tx.send(true);
+        }
+    };
+    futures::join!(
+        signalled,
+        archive_backup::run(ctx.clone(), stop_rx.clone(), shutdown_timeout),
+        backup_policy::run(ctx.clone(), stopped(stop_rx.clone())),
+        restore_request::run(ctx.clone(), stopped(stop_rx.clone())),
+        sweeper::run(ctx, stopped(stop_rx)),
+    );
+}
+
+/// Resolves once the shutdown has begun.
+pub async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopping| *stopping).await;
+}
+
+/// Resolves on SIGTERM or Ctrl-C (the signals the controllers shut down on).
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
 }

@@ -2,6 +2,7 @@
 //! reads and writes (VolumeSnapshots, workloads, pods, Jobs, Secrets) and the status writer.
 
 pub mod dump;
+pub mod finalizers;
 pub mod hooks;
 pub mod jobs;
 pub mod labels;

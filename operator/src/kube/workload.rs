@@ -24,11 +24,23 @@ pub struct Target {
     pub pod_ips: BTreeMap<String, String>,
     /// The workload's annotations.
     pub annotations: BTreeMap<String, String>,
+    /// The workload's `metadata.resourceVersion` when read: the precondition of a claim.
+    pub resource_version: Option<String>,
+}
+
+impl Target {
+    /// The `archivist.dev/quiesced-by` annotation, if set.
+    pub fn claim_holder(&self) -> Option<&str> {
+        self.annotations.get(QUIESCED_BY).map(String::as_str)
+    }
 }
 
 /// Reads the target workload and its pods; `None` when the workload does not exist.
+///
+/// This is a fresh read (a GET, never a cache): the claim is written with the returned
+/// `resource_version` as its precondition.
 pub async fn observe(client: &Client, namespace: &str, target: &TargetRef) -> Result<Option<Target>, kube::Error> {
-    let (replicas, selector, claim_templates, annotations) = match target.kind {
+    let (replicas, selector, claim_templates, annotations, resource_version) = match target.kind {
         TargetKind::StatefulSet => {
             let Some(sts) = Api::<StatefulSet>::namespaced(client.clone(), namespace).get_opt(&target.name).await? else {
                 return Ok(None);
@@ -40,14 +52,14 @@ pub async fn observe(client: &Client, namespace: &str, target: &TargetRef) -> Re
                 .into_iter()
                 .filter_map(|t| t.metadata.name)
                 .collect();
-            (spec.replicas.unwrap_or(1), spec.selector, templates, sts.metadata.annotations.unwrap_or_default())
+            (spec.replicas.unwrap_or(1), spec.selector, templates, sts.metadata.annotations.unwrap_or_default(), sts.metadata.resource_version)
         }
         TargetKind::Deployment => {
             let Some(deploy) = Api::<Deployment>::namespaced(client.clone(), namespace).get_opt(&target.name).await? else {
                 return Ok(None);
             };
             let spec = deploy.spec.unwrap_or_default();
-            (spec.replicas.unwrap_or(1), spec.selector, Vec::new(), deploy.metadata.annotations.unwrap_or_default())
+            (spec.replicas.unwrap_or(1), spec.selector, Vec::new(), deploy.metadata.annotations.unwrap_or_default(), deploy.metadata.resource_version)
         }
     };
     let pods = list_pods(client, namespace, &selector).await?;
@@ -65,6 +77,7 @@ pub async fn observe(client: &Client, namespace: &str, target: &TargetRef) -> Re
         obs: WorkloadObs { replicas, live_pods: u32::try_from(pods.len()).unwrap_or(u32::MAX), ready_pods },
         pod_ips,
         annotations,
+        resource_version,
     }))
 }
 
@@ -126,10 +139,43 @@ pub async fn scale(
     merge_patch(client, namespace, target, &patch).await
 }
 
-/// Sets or removes the `archivist.dev/quiesced-by` annotation without scaling (Freeze mode).
-pub async fn annotate_quiesced(client: &Client, namespace: &str, target: &TargetRef, quiesced_by: Option<&str>) -> Result<(), kube::Error> {
-    let patch = serde_json::json!({"metadata": {"annotations": {QUIESCED_BY: quiesced_by}}});
+/// Sets (`Some`) or removes (`None`) the `archivist.dev/quiesced-by` claim without scaling,
+/// only if the workload is still at `resource_version` (a conflict, HTTP 409, otherwise): two
+/// claimants that read the same version cannot both win.
+pub async fn set_claim(
+    client: &Client,
+    namespace: &str,
+    target: &TargetRef,
+    holder: Option<&str>,
+    resource_version: Option<&str>,
+) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({"metadata": {"resourceVersion": resource_version, "annotations": {QUIESCED_BY: holder}}});
     merge_patch(client, namespace, target, &patch).await
+}
+
+/// Scales the workload back to `replicas` and removes both quiesce annotations, only if the
+/// workload is still at `resource_version` (HTTP 409 otherwise).
+pub async fn release_stopped(
+    client: &Client,
+    namespace: &str,
+    target: &TargetRef,
+    replicas: i32,
+    resource_version: Option<&str>,
+) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({
+        "metadata": {
+            "resourceVersion": resource_version,
+            "annotations": {QUIESCED_BY: null, ORIGINAL_REPLICAS: null},
+        },
+        "spec": {"replicas": replicas},
+    });
+    merge_patch(client, namespace, target, &patch).await
+}
+
+/// A pod's IP: `Ok(None)` when the pod does not exist, `Ok(Some(None))` when it has no IP.
+pub async fn pod_ip(client: &Client, namespace: &str, pod: &str) -> Result<Option<Option<String>>, kube::Error> {
+    let found = Api::<Pod>::namespaced(client.clone(), namespace).get_opt(pod).await?;
+    Ok(found.map(|p| p.status.and_then(|s| s.pod_ip)))
 }
 
 async fn merge_patch(client: &Client, namespace: &str, target: &TargetRef, patch: &serde_json::Value) -> Result<(), kube::Error> {

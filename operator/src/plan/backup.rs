@@ -5,22 +5,50 @@
 //! releasing starts → phase `Releasing`), so a restarted operator knows what to undo.
 //!
 //! The rules, in the order [`next`] applies them:
-//! 1. A finished run (Completed, Failed) has nothing to do.
-//! 2. A run that this process did not drive until now (the operator restarted) and that has
+//! 1. A run in `Releasing` releases, retrying with backoff until the release really happened
+//!    (also while the run is being deleted).
+//! 2. A run being deleted that may have the archive quiesced begins releasing (failure
+//!    `Deleted`); otherwise it drops its workload claim and its finalizer, and goes.
+//! 3. A run that no longer holds the archive (Finalizing, Verifying, Completed, Failed) first
+//!    drops a claim it still has, then its `archivist.dev/release` finalizer. A finished run
+//!    then has nothing to do.
+//! 4. A Pending run is checked (its own spec, the policy, the target), then, for Freeze and
+//!    Stop, gets the finalizer, then claims the workload (waiting while another run or an
+//!    InPlace restore holds it), and only then begins.
+//! 5. While the operator shuts down (SIGTERM), no run starts or quiesces, and a run that has
+//!    the archive quiesced begins releasing (failure `OperatorShutdown`).
+//! 6. A run that this process did not drive until now (the operator restarted) and that has
 //!    quiesced the archive without releasing it: release first, then fail. Capturing on after
 //!    an unobserved gap would promise a consistency the run cannot prove.
-//! 3. `quiesce.timeoutSeconds` after `quiescedAt`, a run that has not released: release, fail.
-//! 4. Otherwise the phase's own rule (see [`Step`]). Metadata items are all cut before any
+//! 7. `quiesce.timeoutSeconds` after `quiescedAt`, a run that has not released: release, fail.
+//! 8. Otherwise the phase's own rule (see [`Step`]). Metadata items are all cut before any
 //!    content item is started; the archive is released as soon as every snapshot is cut,
 //!    without waiting for `readyToUse`.
 
 use super::capture::{CaptureStage, ItemSource, PlannedItem};
+use super::claim::{holds_archive, ClaimObs};
 use crate::api::{
     ArchiveBackupStatus, BackupPhase, BackupPolicySpec, ConditionStatus, QuiesceMode,
 };
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// The finalizer an ArchiveBackup holds while its run may have the archive quiesced: deleting
+/// the run releases the archive before the object goes.
+pub const RELEASE_FINALIZER: &str = "archivist.dev/release";
+
+/// The condition type that says whether the archive was released (`False` while a release
+/// is being retried, with the last error).
+pub const RELEASED: &str = "Released";
+
+/// The condition type that says whether the run holds its workload's claim (`False` while it
+/// waits for another run or restore to release the workload).
+pub const WORKLOAD_CLAIMED: &str = "WorkloadClaimed";
+
+/// How long a run waiting for another holder's workload claim waits before looking again.
+/// (The holder's release is not watched by this run; the sweeper releases orphaned claims.)
+pub const CLAIM_POLL: Duration = Duration::from_secs(5);
 
 /// The condition type that records whether capturing succeeded; `False` while a failed run
 /// releases the archive carries the failure (reason and message) to the `Failed` phase.
@@ -76,6 +104,18 @@ pub struct RunObservation<'a> {
     pub policy: Option<&'a BackupPolicySpec>,
     /// True when this operator process did not drive the run so far (it restarted).
     pub resumed_after_restart: bool,
+    /// True when the ArchiveBackup is being deleted (`metadata.deletionTimestamp`).
+    pub deleting: bool,
+    /// True when the operator is shutting down (SIGTERM): no run starts, and a run that has
+    /// the archive quiesced releases it and fails.
+    pub shutting_down: bool,
+    /// Whether the ArchiveBackup has the [`RELEASE_FINALIZER`].
+    pub has_release_finalizer: bool,
+    /// The target's `archivist.dev/quiesced-by` claim as this run sees it.
+    pub claim: &'a ClaimObs,
+    /// What is wrong with the ArchiveBackup itself (`field: message`, from
+    /// `plan::validate::validate_archive_backup_object`); checked before anything is quiesced.
+    pub spec_problems: &'a [String],
     /// What is wrong with the policy (`field: message`, from `plan::validate`); a run of an
     /// invalid policy fails before it quiesces anything.
     pub policy_problems: &'a [String],
@@ -116,6 +156,12 @@ pub enum FailureReason {
     SecretNotFound,
     /// The policy breaks a validation rule (see `plan::validate`).
     InvalidPolicy,
+    /// The ArchiveBackup itself breaks a validation rule (a name too long for a label, ...).
+    InvalidSpec,
+    /// The ArchiveBackup was deleted while the run was in progress.
+    Deleted,
+    /// The operator shut down (SIGTERM) while the archive was quiesced.
+    OperatorShutdown,
 }
 
 impl FailureReason {
@@ -131,11 +177,14 @@ impl FailureReason {
             FailureReason::OperatorRestarted => "OperatorRestarted",
             FailureReason::SecretNotFound => "SecretNotFound",
             FailureReason::InvalidPolicy => "InvalidPolicy",
+            FailureReason::InvalidSpec => "InvalidSpec",
+            FailureReason::Deleted => "Deleted",
+            FailureReason::OperatorShutdown => "OperatorShutdown",
         }
     }
 
     /// Every reason.
-    pub const ALL: [FailureReason; 9] = [
+    pub const ALL: [FailureReason; 12] = [
         FailureReason::PolicyNotFound,
         FailureReason::TargetNotFound,
         FailureReason::HookFailed,
@@ -145,6 +194,9 @@ impl FailureReason {
         FailureReason::OperatorRestarted,
         FailureReason::SecretNotFound,
         FailureReason::InvalidPolicy,
+        FailureReason::InvalidSpec,
+        FailureReason::Deleted,
+        FailureReason::OperatorShutdown,
     ];
 
     /// Parses [`FailureReason::as_str`].
@@ -190,6 +242,21 @@ pub enum Step {
         /// When to look again even if nothing changes.
         requeue: Option<Duration>,
     },
+    /// Add the [`RELEASE_FINALIZER`] (before anything is quiesced).
+    AddReleaseFinalizer,
+    /// Claim the target: set `archivist.dev/quiesced-by` to this run with a resourceVersion
+    /// precondition (a lost race is a conflict, and the next reconcile sees the winner).
+    ClaimWorkload,
+    /// Wait in Pending: another run or an InPlace restore holds the target.
+    WaitForWorkload {
+        /// The holder, as written in the annotation.
+        holder: String,
+    },
+    /// Remove this run's claim from a workload it does not hold quiesced (the annotation is
+    /// removed only while it still names this run).
+    DropClaim,
+    /// Remove the [`RELEASE_FINALIZER`]: the run no longer holds the archive.
+    RemoveReleaseFinalizer,
     /// Record the start: phase `Quiescing`, `startTime`, the policy copy, the planned items.
     Begin,
     /// Record that quiescing starts now (`quiescedAt`, and `originalReplicas` for Stop or the
@@ -217,8 +284,10 @@ pub enum Step {
         /// Why the run failed, if it did.
         failure: Option<Failure>,
     },
-    /// Thaw or scale back; record `releasedAt` and the window; then `Finalizing`, or `Failed`
-    /// with the recorded failure.
+    /// Thaw (the recorded pods not thawed yet) or scale back, and remove the claim; record
+    /// `releasedAt` and the window; then `Finalizing`, or `Failed` with the recorded failure.
+    /// A release that fails is recorded (`Released=False`, `releaseAttempts`), published as
+    /// `ReleaseFailed`, and retried after [`release_retry_delay`], with no limit.
     Release {
         /// The failure recorded when releasing began.
         failure: Option<Failure>,
@@ -244,6 +313,14 @@ pub enum Step {
     Done,
 }
 
+impl Step {
+    /// Whether the step writes anything (an object other than the run, or the run's status);
+    /// such a step is decided from a fresh read of the run, never from a stale cache.
+    pub fn has_side_effect(&self) -> bool {
+        !matches!(self, Step::Wait { .. } | Step::WaitForWorkload { .. } | Step::Done)
+    }
+}
+
 /// How long to wait before looking again when only a watch event can move the run on.
 pub const IDLE_REQUEUE: Duration = Duration::from_secs(30);
 
@@ -264,11 +341,55 @@ pub fn recorded_failure(status: &ArchiveBackupStatus) -> Option<Failure> {
         })
 }
 
+/// How long to wait before retrying a release that failed `attempts` times: 1 s, doubling,
+/// at most 5 minutes. There is no limit on the attempts.
+pub fn release_retry_delay(attempts: u32) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(16);
+    Duration::from_secs(1u64 << exponent).min(Duration::from_secs(300))
+}
+
 /// Decides the next step of a run.
 pub fn next(obs: &RunObservation<'_>) -> Step {
     let phase = obs.status.phase.unwrap_or(BackupPhase::Pending);
+    if phase == BackupPhase::Releasing {
+        return Step::Release { failure: recorded_failure(obs.status) };
+    }
+    let quiesced = holds_archive(obs.status);
+    let before_release = matches!(
+        phase,
+        BackupPhase::Quiescing | BackupPhase::CapturingMetadata | BackupPhase::CapturingContent
+    );
+    if obs.deleting {
+        if quiesced && before_release {
+            return Step::BeginRelease {
+                failure: Some(Failure::new(
+                    FailureReason::Deleted,
+                    "the ArchiveBackup was deleted during the run; the archive was released first",
+                )),
+            };
+        }
+        return settle(obs).unwrap_or(Step::Done);
+    }
+    if phase.is_finished() || matches!(phase, BackupPhase::Finalizing | BackupPhase::Verifying) {
+        if let Some(step) = settle(obs) {
+            return step;
+        }
+    }
     if phase.is_finished() {
         return Step::Done;
+    }
+    if obs.shutting_down {
+        if quiesced && before_release {
+            return Step::BeginRelease {
+                failure: Some(Failure::new(
+                    FailureReason::OperatorShutdown,
+                    "the operator shut down while the archive was quiesced; the archive was released and the run stopped",
+                )),
+            };
+        }
+        if phase == BackupPhase::Pending || before_release {
+            return Step::Wait { what: "the operator is shutting down; the run starts when it is back".into(), requeue: None };
+        }
     }
     if phase == BackupPhase::Pending {
         return begin(obs);
@@ -276,12 +397,6 @@ pub fn next(obs: &RunObservation<'_>) -> Step {
     let Some(policy) = obs.policy else {
         return release_or_fail(obs, Failure::new(FailureReason::PolicyNotFound, "the run has no policy spec"));
     };
-    let quiesce = obs.status.quiesce.clone().unwrap_or_default();
-    let quiesced = quiesce.quiesced_at.is_some() && quiesce.released_at.is_none();
-    let before_release = matches!(
-        phase,
-        BackupPhase::Quiescing | BackupPhase::CapturingMetadata | BackupPhase::CapturingContent
-    );
     if before_release && quiesced {
         if obs.resumed_after_restart {
             return Step::BeginRelease {
@@ -309,10 +424,9 @@ pub fn next(obs: &RunObservation<'_>) -> Step {
         BackupPhase::Quiescing => quiescing(obs, policy),
         BackupPhase::CapturingMetadata => capturing(obs, policy, CaptureStage::Metadata),
         BackupPhase::CapturingContent => capturing(obs, policy, CaptureStage::Content),
-        BackupPhase::Releasing => Step::Release { failure: recorded_failure(obs.status) },
         BackupPhase::Finalizing => finalizing(obs, policy),
         BackupPhase::Verifying => verifying(obs),
-        BackupPhase::Pending | BackupPhase::Completed | BackupPhase::Failed => Step::Done,
+        BackupPhase::Pending | BackupPhase::Releasing | BackupPhase::Completed | BackupPhase::Failed => Step::Done,
     }
 }
 
@@ -322,7 +436,25 @@ pub fn quiesce_deadline(status: &ArchiveBackupStatus, policy: &BackupPolicySpec)
     Some(quiesced_at + chrono::Duration::seconds(i64::from(policy.quiesce.timeout_seconds)))
 }
 
+/// A run that does not hold the archive (or never will): drop a claim it still has, then its
+/// finalizer; `None` when neither is left.
+fn settle(obs: &RunObservation<'_>) -> Option<Step> {
+    if holds_archive(obs.status) {
+        return None;
+    }
+    if *obs.claim == ClaimObs::Mine {
+        return Some(Step::DropClaim);
+    }
+    obs.has_release_finalizer.then_some(Step::RemoveReleaseFinalizer)
+}
+
 fn begin(obs: &RunObservation<'_>) -> Step {
+    if !obs.spec_problems.is_empty() {
+        return Step::Fail(Failure::new(
+            FailureReason::InvalidSpec,
+            format!("the ArchiveBackup is invalid: {}", obs.spec_problems.join("; ")),
+        ));
+    }
     if obs.policy.is_none() {
         return Step::Fail(Failure::new(FailureReason::PolicyNotFound, "the BackupPolicy named in spec.policyName does not exist"));
     }
@@ -337,6 +469,17 @@ fn begin(obs: &RunObservation<'_>) -> Step {
     }
     if let Some(other) = obs.other_active_run {
         return Step::Wait { what: format!("another run of the policy is in progress: {other}"), requeue: Some(IDLE_REQUEUE) };
+    }
+    let quiesces = obs.policy.is_some_and(|p| p.quiesce.mode != QuiesceMode::None);
+    if quiesces {
+        if !obs.has_release_finalizer {
+            return Step::AddReleaseFinalizer;
+        }
+        match obs.claim {
+            ClaimObs::HeldBy(holder) => return Step::WaitForWorkload { holder: holder.clone() },
+            ClaimObs::Free => return Step::ClaimWorkload,
+            ClaimObs::Mine => {}
+        }
     }
     Step::Begin
 }
@@ -384,6 +527,9 @@ fn quiescing(obs: &RunObservation<'_>, policy: &BackupPolicySpec) -> Step {
 }
 
 fn capturing(obs: &RunObservation<'_>, policy: &BackupPolicySpec, stage: CaptureStage) -> Step {
+    if obs.workload.is_none() {
+        return release_or_fail(obs, Failure::new(FailureReason::TargetNotFound, "the target workload disappeared during the run; the archive was released"));
+    }
     let mut actions = Vec::new();
     let mut pending = 0usize;
     for (index, item) in obs.plan.iter().enumerate().filter(|(_, i)| i.stage == stage) {

@@ -7,7 +7,7 @@
 //! row pointing at it; the reverse order would lose content of rows already recorded).
 
 use super::names;
-use crate::api::{BackupPolicySpec, Component, DataSource, SqlSource, TargetKind};
+use crate::api::{BackupPolicySpec, CapturedItem, Component, DataSource, SqlSource, TargetKind};
 
 /// The workload a policy targets, as far as the capture plan needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +129,39 @@ pub fn capture_plan(backup: &str, policy: &BackupPolicySpec, workload: &Workload
     items
 }
 
+/// The capture plan a started run recorded in `status.items` (every item but the Secrets
+/// copy), in the recorded order: the plan is frozen at the start, so a target that scales or
+/// vanishes mid-run cannot shrink it. An SQL item takes its database from the run's policy
+/// copy (the store of the same name).
+pub fn recorded_plan(items: &[CapturedItem], policy: &BackupPolicySpec) -> Vec<PlannedItem> {
+    items
+        .iter()
+        .filter(|i| i.component != Component::Secrets)
+        .filter_map(|item| {
+            let claim = item.source_claim.clone()?;
+            let snapshot = item.volume_snapshot.clone()?;
+            let stage = match item.component {
+                Component::Master | Component::Metadata => CaptureStage::Metadata,
+                Component::Content | Component::Index | Component::Secrets => CaptureStage::Content,
+            };
+            let sql = item.source_sql.as_ref().and_then(|_| {
+                let store = policy.stores.iter().find(|s| s.name == item.store)?;
+                let source = match item.component {
+                    Component::Metadata => &store.metadata,
+                    Component::Content => &store.content,
+                    _ => return None,
+                };
+                source.sql.clone()
+            });
+            let source = match sql {
+                Some(sql) => ItemSource::Sql { sql, dump_claim: claim },
+                None => ItemSource::Claim(claim),
+            };
+            Some(PlannedItem { stage, component: item.component, store: item.store.clone(), source, snapshot })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +244,24 @@ mod tests {
         let first_content = plan.iter().position(|i| i.stage == CaptureStage::Content).expect("content");
         assert!(last_metadata < first_content);
         assert_eq!(plan[3].snapshot, "b-metadata-s2-dump");
+        // Frozen at the start: the plan read back from the recorded items is the same plan,
+        // also after the target scaled to one replica (or vanished).
+        let mut items: Vec<CapturedItem> = plan
+            .iter()
+            .map(|i| CapturedItem {
+                component: i.component,
+                store: i.store.clone(),
+                source_claim: Some(i.claim().to_string()),
+                source_sql: matches!(i.source, ItemSource::Sql { .. }).then(|| "PostgreSQL://db:5432/meta".to_string()),
+                volume_snapshot: Some(i.snapshot.clone()),
+                captured_at: None,
+                ready_to_use: false,
+                restore_size: None,
+            })
+            .collect();
+        items.insert(0, CapturedItem { component: Component::Secrets, store: String::new(), source_claim: None, source_sql: None, volume_snapshot: None, captured_at: None, ready_to_use: true, restore_size: None });
+        assert_eq!(recorded_plan(&items, &p), plan);
+        assert_ne!(capture_plan("b", &p, &sts(1)).len(), plan.len(), "the live plan would have shrunk");
 
         p.include_indexes = false;
         assert!(capture_plan("b", &p, &sts(2)).iter().all(|i| i.component != Component::Index));

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod capture;
+pub mod claim;
 pub mod conditions;
 pub mod names;
 pub mod policy;

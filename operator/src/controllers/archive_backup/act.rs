@@ -11,8 +11,11 @@ use crate::api::{
 };
 use crate::kube::labels::{item_labels, owned_by};
 use crate::kube::snapshot::{VolumeSnapshot, VolumeSnapshotSpec, VolumeSnapshotSource};
-use crate::kube::{self as k, dump, hooks, verify, workload};
-use crate::plan::backup::{CaptureAction, Failure, FailureReason, Step, CAPTURED, IDLE_REQUEUE};
+use crate::kube::{self as k, dump, finalizers, hooks, verify, workload};
+use crate::plan::backup::{
+    release_retry_delay, CaptureAction, Failure, FailureReason, Step, CAPTURED, CLAIM_POLL, IDLE_REQUEUE, RELEASED,
+    RELEASE_FINALIZER, WORKLOAD_CLAIMED,
+};
 use crate::plan::capture::ItemSource;
 use crate::plan::{conditions, names};
 use chrono::{DateTime, Utc};
@@ -30,8 +33,8 @@ use std::time::Duration;
 const SOON: Duration = Duration::from_millis(10);
 /// How often pods are looked at while waiting for a stopped workload's pods to go.
 const POD_POLL: Duration = Duration::from_millis(500);
-/// How many times a thaw hook is tried on a pod before the run reports it.
-const THAW_ATTEMPTS: u32 = 3;
+/// How long one thaw hook call may take.
+const THAW_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Performs `step` for the observed run and records the result.
 pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Step) -> Result<Action, Error> {
@@ -50,9 +53,38 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             status.message = Some(what);
             Action::requeue(requeue.unwrap_or(IDLE_REQUEUE))
         }
+        Step::AddReleaseFinalizer | Step::RemoveReleaseFinalizer => {
+            let present = matches!(step, Step::AddReleaseFinalizer);
+            let api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &obs.namespace);
+            finalizers::set(&api, backup, RELEASE_FINALIZER, present)
+                .await
+                .during(|| format!("failed to {} finalizer {RELEASE_FINALIZER} on ArchiveBackup {}/{}", if present { "add" } else { "remove" }, obs.namespace, obs.name))?;
+            // The metadata change comes back as a watch event.
+            return Ok(Action::await_change());
+        }
+        Step::ClaimWorkload | Step::DropClaim => {
+            let policy = obs.policy.as_ref().expect_policy()?;
+            let target = obs.target.as_ref().ok_or_else(|| Error::Inconsistent("the claim step needs the target".into()))?;
+            let holder = matches!(step, Step::ClaimWorkload).then(|| obs.holder.to_string());
+            workload::set_claim(&ctx.client, &obs.namespace, &policy.target, holder.as_deref(), target.resource_version.as_deref())
+                .await
+                .during(|| format!("failed to {} {:?} {}/{}", if holder.is_some() { "claim" } else { "drop the claim on" }, policy.target.kind, obs.namespace, policy.target.name))?;
+            Action::requeue(SOON)
+        }
+        Step::WaitForWorkload { holder } => {
+            let policy = obs.policy.as_ref().expect_policy()?;
+            let what = format!("waiting: {:?} {} is quiesced by {holder}", policy.target.kind, policy.target.name);
+            conditions::set(&mut status.conditions, WORKLOAD_CLAIMED, ConditionStatus::False, "HeldByAnother", what.clone(), now, generation);
+            status.message = Some(what);
+            Action::requeue(CLAIM_POLL)
+        }
         Step::Begin => {
             ctx.set_driven(&obs.uid, true);
             begin(&mut status, &obs, now);
+            if let Some(policy) = obs.policy.as_ref().filter(|p| p.quiesce.mode != QuiesceMode::None) {
+                let note = format!("the run holds archivist.dev/quiesced-by on {:?} {}", policy.target.kind, policy.target.name);
+                conditions::set(&mut status.conditions, WORKLOAD_CLAIMED, ConditionStatus::True, "Claimed", note, now, generation);
+            }
             record(ctx, backup, &obs, &status).await?;
             let policy_mode = status.quiesce.as_ref().and_then(|q| q.mode).unwrap_or_default();
             publish(ctx, backup, EventType::Normal, "BackupStarted", format!("Backup started: quiesce mode {policy_mode:?}, {} item(s) to capture", status.items.len())).await;
@@ -70,7 +102,7 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
         Step::ScaleToZero => {
             let policy = obs.policy.as_ref().expect_policy()?;
             let original = status.quiesce.as_ref().and_then(|q| q.original_replicas);
-            workload::scale(&ctx.client, &obs.namespace, &policy.target, 0, Some(&obs.name), original)
+            workload::scale(&ctx.client, &obs.namespace, &policy.target, 0, Some(&obs.holder.to_string()), original)
                 .await
                 .during(|| format!("failed to scale {}/{} to 0", obs.namespace, policy.target.name))?;
             status.message = Some(format!("scaled {} to 0; waiting for its pods to stop", policy.target.name));
@@ -78,9 +110,6 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
         }
         Step::Freeze { pods } => {
             let policy = obs.policy.as_ref().expect_policy()?;
-            workload::annotate_quiesced(&ctx.client, &obs.namespace, &policy.target, Some(&obs.name))
-                .await
-                .during(|| format!("failed to annotate {}/{}", obs.namespace, policy.target.name))?;
             let timeout = time_left(&status, policy.quiesce.timeout_seconds, now);
             let results = run_hooks(ctx, &obs, &pods, policy.quiesce.freeze.as_ref(), timeout).await;
             match results.into_iter().find_map(Result::err) {
@@ -117,7 +146,18 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             return Ok(Action::requeue(SOON));
         }
         Step::Release { failure } => {
-            let failure = release(ctx, &obs, &mut status, failure).await?;
+            if let Err(why) = release(ctx, &obs, &mut status).await {
+                let quiesce = status.quiesce.get_or_insert_with(QuiesceStatus::default);
+                let attempts = quiesce.release_attempts.unwrap_or(0).saturating_add(1);
+                quiesce.release_attempts = Some(attempts);
+                let delay = release_retry_delay(attempts);
+                let message = format!("releasing the archive failed (attempt {attempts}; retrying in {}s): {why}", delay.as_secs());
+                conditions::set(&mut status.conditions, RELEASED, ConditionStatus::False, "ReleaseFailed", message.clone(), now, generation);
+                status.message = Some(message.clone());
+                record(ctx, backup, &obs, &status).await?;
+                publish(ctx, backup, EventType::Warning, "ReleaseFailed", message).await;
+                return Ok(Action::requeue(delay));
+            }
             status.phase = Some(if failure.is_some() { BackupPhase::Failed } else { BackupPhase::Finalizing });
             let window = status.quiesce.as_ref().and_then(|q| q.window_seconds);
             if let Some(f) = &failure {
@@ -452,65 +492,89 @@ fn begin_release(status: &mut ArchiveBackupStatus, failure: Option<Failure>, now
     }
 }
 
-/// Thaws or scales back; records `releasedAt` and the window. A thaw that keeps failing turns
-/// the run into a failure that says the archive may still be frozen.
-async fn release(ctx: &Context, obs: &Observed, status: &mut ArchiveBackupStatus, failure: Option<Failure>) -> Result<Option<Failure>, Error> {
+/// Releases the archive: thaws the recorded pods not thawed yet (a pod that is gone is not
+/// frozen), or scales the target back to the recorded replicas, and removes this run's claim;
+/// then records `releasedAt`, the window and `Released=True`. Works from the status alone
+/// when the workload object is gone. Returns what failed, in words, when the release must be
+/// retried; the pods thawed so far stay recorded in `quiesce.thawedPods`.
+async fn release(ctx: &Context, obs: &Observed, status: &mut ArchiveBackupStatus) -> Result<(), String> {
     let quiesce = status.quiesce.clone().unwrap_or_default();
     let Some(quiesced_at) = quiesce.quiesced_at else {
         if quiesce.mode == Some(QuiesceMode::None) && quiesce.window_seconds.is_none() {
             // Captured while running: the archive was never unavailable.
             status.quiesce.get_or_insert_with(QuiesceStatus::default).window_seconds = Some(0.0);
         }
-        return Ok(failure);
+        return Ok(());
     };
     if quiesce.released_at.is_some() {
-        return Ok(failure);
+        return Ok(());
     }
-    let mut failure = failure;
-    if let (Some(policy), Some(_)) = (obs.policy.as_ref(), obs.target.as_ref()) {
-        match quiesce.mode.unwrap_or(policy.quiesce.mode) {
-            QuiesceMode::Stop => {
-                if let Some(replicas) = quiesce.original_replicas {
-                    workload::scale(&ctx.client, &obs.namespace, &policy.target, replicas, None, None)
-                        .await
-                        .during(|| format!("failed to scale {}/{} back to {replicas}", obs.namespace, policy.target.name))?;
-                }
-            }
-            QuiesceMode::Freeze => {
-                let mut errors = Vec::new();
-                for pod in &quiesce.pods {
-                    let mut last = None;
-                    for _ in 0..THAW_ATTEMPTS {
-                        let results = run_hooks(ctx, obs, std::slice::from_ref(pod), policy.quiesce.thaw.as_ref(), Duration::from_secs(30)).await;
-                        last = results.into_iter().find_map(Result::err);
-                        if last.is_none() {
-                            break;
-                        }
-                    }
-                    if let Some(e) = last {
-                        errors.push(e.to_string());
-                    }
-                }
-                workload::annotate_quiesced(&ctx.client, &obs.namespace, &policy.target, None)
+    let policy = obs.policy.as_ref().ok_or_else(|| "the run has no policy spec to release with".to_string())?;
+    let target = obs.target.as_ref();
+    let mine = obs.claim == crate::plan::claim::ClaimObs::Mine;
+    let resource_version = target.and_then(|t| t.resource_version.as_deref());
+    match quiesce.mode.unwrap_or(policy.quiesce.mode) {
+        QuiesceMode::Stop => match (target, &obs.claim) {
+            // Gone: nothing runs, nothing to scale back. Held by another: it is theirs now.
+            (None, _) | (Some(_), crate::plan::claim::ClaimObs::HeldBy(_)) => {}
+            (Some(_), _) => {
+                let replicas = quiesce.original_replicas.unwrap_or(1);
+                workload::release_stopped(&ctx.client, &obs.namespace, &policy.target, replicas, resource_version)
                     .await
-                    .during(|| format!("failed to annotate {}/{}", obs.namespace, policy.target.name))?;
-                if !errors.is_empty() {
-                    let message = format!("thaw failed, the archive may still be frozen: {}", errors.join("; "));
-                    failure = Some(match failure {
-                        Some(f) => Failure::new(f.reason, format!("{}; {message}", f.message)),
-                        None => Failure::new(FailureReason::HookFailed, message),
-                    });
+                    .map_err(|e| format!("failed to scale {}/{} back to {replicas}: {e}", obs.namespace, policy.target.name))?;
+            }
+        },
+        QuiesceMode::Freeze => {
+            let thawed = thaw(ctx, obs, policy, &quiesce).await;
+            let errors: Vec<String> = thawed.iter().filter_map(|(_, r)| r.clone().err()).collect();
+            let q = status.quiesce.get_or_insert_with(QuiesceStatus::default);
+            for (pod, result) in &thawed {
+                if result.is_ok() && !q.thawed_pods.contains(pod) {
+                    q.thawed_pods.push(pod.clone());
                 }
             }
-            QuiesceMode::None => {}
+            if !errors.is_empty() {
+                return Err(format!("thaw failed, the archive may still be frozen: {}", errors.join("; ")));
+            }
+            if target.is_some() && mine {
+                workload::set_claim(&ctx.client, &obs.namespace, &policy.target, None, resource_version)
+                    .await
+                    .map_err(|e| format!("failed to remove archivist.dev/quiesced-by from {}/{}: {e}", obs.namespace, policy.target.name))?;
+            }
         }
+        QuiesceMode::None => {}
     }
     let now = Utc::now();
     let q = status.quiesce.get_or_insert_with(QuiesceStatus::default);
     q.released_at = Some(now);
     q.window_seconds = Some((now - quiesced_at).num_milliseconds() as f64 / 1000.0);
-    conditions::set(&mut status.conditions, "Quiesced", ConditionStatus::False, "Released", "the archive was released", now, status.observed_generation);
-    Ok(failure)
+    let generation = status.observed_generation;
+    conditions::set(&mut status.conditions, "Quiesced", ConditionStatus::False, "Released", "the archive was released", now, generation);
+    conditions::set(&mut status.conditions, RELEASED, ConditionStatus::True, "Released", "the archive was released", now, generation);
+    Ok(())
+}
+
+/// Runs the thaw hook on every recorded pod that is not thawed yet; a pod that no longer
+/// exists counts as thawed. Returns each pod with its result.
+async fn thaw(ctx: &Context, obs: &Observed, policy: &crate::api::BackupPolicySpec, quiesce: &QuiesceStatus) -> Vec<(String, Result<(), String>)> {
+    let Some(hook) = policy.quiesce.thaw.as_ref() else {
+        return vec![(String::new(), Err("the policy has no thaw hook".to_string()))];
+    };
+    let pending: Vec<&String> = quiesce.pods.iter().filter(|p| !quiesce.thawed_pods.contains(p)).collect();
+    let calls = pending.into_iter().map(|pod| async move {
+        let known_ip = obs.target.as_ref().and_then(|t| t.pod_ips.get(pod).cloned());
+        let ip = match known_ip {
+            Some(ip) => Some(ip),
+            None => match workload::pod_ip(&ctx.client, &obs.namespace, pod).await {
+                Ok(None) => return (pod.clone(), Ok(())),
+                Ok(Some(ip)) => ip,
+                Err(e) => return (pod.clone(), Err(format!("failed to read pod {pod}: {e}"))),
+            },
+        };
+        let result = hooks::run(&ctx.client, &obs.namespace, pod, ip.as_deref(), hook, THAW_TIMEOUT, &obs.redactor).await;
+        (pod.clone(), result.map_err(|e| e.to_string()))
+    });
+    futures::future::join_all(calls).await
 }
 
 fn finish_failed(status: &mut ArchiveBackupStatus, failure: &Failure, now: DateTime<Utc>, generation: Option<i64>) {

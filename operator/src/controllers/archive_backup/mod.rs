@@ -4,7 +4,8 @@
 mod act;
 mod observe;
 
-use super::error::Error;
+use super::backoff;
+use super::error::{Context as _, Error};
 use super::Context;
 use crate::api::ArchiveBackup;
 use crate::kube::snapshot::VolumeSnapshot;
@@ -14,14 +15,27 @@ use kube::runtime::controller::Action;
 use kube::runtime::{watcher, Controller};
 use kube::ResourceExt;
 use std::sync::Arc;
+use crate::plan::claim::holds_archive;
 use std::time::Duration;
+use tracing::Instrument;
 
-/// Runs the controller until the process is signalled.
-pub async fn run(ctx: Arc<Context>) {
+/// Runs the controller until the shutdown (`stop`) has begun and every quiesced archive in
+/// scope is released, or `timeout` after the shutdown began.
+pub async fn run(ctx: Arc<Context>, stop: tokio::sync::watch::Receiver<bool>, timeout: Duration) {
+    // When the shutdown begins, every run is reconciled once more: those holding an archive
+    // begin releasing (plan::backup, rule 5).
+    let reconcile_all = futures::stream::unfold(Some(stop.clone()), |rx| async move {
+        super::stopped(rx?).await;
+        Some(((), None))
+    });
+    let drained = tokio::spawn(drain(ctx.clone(), stop, timeout));
     Controller::new(ctx.watched::<ArchiveBackup>(), watcher::Config::default().any_semantic())
         .owns(ctx.watched::<VolumeSnapshot>(), watcher::Config::default())
         .owns(ctx.watched::<Job>(), watcher::Config::default())
-        .shutdown_on_signal()
+        .reconcile_all_on(reconcile_all)
+        .graceful_shutdown_on(async move {
+            let _ = drained.await;
+        })
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -31,17 +45,76 @@ pub async fn run(ctx: Arc<Context>) {
         .await;
 }
 
+/// Resolves once the shutdown has begun and no run in scope holds an archive quiesced, or
+/// `timeout` after the shutdown began (then the runs left are released by the next
+/// operator, see `plan::backup`, rule 6, and by the sweeper).
+async fn drain(ctx: Arc<Context>, stop: tokio::sync::watch::Receiver<bool>, timeout: Duration) {
+    super::stopped(stop).await;
+    let api = ctx.watched::<ArchiveBackup>();
+    let released = async {
+        loop {
+            match api.list(&kube::api::ListParams::default()).await {
+                Ok(list) => {
+                    let holding: Vec<String> = list
+                        .items
+                        .iter()
+                        .filter(|b| b.status.as_ref().is_some_and(holds_archive))
+                        .map(|b| format!("{}/{}", b.namespace().unwrap_or_default(), b.name_any()))
+                        .collect();
+                    if holding.is_empty() {
+                        return;
+                    }
+                    tracing::info!(?holding, "shutting down: waiting for these runs to release");
+                }
+                Err(e) => tracing::warn!(error = %e, "shutting down: cannot list ArchiveBackups"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    if tokio::time::timeout(timeout, released).await.is_err() {
+        tracing::warn!(?timeout, "shutting down before every archive was released; the next operator releases the rest");
+    }
+}
+
 /// One reconcile of one ArchiveBackup.
 pub async fn reconcile(backup: Arc<ArchiveBackup>, ctx: Arc<Context>) -> Result<Action, Error> {
     let span = tracing::info_span!("reconcile", kind = "ArchiveBackup", namespace = backup.namespace().unwrap_or_default(), name = backup.name_any());
-    let _enter = span.enter();
-    let observed = observe::observe(&backup, &ctx).await?;
-    let step = observed.next_step(&ctx);
-    tracing::debug!(?step, "next step");
-    act::act(&backup, &ctx, observed, step).await
+    let key = backoff::key("ArchiveBackup", backup.namespace().as_deref(), &backup.name_any());
+    let result = async {
+        let mut backup = backup;
+        let mut observed = observe::observe(&backup, &ctx).await?;
+        let mut step = observed.next_step(&ctx);
+        if step.has_side_effect() {
+            // The one fresh read of the run: the controller's cache can be older than this
+            // process's last write (a late watch event), and a step decided from a stale
+            // status could repeat a side effect (a freeze hook, a scale, a snapshot). A GET is
+            // a quorum read; when it shows a newer object, decide again from it.
+            let api = kube::Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &observed.namespace);
+            let fresh = api
+                .get_opt(&observed.name)
+                .await
+                .during(|| format!("failed to read ArchiveBackup {}/{}", observed.namespace, observed.name))?;
+            let Some(fresh) = fresh else { return Ok(Action::await_change()) };
+            if fresh.resource_version() != backup.resource_version() {
+                tracing::debug!(stale = ?backup.resource_version(), fresh = ?fresh.resource_version(), "the cached run was stale; deciding again");
+                backup = Arc::new(fresh);
+                observed = observe::observe(&backup, &ctx).await?;
+                step = observed.next_step(&ctx);
+            }
+        }
+        tracing::debug!(?step, "next step");
+        act::act(&backup, &ctx, observed, step).await
+    }
+    .instrument(span)
+    .await;
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key);
+    }
+    result
 }
 
-fn error_policy(backup: Arc<ArchiveBackup>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(namespace = backup.namespace().unwrap_or_default(), name = backup.name_any(), reason = error.reason(), %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(2))
+fn error_policy(backup: Arc<ArchiveBackup>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff.failed(&backoff::key("ArchiveBackup", backup.namespace().as_deref(), &backup.name_any()));
+    tracing::warn!(namespace = backup.namespace().unwrap_or_default(), name = backup.name_any(), reason = error.reason(), %error, retry_in_ms = delay.as_millis() as u64, "reconcile failed; retrying");
+    Action::requeue(delay)
 }

@@ -8,8 +8,9 @@ use crate::kube::snapshot::VolumeSnapshot;
 use crate::kube::workload::{self, Target};
 use crate::kube::dump;
 use crate::kube::redact::Redactor;
-use crate::plan::backup::{self, JobObs, RunObservation, SnapshotObs, Step};
-use crate::plan::capture::{capture_plan, PlannedItem};
+use crate::plan::backup::{self, JobObs, RunObservation, SnapshotObs, Step, RELEASE_FINALIZER};
+use crate::plan::capture::{capture_plan, recorded_plan, PlannedItem};
+use crate::plan::claim::{ClaimObs, Holder};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::ListParams;
@@ -46,6 +47,16 @@ pub struct Observed {
     pub policy_problems: Vec<String>,
     /// Replaces the values of the Secrets the run references in hook stderr and Job logs.
     pub redactor: Redactor,
+    /// Validation problems of the ArchiveBackup itself (`field: message`).
+    pub spec_problems: Vec<String>,
+    /// This run as a claim holder (`<namespace>/<name>`).
+    pub holder: Holder,
+    /// The target's claim as this run sees it.
+    pub claim: ClaimObs,
+    /// Whether the ArchiveBackup is being deleted.
+    pub deleting: bool,
+    /// Whether the ArchiveBackup has the release finalizer.
+    pub has_release_finalizer: bool,
     snapshot_obs: BTreeMap<String, SnapshotObs>,
     status: crate::api::ArchiveBackupStatus,
 }
@@ -70,14 +81,11 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context) -> Result<Observed, 
             .during(|| format!("failed to read target {:?} {namespace}/{}", p.target.kind, p.target.name))?,
         None => None,
     };
+    let begun = status.phase.is_some_and(|p| p != BackupPhase::Pending);
     let plan = match (&policy, &target) {
-        (Some(p), Some(t)) => {
-            let mut shape = t.shape.clone();
-            if let Some(original) = status.quiesce.as_ref().and_then(|q| q.original_replicas) {
-                shape.replicas = original;
-            }
-            capture_plan(&name, p, &shape)
-        }
+        // Frozen at the start: a target that scales or vanishes mid-run cannot shrink it.
+        (Some(p), _) if begun => recorded_plan(&status.items, p),
+        (Some(p), Some(t)) => capture_plan(&name, p, &t.shape),
         _ => Vec::new(),
     };
     let by_backup = ListParams::default().labels(&format!("{BACKUP}={name}"));
@@ -135,7 +143,15 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context) -> Result<Observed, 
         .as_ref()
         .map(|p| crate::plan::validate::validate_backup_policy(p).iter().map(ToString::to_string).collect())
         .unwrap_or_default();
+    let spec_problems = crate::plan::validate::validate_archive_backup_object(backup).iter().map(ToString::to_string).collect();
+    let holder = Holder::backup(&namespace, &name);
+    let claim = ClaimObs::of(target.as_ref().and_then(|t| t.claim_holder()), &holder);
     Ok(Observed {
+        spec_problems,
+        holder,
+        claim,
+        deleting: backup.metadata.deletion_timestamp.is_some(),
+        has_release_finalizer: backup.finalizers().iter().any(|f| f == RELEASE_FINALIZER),
         policy_problems,
         redactor,
         namespace,
@@ -168,6 +184,11 @@ impl Observed {
             status: &self.status,
             policy: self.policy.as_ref(),
             resumed_after_restart: active && !ctx.drives(&self.uid),
+            deleting: self.deleting,
+            shutting_down: ctx.is_shutting_down(),
+            has_release_finalizer: self.has_release_finalizer,
+            claim: &self.claim,
+            spec_problems: &self.spec_problems,
             policy_problems: &self.policy_problems,
             other_active_run: self.other_active_run.as_deref(),
             workload: self.target.as_ref().map(|t| &t.obs),

@@ -85,7 +85,7 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
         }
         RestoreStep::ScaleToZero => {
             let target = obs.target_ref.clone().ok_or_else(|| Error::Inconsistent("no target to stop".into()))?;
-            workload::scale(&ctx.client, &obs.namespace, &target, 0, Some(&obs.name), status.original_replicas)
+            workload::scale(&ctx.client, &obs.namespace, &target, 0, Some(&crate::plan::claim::Holder::restore(&obs.namespace, &obs.name).to_string()), status.original_replicas)
                 .await
                 .during(|| format!("failed to stop {}/{}", obs.namespace, target.name))?;
             status.message = Some(format!("stopped {}; replacing its claims", target.name));

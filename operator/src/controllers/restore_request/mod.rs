@@ -4,6 +4,7 @@
 mod act;
 mod observe;
 
+use super::backoff;
 use super::error::Error;
 use super::Context;
 use crate::api::{ArchiveBackup, RestoreRequest};
@@ -16,10 +17,10 @@ use kube::runtime::controller::Action;
 use kube::runtime::{watcher, Controller};
 use kube::ResourceExt;
 use std::sync::Arc;
-use std::time::Duration;
+use tracing::Instrument;
 
-/// Runs the controller until the process is signalled.
-pub async fn run(ctx: Arc<Context>) {
+/// Runs the controller until `stop` resolves (the shutdown began).
+pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     Controller::new(ctx.watched::<RestoreRequest>(), watcher::Config::default().any_semantic())
         .owns(ctx.watched::<Job>(), watcher::Config::default())
         // An in-place restore waits for its pre-restore backup, labelled with its name.
@@ -33,7 +34,7 @@ pub async fn run(ctx: Arc<Context>) {
             let request = claim.labels().get(RESTORE)?.clone();
             Some(ObjectRef::new(&request).within(&claim.namespace()?))
         })
-        .shutdown_on_signal()
+        .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -45,13 +46,23 @@ pub async fn run(ctx: Arc<Context>) {
 
 /// One reconcile of one RestoreRequest.
 pub async fn reconcile(request: Arc<RestoreRequest>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let observed = observe::observe(&request, &ctx).await?;
-    let step = observed.next_step();
-    tracing::debug!(namespace = %observed.namespace, name = %observed.name, ?step, "next restore step");
-    act::act(&request, &ctx, observed, step).await
+    let span = tracing::info_span!("reconcile", kind = "RestoreRequest", namespace = request.namespace().unwrap_or_default(), name = request.name_any());
+    let result = async {
+        let observed = observe::observe(&request, &ctx).await?;
+        let step = observed.next_step();
+        tracing::debug!(?step, "next restore step");
+        act::act(&request, &ctx, observed, step).await
+    }
+    .instrument(span)
+    .await;
+    if result.is_ok() {
+        ctx.backoff.succeeded(&backoff::key("RestoreRequest", request.namespace().as_deref(), &request.name_any()));
+    }
+    result
 }
 
-fn error_policy(request: Arc<RestoreRequest>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(namespace = request.namespace().unwrap_or_default(), name = request.name_any(), reason = error.reason(), %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(2))
+fn error_policy(request: Arc<RestoreRequest>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff.failed(&backoff::key("RestoreRequest", request.namespace().as_deref(), &request.name_any()));
+    tracing::warn!(namespace = request.namespace().unwrap_or_default(), name = request.name_any(), reason = error.reason(), %error, retry_in_ms = delay.as_millis() as u64, "reconcile failed; retrying");
+    Action::requeue(delay)
 }

@@ -3,6 +3,7 @@
 use super::*;
 use crate::api::{Condition, QuiesceStatus, SqlEngine, SqlSource};
 use crate::api::Component;
+use crate::plan::claim::ClaimObs;
 use chrono::TimeZone;
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -60,6 +61,11 @@ struct Case {
     workload: Option<WorkloadObs>,
     other_run: Option<&'static str>,
     restarted: bool,
+    deleting: bool,
+    shutting_down: bool,
+    finalizer: bool,
+    claim: ClaimObs,
+    spec_problems: Vec<String>,
     now: i64,
     snapshots: Vec<(&'static str, SnapshotObs)>,
     jobs: Vec<(&'static str, JobObs)>,
@@ -78,6 +84,11 @@ fn base(name: &'static str, phase: Option<BackupPhase>, want: Step) -> Case {
         workload: Some(WorkloadObs { replicas: 2, live_pods: 2, ready_pods: vec!["m-0".into(), "m-1".into()] }),
         other_run: None,
         restarted: false,
+        deleting: false,
+        shutting_down: false,
+        finalizer: false,
+        claim: ClaimObs::Free,
+        spec_problems: vec![],
         now: 10,
         snapshots: vec![],
         jobs: vec![],
@@ -129,6 +140,11 @@ fn run(case: &Case) -> Step {
         status: &status,
         policy: case.has_policy.then_some(&p),
         resumed_after_restart: case.restarted,
+        deleting: case.deleting,
+        shutting_down: case.shutting_down,
+        has_release_finalizer: case.finalizer,
+        claim: &case.claim,
+        spec_problems: &case.spec_problems,
         policy_problems: &case.problems,
         other_active_run: case.other_run,
         workload: case.workload.as_ref(),
@@ -143,7 +159,76 @@ fn every_transition() {
     use BackupPhase::*;
     let stopped = Some(WorkloadObs { replicas: 0, live_pods: 0, ready_pods: vec![] });
     let cases = vec![
-        base("pending starts", None, Step::Begin),
+        Case { finalizer: true, claim: ClaimObs::Mine, ..base("pending starts once it holds finalizer and claim", None, Step::Begin) },
+        base("pending gets the release finalizer before anything else", Some(Pending), Step::AddReleaseFinalizer),
+        Case { finalizer: true, ..base("pending with the finalizer claims the workload", Some(Pending), Step::ClaimWorkload) },
+        Case {
+            finalizer: true,
+            claim: ClaimObs::HeldBy("mail/other".into()),
+            ..base("pending waits while another run holds the workload", Some(Pending), Step::WaitForWorkload { holder: "mail/other".into() })
+        },
+        Case {
+            finalizer: true,
+            claim: ClaimObs::HeldBy("RestoreRequest/mail/r1".into()),
+            ..base("pending waits while an in-place restore holds the workload", Some(Pending), Step::WaitForWorkload { holder: "RestoreRequest/mail/r1".into() })
+        },
+        Case { mode: QuiesceMode::None, ..base("none mode quiesces nothing: no finalizer, no claim", Some(Pending), Step::Begin) },
+        Case {
+            spec_problems: vec!["metadata.name: too long".into()],
+            ..base("an invalid ArchiveBackup fails before anything", Some(Pending), Step::Done)
+        },
+        Case {
+            deleting: true,
+            finalizer: true,
+            quiesce: quiesced_at(0),
+            ..base("deleted while capturing: release first", Some(CapturingContent), Step::Done)
+        },
+        Case {
+            deleting: true,
+            finalizer: true,
+            quiesce: quiesced_at(0),
+            ..base("deleted while quiescing (recorded): release first", Some(Quiescing), Step::Done)
+        },
+        Case {
+            deleting: true,
+            finalizer: true,
+            claim: ClaimObs::Mine,
+            quiesce: quiesced_at(0),
+            ..base("deleted while releasing: keep releasing", Some(Releasing), Step::Release { failure: None })
+        },
+        Case { deleting: true, finalizer: true, claim: ClaimObs::Mine, ..base("deleted pending run drops its claim", Some(Pending), Step::DropClaim) },
+        Case { deleting: true, finalizer: true, ..base("deleted pending run then drops its finalizer", Some(Pending), Step::RemoveReleaseFinalizer) },
+        Case {
+            deleting: true,
+            finalizer: true,
+            claim: ClaimObs::HeldBy("mail/other".into()),
+            ..base("a deleted run never touches another holder's claim", Some(Pending), Step::RemoveReleaseFinalizer)
+        },
+        Case { deleting: true, finalizer: true, ..base("deleted before quiescing was recorded", Some(Quiescing), Step::RemoveReleaseFinalizer) },
+        Case { deleting: true, ..base("deleted without finalizer: nothing left", Some(Completed), Step::Done) },
+        Case {
+            finalizer: true,
+            snapshots: vec![("snap-master", ready()), ("snap-meta", cut()), ("snap-content", ready())],
+            ..base("released run drops its finalizer first", Some(Finalizing), Step::RemoveReleaseFinalizer)
+        },
+        Case { claim: ClaimObs::Mine, finalizer: true, ..base("failed run drops a claim it still has", Some(Failed), Step::DropClaim) },
+        Case { finalizer: true, ..base("completed run drops its finalizer", Some(Completed), Step::RemoveReleaseFinalizer) },
+        Case {
+            shutting_down: true,
+            quiesce: quiesced_at(0),
+            ..base("shutting down while quiesced: release first", Some(CapturingMetadata), Step::Done)
+        },
+        Case {
+            shutting_down: true,
+            finalizer: true,
+            claim: ClaimObs::Mine,
+            ..base("shutting down: no run starts", Some(Pending), Step::Wait { what: String::new(), requeue: None })
+        },
+        Case {
+            shutting_down: true,
+            quiesce: quiesced_at(0),
+            ..base("shutting down: a release goes on", Some(Releasing), Step::Release { failure: None })
+        },
         Case { has_policy: false, ..base("pending without policy fails", Some(Pending), Step::Done) },
         Case { workload: None, ..base("pending without target fails", Some(Pending), Step::Done) },
         Case { problems: vec!["spec.stores[0].name: duplicate".into()], ..base("invalid policy fails before quiescing", Some(Pending), Step::Done) },
@@ -219,6 +304,7 @@ fn every_transition() {
             ..base("dump failure releases then fails", Some(CapturingMetadata), Step::Done)
         },
         Case { quiesce: quiesced_at(0), now: 61, ..base("timeout releases then fails", Some(CapturingMetadata), Step::Done) },
+        Case { quiesce: quiesced_at(0), workload: None, ..base("target vanished mid-capture releases then fails", Some(CapturingContent), Step::Done) },
         Case { quiesce: quiesced_at(0), restarted: true, ..base("restart while quiesced releases first", Some(CapturingContent), Step::Done) },
         Case {
             mode: QuiesceMode::None,
@@ -263,9 +349,14 @@ fn every_transition() {
         ("pending without policy fails", FailureReason::PolicyNotFound),
         ("pending without target fails", FailureReason::TargetNotFound),
         ("invalid policy fails before quiescing", FailureReason::InvalidPolicy),
+        ("an invalid ArchiveBackup fails before anything", FailureReason::InvalidSpec),
+        ("deleted while capturing: release first", FailureReason::Deleted),
+        ("deleted while quiescing (recorded): release first", FailureReason::Deleted),
+        ("shutting down while quiesced: release first", FailureReason::OperatorShutdown),
         ("snapshot error releases then fails", FailureReason::SnapshotFailed),
         ("dump failure releases then fails", FailureReason::DumpFailed),
         ("timeout releases then fails", FailureReason::QuiesceTimeout),
+        ("target vanished mid-capture releases then fails", FailureReason::TargetNotFound),
         ("restart while quiesced releases first", FailureReason::OperatorRestarted),
         ("releasing after failure keeps the failure", FailureReason::DumpFailed),
         ("snapshot error after release fails", FailureReason::SnapshotFailed),
@@ -351,6 +442,11 @@ fn verification_restores_into_scratch_claims_then_runs_the_job() {
             status: &status,
             policy: Some(&p),
             resumed_after_restart: false,
+            deleting: false,
+            shutting_down: false,
+            has_release_finalizer: false,
+            claim: &ClaimObs::Free,
+            spec_problems: &[],
             policy_problems: &[],
             other_active_run: None,
             workload: None,
@@ -378,4 +474,12 @@ fn verification_restores_into_scratch_claims_then_runs_the_job() {
         run(BackupPhase::Verifying, &claims, Some(&JobObs::Failed { message: "exit 1".into() })),
         Step::FinishVerification { passed: false, .. }
     ));
+}
+
+#[test]
+fn release_retries_back_off_exponentially_without_limit() {
+    let cases = [(0, 1), (1, 1), (2, 2), (3, 4), (5, 16), (9, 256), (10, 300), (1_000, 300), (u32::MAX, 300)];
+    for (attempts, secs) in cases {
+        assert_eq!(release_retry_delay(attempts), Duration::from_secs(secs), "after {attempts} failed attempt(s)");
+    }
 }
