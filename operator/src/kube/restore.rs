@@ -524,6 +524,57 @@ mod tests {
         }
     }
 
+    /// The MySQL script run by `sh` against a fake client that records its arguments: an
+    /// existing database (listed by `SHOW DATABASES`) is refused before anything is created, a
+    /// similar name does not count, the new name reaches SQL only in `CREATE DATABASE` in
+    /// backticks, and an unsafe name never reaches the client.
+    #[test]
+    fn the_mysql_script_refuses_existing_databases_without_sql_from_the_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let client = dir.path().join("mariadb");
+        std::fs::write(
+            &client,
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$FAKE_LOG\"\ncase \"$*\" in *'SHOW DATABASES'*) printf '%s\\n' information_schema mysql \"$FAKE_EXISTING\";; esac\n",
+        )
+        .expect("fake client");
+        std::fs::set_permissions(&client, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let script = restore_script(SqlEngine::MySQL);
+        let run = |new: &str, existing: &str| {
+            let log = dir.path().join(format!("log-{}", new.len()));
+            let _ = std::fs::remove_file(&log);
+            let output = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .env_clear()
+                .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+                .env("FAKE_LOG", &log)
+                .env("FAKE_EXISTING", existing)
+                .env("NEW_DATABASE", new)
+                .envs([("MYSQL_HOST", "db"), ("MYSQL_TCP_PORT", "3306"), ("MYSQL_USER", "u")])
+                .output()
+                .expect("sh runs");
+            (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned(), std::fs::read_to_string(&log).unwrap_or_default())
+        };
+
+        let (code, stderr, calls) = run("meta_restored", "meta_restored");
+        assert_eq!(code, Some(3), "{stderr}");
+        assert!(stderr.contains("database meta_restored already exists; refusing to overwrite it"), "{stderr}");
+        assert_eq!(calls.lines().count(), 1, "only the listing ran: {calls}");
+
+        // Not there (a longer name is another database): created, with the name in backticks;
+        // loading then fails here, as there is no /dump/dump.sql.
+        let (code, stderr, calls) = run("meta_restored", "meta_restored_old");
+        assert_ne!(code, Some(0), "{stderr}");
+        let lines: Vec<&str> = calls.lines().collect();
+        assert_eq!(lines.len(), 2, "{calls}");
+        assert!(lines[0].ends_with("-N -B -e SHOW DATABASES") && !lines[0].contains("meta_restored"), "{calls}");
+        assert!(lines[1].ends_with("-e CREATE DATABASE `meta_restored`"), "{calls}");
+
+        let (code, stderr, calls) = run("x`; DROP DATABASE y; --", "");
+        assert_eq!(code, Some(4), "{stderr}");
+        assert!(calls.is_empty(), "the client ran with an unsafe name: {calls}");
+    }
+
     /// No SQL text is built from the name before the check, and MySQL's existence check binds
     /// nothing into SQL at all: it compares the listed names in the shell.
     #[test]
