@@ -4,7 +4,8 @@
 
 mod backup_support;
 
-use archivist::api::{BackupPhase, Component};
+use anyhow::Context as _;
+use archivist::api::Component;
 use archivist_e2e::testing::with_namespace;
 use backup_support::*;
 
@@ -30,10 +31,11 @@ async fn freeze_hook_marker_is_in_the_snapshot_and_gone_after_thaw() {
     metadata: {volumeClaims: [meta]}
     content: {volumeClaims: [content]}
 "#).await?;
+        let started = std::time::Instant::now();
         start_backup(&client, &ns, "b1", "archive").await?;
         let backup = wait_completed(&client, &ns, "b1", &mut operator).await?;
+        let waited = started.elapsed().as_secs_f64();
         eprintln!("freeze mode: {}", timeline(&backup));
-        anyhow::ensure!(phase(&backup) == BackupPhase::Completed);
 
         let restored = restore_to_dir(&client, &ns, &snapshot_of(&backup, Component::Content)?, "restored").await?;
         let in_snapshot = file_names(&restored)?;
@@ -43,8 +45,16 @@ async fn freeze_hook_marker_is_in_the_snapshot_and_gone_after_thaw() {
         let in_live = file_names(&live)?;
         anyhow::ensure!(!in_live.contains_key("FROZEN"), "the live volume still has the marker: {in_live:?}");
         anyhow::ensure!(in_live.contains_key("thaw.log"), "the thaw hook did not run: {in_live:?}");
-        let window = backup.status.as_ref().and_then(|s| s.quiesce.as_ref()).and_then(|q| q.window_seconds);
-        anyhow::ensure!(window.is_some(), "no quiesce.windowSeconds");
+        // The window is what the archive was frozen: positive (the freeze hook ran, the cut took
+        // 1 s), no longer than from quiescedAt to releasedAt, and within the test's own wait.
+        let quiesce = backup.status.as_ref().and_then(|s| s.quiesce.clone()).unwrap_or_default();
+        let window = quiesce.window_seconds.context("no quiesce.windowSeconds")?;
+        let (quiesced_at, released_at) = quiesce.quiesced_at.zip(quiesce.released_at).context("no quiescedAt or releasedAt")?;
+        let frozen = (released_at - quiesced_at).num_milliseconds() as f64 / 1000.0;
+        anyhow::ensure!(window > 0.0, "windowSeconds {window} is not positive");
+        anyhow::ensure!(frozen >= 1.0, "frozen {frozen} s, less than the 1 s snapshot cut delay made while frozen");
+        anyhow::ensure!(window <= frozen + 0.001, "windowSeconds {window} is longer than releasedAt - quiescedAt = {frozen} s");
+        anyhow::ensure!(window < waited, "windowSeconds {window} is longer than the test waited for the whole run ({waited} s)");
         Ok(())
     })
     .await;

@@ -6,7 +6,7 @@ mod restore_support;
 
 use std::time::Duration;
 
-use anyhow::ensure;
+use anyhow::{ensure, Context as _};
 use archivist_e2e::testing::with_namespace;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -41,17 +41,29 @@ async fn side_by_side_copy_runs_on_restored_data_and_ttl_removes_only_the_copy()
         // The original still runs on its own (changed) data.
         ensure!(pod_read(&client, &ns, &format!("{ARCHIVE}-0"), "server", "/content-s1/README").await?.contains("changed after the backup"), "original changed");
 
-        // The TTL (20 s after completion) removes the copy and its pod, not the PVCs.
+        // The TTL (20 s after completion) removes the copy and its pod, not the PVCs. The copy
+        // is polled until it is gone: it was still there at `last_present` (taken before that
+        // read), so it was removed after it, and it was gone at `first_absent`.
         let sts = Api::<StatefulSet>::namespaced(client.clone(), &ns);
-        let started = std::time::Instant::now();
-        archivist_e2e::testing::wait_for(&sts, &copy, Duration::from_secs(60), "the copy to be removed", |s| s.is_none()).await?;
-        let after = started.elapsed();
+        let done = r.status.as_ref().and_then(|s| s.completion_time).context("no completionTime")?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut last_present = None;
+        let first_absent = loop {
+            let before = chrono::Utc::now();
+            if sts.get_opt(&copy).await?.is_none() {
+                break chrono::Utc::now();
+            }
+            last_present = Some(before);
+            ensure!(std::time::Instant::now() < deadline, "the copy {copy} was not removed within 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let last_present = last_present.context("the copy was already gone at the first look, before the TTL could have passed")?;
+        let seconds = |t: chrono::DateTime<chrono::Utc>| (t - done).num_milliseconds() as f64 / 1000.0;
+        eprintln!("copy still there {:.2} s after completion, gone {:.2} s after (ttl 20 s)", seconds(last_present), seconds(first_absent));
+        ensure!(seconds(last_present) >= 19.0, "the copy was last seen {:.2} s after completion: removed before the TTL", seconds(last_present));
+        ensure!(seconds(first_absent) <= 35.0, "the copy was removed only {:.2} s after completion (ttl 20 s)", seconds(first_absent));
         let pods = Api::<Pod>::namespaced(client.clone(), &ns);
         archivist_e2e::testing::wait_for(&pods, &pod, Duration::from_secs(60), "the copy's pod to be gone", |p| p.is_none()).await?;
-        eprintln!("copy removed {after:?} after the request was seen Completed (ttl 20 s)");
-        let done = r.status.as_ref().and_then(|s| s.completion_time).expect("completionTime");
-        let elapsed = (chrono::Utc::now() - done).num_milliseconds() as f64 / 1000.0;
-        ensure!(elapsed >= 19.0, "the copy was removed {elapsed} s after completion, before the TTL");
         let pvcs = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns);
         for claim in &archive.claims {
             let pvc = pvcs.get_opt(&format!("{claim}-sbs")).await?;

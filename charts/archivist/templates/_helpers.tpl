@@ -97,7 +97,9 @@ operator/src/kube); keep them in step when the code changes. Two lists:
   resources: [jobs]
   verbs: [list, watch, create, delete]
 # master.secrets are copied into a Secret owned by the backup; restores read that copy, list the
-# namespace's Secret names (never overwrite one) and create the restored Secrets.
+# namespace's Secret names (never overwrite one) and create the restored Secrets. Backups and
+# restores also read the Secrets they reference (SQL credentials, master.secrets) to replace
+# their values by *** in the Job log tails and hook stderr they quote.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, create]

@@ -228,6 +228,7 @@ pub struct ArchiveBackupStatus {
     pub message: Option<String>,
     /// The policy's spec as it was when the run started; later edits do not change the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::common::without_string_rules::<Option<BackupPolicySpec>>")]
     pub policy_spec: Option<BackupPolicySpec>,
 }
 

@@ -1,6 +1,6 @@
 //! `BackupPolicy`: what to back up, when, how to quiesce the archive, and how long to keep it.
 
-use super::common::{conditions_schema, Condition};
+use super::common::{conditions_schema, Condition, SQL_DATABASE_PATTERN};
 use chrono::{DateTime, Utc};
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -259,7 +259,10 @@ pub struct SqlSource {
     /// The server's port. Default: 5432 for PostgreSQL, 3306 for MySQL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    /// The database to dump.
+    /// The database to dump: an ASCII letter or `_`, then letters, digits and `_`, at most 63
+    /// characters (`^[A-Za-z_][A-Za-z0-9_]{0,62}$`), so that no SQL statement can be built
+    /// from it.
+    #[schemars(pattern(SQL_DATABASE_PATTERN))]
     pub database: String,
     /// A Secret in the policy's namespace with keys `username` and `password`; passed to the
     /// dump Job through its environment, never on a command line.

@@ -83,6 +83,60 @@ impl LabelSelector {
     }
 }
 
+/// The schema pattern of an SQL database name (a policy's `sql.database`, and the database a
+/// restore creates): an ASCII letter or `_`, then up to 62 letters, digits and `_`. Such a
+/// name is the same in PostgreSQL and MySQL, needs no quoting, and cannot break out of a
+/// string or identifier.
+pub const SQL_DATABASE_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]{0,62}$";
+/// The schema pattern of `sqlTarget.databaseSuffix`: 1 to 62 letters, digits and `_`.
+pub const DATABASE_SUFFIX_PATTERN: &str = "^[A-Za-z0-9_]{1,62}$";
+/// The schema pattern of a RestoreRequest's `target.nameSuffix`: lowercase letters, digits
+/// and `-`, ending with a letter or digit (it is appended to PVC and workload names); empty is
+/// allowed by the schema (only `InPlace` accepts it, see `archivist validate`).
+pub const NAME_SUFFIX_PATTERN: &str = "^([-a-z0-9]*[a-z0-9])?$";
+/// The schema pattern of a DNS-1123 label (with `maxLength: 63`), for example a post-restore
+/// hook's name.
+pub const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// The schema of `T` with every `pattern` and `maxLength` removed, for the copies of a spec
+/// kept in a status (`ArchiveBackup.status.policySpec`, `RestoreRequest.status.acceptedSpec`):
+/// a copy recorded by an older operator, before those rules existed, must stay writable, or
+/// the run it belongs to could not record its progress (such as releasing the archive). The
+/// spec itself is checked when it is written.
+pub(crate) fn without_string_rules<T: JsonSchema>(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut value = generator.subschema_for::<T>().to_value();
+    strip_string_rules(&mut value);
+    // A schema with keywords removed is still an object (or a boolean).
+    schemars::Schema::try_from(value).unwrap_or_default()
+}
+
+/// Removes the `pattern` and `maxLength` keywords from a schema and all its subschemas (not
+/// from property names: a property called `pattern` stays).
+fn strip_string_rules(schema: &mut serde_json::Value) {
+    let Some(object) = schema.as_object_mut() else { return };
+    object.remove("pattern");
+    object.remove("maxLength");
+    for (key, value) in object.iter_mut() {
+        match key.as_str() {
+            "properties" | "patternProperties" | "$defs" | "definitions" => {
+                if let Some(children) = value.as_object_mut() {
+                    children.values_mut().for_each(strip_string_rules);
+                }
+            }
+            "items" | "additionalProperties" | "not" => match value {
+                serde_json::Value::Array(list) => list.iter_mut().for_each(strip_string_rules),
+                other => strip_string_rules(other),
+            },
+            "anyOf" | "oneOf" | "allOf" => {
+                if let Some(list) = value.as_array_mut() {
+                    list.iter_mut().for_each(strip_string_rules);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The schema of a list of conditions: a list-map keyed by `type`, as for `metav1.Condition`.
 pub(crate) fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let mut schema = generator.subschema_for::<Vec<Condition>>();
@@ -94,6 +148,32 @@ pub(crate) fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> sc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strip_string_rules_removes_the_keywords_not_properties_named_pattern() {
+        let mut schema = serde_json::json!({
+            "type": "object",
+            "properties": {
+                "pattern": {"type": "string", "pattern": "^a$"},
+                "nested": {"type": "array", "items": {"type": "string", "pattern": "^b$", "maxLength": 3, "minLength": 1}},
+                "either": {"anyOf": [{"type": "string", "pattern": "^c$"}]}
+            },
+            "additionalProperties": {"type": "string", "pattern": "^d$"}
+        });
+        strip_string_rules(&mut schema);
+        assert_eq!(
+            schema,
+            serde_json::json!({
+                "type": "object",
+                "properties": {
+                    "pattern": {"type": "string"},
+                    "nested": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                    "either": {"anyOf": [{"type": "string"}]}
+                },
+                "additionalProperties": {"type": "string"}
+            })
+        );
+    }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -21,7 +21,10 @@ pub use backup_policy::{
 pub use cluster_retention_policy::{
     ClusterRetentionPolicy, ClusterRetentionPolicySpec, ClusterRetentionPolicyStatus,
 };
-pub use common::{Condition, ConditionStatus, LabelSelector, LabelSelectorRequirement};
+pub use common::{
+    Condition, ConditionStatus, LabelSelector, LabelSelectorRequirement, DATABASE_SUFFIX_PATTERN,
+    DNS_LABEL_PATTERN, NAME_SUFFIX_PATTERN, SQL_DATABASE_PATTERN,
+};
 pub use restore_request::{
     PostRestoreJob, RestoreMapping, RestoreMode, RestorePhase, RestoreRequest, RestoreRequestSpec,
     RestoreRequestStatus, RestoreSelect, RetainedVolume, RestoreSource, RestoreTarget, SqlTarget,

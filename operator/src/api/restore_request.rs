@@ -1,7 +1,10 @@
 //! `RestoreRequest`: a GitOps-friendly restore of a restore point into new volumes and databases.
 
 use super::archive_backup::Component;
-use super::common::{conditions_schema, Condition};
+use super::common::{
+    conditions_schema, without_string_rules, Condition, DATABASE_SUFFIX_PATTERN, DNS_LABEL_PATTERN,
+    NAME_SUFFIX_PATTERN,
+};
 use chrono::{DateTime, Utc};
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -102,7 +105,10 @@ pub struct RestoreTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Appended to every restored name. Default `-r-<first 5 characters of the request's uid>`.
+    /// Lowercase letters, digits and `-`, ending with a letter or digit; empty only for
+    /// `InPlace`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(NAME_SUFFIX_PATTERN))]
     pub name_suffix: Option<String>,
 }
 
@@ -120,8 +126,11 @@ pub struct SqlTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<String>,
     /// Appended to the original database name to form the new database's name. Default
-    /// `_restored`. The restore is refused if that database exists.
+    /// `_restored`. 1 to 62 letters, digits and `_`; the new name must match
+    /// `^[A-Za-z_][A-Za-z0-9_]{0,62}$` (at most 63 characters in all). The restore is refused
+    /// if that database exists.
     #[serde(default = "default_database_suffix")]
+    #[schemars(pattern(DATABASE_SUFFIX_PATTERN))]
     pub database_suffix: String,
 }
 
@@ -134,6 +143,7 @@ fn default_database_suffix() -> String {
 #[serde(rename_all = "camelCase")]
 pub struct PostRestoreJob {
     /// The hook's name (a DNS label, unique in the request).
+    #[schemars(pattern(DNS_LABEL_PATTERN), length(max = 63))]
     pub name: String,
     /// The container image.
     pub image: String,
@@ -206,6 +216,7 @@ pub struct RestoreRequestStatus {
     /// object's spec is changed later (such changes are refused, see the `SpecAccepted`
     /// condition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "without_string_rules::<Option<RestoreRequestSpec>>")]
     pub accepted_spec: Option<RestoreRequestSpec>,
     /// The `metadata.generation` whose spec was accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]

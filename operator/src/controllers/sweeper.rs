@@ -11,7 +11,8 @@
 use super::events::publish;
 use super::Context;
 use crate::api::{ArchiveBackup, BackupPolicy, BackupPolicySpec, Hook, QuiesceMode, RestoreRequest, TargetKind, TargetRef};
-use crate::kube::hooks;
+use crate::kube::redact::Redactor;
+use crate::kube::{dump, hooks};
 use crate::kube::labels::{ORIGINAL_REPLICAS, QUIESCED_BY};
 use crate::kube::workload;
 use crate::plan::claim::{self, Holder, HolderKind, HolderState, SweepAction};
@@ -171,22 +172,26 @@ where
 /// policy freezes has nothing to thaw.
 async fn thaw_orphan(ctx: &Context, namespace: &str, target: &TargetRef, holder: Option<&ArchiveBackup>) -> Result<(), String> {
     let recorded = holder.and_then(|b| b.status.as_ref());
-    let (hook, pods): (Option<Hook>, Option<Vec<String>>) = match recorded.and_then(|s| s.policy_spec.as_ref()) {
+    let (spec, pods): (Option<BackupPolicySpec>, Option<Vec<String>>) = match recorded.and_then(|s| s.policy_spec.as_ref()) {
         Some(spec) => {
             let q = recorded.and_then(|s| s.quiesce.clone()).unwrap_or_default();
             let pods = q.pods.iter().filter(|p| !q.thawed_pods.contains(p)).cloned().collect();
-            (freeze_thaw(spec), Some(pods))
+            (Some(spec.clone()), Some(pods))
         }
         None => {
             let policies = Api::<BackupPolicy>::namespaced(ctx.client.clone(), namespace)
                 .list(&ListParams::default())
                 .await
                 .map_err(|e| format!("failed to list BackupPolicies: {e}"))?;
-            let hook = policies.items.iter().filter(|p| p.spec.target == *target).find_map(|p| freeze_thaw(&p.spec));
-            (hook, None)
+            let spec = policies.items.into_iter().map(|p| p.spec).find(|s| s.target == *target && freeze_thaw(s).is_some());
+            (spec, None)
         }
     };
-    let Some(hook) = hook else { return Ok(()) };
+    let Some((spec, hook)) = spec.and_then(|s| freeze_thaw(&s).map(|h| (s, h))) else { return Ok(()) };
+    // The thaw's stderr is quoted in the sweeper's log line: no Secret value of the policy in it.
+    let redactor = Redactor::load(&ctx.client, namespace, dump::referenced_secrets(&spec))
+        .await
+        .map_err(|e| format!("failed to read the Secrets of the policy (to redact them): {e}"))?;
     let observed = workload::observe(&ctx.client, namespace, target).await.map_err(|e| format!("failed to read the workload: {e}"))?;
     let pod_ips = observed.map(|t| t.pod_ips).unwrap_or_default();
     let pods = pods.unwrap_or_else(|| pod_ips.keys().cloned().collect());
@@ -203,7 +208,7 @@ async fn thaw_orphan(ctx: &Context, namespace: &str, target: &TargetRef, holder:
                 }
             },
         };
-        if let Err(e) = hooks::run(&ctx.client, namespace, &pod, ip.as_deref(), &hook, THAW_TIMEOUT).await {
+        if let Err(e) = hooks::run(&ctx.client, namespace, &pod, ip.as_deref(), &hook, THAW_TIMEOUT, &redactor).await {
             errors.push(e.to_string());
         }
     }

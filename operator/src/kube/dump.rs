@@ -3,7 +3,8 @@
 //! never on a command line.
 
 use super::labels::{item_labels, owned_by, BACKUP};
-use crate::api::{ArchiveBackup, DumpSpec, SqlEngine, SqlSource};
+use super::redact::Redactor;
+use crate::api::{ArchiveBackup, BackupPolicySpec, DumpSpec, SqlEngine, SqlSource};
 use crate::plan::backup::JobObs;
 use crate::plan::capture::PlannedItem;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
@@ -160,9 +161,17 @@ pub fn observe_job(job: &Job) -> JobObs {
     }
 }
 
-/// The run's dump (and verify) Jobs by name.
-pub async fn list_jobs(client: &Client, namespace: &str, backup: &str) -> Result<BTreeMap<String, JobObs>, kube::Error> {
-    super::jobs::list(client, namespace, &format!("{BACKUP}={backup}")).await
+/// The run's dump (and verify) Jobs by name; failure messages go through `redactor`.
+pub async fn list_jobs(client: &Client, namespace: &str, backup: &str, redactor: &Redactor) -> Result<BTreeMap<String, JobObs>, kube::Error> {
+    super::jobs::list(client, namespace, &format!("{BACKUP}={backup}"), redactor).await
+}
+
+/// The Secrets a run of `policy` references, whose values must never appear in what it
+/// reports: the credentials Secret of every SQL source and the `master.secrets`.
+pub fn referenced_secrets(policy: &BackupPolicySpec) -> Vec<&str> {
+    let sql = policy.stores.iter().flat_map(|s| [Some(&s.metadata), Some(&s.content), s.index.as_ref()]).flatten().filter_map(|d| d.sql.as_ref());
+    let master = policy.master.iter().flat_map(|m| m.secrets.iter());
+    sql.map(|s| s.credentials_secret.as_str()).chain(master.map(String::as_str)).collect()
 }
 
 /// Deletes a dump Job (with its pods) and its PVC; already gone is fine.
@@ -176,6 +185,68 @@ pub async fn delete_dump(client: &Client, namespace: &str, name: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{ArchiveBackupSpec, BackupReason, Component};
+    use crate::plan::capture::{CaptureStage, ItemSource};
+
+    fn backup() -> ArchiveBackup {
+        let mut b = ArchiveBackup::new("b1", ArchiveBackupSpec { policy_name: "p".into(), reason: BackupReason::Manual, hold: false });
+        b.metadata.namespace = Some("mail".into());
+        b.metadata.uid = Some("uid-1".into());
+        b
+    }
+
+    fn sql(engine: SqlEngine) -> SqlSource {
+        SqlSource { engine, host: "db.mail.svc".into(), port: None, database: "meta".into(), credentials_secret: "db-credentials".into() }
+    }
+
+    /// The real dump Job, for both engines: every credential (user and password alike) is a
+    /// `secretKeyRef` of the policy's Secret, no other variable reads a Secret or names a
+    /// credential, and the command holds no credential option or variable.
+    #[test]
+    fn dump_jobs_take_every_credential_from_the_secret() {
+        let cases = [
+            (SqlEngine::PostgreSQL, [("PGUSER", "username"), ("PGPASSWORD", "password")]),
+            (SqlEngine::MySQL, [("MYSQL_USER", "username"), ("MYSQL_PWD", "password")]),
+        ];
+        for (engine, credentials) in cases {
+            let source = sql(engine);
+            let item = PlannedItem {
+                stage: CaptureStage::Metadata,
+                component: Component::Metadata,
+                store: "s1".into(),
+                source: ItemSource::Sql { sql: source.clone(), dump_claim: "b1-dump-metadata-s1".into() },
+                snapshot: "snap".into(),
+            };
+            let dump = DumpSpec { storage_class_name: None, size: "1Gi".into(), image: Some("postgres:16".into()) };
+            let (_, job) = dump_objects(&backup(), "p", &item, &source, &dump);
+            let pod = job.spec.as_ref().and_then(|s| s.template.spec.clone()).expect("pod spec");
+            assert!(pod.init_containers.is_none(), "{engine:?}");
+            assert_eq!(pod.containers.len(), 1, "{engine:?}");
+            let c = &pod.containers[0];
+            let env = c.env.clone().unwrap_or_default();
+            for (name, key) in credentials {
+                let var = env.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{engine:?}: no {name}"));
+                assert_eq!(var.value, None, "{engine:?}: {name} must not be a literal");
+                let from = var.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()).expect("a secretKeyRef");
+                assert_eq!((from.name.as_str(), from.key.as_str()), ("db-credentials", key), "{engine:?}: {name}");
+            }
+            for var in env.iter().filter(|e| !credentials.iter().any(|(name, _)| *name == e.name)) {
+                assert!(var.value_from.is_none(), "{engine:?}: {} reads {:?}", var.name, var.value_from);
+                let value = var.value.clone().unwrap_or_default();
+                assert!(!value.to_lowercase().contains("password"), "{engine:?}: {}={value}", var.name);
+            }
+            assert!(c.env_from.is_none(), "{engine:?}: no envFrom (it would expose every key)");
+            let words: Vec<String> = c.command.iter().chain(c.args.iter()).flatten().cloned().collect();
+            assert!(!words.is_empty(), "{engine:?}");
+            for word in &words {
+                for forbidden in ["PASSWORD", "MYSQL_PWD", " -p", "--password", "db-credentials"] {
+                    assert!(!word.contains(forbidden), "{engine:?}: the command names {forbidden:?}: {word}");
+                }
+            }
+            let json = serde_json::to_string(&job).expect("json");
+            assert_eq!(json.matches("password").count(), json.matches("\"key\":\"password\"").count(), "{engine:?}: {json}");
+        }
+    }
 
     #[test]
     fn dump_scripts_name_no_credentials() {

@@ -1,6 +1,8 @@
 //! Freeze and thaw hooks: a command run in a container of a pod (Kubernetes exec), or an HTTP
-//! request to the pod's IP.
+//! request to the pod's IP. A failed command's stderr is quoted in the error with every
+//! Secret value of the run replaced by `***` (see [`Redactor`]).
 
+use super::redact::Redactor;
 use crate::api::{Hook, HttpScheme};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::AttachParams;
@@ -48,11 +50,12 @@ pub enum HookError {
     },
 }
 
-/// Runs `hook` on one pod, within `timeout`.
-pub async fn run(client: &Client, namespace: &str, pod: &str, pod_ip: Option<&str>, hook: &Hook, timeout: Duration) -> Result<(), HookError> {
+/// Runs `hook` on one pod, within `timeout`; the stderr quoted when it fails goes through
+/// `redactor`.
+pub async fn run(client: &Client, namespace: &str, pod: &str, pod_ip: Option<&str>, hook: &Hook, timeout: Duration, redactor: &Redactor) -> Result<(), HookError> {
     let call = async {
         if let Some(exec) = &hook.exec {
-            run_exec(client, namespace, pod, exec.container.as_deref(), &exec.command).await
+            run_exec(client, namespace, pod, exec.container.as_deref(), &exec.command, redactor).await
         } else if let Some(http) = &hook.http {
             let Some(ip) = pod_ip else {
                 return Err(HookError::Http { pod: pod.to_string(), message: "the pod has no IP".into() });
@@ -70,7 +73,7 @@ pub async fn run(client: &Client, namespace: &str, pod: &str, pod_ip: Option<&st
         .unwrap_or_else(|_| Err(HookError::Timeout { pod: pod.to_string(), seconds: timeout.as_secs() }))
 }
 
-async fn run_exec(client: &Client, namespace: &str, pod: &str, container: Option<&str>, command: &[String]) -> Result<(), HookError> {
+async fn run_exec(client: &Client, namespace: &str, pod: &str, container: Option<&str>, command: &[String], redactor: &Redactor) -> Result<(), HookError> {
     let api = Api::<Pod>::namespaced(client.clone(), namespace);
     let mut params = AttachParams::default().stdin(false).stdout(true).stderr(true);
     if let Some(container) = container {
@@ -106,14 +109,23 @@ async fn run_exec(client: &Client, namespace: &str, pod: &str, container: Option
     match status {
         Some(s) if s.status.as_deref() == Some("Success") => Ok(()),
         Some(s) => {
-            let stderr = String::from_utf8_lossy(&err_text);
-            let tail: String = stderr.trim().chars().rev().take(300).collect::<Vec<_>>().into_iter().rev().collect();
             let reason = s.message.unwrap_or_else(|| s.reason.unwrap_or_else(|| "non-zero exit".into()));
-            let message = if tail.is_empty() { reason } else { format!("{reason}; stderr: {tail}") };
-            Err(HookError::Command { pod: pod.to_string(), message })
+            Err(HookError::Command { pod: pod.to_string(), message: failure_message(&reason, &err_text, redactor) })
         }
         None => Err(HookError::Command { pod: pod.to_string(), message: "no exit status was reported".into() }),
     }
+}
+
+/// How much of a failed hook's stderr is quoted.
+const STDERR_TAIL_CHARS: usize = 300;
+
+/// The message of a failed hook command: the exit reason and the end of its stderr, with
+/// every secret value replaced (before the stderr is cut, so no part of one survives the cut).
+fn failure_message(reason: &str, stderr: &[u8], redactor: &Redactor) -> String {
+    let stderr = redactor.redact(String::from_utf8_lossy(stderr).trim());
+    let tail: String = stderr.chars().rev().take(STDERR_TAIL_CHARS).collect::<Vec<_>>().into_iter().rev().collect();
+    let message = if tail.is_empty() { reason.to_string() } else { format!("{reason}; stderr: {tail}") };
+    redactor.redact(&message)
 }
 
 /// A minimal HTTP/1.1 request (no body) to `ip:port`; success is a 2xx status.
@@ -150,6 +162,23 @@ mod tests {
             }
         });
         port
+    }
+
+    #[test]
+    fn failed_commands_quote_their_stderr_redacted() {
+        let r = Redactor::new(["pw-77aa", "ab"]);
+        let cases: Vec<(&str, Vec<u8>, String)> = vec![
+            ("exit 1", b"".to_vec(), "exit 1".into()),
+            ("exit 1", b"  \n".to_vec(), "exit 1".into()),
+            ("exit 1", b"leaking pw-77aa\n".to_vec(), "exit 1; stderr: leaking ***".into()),
+            ("exit 1", b"PW=pw-77aa USER=ab\n".to_vec(), "exit 1; stderr: PW=*** USER=***".into()),
+            ("exit 1", [b"pw-77aa".as_slice(), &[b'y'; 297]].concat(), format!("exit 1; stderr: ***{}", "y".repeat(297))),
+            // Redacted before the cut: cutting first would have left "7aa" of the password.
+            ("exit 1", [b"pw-77aa".as_slice(), &[b'y'; 299]].concat(), format!("exit 1; stderr: *{}", "y".repeat(299))),
+        ];
+        for (reason, stderr, want) in cases {
+            assert_eq!(failure_message(reason, &stderr, &r), want, "{:?}", String::from_utf8_lossy(&stderr));
+        }
     }
 
     #[tokio::test]

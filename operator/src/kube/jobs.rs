@@ -3,6 +3,7 @@
 //! authentication failed" or "database ... already exists").
 
 use super::dump::observe_job;
+use super::redact::Redactor;
 use crate::plan::backup::JobObs;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -15,30 +16,41 @@ const LOG_TAIL_LINES: i64 = 3;
 const LOG_TAIL_CHARS: usize = 300;
 
 /// The Jobs matching `selector` by name; a failed Job's message ends with its pod's last log
-/// lines when they can be read.
-pub async fn list(client: &Client, namespace: &str, selector: &str) -> Result<BTreeMap<String, JobObs>, kube::Error> {
+/// lines when they can be read. The whole message goes through `redactor`: it is copied into
+/// status, Events and the operator's log.
+pub async fn list(client: &Client, namespace: &str, selector: &str, redactor: &Redactor) -> Result<BTreeMap<String, JobObs>, kube::Error> {
     let jobs = Api::<Job>::namespaced(client.clone(), namespace).list(&ListParams::default().labels(selector)).await?;
     let mut out = BTreeMap::new();
     for job in &jobs.items {
         let mut state = observe_job(job);
         if let JobObs::Failed { message } = &mut state {
-            if let Some(tail) = log_tail(client, namespace, &job.name_any()).await {
+            if let Some(tail) = log_tail(client, namespace, &job.name_any(), redactor).await {
                 message.push_str(&format!("; its pod said: {tail}"));
             }
+            *message = redactor.redact(message);
         }
         out.insert(job.name_any(), state);
     }
     Ok(out)
 }
 
-/// The last lines of the newest pod of Job `job`, trimmed; `None` when there is none to read.
-async fn log_tail(client: &Client, namespace: &str, job: &str) -> Option<String> {
+/// The last lines of the newest pod of Job `job`, redacted and trimmed; `None` when there is
+/// none to read.
+async fn log_tail(client: &Client, namespace: &str, job: &str, redactor: &Redactor) -> Option<String> {
     let pods = Api::<Pod>::namespaced(client.clone(), namespace);
     let list = pods.list(&ListParams::default().labels(&format!("job-name={job}"))).await.ok()?;
     let pod = list.items.iter().max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0))?;
     let params = LogParams { tail_lines: Some(LOG_TAIL_LINES), ..Default::default() };
     let text = pods.logs(&pod.name_any(), &params).await.ok()?;
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    quote_tail(&text, redactor)
+}
+
+/// The end of a log as quoted in a message: secret values replaced (before the text is cut,
+/// so no part of one survives at the cut), whitespace collapsed to single spaces, at most
+/// [`LOG_TAIL_CHARS`] characters (with `…` when cut); `None` when nothing is left.
+pub fn quote_tail(text: &str, redactor: &Redactor) -> Option<String> {
+    let text = redactor.redact(text);
+    let text = redactor.redact(&text.split_whitespace().collect::<Vec<_>>().join(" "));
     if text.is_empty() {
         return None;
     }
@@ -47,4 +59,29 @@ async fn log_tail(client: &Client, namespace: &str, job: &str) -> Option<String>
         tail.insert(0, '…');
     }
     Some(tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_tails_are_redacted_collapsed_and_cut() {
+        let r = Redactor::new(["pw-5ecret", "archivist"]);
+        let cases: Vec<(String, Option<String>)> = vec![
+            ("".into(), None),
+            ("  \n ".into(), None),
+            (
+                "pg_dump: error: FATAL:  password authentication failed for user \"archivist\"\n".into(),
+                Some("pg_dump: error: FATAL: password authentication failed for user \"***\"".into()),
+            ),
+            ("PGPASSWORD=pw-5ecret\nPGUSER=archivist\n".into(), Some("PGPASSWORD=*** PGUSER=***".into())),
+            // Redacted before the cut: cutting first would have left "ret" of the password.
+            (format!("pw-5ecret{}", "x".repeat(LOG_TAIL_CHARS - 3)), Some(format!("***{}", "x".repeat(LOG_TAIL_CHARS - 3)))),
+            (format!("a pw-5ecret{}", "x".repeat(LOG_TAIL_CHARS - 3)), Some(format!("…***{}", "x".repeat(LOG_TAIL_CHARS - 3)))),
+        ];
+        for (text, want) in cases {
+            assert_eq!(quote_tail(&text, &r), want, "{text:?}");
+        }
+    }
 }

@@ -104,22 +104,78 @@ pub fn secret_from_copy(request: &RestoreRequest, backup: &str, item: &RestoreIt
     }
 }
 
-/// The shell script of an SQL restore: refuses (exit 3, a message on stderr) when the new
-/// database exists, else creates it and loads the dump. No credential appears in it.
+/// Letters and digits spelled out, so the shell's pattern matching of [`database_name_check`]
+/// does not depend on the container's locale (`[A-Z]` can match lowercase letters in some).
+const LETTERS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const DIGITS: &str = "0123456789";
+
+/// Why an SQL restore Job is not built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SqlRestoreError {
+    /// The item is not an SQL dump.
+    #[error("{0} is not an SQL dump")]
+    NotSql(String),
+    /// A database name of the item is not a safe database name (validation should have
+    /// refused the request; the Job builder refuses it as well, so no SQL is ever run with it).
+    #[error("refusing to restore into database {name:?}: {reason}")]
+    UnsafeDatabaseName {
+        /// The refused name.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
+}
+
+/// The first commands of every SQL restore script: exit 4 (a message on stderr) unless
+/// `$NEW_DATABASE` matches [`SQL_DATABASE_PATTERN`](crate::api::SQL_DATABASE_PATTERN), so the
+/// script itself never uses a name that could end a string or an identifier, even if its
+/// environment was changed after the Job builder checked it.
+pub fn database_name_check() -> String {
+    let max = crate::plan::validate::names::SQL_IDENTIFIER_MAX;
+    let refuse = format!(
+        "echo \"refusing the new database name: it must match {}\" >&2; exit 4",
+        crate::api::SQL_DATABASE_PATTERN
+    );
+    format!(
+        "case \"$NEW_DATABASE\" in ''|[!{LETTERS}_]*|*[!{LETTERS}{DIGITS}_]*) {refuse};; esac; if [ \"${{#NEW_DATABASE}}\" -gt {max} ]; then {refuse}; fi; "
+    )
+}
+
+/// The shell script of an SQL restore: refuses (exit 4) an unsafe `$NEW_DATABASE`
+/// ([`database_name_check`]), refuses (exit 3, a message on stderr) when the new database
+/// exists, else creates it and loads the dump. No credential appears in it, and no SQL text is
+/// built from the database name except, for MySQL, the `CREATE DATABASE` identifier in
+/// backticks, after the name was checked:
+/// - PostgreSQL: the existence check binds the name as a psql variable (`:'db'`, quoted by
+///   psql); `createdb` and `pg_restore -d` take it as an argument.
+/// - MySQL: the existence check lists the databases and compares each line with the name in
+///   the shell (`grep -x -F`); the load takes it as an argument. `CREATE DATABASE` without
+///   `IF NOT EXISTS` also fails on an existing database.
 pub fn restore_script(engine: SqlEngine) -> String {
+    let check = database_name_check();
     match engine {
         SqlEngine::PostgreSQL => format!(
-            "set -e; if echo \"SELECT 1 FROM pg_database WHERE datname = :'db'\" | psql -d postgres -v db=\"$NEW_DATABASE\" -tA | grep -q 1; then echo \"database $NEW_DATABASE already exists; refusing to overwrite it\" >&2; exit 3; fi; createdb --maintenance-db=postgres \"$NEW_DATABASE\"; pg_restore --no-owner --exit-on-error -d \"$NEW_DATABASE\" {DUMP_MOUNT}/{POSTGRES_DUMP_FILE}"
+            "set -e; {check}if echo \"SELECT 1 FROM pg_database WHERE datname = :'db'\" | psql -d postgres -v db=\"$NEW_DATABASE\" -tA | grep -q 1; then echo \"database $NEW_DATABASE already exists; refusing to overwrite it\" >&2; exit 3; fi; createdb --maintenance-db=postgres \"$NEW_DATABASE\"; pg_restore --no-owner --exit-on-error -d \"$NEW_DATABASE\" {DUMP_MOUNT}/{POSTGRES_DUMP_FILE}"
         ),
         SqlEngine::MySQL => format!(
-            "set -e; CLIENT=$(command -v mariadb || command -v mysql); if [ -n \"$(\"$CLIENT\" --host=\"$MYSQL_HOST\" --port=\"$MYSQL_TCP_PORT\" --user=\"$MYSQL_USER\" -N -e \"SELECT SCHEMA_NAME FROM INFORMATION_SCHEMA.SCHEMATA WHERE SCHEMA_NAME='$NEW_DATABASE'\")\" ]; then echo \"database $NEW_DATABASE already exists; refusing to overwrite it\" >&2; exit 3; fi; \"$CLIENT\" --host=\"$MYSQL_HOST\" --port=\"$MYSQL_TCP_PORT\" --user=\"$MYSQL_USER\" -e \"CREATE DATABASE \\`$NEW_DATABASE\\`\"; \"$CLIENT\" --host=\"$MYSQL_HOST\" --port=\"$MYSQL_TCP_PORT\" --user=\"$MYSQL_USER\" \"$NEW_DATABASE\" < {DUMP_MOUNT}/{MYSQL_DUMP_FILE}"
+            "set -e; {check}CLIENT=$(command -v mariadb || command -v mysql); DATABASES=$(\"$CLIENT\" --host=\"$MYSQL_HOST\" --port=\"$MYSQL_TCP_PORT\" --user=\"$MYSQL_USER\" -N -B -e 'SHOW DATABASES'); if printf '%s\\n' \"$DATABASES\" | grep -qxF -- \"$NEW_DATABASE\"; then echo \"database $NEW_DATABASE already exists; refusing to overwrite it\" >&2; exit 3; fi; \"$CLIENT\" --host=\"$MYSQL_HOST\" --port=\"$MYSQL_TCP_PORT\" --user=\"$MYSQL_USER\" -e \"CREATE DATABASE \\`$NEW_DATABASE\\`\"; \"$CLIENT\" --host=\"$MYSQL_HOST\" --port=\"$MYSQL_TCP_PORT\" --user=\"$MYSQL_USER\" \"$NEW_DATABASE\" < {DUMP_MOUNT}/{MYSQL_DUMP_FILE}"
         ),
     }
 }
 
 /// The Job restoring an SQL item's dump (from its restored dump PVC) into the new database.
-pub fn sql_restore_job(request: &RestoreRequest, backup: &str, item: &RestoreItem, image: Option<&str>) -> Option<Job> {
-    let ItemKind::Sql { claim, job, engine, host, port, credentials_secret, .. } = &item.kind else { return None };
+/// Refuses an item that is not an SQL dump, and a database name (the new one or the
+/// original) that is not a safe name ([`crate::plan::validate::names::sql_database`]),
+/// whatever validation decided before.
+pub fn sql_restore_job(request: &RestoreRequest, backup: &str, item: &RestoreItem, image: Option<&str>) -> Result<Job, SqlRestoreError> {
+    let ItemKind::Sql { claim, job, engine, host, port, credentials_secret, .. } = &item.kind else {
+        return Err(SqlRestoreError::NotSql(item.original.clone()));
+    };
+    for name in [&item.restored, &item.original] {
+        if let Some(reason) = crate::plan::validate::names::sql_database(name) {
+            return Err(SqlRestoreError::UnsafeDatabaseName { name: name.clone(), reason });
+        }
+    }
     let source = SqlSource {
         engine: *engine,
         host: host.clone(),
@@ -134,7 +190,7 @@ pub fn sql_restore_job(request: &RestoreRequest, backup: &str, item: &RestoreIte
         SqlEngine::PostgreSQL => "postgres:16".into(),
         SqlEngine::MySQL => "mariadb:11".into(),
     });
-    Some(job_object(
+    Ok(job_object(
         request,
         job,
         labels(&request.name_any(), backup, item),
@@ -339,6 +395,200 @@ mod tests {
         let labels = spec.template.metadata.and_then(|m| m.labels).expect("labels");
         assert!(!labels.contains_key("app"), "the original's Service must not select the copy");
         assert_eq!(copy.metadata.owner_references.map(|o| o.len()), Some(1));
+    }
+
+    fn sql_item(engine: SqlEngine, original: &str, restored: &str) -> RestoreItem {
+        RestoreItem {
+            component: Component::Metadata,
+            store: "s1".into(),
+            original: original.into(),
+            restored: restored.into(),
+            kind: ItemKind::Sql {
+                snapshot: "snap".into(),
+                size: None,
+                claim: "dump-r".into(),
+                job: "req-sql-metadata-s1".into(),
+                engine,
+                host: "db.mail.svc".into(),
+                port: None,
+                credentials_secret: "db-credentials".into(),
+            },
+        }
+    }
+
+    /// The container of a Job's pod template.
+    fn container(job: &Job) -> Container {
+        job.spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| s.containers.first().cloned())
+            .expect("a container")
+    }
+
+    #[test]
+    fn sql_restore_jobs_take_every_credential_from_the_secret() {
+        let cases = [
+            (SqlEngine::PostgreSQL, [("PGUSER", "username"), ("PGPASSWORD", "password")]),
+            (SqlEngine::MySQL, [("MYSQL_USER", "username"), ("MYSQL_PWD", "password")]),
+        ];
+        for (engine, credentials) in cases {
+            let job = sql_restore_job(&request(), "b", &sql_item(engine, "meta", "meta_restored"), None).expect("a Job");
+            let c = container(&job);
+            let env = c.env.clone().unwrap_or_default();
+            for (name, key) in credentials {
+                let var = env.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{engine:?}: no {name}"));
+                assert_eq!(var.value, None, "{engine:?}: {name} must not be a literal");
+                let from = var.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()).expect("a secretKeyRef");
+                assert_eq!((from.name.as_str(), from.key.as_str()), ("db-credentials", key), "{engine:?}: {name}");
+            }
+            // Only the credentials come from the Secret; every other variable is a literal
+            // that names no credential.
+            for var in env.iter().filter(|e| !credentials.iter().any(|(name, _)| *name == e.name)) {
+                assert!(var.value_from.is_none(), "{engine:?}: {} reads {:?}", var.name, var.value_from);
+                let value = var.value.clone().unwrap_or_default();
+                assert!(!value.to_lowercase().contains("password"), "{engine:?}: {}={value}", var.name);
+            }
+            let words: Vec<String> = c.command.iter().chain(c.args.iter()).flatten().cloned().collect();
+            assert!(!words.is_empty());
+            for word in &words {
+                for forbidden in ["PASSWORD", "MYSQL_PWD", "-p", "--password", "db-credentials"] {
+                    let pattern = if forbidden.starts_with('-') { format!(" {forbidden}") } else { forbidden.to_string() };
+                    assert!(!word.contains(&pattern), "{engine:?}: the command names {forbidden:?}: {word}");
+                }
+            }
+            // The serialized Job holds "password" only as the Secret key of the secretKeyRef.
+            let json = serde_json::to_string(&job).expect("json");
+            assert_eq!(json.matches("password").count(), json.matches("\"key\":\"password\"").count(), "{engine:?}: {json}");
+        }
+    }
+
+    #[test]
+    fn sql_restore_jobs_refuse_unsafe_database_names() {
+        let hostile = ["meta_x'; DROP DATABASE y; --", "meta_x`; DROP DATABASE y; --", "meta-restored", "", &"m".repeat(64)];
+        for engine in [SqlEngine::PostgreSQL, SqlEngine::MySQL] {
+            for name in hostile {
+                let refused = sql_restore_job(&request(), "b", &sql_item(engine, "meta", name), None);
+                assert!(
+                    matches!(&refused, Err(SqlRestoreError::UnsafeDatabaseName { name: n, .. }) if n == name),
+                    "{engine:?} {name:?}: {refused:?}"
+                );
+                let refused = sql_restore_job(&request(), "b", &sql_item(engine, name, "meta_restored"), None);
+                assert!(matches!(refused, Err(SqlRestoreError::UnsafeDatabaseName { .. })), "{engine:?} original {name:?}");
+            }
+            assert!(sql_restore_job(&request(), "b", &sql_item(engine, "meta", "meta_restored"), None).is_ok());
+        }
+        let volume = RestoreItem { kind: ItemKind::Volume { snapshot: "s".into(), size: None }, ..sql_item(SqlEngine::MySQL, "m", "m_r") };
+        assert_eq!(sql_restore_job(&request(), "b", &volume, None), Err(SqlRestoreError::NotSql("m".into())));
+    }
+
+    /// The scripts' own name check, run by `sh` with `NEW_DATABASE` set: a name that could end
+    /// a string or an identifier never reaches the SQL client.
+    #[test]
+    fn the_restore_scripts_check_the_name_themselves() {
+        let check = format!("{}echo accepted", database_name_check());
+        let long = "m".repeat(63);
+        let too_long = "m".repeat(64);
+        let cases: [(&str, bool); 12] = [
+            ("meta_restored", true),
+            ("_Meta2", true),
+            (&long, true),
+            (&too_long, false),
+            ("", false),
+            ("2meta", false),
+            ("meta-restored", false),
+            ("x'; DROP DATABASE y; --", false),
+            ("x`; DROP DATABASE y; --", false),
+            ("x$(touch /tmp/pwned)", false),
+            ("a b", false),
+            ("caf\u{e9}", false),
+        ];
+        for (name, accepted) in cases {
+            let output = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&check)
+                .env_clear()
+                .env("NEW_DATABASE", name)
+                .output()
+                .expect("sh runs");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            if accepted {
+                assert!(output.status.success() && stdout.trim() == "accepted", "{name:?} was refused: {output:?}");
+            } else {
+                assert_eq!(output.status.code(), Some(4), "{name:?} was accepted: {output:?}");
+                assert!(String::from_utf8_lossy(&output.stderr).contains("refusing the new database name"), "{output:?}");
+            }
+        }
+        for engine in [SqlEngine::PostgreSQL, SqlEngine::MySQL] {
+            let script = restore_script(engine);
+            assert!(script.starts_with(&format!("set -e; {}", database_name_check())), "{engine:?}: the check comes first");
+        }
+    }
+
+    /// The MySQL script run by `sh` against a fake client that records its arguments: an
+    /// existing database (listed by `SHOW DATABASES`) is refused before anything is created, a
+    /// similar name does not count, the new name reaches SQL only in `CREATE DATABASE` in
+    /// backticks, and an unsafe name never reaches the client.
+    #[test]
+    fn the_mysql_script_refuses_existing_databases_without_sql_from_the_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let client = dir.path().join("mariadb");
+        std::fs::write(
+            &client,
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$FAKE_LOG\"\ncase \"$*\" in *'SHOW DATABASES'*) printf '%s\\n' information_schema mysql \"$FAKE_EXISTING\";; esac\n",
+        )
+        .expect("fake client");
+        std::fs::set_permissions(&client, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let script = restore_script(SqlEngine::MySQL);
+        let run = |new: &str, existing: &str| {
+            let log = dir.path().join(format!("log-{}", new.len()));
+            let _ = std::fs::remove_file(&log);
+            let output = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .env_clear()
+                .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+                .env("FAKE_LOG", &log)
+                .env("FAKE_EXISTING", existing)
+                .env("NEW_DATABASE", new)
+                .envs([("MYSQL_HOST", "db"), ("MYSQL_TCP_PORT", "3306"), ("MYSQL_USER", "u")])
+                .output()
+                .expect("sh runs");
+            (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned(), std::fs::read_to_string(&log).unwrap_or_default())
+        };
+
+        let (code, stderr, calls) = run("meta_restored", "meta_restored");
+        assert_eq!(code, Some(3), "{stderr}");
+        assert!(stderr.contains("database meta_restored already exists; refusing to overwrite it"), "{stderr}");
+        assert_eq!(calls.lines().count(), 1, "only the listing ran: {calls}");
+
+        // Not there (a longer name is another database): created, with the name in backticks;
+        // loading then fails here, as there is no /dump/dump.sql.
+        let (code, stderr, calls) = run("meta_restored", "meta_restored_old");
+        assert_ne!(code, Some(0), "{stderr}");
+        let lines: Vec<&str> = calls.lines().collect();
+        assert_eq!(lines.len(), 2, "{calls}");
+        assert!(lines[0].ends_with("-N -B -e SHOW DATABASES") && !lines[0].contains("meta_restored"), "{calls}");
+        assert!(lines[1].ends_with("-e CREATE DATABASE `meta_restored`"), "{calls}");
+
+        let (code, stderr, calls) = run("x`; DROP DATABASE y; --", "");
+        assert_eq!(code, Some(4), "{stderr}");
+        assert!(calls.is_empty(), "the client ran with an unsafe name: {calls}");
+    }
+
+    /// No SQL text is built from the name before the check, and MySQL's existence check binds
+    /// nothing into SQL at all: it compares the listed names in the shell.
+    #[test]
+    fn no_sql_string_is_built_from_the_name() {
+        let mysql = restore_script(SqlEngine::MySQL);
+        assert!(!mysql.contains("'$NEW_DATABASE'"), "{mysql}");
+        assert!(mysql.contains("-e 'SHOW DATABASES'") && mysql.contains("grep -qxF -- \"$NEW_DATABASE\""), "{mysql}");
+        // The one SQL argument in double quotes (the only kind the shell interpolates into).
+        let interpolated: Vec<&str> = mysql.match_indices("-e \"").map(|(i, _)| &mysql[i..]).collect();
+        assert_eq!(interpolated.len(), 1, "{mysql}");
+        assert!(interpolated[0].starts_with("-e \"CREATE DATABASE \\`$NEW_DATABASE\\`\";"), "{mysql}");
+        let postgres = restore_script(SqlEngine::PostgreSQL);
+        assert!(postgres.contains("datname = :'db'") && postgres.contains("-v db=\"$NEW_DATABASE\""), "{postgres}");
+        assert!(!postgres.contains("'$NEW_DATABASE'"), "{postgres}");
     }
 
     #[test]

@@ -99,6 +99,21 @@ mod tests {
         }
     }
 
+    /// The names of `archivist.dev/backup-now` backups are pinned: the operator finds the backup
+    /// of a request it already handled by this name, so a change of the hash (or the format)
+    /// would start a second backup after an upgrade.
+    #[test]
+    fn manual_backup_names_are_pinned() {
+        let cases = [
+            ("mailstore", "1", "mailstore-now-86019afc"),
+            ("mailstore", "2026-11-22T02:00:00Z", "mailstore-now-117974f3"),
+            ("p", "x", "p-now-86021707"),
+        ];
+        for (policy, request, want) in cases {
+            assert_eq!(manual_backup_name(policy, request), want, "{policy} {request}");
+        }
+    }
+
     #[test]
     fn long_names_are_cut_with_a_hash_and_stay_distinct() {
         let long_a = "a".repeat(70);

@@ -13,10 +13,12 @@
 
 use super::backup::JobObs;
 use super::names::{fit, MAX_LABEL_NAME, MAX_NAME};
+use super::validate::{self, FieldError};
 use crate::api::{
-    ArchiveBackup, BackupPhase, Component, RestoreMode, RestorePhase, RestoreRequestSpec,
+    ArchiveBackup, BackupPhase, Component, RestoreMode, RestorePhase, RestoreRequest, RestoreRequestSpec,
     RestoreRequestStatus, RestoreSelect, SqlEngine, VerificationState,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -75,6 +77,35 @@ pub fn resolve<'a>(spec: &RestoreRequestSpec, namespace: &str, backups: &'a [Arc
             RestoreSelect::Latest => format!("spec.source.policyName: BackupPolicy {policy} has no Completed backup in namespace {namespace}"),
             RestoreSelect::LatestVerified => format!("spec.source.policyName: BackupPolicy {policy} has no Completed backup whose verification passed"),
         })
+}
+
+/// The rules of `archivist validate` for a request, before anything is resolved: its name
+/// (short enough for `<request>-mapping`), and every field of its spec
+/// ([`validate::validate_restore_request_object`]).
+pub fn spec_problems(name: &str, namespace: &str, spec: &RestoreRequestSpec) -> Vec<FieldError> {
+    let request = RestoreRequest {
+        metadata: ObjectMeta { name: Some(name.to_string()), namespace: Some(namespace.to_string()), ..Default::default() },
+        spec: spec.clone(),
+        status: None,
+    };
+    validate::validate_restore_request_object(&request)
+}
+
+/// The rules of `archivist validate` that need the policy, checked against the copy of it the
+/// resolved backup keeps: the stores exist, and every database the restore creates has a safe
+/// name. (`select: LatestVerified` needing a verifying policy is proven by the resolution: the
+/// backup found passed its verification.)
+pub fn backup_problems(spec: &RestoreRequestSpec, backup: &ArchiveBackup) -> Vec<FieldError> {
+    let Some(policy) = backup.status.as_ref().and_then(|s| s.policy_spec.as_ref()) else { return Vec::new() };
+    let mut problems = validate::restore_store_problems(spec, policy);
+    problems.extend(validate::restored_database_problems(spec, policy));
+    problems
+}
+
+/// Field errors as one message: `invalid spec: <field>: <why>; <field>: <why>`.
+pub fn describe(problems: &[FieldError]) -> String {
+    let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    format!("invalid spec: {}", all.join("; "))
 }
 
 /// How one item is restored.
@@ -180,12 +211,19 @@ pub fn restore_items(spec: &RestoreRequestSpec, backup: &ArchiveBackup, suffix: 
                 return Err(format!("ArchiveBackup {name}: the SQL source of store {} is not in the backup's policy copy", item.store));
             };
             let target = spec.sql_target.clone();
-            let db_suffix = target.as_ref().map_or_else(|| "_restored".to_string(), |t| t.database_suffix.clone());
+            let restored = validate::restored_database_name(spec, &sql.database);
+            // Never an SQL restore into a name that could break out of an identifier, also for
+            // a request accepted before names were checked.
+            for (what, database) in [("the backed-up database", &sql.database), ("the new database", &restored)] {
+                if let Some(reason) = validate::names::sql_database(database) {
+                    return Err(format!("spec.sqlTarget.databaseSuffix: {what} of store {} cannot be restored: {reason}", item.store));
+                }
+            }
             items.push(RestoreItem {
                 component: item.component,
                 store: item.store.clone(),
                 original: sql.database.clone(),
-                restored: format!("{}{db_suffix}", sql.database),
+                restored,
                 kind: ItemKind::Sql {
                     snapshot,
                     size: item.restore_size.clone(),
@@ -294,6 +332,9 @@ pub enum RestoreStep {
     },
     /// Refuse the request: phase Failed, nothing created.
     Refuse(String),
+    /// The spec breaks a rule of `archivist validate` (the message names each field): phase
+    /// Failed with `Ready=False` reason `InvalidSpec`, nothing created.
+    Invalid(String),
     /// Record the resolved backup, the accepted spec and the suffix; phase Restoring.
     Accept {
         /// The backup.
@@ -341,10 +382,18 @@ pub fn next(obs: &RestoreObservation<'_>) -> RestoreStep {
         RestorePhase::Failed => RestoreStep::Done,
         RestorePhase::Completed => after_completion(obs),
         RestorePhase::Pending => {
+            let problems = spec_problems(obs.name, obs.namespace, obs.spec);
+            if !problems.is_empty() {
+                return RestoreStep::Invalid(describe(&problems));
+            }
             let backup = match resolve(obs.spec, obs.namespace, obs.backups) {
                 Ok(b) => b,
                 Err(why) => return RestoreStep::Refuse(why),
             };
+            let problems = backup_problems(obs.spec, backup);
+            if !problems.is_empty() {
+                return RestoreStep::Invalid(describe(&problems));
+            }
             if let Err(why) = restore_items(obs.spec, backup, &suffix(obs.spec, obs.uid), obs.name) {
                 return RestoreStep::Refuse(why);
             }

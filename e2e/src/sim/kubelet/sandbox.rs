@@ -316,10 +316,7 @@ mod tests {
 
     #[tokio::test]
     async fn runs_a_command_inside_bubblewrap() {
-        if which("bwrap").is_none() {
-            eprintln!("bwrap not installed; skipping");
-            return;
-        }
+        require("bwrap", "bubblewrap");
         let dir = std::env::temp_dir().join(format!("sandbox-test-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("a")).unwrap();
         std::fs::create_dir_all(dir.join("b")).unwrap();
@@ -341,10 +338,8 @@ mod tests {
 
     #[tokio::test]
     async fn enters_a_running_sandbox() {
-        if which("bwrap").is_none() || which("nsenter").is_none() {
-            eprintln!("bwrap or nsenter not installed; skipping");
-            return;
-        }
+        require("bwrap", "bubblewrap");
+        require("nsenter", "util-linux");
         let dir = std::env::temp_dir().join(format!("sandbox-enter-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("a")).unwrap();
         std::fs::create_dir_all(dir.join("b")).unwrap();
@@ -376,6 +371,16 @@ mod tests {
             "hi there /work x\n1\n"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Fails the test, loudly, when `program` is missing: the simulated kubelet runs every
+    /// container with it, so a test that skipped would hide a broken machine (`.ci/run`
+    /// installs `package` before `cargo test --workspace`).
+    fn require(program: &str, package: &str) {
+        assert!(
+            which(program).is_some(),
+            "{program} is not installed (Debian package {package}; .ci/run installs it): the sandbox cannot be tested"
+        );
     }
 
     fn which(program: &str) -> Option<PathBuf> {

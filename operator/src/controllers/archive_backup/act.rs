@@ -345,7 +345,7 @@ async fn run_hooks(ctx: &Context, obs: &Observed, pods: &[String], hook: Option<
     let ips = obs.target.as_ref().map(|t| t.pod_ips.clone()).unwrap_or_default();
     let calls = pods.iter().map(|pod| {
         let ip = ips.get(pod).cloned();
-        async move { hooks::run(&ctx.client, &obs.namespace, pod, ip.as_deref(), hook, timeout).await }
+        async move { hooks::run(&ctx.client, &obs.namespace, pod, ip.as_deref(), hook, timeout, &obs.redactor).await }
     });
     futures::future::join_all(calls).await
 }
@@ -603,7 +603,7 @@ async fn thaw(ctx: &Context, obs: &Observed, policy: &crate::api::BackupPolicySp
                 Err(e) => return (pod.clone(), Err(format!("failed to read pod {pod}: {e}"))),
             },
         };
-        let result = hooks::run(&ctx.client, &obs.namespace, pod, ip.as_deref(), hook, THAW_TIMEOUT).await;
+        let result = hooks::run(&ctx.client, &obs.namespace, pod, ip.as_deref(), hook, THAW_TIMEOUT, &obs.redactor).await;
         (pod.clone(), result.map_err(|e| e.to_string()))
     });
     futures::future::join_all(calls).await

@@ -7,6 +7,7 @@ use crate::kube::labels::BACKUP;
 use crate::kube::snapshot::VolumeSnapshot;
 use crate::kube::workload::{self, Target};
 use crate::kube::dump;
+use crate::kube::redact::Redactor;
 use crate::plan::backup::{self, JobObs, RunObservation, SnapshotObs, Step, RELEASE_FINALIZER};
 use crate::plan::capture::{capture_plan, recorded_plan, PlannedItem};
 use crate::plan::claim::{ClaimObs, Holder};
@@ -44,6 +45,8 @@ pub struct Observed {
     pub other_active_run: Option<String>,
     /// Validation problems of the policy (`field: message`).
     pub policy_problems: Vec<String>,
+    /// Replaces the values of the Secrets the run references in hook stderr and Job logs.
+    pub redactor: Redactor,
     /// Validation problems of the ArchiveBackup itself (`field: message`).
     pub spec_problems: Vec<String>,
     /// This run as a claim holder (`<namespace>/<name>`).
@@ -95,7 +98,13 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context) -> Result<Observed, 
         .map(|s| (s.name_any(), s))
         .collect();
     let snapshot_obs = snapshots.iter().map(|(n, s)| (n.clone(), s.observe())).collect();
-    let mut jobs = dump::list_jobs(client, &namespace, &name)
+    let redactor = match &policy {
+        Some(p) => Redactor::load(client, &namespace, dump::referenced_secrets(p))
+            .await
+            .during(|| format!("failed to read the Secrets of {namespace}/{name} (to redact them)"))?,
+        None => Redactor::default(),
+    };
+    let mut jobs = dump::list_jobs(client, &namespace, &name, &redactor)
         .await
         .during(|| format!("failed to list dump Jobs of {namespace}/{name}"))?;
     let verify_job = jobs.remove(&backup::verify_job_name(&name));
@@ -144,6 +153,7 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context) -> Result<Observed, 
         deleting: backup.metadata.deletion_timestamp.is_some(),
         has_release_finalizer: backup.finalizers().iter().any(|f| f == RELEASE_FINALIZER),
         policy_problems,
+        redactor,
         namespace,
         name,
         uid: backup.uid().unwrap_or_default(),

@@ -37,16 +37,8 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
             status.message = Some(what);
             requeue.map_or_else(Action::await_change, Action::requeue)
         }
-        RestoreStep::Refuse(why) => {
-            status.phase = Some(RestorePhase::Failed);
-            status.completion_time = Some(now);
-            status.message = Some(why.clone());
-            conditions::set(&mut status.conditions, "Ready", ConditionStatus::False, "Refused", why.clone(), now, generation);
-            record(ctx, &obs, &status).await?;
-            ctx.metrics.restore_finished(false, None);
-            publish(ctx, request, EventType::Warning, "RestoreFailed", format!("refused: {why}")).await;
-            return Ok(Action::await_change());
-        }
+        RestoreStep::Refuse(why) => return refuse(ctx, request, &obs, status, "Refused", why).await,
+        RestoreStep::Invalid(why) => return refuse(ctx, request, &obs, status, "InvalidSpec", why).await,
         RestoreStep::Accept { backup } => {
             let suffix = restore::suffix(&request.spec, &obs.uid);
             status.resolved_backup = Some(backup.clone());
@@ -212,6 +204,20 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
     Ok(action)
 }
 
+/// Phase Failed before anything was created: `Ready=False` with `reason` (`InvalidSpec` for a
+/// spec that breaks a validation rule, the message naming each field; `Refused` for a backup
+/// that cannot be restored), and a `RestoreFailed` Event.
+async fn refuse(ctx: &Context, request: &RestoreRequest, obs: &Observed, mut status: RestoreRequestStatus, reason: &str, why: String) -> Result<Action, Error> {
+    status.phase = Some(RestorePhase::Failed);
+    status.completion_time = Some(obs.now);
+    status.message = Some(why.clone());
+    conditions::set(&mut status.conditions, "Ready", ConditionStatus::False, reason, why.clone(), obs.now, request.metadata.generation);
+    record(ctx, obs, &status).await?;
+    ctx.metrics.restore_finished(false, None);
+    publish(ctx, request, EventType::Warning, "RestoreFailed", format!("refused: {why}")).await;
+    Ok(Action::await_change())
+}
+
 fn duration(status: &RestoreRequestStatus) -> Option<f64> {
     Some((status.completion_time? - status.start_time?).num_milliseconds() as f64 / 1000.0)
 }
@@ -288,10 +294,10 @@ async fn create_item(ctx: &Context, request: &RestoreRequest, obs: &Observed, it
                     .and_then(|s| s.policy_spec.as_ref())
                     .and_then(|p| p.dump.as_ref())
                     .and_then(|d| d.image.clone());
-                if let Some(job) = build::sql_restore_job(request, &backup, item, image.as_deref()) {
-                    let api = Api::namespaced(ctx.client.clone(), ns);
-                    k::create_if_absent(&api, &job).await.during(|| format!("failed to create SQL restore Job for database {}", item.restored))?;
-                }
+                // The builder refuses an unsafe database name even if validation was bypassed.
+                let job = build::sql_restore_job(request, &backup, item, image.as_deref()).map_err(|e| Error::Inconsistent(e.to_string()))?;
+                let api = Api::namespaced(ctx.client.clone(), ns);
+                k::create_if_absent(&api, &job).await.during(|| format!("failed to create SQL restore Job for database {}", item.restored))?;
             } else {
                 let pvc = build::claim_from_snapshot(request, &backup, item, claim, snapshot, size.as_deref(), None);
                 let api = Api::namespaced(ctx.client.clone(), ns);

@@ -3,6 +3,8 @@
 use super::super::error::{Context as _, Error};
 use super::super::Context;
 use crate::api::{ArchiveBackup, RestoreRequest, RestoreRequestSpec, RestoreRequestStatus, TargetKind, TargetRef};
+use crate::kube::dump;
+use crate::kube::redact::Redactor;
 use crate::kube::restore::RESTORE;
 use crate::kube::workload;
 use crate::plan::backup::JobObs;
@@ -52,6 +54,17 @@ pub fn copy_name(target: &TargetRef, suffix: &str) -> String {
     crate::plan::names::fit(&format!("{}{suffix}", target.name), crate::plan::names::MAX_LABEL_NAME)
 }
 
+/// The Secrets whose values a restore's Job logs must never show: those the backup's policy
+/// referenced (SQL credentials, `master.secrets`), the backup's copy of the master secrets,
+/// and the SQL target's credentials.
+fn referenced_secrets<'a>(spec: &'a RestoreRequestSpec, backup: Option<&'a ArchiveBackup>) -> Vec<&'a str> {
+    let status = backup.and_then(|b| b.status.as_ref());
+    let mut names: Vec<&str> = status.and_then(|s| s.policy_spec.as_ref()).map(dump::referenced_secrets).unwrap_or_default();
+    names.extend(status.and_then(|s| s.secret_copy.as_deref()));
+    names.extend(spec.sql_target.as_ref().and_then(|t| t.credentials_secret.as_deref()));
+    names
+}
+
 /// Reads everything a restore step may need.
 pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed, Error> {
     let namespace = request.namespace().ok_or_else(|| Error::MissingNamespace(request.name_any()))?;
@@ -98,9 +111,6 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
             }
         }
     }
-    let jobs = crate::kube::jobs::list(client, &namespace, &format!("{RESTORE}={name}"))
-        .await
-        .during(|| format!("failed to list Jobs of {namespace}/{name}"))?;
     let secrets = Api::<Secret>::namespaced(client.clone(), &namespace)
         .list_metadata(&ListParams::default())
         .await
@@ -114,6 +124,12 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
         .as_ref()
         .and_then(|b| backups.iter().find(|x| x.metadata.name.as_ref() == Some(b)))
         .or_else(|| restore::resolve(&spec, &namespace, &backups).ok());
+    let redactor = Redactor::load(client, &namespace, referenced_secrets(&spec, resolved))
+        .await
+        .during(|| format!("failed to read the Secrets of {namespace}/{name} (to redact them)"))?;
+    let jobs = crate::kube::jobs::list(client, &namespace, &format!("{RESTORE}={name}"), &redactor)
+        .await
+        .during(|| format!("failed to list Jobs of {namespace}/{name}"))?;
     let target_ref = resolved.and_then(|b| b.status.as_ref()).and_then(|s| s.policy_spec.as_ref()).map(|p| p.target.clone());
     let (target, copy_exists) = match &target_ref {
         Some(t) => {

@@ -405,10 +405,17 @@ fn waiting_for_stopped_pods_polls_every_second_not_the_idle_requeue() {
         run(&case),
         Step::Wait { what: "1 pod(s) of the target still running after scaling to 0".into(), requeue: Some(POD_GONE_POLL) }
     );
-    let near_deadline = Case { now: 59, ..case };
+    // 300 ms before the deadline the run looks again at the deadline, not a poll later.
+    let quiesced = t(0) - chrono::Duration::milliseconds(700);
+    let near_deadline = Case {
+        now: 59,
+        quiesce: Some(QuiesceStatus { quiesced_at: Some(quiesced), original_replicas: Some(2), ..Default::default() }),
+        ..case
+    };
+    assert_ne!(Duration::from_millis(300), POD_GONE_POLL, "the expected value must differ from the poll interval");
     assert_eq!(
         run(&near_deadline),
-        Step::Wait { what: "1 pod(s) of the target still running after scaling to 0".into(), requeue: Some(Duration::from_millis(1000)) }
+        Step::Wait { what: "1 pod(s) of the target still running after scaling to 0".into(), requeue: Some(Duration::from_millis(300)) }
     );
 }
 

@@ -308,3 +308,84 @@ fn in_place_steps_keep_everything() {
     w.target = Some((1, 1));
     assert_eq!(w.next(), RestoreStep::Complete);
 }
+
+/// A Pending request is checked with the rules of `archivist validate` before anything is
+/// created: a broken rule is `Invalid` (phase Failed, `Ready=False` reason `InvalidSpec`) with a
+/// message naming the field; a good spec is accepted.
+#[test]
+fn pending_requests_are_validated_before_anything_is_created() {
+    type Mutation = fn(&mut World);
+    let cases: Vec<(&str, Mutation, Result<&str, &str>)> = vec![
+        ("valid", |_| {}, Ok("b")),
+        ("valid SQL target", |w| w.spec.sql_target = Some(crate::api::SqlTarget { host: None, port: None, credentials_secret: None, database_suffix: "_r2".into() }), Ok("b")),
+        (
+            "databaseSuffix with a quote",
+            |w| w.spec.sql_target = Some(crate::api::SqlTarget { host: None, port: None, credentials_secret: None, database_suffix: "x'; DROP DATABASE y; --".into() }),
+            Err("spec.sqlTarget.databaseSuffix: \"x'; DROP DATABASE y; --\" may only hold letters, digits and '_'"),
+        ),
+        (
+            "databaseSuffix with a backtick",
+            |w| w.spec.sql_target = Some(crate::api::SqlTarget { host: None, port: None, credentials_secret: None, database_suffix: "x`; DROP DATABASE y; --".into() }),
+            Err("spec.sqlTarget.databaseSuffix: \"x`; DROP DATABASE y; --\" may only hold letters, digits and '_'"),
+        ),
+        (
+            "the new database name is too long for the backup's database",
+            |w| {
+                w.spec.stores = vec!["s2".into()];
+                w.spec.sql_target = Some(crate::api::SqlTarget { host: None, port: None, credentials_secret: None, database_suffix: "r".repeat(60) });
+            },
+            Err("spec.sqlTarget.databaseSuffix: the new database for meta of store s2 (metadata) would be"),
+        ),
+        ("nameSuffix with uppercase", |w| w.spec.target.name_suffix = Some("-R".into()), Err("spec.target.nameSuffix: \"-R\" may only hold lowercase letters")),
+        ("empty nameSuffix outside InPlace", |w| w.spec.target.name_suffix = Some(String::new()), Err("spec.target.nameSuffix: is empty")),
+        ("hook name not a DNS label", |w| w.spec.post_restore = vec![hook("Rebuild_Index")], Err("spec.postRestore[0].name: \"Rebuild_Index\" is not a DNS-1123 label")),
+        ("two hooks of one name", |w| w.spec.post_restore = vec![hook("replay"), hook("replay")], Err("spec.postRestore[1].name")),
+        ("hook without a command", |w| w.spec.post_restore = vec![PostRestoreJob { command: vec![], ..hook("replay") }], Err("spec.postRestore[0].command: is empty")),
+        ("ttl outside SideBySide", |w| w.spec.ttl_seconds_after_finished = Some(60), Err("spec.ttlSecondsAfterFinished")),
+        (
+            "InPlace into another namespace",
+            |w| {
+                w.spec.target.mode = RestoreMode::InPlace;
+                w.spec.target.namespace = Some("elsewhere".into());
+            },
+            Err("spec.target.namespace: \"elsewhere\" differs from the request's namespace \"mail\""),
+        ),
+        ("a store the backup's policy lacks", |w| w.spec.stores = vec!["s9".into()], Err("spec.stores[0]: the backup's policy has no store \"s9\"")),
+        (
+            "every problem is reported",
+            |w| {
+                w.spec.target.name_suffix = Some("-R".into());
+                w.spec.post_restore = vec![hook("A")];
+            },
+            Err("invalid spec: spec.target.nameSuffix: \"-R\" may only hold lowercase letters, digits and '-', and must end with a letter or digit (it is appended to PVC and workload names); spec.postRestore[0].name"),
+        ),
+        ("a missing backup is refused, not invalid", |w| w.spec.source = by_name("nope"), Err("spec.source.backupName: ArchiveBackup nope does not exist")),
+    ];
+    for (name, mutate, want) in cases {
+        let mut w = World { status: RestoreRequestStatus::default(), ..World::new(RestoreMode::Volumes) };
+        mutate(&mut w);
+        let got = w.next();
+        match (&got, want) {
+            (RestoreStep::Accept { backup }, Ok(b)) => assert_eq!(backup, b, "{name}"),
+            (RestoreStep::Invalid(message), Err(words)) => {
+                assert!(message.starts_with("invalid spec: ") && message.contains(words), "{name}: {message}");
+                assert_ne!(name, "a missing backup is refused, not invalid", "{message}");
+            }
+            (RestoreStep::Refuse(message), Err(words)) if name.starts_with("a missing backup") => assert!(message.contains(words), "{name}: {message}"),
+            (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+/// A request accepted before names were checked (its status already Restoring) still never
+/// creates an SQL restore with an unsafe name: the plan fails it.
+#[test]
+fn an_accepted_request_with_an_unsafe_database_name_fails() {
+    let mut w = World::new(RestoreMode::Volumes);
+    w.spec.stores = vec!["s2".into()];
+    w.spec.sql_target = Some(crate::api::SqlTarget { host: None, port: None, credentials_secret: None, database_suffix: "x'; DROP DATABASE y; --".into() });
+    match w.next() {
+        RestoreStep::Fail(message) => assert!(message.starts_with("spec.sqlTarget.databaseSuffix: the new database of store s2 cannot be restored"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}

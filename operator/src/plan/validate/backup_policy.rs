@@ -181,9 +181,7 @@ fn check_sql(problems: &mut Problems, field: &str, sql: &SqlSource) {
     if sql.port == Some(0) {
         problems.push(format!("{field}.port"), "must be between 1 and 65535");
     }
-    if sql.database.trim().is_empty() {
-        problems.push(format!("{field}.database"), "is empty");
-    }
+    problems.check(format!("{field}.database"), names::sql_database(&sql.database));
     problems.check(format!("{field}.credentialsSecret"), names::dns1123_subdomain(&sql.credentials_secret));
 }
 

@@ -24,8 +24,9 @@ pub use cluster_retention_policy::{
     validate_cluster_retention_policy, validate_cluster_retention_policy_object,
 };
 pub use restore_request::{
+    restore_store_problems, restored_database_name, restored_database_problems,
     validate_restore_against_policy, validate_restore_request, validate_restore_request_object,
-    RESTORE_REQUEST_NAME_MAX,
+    DEFAULT_DATABASE_SUFFIX, RESTORE_REQUEST_NAME_MAX,
 };
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

@@ -132,18 +132,52 @@ pub fn positive_quantity(s: &str) -> Option<String> {
 /// The longest identifier PostgreSQL keeps (MySQL allows 64): 63 bytes.
 pub const SQL_IDENTIFIER_MAX: usize = 63;
 
-/// Checks a part of an unquoted SQL database name that PostgreSQL and MySQL both accept:
-/// ASCII letters, digits and `_`, at most 63 bytes (PostgreSQL's limit for identifiers).
-pub fn sql_identifier_part(s: &str) -> Option<String> {
+fn is_sql_word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// Checks an SQL database name (a policy's `sql.database`, and the database a restore
+/// creates) against [`SQL_DATABASE_PATTERN`](crate::api::SQL_DATABASE_PATTERN):
+/// `^[A-Za-z_][A-Za-z0-9_]{0,62}$`, an ASCII letter or `_`, then letters, digits and `_`, at
+/// most 63 bytes.
+///
+/// Such a name means the same to PostgreSQL and MySQL, needs no quoting in either, and cannot
+/// end a string or an identifier, add a statement, or (for `pg_restore -d`) be read as a
+/// connection string: no quote, backtick, `;`, `=`, space or `-`. The restore scripts still
+/// pass it as an argument or a bound variable wherever they can.
+pub fn sql_database(s: &str) -> Option<String> {
     if s.is_empty() {
         return Some("is empty".into());
     }
     if s.len() > SQL_IDENTIFIER_MAX {
         return Some(format!("{s:?} is longer than {SQL_IDENTIFIER_MAX} characters"));
     }
-    if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    let starts_well = s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+    if !starts_well || !s.chars().all(is_sql_word_char) {
         return Some(format!(
-            "{s:?} may only hold letters, digits and '_' (it becomes part of a database name)"
+            "{s:?} is not a safe database name (an ASCII letter or '_', then letters, digits and '_'; pattern {})",
+            crate::api::SQL_DATABASE_PATTERN
+        ));
+    }
+    None
+}
+
+/// Checks a part appended to a database name (`sqlTarget.databaseSuffix`) against
+/// [`DATABASE_SUFFIX_PATTERN`](crate::api::DATABASE_SUFFIX_PATTERN): 1 to 62 ASCII
+/// letters, digits and `_`, so that any valid database name plus the suffix is again made of
+/// [`sql_database`]'s characters (its length is checked once the database is known).
+pub fn sql_identifier_part(s: &str) -> Option<String> {
+    if s.is_empty() {
+        return Some("is empty".into());
+    }
+    let max = SQL_IDENTIFIER_MAX - 1;
+    if s.len() > max {
+        return Some(format!("{s:?} is longer than {max} characters"));
+    }
+    if !s.chars().all(is_sql_word_char) {
+        return Some(format!(
+            "{s:?} may only hold letters, digits and '_' (it becomes part of a database name; pattern {})",
+            crate::api::DATABASE_SUFFIX_PATTERN
         ));
     }
     None
@@ -223,16 +257,68 @@ mod tests {
 
     #[test]
     fn sql_identifiers_and_hosts() {
-        assert_eq!(sql_identifier_part("_restored"), None);
-        assert_eq!(sql_identifier_part("R2"), None);
-        for bad in ["", "-restored", "a b", "x;drop", &"a".repeat(64)] {
-            assert!(sql_identifier_part(bad).is_some(), "{bad}");
+        // (input, a database name, a database suffix)
+        let long = "a".repeat(63);
+        let too_long = "a".repeat(64);
+        let cases: [(&str, bool, bool); 16] = [
+            ("meta", true, true),
+            ("_restored", true, true),
+            ("R2", true, true),
+            ("Archive_Meta_2024", true, true),
+            ("2024", false, true),
+            (&long, true, false),
+            (&too_long, false, false),
+            ("", false, false),
+            ("-restored", false, false),
+            ("archive-meta", false, false),
+            ("a b", false, false),
+            ("x;drop", false, false),
+            ("x'; DROP DATABASE y; --", false, false),
+            ("x`; DROP DATABASE y; --", false, false),
+            ("dbname=postgres", false, false),
+            ("caf\u{e9}", false, false),
+        ];
+        for (input, database, suffix) in cases {
+            assert_eq!(sql_database(input).is_none(), database, "database {input:?}: {:?}", sql_database(input));
+            assert_eq!(sql_identifier_part(input).is_none(), suffix, "suffix {input:?}: {:?}", sql_identifier_part(input));
         }
         for good in ["db", "postgres.mail.svc", "10.0.0.7", "[::1]"] {
             assert_eq!(host(good), None, "{good}");
         }
         for bad in ["", " ", "postgres://db", "db host", "db/x"] {
             assert!(host(bad).is_some(), "{bad}");
+        }
+    }
+
+    /// The hand-written checks and the CRD schema patterns accept the same values (the API
+    /// server enforces the patterns; the operator and `archivist validate` the checks).
+    #[test]
+    fn checks_agree_with_the_schema_patterns() {
+        use crate::api::{DATABASE_SUFFIX_PATTERN, DNS_LABEL_PATTERN, NAME_SUFFIX_PATTERN, SQL_DATABASE_PATTERN};
+        let inputs = [
+            "", "a", "A", "_", "0", "meta", "_restored", "Meta_2", "2024", "-r", "-r-1", "r-", "-", "a-b", "a_b",
+            "a.b", "a b", "x'", "x`", "x\"", "x;y", "caf\u{e9}", "UPPER", "-sbs", "restored2",
+        ];
+        let long_63 = "a".repeat(63);
+        let long_64 = "a".repeat(64);
+        let label = |s: &str| dns1123_label(s).is_none();
+        let suffix_shape = |s: &str| {
+            s.is_empty() || (s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && s.ends_with(|c: char| c.is_ascii_alphanumeric()))
+        };
+        type Check<'a> = (&'a str, &'a dyn Fn(&str) -> bool);
+        let pairs: [Check<'_>; 4] = [
+            (SQL_DATABASE_PATTERN, &|s| sql_database(s).is_none()),
+            (DATABASE_SUFFIX_PATTERN, &|s| sql_identifier_part(s).is_none()),
+            (DNS_LABEL_PATTERN, &label),
+            (NAME_SUFFIX_PATTERN, &suffix_shape),
+        ];
+        for (pattern, check) in pairs {
+            let re = regex::Regex::new(pattern).expect("pattern compiles");
+            for input in inputs.iter().copied().chain([long_63.as_str(), long_64.as_str()]) {
+                // DNS labels: the schema adds maxLength 63 to the pattern.
+                let schema = re.is_match(input) && (pattern != DNS_LABEL_PATTERN || input.len() <= 63);
+                assert_eq!(schema, check(input), "{pattern} on {input:?}");
+            }
         }
     }
 }

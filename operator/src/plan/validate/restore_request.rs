@@ -104,26 +104,76 @@ pub fn validate_restore_request(spec: &RestoreRequestSpec) -> Vec<FieldError> {
 
 /// Checks a RestoreRequest against the BackupPolicy its `source.policyName` names, when that
 /// policy is known (for example both are in the manifests given to `archivist validate`):
-/// every store in `stores` must be a store of the policy, and `select: LatestVerified` needs a
-/// policy that verifies its backups (`verification.afterBackup` or a `drillSchedule`).
+/// [`restore_store_problems`], [`restored_database_problems`], and `select: LatestVerified`
+/// needs a policy that verifies its backups (`verification.afterBackup` or a
+/// `drillSchedule`).
 pub fn validate_restore_against_policy(spec: &RestoreRequestSpec, policy: &BackupPolicySpec) -> Vec<FieldError> {
-    let mut problems = Problems::default();
+    let mut all = restore_store_problems(spec, policy);
     let policy_name = spec.source.policy_name.as_deref().unwrap_or_default();
+    let verifies = policy.verification.as_ref().is_some_and(|v| v.after_backup || v.drill_schedule.is_some());
+    if spec.source.select == Some(RestoreSelect::LatestVerified) && !verifies {
+        all.push(FieldError::new(
+            "spec.source.select",
+            format!("LatestVerified never finds a backup: BackupPolicy {policy_name} verifies none (no verification.afterBackup or drillSchedule)"),
+        ));
+    }
+    all.extend(restored_database_problems(spec, policy));
+    all
+}
+
+/// Every store in `stores` must be a store of `policy` (the policy a request names, or the
+/// copy of it kept in the backup it restores).
+pub fn restore_store_problems(spec: &RestoreRequestSpec, policy: &BackupPolicySpec) -> Vec<FieldError> {
+    let mut problems = Problems::default();
+    let whose = spec.source.policy_name.as_ref().map_or_else(|| "the backup's policy".to_string(), |p| format!("BackupPolicy {p}"));
     let known: Vec<&str> = policy.stores.iter().map(|s| s.name.as_str()).collect();
     for (i, store) in spec.stores.iter().enumerate() {
         if !known.contains(&store.as_str()) {
             problems.push(
                 format!("spec.stores[{i}]"),
-                format!("BackupPolicy {policy_name} has no store {store:?} (its stores: {})", known.join(", ")),
+                format!("{whose} has no store {store:?} (its stores: {})", known.join(", ")),
             );
         }
     }
-    let verifies = policy.verification.as_ref().is_some_and(|v| v.after_backup || v.drill_schedule.is_some());
-    if spec.source.select == Some(RestoreSelect::LatestVerified) && !verifies {
-        problems.push(
-            "spec.source.select",
-            format!("LatestVerified never finds a backup: BackupPolicy {policy_name} verifies none (no verification.afterBackup or drillSchedule)"),
-        );
+    problems.into_vec()
+}
+
+/// The name of the database a restore creates from `database`: `database` plus
+/// `sqlTarget.databaseSuffix` (default `_restored`).
+pub fn restored_database_name(spec: &RestoreRequestSpec, database: &str) -> String {
+    let suffix = spec.sql_target.as_ref().map_or(DEFAULT_DATABASE_SUFFIX, |t| t.database_suffix.as_str());
+    format!("{database}{suffix}")
+}
+
+/// The suffix of restored databases when the request has no `sqlTarget`.
+pub const DEFAULT_DATABASE_SUFFIX: &str = "_restored";
+
+/// Every database the request would create from `policy`'s SQL stores (the stores it
+/// restores) must be a safe name ([`names::sql_database`]): the suffix is checked on its own
+/// by [`validate_restore_request`], here the whole name (its length, and a source database
+/// recorded before names were checked).
+pub fn restored_database_problems(spec: &RestoreRequestSpec, policy: &BackupPolicySpec) -> Vec<FieldError> {
+    let mut problems = Problems::default();
+    let selected = |store: &str| spec.stores.is_empty() || spec.stores.iter().any(|s| s == store);
+    for (i, store) in policy.stores.iter().enumerate().filter(|(_, s)| selected(&s.name)) {
+        let parts = [("metadata", Some(&store.metadata)), ("content", Some(&store.content)), ("index", store.index.as_ref())];
+        for (part, source) in parts {
+            let Some(sql) = source.and_then(|s| s.sql.as_ref()) else { continue };
+            if let Some(reason) = names::sql_database(&sql.database) {
+                problems.push(
+                    "spec.source",
+                    format!("the backed-up database of store {} ({part}, policy field spec.stores[{i}].{part}.sql.database) cannot be restored by name: {reason}", store.name),
+                );
+                continue;
+            }
+            let restored = restored_database_name(spec, &sql.database);
+            if let Some(reason) = names::sql_database(&restored) {
+                problems.push(
+                    "spec.sqlTarget.databaseSuffix",
+                    format!("the new database for {} of store {} ({part}) would be {restored:?}: {reason}", sql.database, store.name),
+                );
+            }
+        }
     }
     problems.into_vec()
 }

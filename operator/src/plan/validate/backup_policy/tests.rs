@@ -145,6 +145,12 @@ fn each_rule_names_its_field() {
         ("sql host is a URL", |s| s.stores[0].content = DataSource { volume_claims: vec![], sql: Some(SqlSource { host: "mysql://db".into(), ..sql() }) }, vec!["spec.stores[0].content.sql.host"]),
         ("sql port 0", |s| s.stores[0].content = DataSource { volume_claims: vec![], sql: Some(SqlSource { port: Some(0), ..sql() }) }, vec!["spec.stores[0].content.sql.port"]),
         ("sql database empty", |s| s.stores[0].content = DataSource { volume_claims: vec![], sql: Some(SqlSource { database: String::new(), ..sql() }) }, vec!["spec.stores[0].content.sql.database"]),
+        ("sql database with a quote", |s| s.stores[1].metadata.sql.as_mut().map_or((), |q| q.database = "x'; DROP DATABASE y; --".into()), vec!["spec.stores[1].metadata.sql.database"]),
+        ("sql database with a backtick", |s| s.stores[1].metadata.sql.as_mut().map_or((), |q| q.database = "x`; DROP DATABASE y; --".into()), vec!["spec.stores[1].metadata.sql.database"]),
+        ("sql database with a dash", |s| s.stores[1].metadata.sql.as_mut().map_or((), |q| q.database = "archive-meta".into()), vec!["spec.stores[1].metadata.sql.database"]),
+        ("sql database starting with a digit", |s| s.stores[1].metadata.sql.as_mut().map_or((), |q| q.database = "2025meta".into()), vec!["spec.stores[1].metadata.sql.database"]),
+        ("sql database of 64 characters", |s| s.stores[1].metadata.sql.as_mut().map_or((), |q| q.database = "m".repeat(64)), vec!["spec.stores[1].metadata.sql.database"]),
+        ("sql database with underscores is fine", |s| s.stores[1].metadata.sql.as_mut().map_or((), |q| q.database = "_Archive_Meta_2025".into()), vec![]),
         (
             "sql credentials empty",
             |s| s.stores[0].content = DataSource { volume_claims: vec![], sql: Some(SqlSource { credentials_secret: String::new(), ..sql() }) },

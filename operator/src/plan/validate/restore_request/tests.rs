@@ -82,6 +82,8 @@ fn each_rule_names_its_field() {
         ("database suffix empty", |s| s.sql_target = sql(|t| t.database_suffix = String::new()), vec!["spec.sqlTarget.databaseSuffix"]),
         ("database suffix with dash", |s| s.sql_target = sql(|t| t.database_suffix = "-restored".into()), vec!["spec.sqlTarget.databaseSuffix"]),
         ("database suffix with quote", |s| s.sql_target = sql(|t| t.database_suffix = "x\";drop".into()), vec!["spec.sqlTarget.databaseSuffix"]),
+        ("database suffix of 63 characters", |s| s.sql_target = sql(|t| t.database_suffix = "r".repeat(63)), vec!["spec.sqlTarget.databaseSuffix"]),
+        ("database suffix starting with a digit is fine", |s| s.sql_target = sql(|t| t.database_suffix = "2".into()), vec![]),
         ("hook name empty", |s| s.post_restore[0].name = String::new(), vec!["spec.postRestore[0].name"]),
         ("hook name not a label", |s| s.post_restore[0].name = "Rebuild".into(), vec!["spec.postRestore[0].name"]),
         ("hook name twice", |s| s.post_restore.push(job("rebuild-index", "x", &["y"])), vec!["spec.postRestore[1].name"]),
@@ -103,6 +105,26 @@ fn each_rule_names_its_field() {
         mutate(&mut spec);
         let got: Vec<String> = validate_restore_request(&spec).into_iter().map(|e| e.field).collect();
         assert_eq!(got, want, "case {name:?}");
+    }
+}
+
+/// SQL injection through the suffix: a quote or a backtick is refused, and the message names
+/// the field and says why.
+#[test]
+fn database_suffix_with_a_quote_or_backtick_is_refused_naming_the_field() {
+    for hostile in ["x'; DROP DATABASE y; --", "x`; DROP DATABASE y; --", "_r\"; DROP DATABASE y; --"] {
+        let mut spec = baseline();
+        if let Some(t) = spec.sql_target.as_mut() {
+            t.database_suffix = hostile.into();
+        }
+        let problems = validate_restore_request(&spec);
+        let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(messages.len(), 1, "{hostile:?}: {messages:?}");
+        assert!(
+            messages[0].starts_with("spec.sqlTarget.databaseSuffix: ") && messages[0].contains("may only hold letters, digits and '_'"),
+            "{hostile:?}: {}",
+            messages[0]
+        );
     }
 }
 
@@ -129,6 +151,19 @@ fn in_place_stays_in_its_namespace() {
     }
 }
 
+fn sql_source(database: &str) -> crate::api::DataSource {
+    crate::api::DataSource {
+        volume_claims: vec![],
+        sql: Some(crate::api::SqlSource {
+            engine: crate::api::SqlEngine::MySQL,
+            host: "db".into(),
+            port: None,
+            database: database.into(),
+            credentials_secret: "db-creds".into(),
+        }),
+    }
+}
+
 #[test]
 fn checked_against_its_policy() {
     let policy: crate::api::BackupPolicySpec = serde_yaml::from_str(
@@ -149,6 +184,33 @@ fn checked_against_its_policy() {
             p.verification = None;
             r.source.select = Some(RestoreSelect::Latest);
         }, vec![]),
+        ("SQL store: the new database name fits", |_, p| p.stores[1].metadata = sql_source(&"m".repeat(54)), vec![]),
+        (
+            "SQL store: the new database name is too long",
+            |_, p| p.stores[1].metadata = sql_source(&"m".repeat(55)),
+            vec!["spec.sqlTarget.databaseSuffix"],
+        ),
+        (
+            "SQL store not restored: its name is not checked",
+            |r, p| {
+                p.stores[1].metadata = sql_source(&"m".repeat(55));
+                r.stores = vec!["store-2024".into()];
+            },
+            vec![],
+        ),
+        (
+            "SQL store with an unsafe source database (a backup made before names were checked)",
+            |_, p| p.stores[0].content = sql_source("x'; DROP DATABASE y; --"),
+            vec!["spec.source"],
+        ),
+        (
+            "without sqlTarget the default suffix counts",
+            |r, p| {
+                r.sql_target = None;
+                p.stores[1].metadata = sql_source(&"m".repeat(55));
+            },
+            vec!["spec.sqlTarget.databaseSuffix"],
+        ),
     ];
     for (name, mutate, want) in cases {
         let (mut request, mut policy) = (baseline(), policy.clone());
