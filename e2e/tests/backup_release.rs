@@ -80,7 +80,6 @@ async fn a_failing_thaw_is_retried_until_it_succeeds() {
         let failures = release_failures(&client, &ns).await?;
         anyhow::ensure!(failures <= attempts as i32 + 3, "{failures} ReleaseFailed reports for {attempts} recorded attempts");
         let b1 = wait_completed(&client, &ns, "b1", &mut operator).await?;
-        let attempts_after = b1.status.as_ref().and_then(|s| s.quiesce.as_ref()).and_then(|q| q.release_attempts).unwrap_or(0);
         anyhow::ensure!(released_condition(&b1) == Some(ConditionStatus::True), "no Released=True condition: {:?}", b1.status);
         anyhow::ensure!(!live.join("FROZEN").exists(), "still frozen after the run");
         let thaws = std::fs::read_to_string(live.join("thaw.log")).unwrap_or_default().lines().count();
