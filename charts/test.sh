@@ -121,7 +121,12 @@ if check "helm template (defaults)" template "$OUT/default.yaml" --include-crds;
   check "  ServiceAccount" has "$f" ServiceAccount archivist archivist-system
   check "  ClusterRole" has "$f" ClusterRole archivist
   check "  ClusterRoleBinding" has "$f" ClusterRoleBinding archivist
-  check "  no Role" lacks "$f" Role archivist
+  check "  no Role for the namespaced rules" lacks "$f" Role archivist
+  check "  leader-election Role in the release namespace" has "$f" Role archivist-leader-election archivist-system
+  check "  leader-election RoleBinding" has "$f" RoleBinding archivist-leader-election archivist-system
+  check "  --leader-election true, POD_NAMESPACE" contains_all "$f" "- --leader-election" '- "true"' "fieldPath: metadata.namespace"
+  check "  one replica: no PodDisruptionBudget" lacks "$f" PodDisruptionBudget archivist archivist-system
+  check "  terminationGracePeriodSeconds 30, shutdown timeout 25" contains_all "$f" "terminationGracePeriodSeconds: 30" "- --shutdown-timeout-seconds" '- "25"'
   check "  metrics Service" has "$f" Service archivist-metrics archivist-system
   check "  no ServiceMonitor by default" lacks "$f" ServiceMonitor archivist
   for crd in archivebackups backuppolicies clusterretentionpolicies restorerequests; do
@@ -160,8 +165,16 @@ if check "helm template (serviceMonitor, port 9090, existing ServiceAccount)" te
   check "  bound to ops-archivist" contains "$f" "name: ops-archivist"
 fi
 
+# A warm standby: two replicas roll one at a time and a PodDisruptionBudget keeps one up.
+if check "helm template (replicas=2)" template "$OUT/ha.yaml" --set replicas=2; then
+  f=$OUT/ha.yaml
+  check "  replicas: 2" contains "$f" "replicas: 2"
+  check "  RollingUpdate, maxUnavailable 0" contains_all "$f" "type: RollingUpdate" "maxUnavailable: 0"
+  check "  PodDisruptionBudget minAvailable 1" has "$f" PodDisruptionBudget archivist archivist-system
+fi
+
 # What must be refused.
-check "replicas: 2 is refused (no leader election)" refused --set replicas=2
+check "replicas: 2 without leader election is refused" refused --set replicas=2 --set leaderElection.enabled=false
 check "serviceAccount.create=false without a name is refused" refused --set serviceAccount.create=false
 
 if ((failures)); then

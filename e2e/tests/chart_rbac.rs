@@ -228,7 +228,7 @@ struct Operator {
 }
 
 impl Operator {
-    fn start(binary: &Path, kubeconfig: &Path, namespace: &str, log: PathBuf) -> (Self, u16) {
+    fn start(binary: &Path, kubeconfig: &Path, namespace: &str, release_namespace: &str, log: PathBuf) -> (Self, u16) {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
         let out = std::fs::File::create(&log).expect("operator log");
         let child = Command::new(binary)
@@ -236,6 +236,8 @@ impl Operator {
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .env("POD_NAME", "archivist-chart-rbac-test")
+            // As the chart's Deployment sets it: the leader-election Lease lives there.
+            .env("POD_NAMESPACE", release_namespace)
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log fd"))
             .stderr(out)
@@ -361,9 +363,11 @@ async fn backup_as_the_chart_service_account(namespaced_install: bool, quiesce: 
         m
     });
     let want: BTreeMap<String, usize> = if namespaced_install {
-        [("ServiceAccount", 1), ("Role", 1), ("RoleBinding", 1), ("ClusterRole", 1), ("ClusterRoleBinding", 1)]
+        // The namespaced rules in watchNamespace, and the leader-election Lease's Role in the
+        // release namespace.
+        [("ServiceAccount", 1), ("Role", 2), ("RoleBinding", 2), ("ClusterRole", 1), ("ClusterRoleBinding", 1)]
     } else {
-        [("ServiceAccount", 1), ("ClusterRole", 1), ("ClusterRoleBinding", 1), ("Role", 0), ("RoleBinding", 0)]
+        [("ServiceAccount", 1), ("ClusterRole", 1), ("ClusterRoleBinding", 1), ("Role", 1), ("RoleBinding", 1)]
     }
     .into_iter()
     .filter(|(_, n)| *n > 0)
@@ -400,7 +404,7 @@ async fn backup_as_the_chart_service_account(namespaced_install: bool, quiesce: 
 
     // The operator, outside the cluster, as that ServiceAccount, watching the work namespace
     // (so that it leaves other tests' objects alone).
-    let (mut operator, port) = Operator::start(&binary, &kubeconfig, &work, tmp.join("operator.log"));
+    let (mut operator, port) = Operator::start(&binary, &kubeconfig, &work, &system, tmp.join("operator.log"));
     wait_until("the operator's /readyz", || {
         let ready = http_status(port, "/readyz") == Some(200);
         async move { ready }

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub restores: Family<RestoreLabels, Counter>,
     /// `archivist_restore_duration_seconds`: request accepted to Completed/Failed.
     pub restore_duration: Histogram,
+    /// `archivist_leader`: 1 while this process leads (runs the controllers), 0 on a standby.
+    pub leader: prometheus_client::metrics::gauge::Gauge,
     registry: Registry,
     ready: AtomicBool,
 }
@@ -57,7 +59,9 @@ impl Default for Metrics {
         registry.register("backup_duration_seconds", "Duration of backup runs from start to Completed or Failed", backup_duration.clone());
         registry.register("restores", "Finished restores by result", restores.clone());
         registry.register("restore_duration_seconds", "Duration of restores from acceptance to Completed or Failed", restore_duration.clone());
-        Self { backups, quiesce_window, backup_duration, restores, restore_duration, registry, ready: AtomicBool::new(false) }
+        let leader = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register("leader", "1 while this process holds the leader-election Lease and runs the controllers, 0 on a standby", leader.clone());
+        Self { backups, quiesce_window, backup_duration, restores, restore_duration, leader, registry, ready: AtomicBool::new(false) }
     }
 }
 

@@ -103,6 +103,12 @@ impl Operator {
 
     /// [`Operator::start`] with another kubeconfig (for example an [`super::proxy::ApiProxy`]'s).
     pub async fn start_with_kubeconfig(namespace: &str, kubeconfig: &Path) -> anyhow::Result<Self> {
+        Self::start_with(namespace, kubeconfig, &[]).await
+    }
+
+    /// [`Operator::start_with_kubeconfig`] with extra environment variables (for example a
+    /// `POD_NAME`, the leader-election identity).
+    pub async fn start_with(namespace: &str, kubeconfig: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let bin = archivist_bin();
         if !bin.is_file() {
             bail!(
@@ -125,6 +131,10 @@ impl Operator {
             .args(["run", "--namespace", namespace, "--metrics-addr", "127.0.0.1:0"])
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", std::env::var("ARCHIVIST_E2E_LOG").unwrap_or_else(|_| "info,archivist=debug".into()))
+            // The leader-election identity: one per namespace, like one operator pod, so an
+            // operator restarted in the same namespace takes its Lease back at once.
+            .env("POD_NAME", format!("e2e-{namespace}"))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)

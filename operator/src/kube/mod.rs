@@ -6,6 +6,7 @@ pub mod finalizers;
 pub mod hooks;
 pub mod jobs;
 pub mod labels;
+pub mod lease;
 pub mod redact;
 pub mod restore;
 pub mod snapshot;
