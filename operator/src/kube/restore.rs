@@ -20,7 +20,7 @@ use kube::{Resource, ResourceExt};
 use std::collections::BTreeMap;
 
 /// Label on everything a restore creates: the RestoreRequest's name.
-pub const RESTORE: &str = "archivist.dev/restore";
+pub const RESTORE: &str = crate::plan::validate::RESTORE_LABEL;
 /// Where post-restore hooks see the restored PVCs: `/restore/<restored claim>`.
 pub const HOOK_MOUNT_ROOT: &str = "/restore";
 

@@ -2,8 +2,9 @@
 
 use super::backup_policy::POLICY_NAME_MAX;
 use super::names::{self, LABEL_VALUE_MAX};
-use super::{check_metadata, FieldError, NameRules, Problems};
-use crate::api::{ArchiveBackup, ArchiveBackupSpec};
+use super::{check_metadata, NameRules, Problems};
+use crate::api::{ArchiveBackup, ArchiveBackupSpec, BackupReason};
+use super::FieldError;
 
 /// Checks a whole ArchiveBackup: `metadata` (a DNS-1123 name of at most 63 characters, since
 /// it is the value of the `archivist.dev/backup` label on every snapshot) and
@@ -20,8 +21,21 @@ pub fn validate_archive_backup_object(backup: &ArchiveBackup) -> Vec<FieldError>
     );
     let mut all = problems.into_vec();
     all.extend(validate_archive_backup(&backup.spec));
+    // Retention never prunes a PreRestore backup: only the restore controller makes them, and
+    // it labels each with its RestoreRequest. A hand-made one would be kept forever.
+    let from_restore = backup.metadata.labels.as_ref().is_some_and(|l| l.contains_key(RESTORE_LABEL));
+    if backup.spec.reason == BackupReason::PreRestore && !from_restore {
+        all.push(FieldError::new(
+            "spec.reason",
+            format!("PreRestore backups are made by in-place RestoreRequests (labelled {RESTORE_LABEL}); use Manual (with hold: true to keep it)"),
+        ));
+    }
     all
 }
+
+/// The label the restore controller puts on the PreRestore backup it makes (the request's
+/// name); the same as `kube::restore::RESTORE`.
+pub const RESTORE_LABEL: &str = "archivist.dev/restore";
 
 /// Checks an ArchiveBackup spec: `policyName` must be a name a BackupPolicy can have.
 pub fn validate_archive_backup(spec: &ArchiveBackupSpec) -> Vec<FieldError> {
@@ -67,6 +81,11 @@ mod tests {
             (backup(&long, "mailstore"), vec!["metadata.name"]),
             (backup("Before_Migration", "mailstore"), vec!["metadata.name"]),
         ];
+        let mut by_hand = backup("pre-migration", "mailstore");
+        by_hand.spec.reason = BackupReason::PreRestore;
+        let mut by_restore = by_hand.clone();
+        by_restore.metadata.labels = Some([(RESTORE_LABEL.to_string(), "r1".to_string())].into());
+        let cases: Vec<(ArchiveBackup, Vec<&str>)> = cases.into_iter().chain([(by_hand, vec!["spec.reason"]), (by_restore, vec![])]).collect();
         for (i, (backup, want)) in cases.iter().enumerate() {
             let got: Vec<String> = validate_archive_backup_object(backup).into_iter().map(|e| e.field).collect();
             assert_eq!(&got, want, "case {i}");

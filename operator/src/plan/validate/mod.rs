@@ -16,7 +16,7 @@ mod cluster_retention_policy;
 pub mod names;
 mod restore_request;
 
-pub use archive_backup::{validate_archive_backup, validate_archive_backup_object};
+pub use archive_backup::{validate_archive_backup, validate_archive_backup_object, RESTORE_LABEL};
 pub use backup_policy::{
     validate_backup_policy, validate_backup_policy_object, POLICY_NAME_MAX,
 };
