@@ -84,8 +84,11 @@ async fn snapshot_failure_fails_the_run_after_scaling_back() {
 async fn quiesce_timeout_fails_the_run_after_scaling_back() {
     with_namespace("bk-fault-timeout", |client, ns| async move {
         let mut operator = start_operator(&client, &ns).await?;
-        stop_archive(&client, &ns, 2).await?;
+        // The good backup gets a generous timeout (a loaded machine needs more than 2 s to stop
+        // and capture); the run under test copies the policy with 2 s when it starts.
+        stop_archive(&client, &ns, 60).await?;
         let b1 = good_backup(&client, &ns, &mut operator).await?;
+        merge_patch::<archivist::api::BackupPolicy>(&client, &ns, "archive", serde_json::json!({"spec": {"quiesce": {"timeoutSeconds": 2}}})).await?;
         annotate_pvc(&client, &ns, "content", "sim.archivist.dev/snapshot-cut-delay", Some("10s")).await?;
         failing_backup(&client, &ns, &mut operator, &b1, "timeoutSeconds").await?;
         assert_running_again(&client, &ns).await
