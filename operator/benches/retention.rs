@@ -26,6 +26,8 @@ fn backups(now: DateTime<Utc>) -> Vec<RetentionCandidate> {
             },
             hold: i % 1000 == 999,
             verified: i % 24 == 5,
+            pre_restore: false,
+            restore_source: false,
         })
         .collect();
     // A deterministic shuffle (xorshift), so planning has to sort.

@@ -132,6 +132,59 @@ fn cluster_policies_add_floors_and_ceilings() {
 }
 
 #[test]
+fn restores_keep_the_backups_unfinished_requests_read() {
+    let restores = fixture("restores-list.yaml");
+    let run = preview("policy.yaml", "backups-list.yaml", &with_json(&["--restores", &restores]));
+    let mut want = istanbul_decisions();
+    // Read by the running request (resolved) and by the one not started yet; the finished
+    // request and the one of another namespace protect nothing.
+    want[4] = json!({"name": "mailstore-20261230020000", "action": "keep", "reasons": ["restore-source"]});
+    want[9] = json!({"name": "mailstore-20261101020000", "action": "keep", "reasons": ["restore-source"]});
+    assert_eq!(json_of(&run), want);
+    assert!(
+        run.stderr.contains("archivist: note: ignoring 1 restore request(s) of another namespace: elsewhere\n"),
+        "{}",
+        run.stderr
+    );
+    // Without --restores, the same backups are pruned.
+    let without = json_of(&preview("policy.yaml", "backups-list.yaml", &with_json(&[])));
+    assert_eq!(without[4]["action"], "prune");
+    assert_eq!(without[9]["action"], "prune");
+}
+
+#[test]
+fn restores_in_the_table_and_with_cluster_ceilings() {
+    let (restores, cluster) = (fixture("restores-list.yaml"), fixture("cluster.yaml"));
+    let extra: Vec<&str> = NOW.iter().copied().chain(["--restores", restores.as_str()]).collect();
+    let run = preview("policy.yaml", "backups-list.yaml", &extra);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let line = run.stdout.lines().find(|l| l.starts_with("mailstore-20261101020000")).expect("row");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words[words.len() - 2..], ["keep", "restore-source"], "{line}");
+    // Under the cluster ceilings (maxRetentionDays 30, maxRestorePointsPerPolicy 3) the
+    // November backup a restore reads stays too; the other November one goes.
+    let got = json_of(&preview("policy.yaml", "backups-list.yaml", &with_json(&["--restores", &restores, "--cluster-policy", &cluster])));
+    assert_eq!(got[9], json!({"name": "mailstore-20261101020000", "action": "keep", "reasons": ["restore-source"]}));
+    assert_eq!(got[8]["action"], "prune");
+}
+
+#[test]
+fn pre_restore_backups_are_kept_from_the_backups_alone() {
+    let got = json_of(&preview("policy.yaml", "backups-pre-restore.yaml", &with_json(&[])));
+    assert_eq!(
+        got,
+        json!([
+            {"name": "mailstore-20261231223000", "action": "keep", "reasons": ["last", "daily", "weekly"]},
+            {"name": "mailstore-20261225020000", "action": "keep", "reasons": ["failed"]},
+            {"name": "mailstore-20261224020000", "action": "keep", "reasons": ["daily", "weekly", "verified"]},
+            {"name": "restore-1-pre-restore", "action": "keep", "reasons": ["pre-restore"]},
+            {"name": "restore-0-pre-restore", "action": "keep", "reasons": ["pre-restore"]},
+            {"name": "mailstore-20261101020000", "action": "prune", "reasons": ["expired"]}
+        ])
+    );
+}
+
+#[test]
 fn table_shows_times_in_the_policy_zone() {
     let run = preview("policy.yaml", "backups-list.yaml", NOW);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
@@ -160,10 +213,22 @@ fn bad_input_is_one_line_naming_file_and_field_with_exit_2() {
         ("policy.yaml", "missing.yaml", &[], format!("{missing}: cannot read")),
         ("policy.yaml", "backups-list.yaml", &["--now", "yesterday"], "--now: \"yesterday\" is not an RFC 3339 time".to_string()),
         ("policy.yaml", "backups-list.yaml", &["--cluster-policy", "POLICY"], format!("{}: kind: is BackupPolicy, expected ClusterRetentionPolicy", fixture("policy.yaml"))),
+        ("policy.yaml", "backups-list.yaml", &["--restores", "POLICY"], format!("{}: kind: is BackupPolicy, expected RestoreRequest", fixture("policy.yaml"))),
+        ("policy.yaml", "backups-list.yaml", &["--restores", "BACKUPS"], format!("{}: items[0].kind: is ArchiveBackup, expected RestoreRequest", fixture("backups-list.yaml"))),
+        ("policy.yaml", "backups-list.yaml", &["--restores", "MISSING"], format!("{missing}: cannot read")),
     ];
     for (policy, backups, extra, want) in cases {
         let policy_path = fixture("policy.yaml");
-        let extra: Vec<&str> = extra.iter().map(|a| if *a == "POLICY" { policy_path.as_str() } else { a }).collect();
+        let backups_path = fixture("backups-list.yaml");
+        let extra: Vec<&str> = extra
+            .iter()
+            .map(|a| match *a {
+                "POLICY" => policy_path.as_str(),
+                "BACKUPS" => backups_path.as_str(),
+                "MISSING" => missing.as_str(),
+                other => other,
+            })
+            .collect();
         let run = preview(policy, backups, &extra);
         assert_eq!(run.code, Some(2), "{policy} {backups} {extra:?}: {}", run.stderr);
         assert_eq!(run.stdout, "", "{policy} {backups}");

@@ -208,6 +208,11 @@ pub struct ArchiveBackupStatus {
     /// When the run reached Completed or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<DateTime<Utc>>,
+    /// When the run entered its current `phase`; the deadlines of `Finalizing`
+    /// (`snapshotReadyTimeoutSeconds`) and `Verifying` (`verification.timeoutSeconds`) count
+    /// from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_start_time: Option<DateTime<Utc>>,
     /// How the archive was quiesced and for how long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quiesce: Option<QuiesceStatus>,

@@ -66,6 +66,13 @@ pub struct BackupPolicySpec {
     /// Verification of new backups and periodic restore drills.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationSpec>,
+    /// The longest a run waits, after the archive was released (phase `Finalizing`), for every
+    /// VolumeSnapshot to become `readyToUse`; then the run fails (reason
+    /// `SnapshotReadyTimeout`), so a snapshot that is never ready blocks neither later runs nor
+    /// retention. Default 3600.
+    #[serde(default = "default_snapshot_ready_timeout")]
+    #[schemars(range(min = 1))]
+    pub snapshot_ready_timeout_seconds: u32,
     /// What happens to this policy's ArchiveBackups when the policy is deleted:
     /// `Retain` (default) keeps them, `Delete` deletes them with their snapshots.
     #[serde(default)]
@@ -78,6 +85,10 @@ fn default_time_zone() -> String {
 
 fn default_true() -> bool {
     true
+}
+
+fn default_snapshot_ready_timeout() -> u32 {
+    3600
 }
 
 /// The kind of workload that runs the archive server.
@@ -320,7 +331,7 @@ pub struct RetentionRules {
 }
 
 /// Verification of backups.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationSpec {
     /// Run the verify Job on every new backup. Default false.
@@ -336,6 +347,24 @@ pub struct VerificationSpec {
     /// Optional cron expression (as `schedule`) for a periodic restore drill of the newest backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill_schedule: Option<String>,
+    /// The longest verification may take, from entering phase `Verifying` (restoring the
+    /// scratch volumes included); the verify Job gets it as `activeDeadlineSeconds`. When it
+    /// passes, verification fails: the run is still Completed (a restore point), with
+    /// `verification.state: Failed`, condition `Verified=False` reason `Timeout` and a
+    /// `VerificationFailed` Event. Default 1800.
+    #[serde(default = "default_verification_timeout")]
+    #[schemars(range(min = 1))]
+    pub timeout_seconds: u32,
+}
+
+fn default_verification_timeout() -> u32 {
+    1800
+}
+
+impl Default for VerificationSpec {
+    fn default() -> Self {
+        Self { after_backup: false, command: Vec::new(), image: None, drill_schedule: None, timeout_seconds: default_verification_timeout() }
+    }
 }
 
 /// What happens to a policy's backups when the policy is deleted.

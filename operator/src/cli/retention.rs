@@ -8,10 +8,17 @@
 //!
 //! Backups of other policies (`spec.policyName` differs from the policy's `metadata.name`, or
 //! both name a namespace and the namespaces differ) are ignored, with one note on stderr.
+//!
+//! `--restores` (optional) are the namespace's RestoreRequests, in the same formats as
+//! `--backups` (`kubectl get restorerequests -o yaml`): a backup an unfinished one reads from
+//! is kept, reason `restore-source`. Requests of another namespace (both name one and they
+//! differ) are ignored, with a note on stderr. `PreRestore` backups are kept (`pre-restore`)
+//! from the backups alone.
 
 use super::error::CliError;
 use super::input::{parse_object, read_documents, read_object, read_objects};
-use crate::api::{ArchiveBackup, BackupPolicy, ClusterRetentionPolicy};
+use crate::api::{ArchiveBackup, BackupPolicy, ClusterRetentionPolicy, RestoreRequest};
+use crate::plan::retention::restores::restore_sources;
 use crate::plan::retention::{cluster::plan_with_cluster, plan, Action, Decision, RetentionCandidate};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -54,6 +61,10 @@ pub struct PreviewArgs {
     /// ClusterRetentionPolicy manifests whose floors and ceilings apply too (all of them).
     #[arg(long = "cluster-policy", value_name = "FILE")]
     pub cluster_policy: Vec<PathBuf>,
+    /// The namespace's RestoreRequests (`kubectl get restorerequests -o yaml` output or
+    /// multi-document YAML): the backups unfinished ones read from are kept (`restore-source`).
+    #[arg(long, value_name = "FILE")]
+    pub restores: Option<PathBuf>,
 }
 
 /// Runs a `retention` subcommand.
@@ -105,6 +116,21 @@ fn preview(args: &PreviewArgs, out: &mut impl Write) -> Result<ExitCode, CliErro
     for path in &args.cluster_policy {
         cluster.extend(read_objects::<ClusterRetentionPolicy>(path)?.into_iter().map(|c| c.spec));
     }
+    let mut requests = Vec::new();
+    let mut other_requests = Vec::new();
+    if let Some(path) = &args.restores {
+        for request in read_objects::<RestoreRequest>(path)? {
+            let other_namespace = matches!(
+                (&policy.metadata.namespace, &request.metadata.namespace),
+                (Some(a), Some(b)) if a != b
+            );
+            if other_namespace {
+                other_requests.push(request.metadata.name.clone().unwrap_or_default());
+            } else {
+                requests.push(request);
+            }
+        }
+    }
 
     let mut read = Vec::new();
     let mut ignored = Vec::new();
@@ -129,6 +155,19 @@ fn preview(args: &PreviewArgs, out: &mut impl Write) -> Result<ExitCode, CliErro
             ignored.len(),
             ignored.join(", ")
         );
+    }
+    if !other_requests.is_empty() {
+        eprintln!(
+            "archivist: note: ignoring {} restore request(s) of another namespace: {}",
+            other_requests.len(),
+            other_requests.join(", ")
+        );
+    }
+
+    let backups: Vec<ArchiveBackup> = read.iter().map(|r| r.backup.clone()).collect();
+    let sources = restore_sources(&requests, &backups);
+    for r in &mut read {
+        r.candidate = r.candidate.clone().reading(&sources);
     }
 
     let candidates: Vec<RetentionCandidate> = read.iter().map(|r| r.candidate.clone()).collect();

@@ -1,11 +1,17 @@
 //! The BackupPolicy controller: starts scheduled and requested backups, prunes by retention,
 //! reports status, and applies the `deletionPolicy` when the policy is deleted.
+//!
+//! A policy is reconciled when it changes, when one of its ArchiveBackups changes, and when a
+//! RestoreRequest of its namespace changes (a restore that finishes stops protecting the
+//! backup it read from, `restore-source`, so retention may now prune it).
 
 use super::backoff;
 use super::error::{Context as _, Error};
 use super::events::publish;
 use super::Context;
-use crate::api::{ArchiveBackup, ArchiveBackupSpec, BackupPolicy, ClusterRetentionPolicy, DeletionPolicy, TargetKind};
+use crate::api::{
+    ArchiveBackup, ArchiveBackupSpec, BackupPolicy, ClusterRetentionPolicy, DeletionPolicy, RestoreRequest, TargetKind,
+};
 use crate::kube::labels::{BACKUP_NOW, POLICY};
 use crate::kube::{self as k, time::from_kube};
 use crate::plan::policy::{decide, PolicyObservation};
@@ -29,9 +35,22 @@ pub const FINALIZER: &str = "archivist.dev/deletion-policy";
 
 /// Runs the controller until `stop` resolves (the shutdown began).
 pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    Controller::new(ctx.watched::<BackupPolicy>(), watcher::Config::default().any_semantic())
+    let controller = Controller::new(ctx.watched::<BackupPolicy>(), watcher::Config::default().any_semantic());
+    let policies = controller.store();
+    controller
         .watches(ctx.watched::<ArchiveBackup>(), watcher::Config::default(), |backup| {
             backup.namespace().map(|ns| ObjectRef::new(&backup.spec.policy_name).within(&ns))
+        })
+        .watches(ctx.watched::<RestoreRequest>(), watcher::Config::default(), move |request| {
+            // Every policy of the request's namespace: which one owns the backup it reads is
+            // not known from the request alone, and restores are rare.
+            let namespace = request.namespace();
+            policies
+                .state()
+                .into_iter()
+                .filter(|p| p.namespace() == namespace)
+                .map(|p| ObjectRef::from_obj(p.as_ref()))
+                .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
@@ -80,6 +99,15 @@ async fn policy_backups(ctx: &Context, namespace: &str, policy: &str) -> Result<
     Ok(all.items.into_iter().filter(|b| b.spec.policy_name == policy).collect())
 }
 
+/// The RestoreRequests of `namespace` (the unfinished ones protect their source backups).
+async fn restore_requests(ctx: &Context, namespace: &str) -> Result<Vec<RestoreRequest>, Error> {
+    Api::<RestoreRequest>::namespaced(ctx.client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .map(|list| list.items)
+        .during(|| format!("failed to list RestoreRequests in {namespace}"))
+}
+
 async fn target_exists(ctx: &Context, namespace: &str, policy: &BackupPolicy) -> Result<bool, Error> {
     let target = &policy.spec.target;
     let found = match target.kind {
@@ -116,6 +144,7 @@ async fn apply(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> {
     let namespace = policy.namespace().ok_or_else(|| Error::MissingNamespace(policy.name_any()))?;
     let name = policy.name_any();
     let backups = policy_backups(ctx, &namespace, &name).await?;
+    let restores = restore_requests(ctx, &namespace).await?;
     let exists = target_exists(ctx, &namespace, policy).await?;
     let cluster = cluster_policies(ctx, &namespace).await?;
     let problems: Vec<String> = validate_backup_policy_object(policy).iter().map(ToString::to_string).collect();
@@ -132,6 +161,7 @@ async fn apply(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> {
         problems: &problems,
         target_exists: exists,
         backups: &backups,
+        restores: &restores,
         cluster: &cluster,
     });
     let backup_api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &namespace);

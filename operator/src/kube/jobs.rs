@@ -11,6 +11,11 @@ use kube::api::{ListParams, LogParams};
 use kube::{Api, Client, ResourceExt};
 use std::collections::BTreeMap;
 
+/// The `activeDeadlineSeconds` of restore Jobs (post-restore hooks and SQL restores): 24 hours.
+/// They have no timeout setting of their own (index rebuilds and large restores take hours), but
+/// none may run forever: Kubernetes then fails the Job (`DeadlineExceeded`) and the restore with it.
+pub const RESTORE_JOB_DEADLINE_SECONDS: i64 = 24 * 3600;
+
 /// How much of a failed pod's log is quoted.
 const LOG_TAIL_LINES: i64 = 3;
 const LOG_TAIL_CHARS: usize = 300;

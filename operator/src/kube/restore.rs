@@ -253,6 +253,7 @@ fn job_object(request: &RestoreRequest, name: &str, labels: BTreeMap<String, Str
         },
         spec: Some(JobSpec {
             backoff_limit: Some(0),
+            active_deadline_seconds: Some(super::jobs::RESTORE_JOB_DEADLINE_SECONDS),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(BTreeMap::from([(RESTORE.to_string(), request.name_any())])), ..Default::default() }),
                 spec: Some(PodSpec { restart_policy: Some("Never".into()), containers: vec![container], volumes: Some(volumes), ..Default::default() }),

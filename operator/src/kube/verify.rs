@@ -53,7 +53,8 @@ pub fn scratch_claim(backup: &ArchiveBackup, plan: &[PlannedItem], index: usize,
     }
 }
 
-/// The verify Job: the policy's verification command with every scratch PVC mounted read-only.
+/// The verify Job: the policy's verification command with every scratch PVC mounted read-only,
+/// stopped by Kubernetes after `verification.timeoutSeconds` (`activeDeadlineSeconds`).
 pub fn verify_job(backup: &ArchiveBackup, plan: &[PlannedItem], spec: &VerificationSpec) -> Job {
     let name = backup.name_any();
     let volumes = (0..plan.len())
@@ -77,6 +78,7 @@ pub fn verify_job(backup: &ArchiveBackup, plan: &[PlannedItem], spec: &Verificat
         },
         spec: Some(JobSpec {
             backoff_limit: Some(0),
+            active_deadline_seconds: Some(i64::from(spec.timeout_seconds)),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
                 spec: Some(PodSpec {
@@ -121,5 +123,19 @@ mod tests {
         ];
         let paths: Vec<String> = (0..plan.len()).map(|i| mount_path(&plan, i)).collect();
         assert_eq!(paths, ["/verify/master/master/0", "/verify/master/master/1", "/verify/metadata/s1/0", "/verify/content/s1/0"]);
+    }
+
+    #[test]
+    fn the_verify_job_stops_at_verification_timeout_seconds() {
+        let backup = ArchiveBackup::new(
+            "b",
+            crate::api::ArchiveBackupSpec { policy_name: "p".into(), reason: Default::default(), hold: false },
+        );
+        let cases = [(VerificationSpec::default(), 1800), (VerificationSpec { timeout_seconds: 5, ..Default::default() }, 5)];
+        for (spec, want) in cases {
+            let job = verify_job(&backup, &[], &spec);
+            let deadline = job.spec.and_then(|s| s.active_deadline_seconds);
+            assert_eq!(deadline, Some(want), "{spec:?}");
+        }
     }
 }

@@ -24,6 +24,14 @@
 //! 8. Otherwise the phase's own rule (see [`Step`]). Metadata items are all cut before any
 //!    content item is started; the archive is released as soon as every snapshot is cut,
 //!    without waiting for `readyToUse`.
+//! 9. Nothing waits forever: `Finalizing` waits for `readyToUse` at most
+//!    `snapshotReadyTimeoutSeconds` (default 3600) and then fails (`SnapshotReadyTimeout`);
+//!    `Verifying` takes at most `verification.timeoutSeconds` (default 1800) and then ends
+//!    Completed with verification `Failed` (condition `Verified=False`, reason `Timeout`):
+//!    the snapshots are ready, so the run is a restore point whose check did not finish. Both
+//!    count from `status.phaseStartTime` (see [`phase_deadline`]); a waiting run looks again at
+//!    the deadline at the latest. A run that ended is no longer in progress, so a stuck run
+//!    blocks neither the policy's later runs nor its retention beyond its deadline.
 
 use super::capture::{CaptureStage, ItemSource, PlannedItem};
 use super::claim::{holds_archive, ClaimObs};
@@ -162,6 +170,8 @@ pub enum FailureReason {
     Deleted,
     /// The operator shut down (SIGTERM) while the archive was quiesced.
     OperatorShutdown,
+    /// A snapshot was not ready to use `snapshotReadyTimeoutSeconds` after the release.
+    SnapshotReadyTimeout,
 }
 
 impl FailureReason {
@@ -180,11 +190,12 @@ impl FailureReason {
             FailureReason::InvalidSpec => "InvalidSpec",
             FailureReason::Deleted => "Deleted",
             FailureReason::OperatorShutdown => "OperatorShutdown",
+            FailureReason::SnapshotReadyTimeout => "SnapshotReadyTimeout",
         }
     }
 
     /// Every reason.
-    pub const ALL: [FailureReason; 12] = [
+    pub const ALL: [FailureReason; 13] = [
         FailureReason::PolicyNotFound,
         FailureReason::TargetNotFound,
         FailureReason::HookFailed,
@@ -197,6 +208,7 @@ impl FailureReason {
         FailureReason::InvalidSpec,
         FailureReason::Deleted,
         FailureReason::OperatorShutdown,
+        FailureReason::SnapshotReadyTimeout,
     ];
 
     /// Parses [`FailureReason::as_str`].
@@ -300,8 +312,8 @@ pub enum Step {
     CreateVerifyJob,
     /// Record the verification result, delete the scratch PVCs and the Job, phase `Completed`.
     FinishVerification {
-        /// Whether the verify Job succeeded.
-        passed: bool,
+        /// How verification ended.
+        result: VerificationResult,
         /// What it reported.
         message: String,
     },
@@ -319,6 +331,103 @@ impl Step {
     pub fn has_side_effect(&self) -> bool {
         !matches!(self, Step::Wait { .. } | Step::WaitForWorkload { .. } | Step::Done)
     }
+}
+
+/// How a run's verification ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerificationResult {
+    /// The verify Job succeeded.
+    Passed,
+    /// The verify Job failed.
+    Failed,
+    /// `verification.timeoutSeconds` passed first (the Job's `activeDeadlineSeconds`, or the
+    /// phase's deadline while the scratch volumes were restored or the Job ran).
+    TimedOut,
+}
+
+impl VerificationResult {
+    /// Whether the backup passed its verification.
+    pub fn passed(self) -> bool {
+        self == VerificationResult::Passed
+    }
+
+    /// The reason of the `Verified` condition: `Passed`, `Failed` or `Timeout`.
+    pub fn condition_reason(self) -> &'static str {
+        match self {
+            VerificationResult::Passed => "Passed",
+            VerificationResult::Failed => "Failed",
+            VerificationResult::TimedOut => "Timeout",
+        }
+    }
+}
+
+/// When the run entered its current phase: `status.phaseStartTime`; for a run recorded before
+/// that field existed, the release time, else the start time (earlier, so its deadline comes
+/// sooner rather than never).
+pub fn phase_entered(status: &ArchiveBackupStatus) -> Option<DateTime<Utc>> {
+    status.phase_start_time.or_else(|| status.quiesce.as_ref().and_then(|q| q.released_at)).or(status.start_time)
+}
+
+/// The deadline of the phase the run is in, with the setting that sets it: `Finalizing` ends
+/// `snapshotReadyTimeoutSeconds` after it was entered, `Verifying`
+/// `verification.timeoutSeconds` after; other phases have none here (while quiesced,
+/// `quiesce.timeoutSeconds` applies, see [`quiesce_deadline`]).
+pub fn phase_deadline(status: &ArchiveBackupStatus, policy: &BackupPolicySpec) -> Option<(DateTime<Utc>, Deadline)> {
+    let deadline = match status.phase? {
+        BackupPhase::Finalizing => Deadline::SnapshotReady(policy.snapshot_ready_timeout_seconds),
+        BackupPhase::Verifying => {
+            Deadline::Verification(policy.verification.clone().unwrap_or_default().timeout_seconds)
+        }
+        _ => return None,
+    };
+    Some((phase_entered(status)? + chrono::Duration::seconds(i64::from(deadline.seconds())), deadline))
+}
+
+/// A phase deadline and the setting it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// `snapshotReadyTimeoutSeconds`, in seconds.
+    SnapshotReady(u32),
+    /// `verification.timeoutSeconds`, in seconds.
+    Verification(u32),
+}
+
+impl Deadline {
+    /// The timeout in seconds.
+    pub fn seconds(self) -> u32 {
+        match self {
+            Deadline::SnapshotReady(s) | Deadline::Verification(s) => s,
+        }
+    }
+
+    /// The setting, as a person writes it in the policy, with its value: for example
+    /// `verification.timeoutSeconds (5s)`.
+    pub fn describe(self) -> String {
+        match self {
+            Deadline::SnapshotReady(s) => format!("snapshotReadyTimeoutSeconds ({s}s)"),
+            Deadline::Verification(s) => format!("verification.timeoutSeconds ({s}s)"),
+        }
+    }
+}
+
+/// Records the entry into a new phase: when `status.phase` differs from `previous` (the
+/// phase recorded before this step), `phaseStartTime` becomes `now`. Called on every status
+/// write of a run, so no phase change goes unrecorded.
+pub fn stamp_phase_start(status: &mut ArchiveBackupStatus, previous: Option<BackupPhase>, now: DateTime<Utc>) {
+    if status.phase != previous {
+        status.phase_start_time = Some(now);
+    }
+}
+
+/// Whether a failed Job's message says Kubernetes stopped it at its `activeDeadlineSeconds`
+/// (the Job condition's reason `DeadlineExceeded` starts the message).
+pub fn deadline_exceeded(message: &str) -> bool {
+    message.starts_with("DeadlineExceeded")
+}
+
+/// How long until `deadline`, at most `cap` (zero once it has passed).
+fn until(now: DateTime<Utc>, deadline: Option<DateTime<Utc>>, cap: Duration) -> Duration {
+    deadline.map_or(cap, |d| (d - now).to_std().unwrap_or(Duration::ZERO).min(cap))
 }
 
 /// How long to wait before looking again when only a watch event can move the run on.
@@ -441,7 +550,7 @@ pub fn next(obs: &RunObservation<'_>) -> Step {
         BackupPhase::CapturingMetadata => capturing(obs, policy, CaptureStage::Metadata),
         BackupPhase::CapturingContent => capturing(obs, policy, CaptureStage::Content),
         BackupPhase::Finalizing => finalizing(obs, policy),
-        BackupPhase::Verifying => verifying(obs),
+        BackupPhase::Verifying => verifying(obs, policy),
         BackupPhase::Pending | BackupPhase::Releasing | BackupPhase::Completed | BackupPhase::Failed => Step::Done,
     }
 }
@@ -606,29 +715,53 @@ pub fn verify_job_name(backup: &str) -> String {
     super::names::fit(&format!("{backup}-verify"), super::names::MAX_LABEL_NAME)
 }
 
-fn verifying(obs: &RunObservation<'_>) -> Step {
-    if let Some(job) = obs.verify_job {
-        return match job {
-            JobObs::Running => Step::Wait { what: "the verify Job is running".into(), requeue: Some(IDLE_REQUEUE) },
-            JobObs::Succeeded => Step::FinishVerification { passed: true, message: "the verify Job succeeded".into() },
-            JobObs::Failed { message } => Step::FinishVerification { passed: false, message: format!("the verify Job failed: {message}") },
-        };
+fn verifying(obs: &RunObservation<'_>, policy: &BackupPolicySpec) -> Step {
+    let deadline = phase_deadline(obs.status, policy);
+    let timed_out = |what: &str| {
+        let setting = deadline.map_or_else(|| "verification.timeoutSeconds".to_string(), |(_, d)| d.describe());
+        Step::FinishVerification {
+            result: VerificationResult::TimedOut,
+            message: format!("verification did not finish within {setting}: {what}"),
+        }
+    };
+    match obs.verify_job {
+        Some(JobObs::Succeeded) => {
+            return Step::FinishVerification { result: VerificationResult::Passed, message: "the verify Job succeeded".into() }
+        }
+        Some(JobObs::Failed { message }) if deadline_exceeded(message) => {
+            return timed_out(&format!("the verify Job was stopped at its activeDeadlineSeconds ({message})"))
+        }
+        Some(JobObs::Failed { message }) => {
+            return Step::FinishVerification { result: VerificationResult::Failed, message: format!("the verify Job failed: {message}") }
+        }
+        Some(JobObs::Running) | None => {}
+    }
+    let past = deadline.is_some_and(|(at, _)| obs.now >= at);
+    let at = deadline.map(|(at, _)| at);
+    if obs.verify_job.is_some() {
+        if past {
+            return timed_out("the verify Job was still running");
+        }
+        return Step::Wait { what: "the verify Job is running".into(), requeue: Some(until(obs.now, at, IDLE_REQUEUE)) };
     }
     let missing: Vec<usize> =
         (0..obs.plan.len()).filter(|i| !obs.verify_claims.contains_key(&verify_claim_name(obs.backup_name, *i))).collect();
+    let unbound = obs.verify_claims.values().filter(|bound| !**bound).count();
+    if past {
+        return timed_out(&format!("{} of {} scratch PVC(s) were not restored yet", missing.len() + unbound, obs.plan.len()));
+    }
     if !missing.is_empty() {
         return Step::CreateVerifyClaims(missing);
     }
-    let unbound = obs.verify_claims.values().filter(|bound| !**bound).count();
     if unbound > 0 {
-        return Step::Wait { what: format!("{unbound} scratch PVC(s) to bind"), requeue: Some(Duration::from_secs(2)) };
+        return Step::Wait { what: format!("{unbound} scratch PVC(s) to bind"), requeue: Some(until(obs.now, at, Duration::from_secs(2))) };
     }
     Step::CreateVerifyJob
 }
 
 fn finalizing(obs: &RunObservation<'_>, policy: &BackupPolicySpec) -> Step {
     let mut cleanup = Vec::new();
-    let mut not_ready = 0usize;
+    let mut not_ready = Vec::new();
     for (index, item) in obs.plan.iter().enumerate() {
         let snapshot = obs.snapshots.get(&item.snapshot);
         if let Some(error) = snapshot.and_then(|s| s.error.as_ref()) {
@@ -639,7 +772,7 @@ fn finalizing(obs: &RunObservation<'_>, policy: &BackupPolicySpec) -> Step {
         }
         let ready = snapshot.is_some_and(|s| s.ready_to_use);
         if !ready {
-            not_ready += 1;
+            not_ready.push(item.snapshot.as_str());
         } else if let ItemSource::Sql { dump_claim, .. } = &item.source {
             if obs.dump_jobs.contains_key(dump_claim) {
                 cleanup.push(CaptureAction::DeleteDump(index));
@@ -649,8 +782,23 @@ fn finalizing(obs: &RunObservation<'_>, policy: &BackupPolicySpec) -> Step {
     if !cleanup.is_empty() {
         return Step::Capture(cleanup);
     }
-    if not_ready > 0 {
-        return Step::Wait { what: format!("{not_ready} snapshot(s) not ready to use yet"), requeue: Some(IDLE_REQUEUE) };
+    if !not_ready.is_empty() {
+        let deadline = phase_deadline(obs.status, policy);
+        if let Some((_, setting)) = deadline.filter(|(at, _)| obs.now >= *at) {
+            return Step::Fail(Failure::new(
+                FailureReason::SnapshotReadyTimeout,
+                format!(
+                    "{} snapshot(s) were not ready to use within {} of the release: {}",
+                    not_ready.len(),
+                    setting.describe(),
+                    not_ready.join(", ")
+                ),
+            ));
+        }
+        return Step::Wait {
+            what: format!("{} snapshot(s) not ready to use yet", not_ready.len()),
+            requeue: Some(until(obs.now, deadline.map(|(at, _)| at), IDLE_REQUEUE)),
+        };
     }
     if policy.verification.as_ref().is_some_and(|v| v.after_backup) {
         return Step::BeginVerification;

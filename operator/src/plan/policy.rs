@@ -10,16 +10,22 @@
 //!   the older missed ones are counted in `skipped_runs`. A suspended policy starts no
 //!   scheduled run; `archivist.dev/backup-now` still works.
 //! - Retention runs only when no run is in progress and the newest finished run Completed: a
-//!   failed run never triggers pruning of older good backups.
+//!   failed run never triggers pruning of older good backups (nor of itself). A run stuck in
+//!   Finalizing or Verifying does not block this forever: `plan::backup` ends it at its
+//!   deadline (`snapshotReadyTimeoutSeconds`, `verification.timeoutSeconds`).
+//! - Retention never prunes a backup that an unfinished RestoreRequest of the namespace reads
+//!   from (`restore-source`, see [`super::retention::restores`]) or a `PreRestore` backup
+//!   (`pre-restore`).
 
 use super::names;
 use super::retention::cluster::plan_with_cluster;
+use super::retention::restores::restore_sources;
 use super::retention::{Action, RetentionCandidate};
 use super::schedule::{due_runs, parse_time_zone, Schedule};
 use super::conditions;
 use crate::api::{
     ArchiveBackup, BackupPhase, BackupPolicySpec, BackupPolicyStatus, BackupReason,
-    ClusterRetentionPolicySpec, ConditionStatus, VerificationState,
+    ClusterRetentionPolicySpec, ConditionStatus, RestoreRequest, VerificationState,
 };
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -50,6 +56,9 @@ pub struct PolicyObservation<'a> {
     pub target_exists: bool,
     /// The policy's ArchiveBackups.
     pub backups: &'a [ArchiveBackup],
+    /// The RestoreRequests of the policy's namespace (the unfinished ones protect the backups
+    /// they read from).
+    pub restores: &'a [RestoreRequest],
     /// The specs of the ClusterRetentionPolicies that select the policy's namespace.
     pub cluster: &'a [ClusterRetentionPolicySpec],
 }
@@ -150,7 +159,9 @@ pub fn decide(obs: &PolicyObservation<'_>) -> PolicyDecision {
     let last_run_completed = newest_finished.is_some_and(|b| phase_of(b) == BackupPhase::Completed);
     if !active && decision.create.is_none() && last_run_completed {
         if let Ok(tz) = parse_time_zone(&obs.spec.time_zone) {
-            let candidates: Vec<RetentionCandidate> = obs.backups.iter().filter_map(|b| RetentionCandidate::try_from(b).ok()).collect();
+            let sources = restore_sources(obs.restores, obs.backups);
+            let candidates: Vec<RetentionCandidate> =
+                obs.backups.iter().filter_map(|b| RetentionCandidate::try_from(b).ok()).map(|c| c.reading(&sources)).collect();
             decision.prune = plan_with_cluster(&obs.spec.retention, tz, &candidates, now, obs.cluster)
                 .into_iter()
                 .filter(|d| d.action == Action::Prune)

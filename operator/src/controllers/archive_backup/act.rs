@@ -13,7 +13,7 @@ use crate::kube::labels::{item_labels, owned_by};
 use crate::kube::snapshot::{VolumeSnapshot, VolumeSnapshotSpec, VolumeSnapshotSource};
 use crate::kube::{self as k, dump, finalizers, hooks, verify, workload};
 use crate::plan::backup::{
-    release_retry_delay, CaptureAction, Failure, FailureReason, Step, CAPTURED, CLAIM_POLL, IDLE_REQUEUE, RELEASED,
+    release_retry_delay, stamp_phase_start, CaptureAction, Failure, FailureReason, Step, CAPTURED, CLAIM_POLL, IDLE_REQUEUE, RELEASED,
     RELEASE_FINALIZER, WORKLOAD_CLAIMED,
 };
 use crate::plan::capture::ItemSource;
@@ -85,7 +85,7 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
                 let note = format!("the run holds archivist.dev/quiesced-by on {:?} {}", policy.target.kind, policy.target.name);
                 conditions::set(&mut status.conditions, WORKLOAD_CLAIMED, ConditionStatus::True, "Claimed", note, now, generation);
             }
-            record(ctx, backup, &obs, &status).await?;
+            record(ctx, backup, &obs, &mut status).await?;
             let policy_mode = status.quiesce.as_ref().and_then(|q| q.mode).unwrap_or_default();
             publish(ctx, backup, EventType::Normal, "BackupStarted", format!("Backup started: quiesce mode {policy_mode:?}, {} item(s) to capture", status.items.len())).await;
             return Ok(Action::requeue(SOON));
@@ -125,7 +125,7 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
         Step::EnterPhase(phase) => {
             status.phase = Some(phase);
             status.message = None;
-            record(ctx, backup, &obs, &status).await?;
+            record(ctx, backup, &obs, &mut status).await?;
             if phase == BackupPhase::CapturingContent {
                 let cut = status.items.iter().filter(|i| matches!(i.component, Component::Master | Component::Metadata)).count();
                 publish(ctx, backup, EventType::Normal, "MetadataCaptured", format!("{cut} master and metadata item(s) cut; capturing content")).await;
@@ -139,7 +139,7 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
         Step::BeginRelease { failure } => {
             let captured = failure.is_none();
             begin_release(&mut status, failure, now, generation);
-            record(ctx, backup, &obs, &status).await?;
+            record(ctx, backup, &obs, &mut status).await?;
             if captured {
                 publish(ctx, backup, EventType::Normal, "ContentCaptured", "every snapshot is cut; releasing the archive".to_string()).await;
             }
@@ -151,7 +151,7 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
                     // The workload changed since it was read (often only its status): read it
                     // again and retry soon, without counting a failed attempt.
                     if status != before {
-                        record(ctx, backup, &obs, &status).await?;
+                        record(ctx, backup, &obs, &mut status).await?;
                     }
                     return Err(Error::Kube { action: format!("releasing {}/{}: the workload changed while it was read", obs.namespace, obs.name), source });
                 }
@@ -164,7 +164,7 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
                 let message = format!("releasing the archive failed (attempt {attempts}; retrying in {}s): {why}", delay.as_secs());
                 conditions::set(&mut status.conditions, RELEASED, ConditionStatus::False, "ReleaseFailed", message.clone(), now, generation);
                 status.message = Some(message.clone());
-                record(ctx, backup, &obs, &status).await?;
+                record(ctx, backup, &obs, &mut status).await?;
                 publish(ctx, backup, EventType::Warning, "ReleaseFailed", message).await;
                 return Ok(Action::requeue(delay));
             }
@@ -175,7 +175,7 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             } else {
                 status.message = None;
             }
-            record(ctx, backup, &obs, &status).await?;
+            record(ctx, backup, &obs, &mut status).await?;
             if let Some(window) = window {
                 ctx.metrics.quiesce_window.observe(window);
                 publish(ctx, backup, EventType::Normal, "Released", format!("archive released after {window:.3}s")).await;
@@ -190,7 +190,7 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             status.phase = Some(BackupPhase::Verifying);
             status.message = Some("every snapshot is ready; verifying".into());
             conditions::set(&mut status.conditions, "Ready", ConditionStatus::True, "SnapshotsReady", "every snapshot is ready to use", now, generation);
-            record(ctx, backup, &obs, &status).await?;
+            record(ctx, backup, &obs, &mut status).await?;
             publish(ctx, backup, EventType::Normal, "BackupCompleted", format!("restore point ready: {} item(s); verifying", status.items.len())).await;
             return Ok(Action::requeue(SOON));
         }
@@ -211,19 +211,20 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             k::create_if_absent(&api, &job).await.during(|| format!("failed to create verify Job of {}/{}", obs.namespace, obs.name))?;
             Action::requeue(Duration::from_secs(1))
         }
-        Step::FinishVerification { passed, message } => {
+        Step::FinishVerification { result, message } => {
             cleanup_verification(ctx, &obs).await?;
+            let passed = result.passed();
             status.verification = Some(VerificationStatus {
                 state: if passed { VerificationState::Passed } else { VerificationState::Failed },
                 finished_at: Some(now),
                 message: Some(message.clone()),
             });
-            let (cond, reason) = if passed { (ConditionStatus::True, "Passed") } else { (ConditionStatus::False, "Failed") };
-            conditions::set(&mut status.conditions, "Verified", cond, reason, message.clone(), now, generation);
+            let cond = if passed { ConditionStatus::True } else { ConditionStatus::False };
+            conditions::set(&mut status.conditions, "Verified", cond, result.condition_reason(), message.clone(), now, generation);
             status.phase = Some(BackupPhase::Completed);
             status.completion_time = Some(now);
             status.message = None;
-            record(ctx, backup, &obs, &status).await?;
+            record(ctx, backup, &obs, &mut status).await?;
             ctx.set_driven(&obs.uid, false);
             finished_metric(ctx, backup, &status, true);
             let (type_, reason) = if passed { (EventType::Normal, "Verified") } else { (EventType::Warning, "VerificationFailed") };
@@ -235,7 +236,7 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             status.completion_time = Some(now);
             status.message = None;
             conditions::set(&mut status.conditions, "Ready", ConditionStatus::True, "Completed", "every snapshot is ready to use", now, generation);
-            record(ctx, backup, &obs, &status).await?;
+            record(ctx, backup, &obs, &mut status).await?;
             ctx.set_driven(&obs.uid, false);
             finished_metric(ctx, backup, &status, true);
             publish(ctx, backup, EventType::Normal, "BackupCompleted", format!("restore point ready: {} item(s)", status.items.len())).await;
@@ -244,7 +245,7 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
         Step::Fail(failure) => {
             status.phase = Some(BackupPhase::Failed);
             finish_failed(&mut status, &failure, now, generation);
-            record(ctx, backup, &obs, &status).await?;
+            record(ctx, backup, &obs, &mut status).await?;
             ctx.set_driven(&obs.uid, false);
             finished_metric(ctx, backup, &status, false);
             publish(ctx, backup, EventType::Warning, "BackupFailed", failure.message).await;
@@ -252,7 +253,7 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
         }
     };
     if status != before {
-        record(ctx, backup, &obs, &status).await?;
+        record(ctx, backup, &obs, &mut status).await?;
     }
     Ok(action)
 }
@@ -267,7 +268,10 @@ impl<'a> ExpectPolicy<'a> for Option<&'a crate::api::BackupPolicySpec> {
     }
 }
 
-async fn record(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, status: &ArchiveBackupStatus) -> Result<(), Error> {
+/// Writes the run's status (server-side apply), stamping `phaseStartTime` when the phase
+/// differs from the one the step was decided from.
+async fn record(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, status: &mut ArchiveBackupStatus) -> Result<(), Error> {
+    stamp_phase_start(status, backup.status.as_ref().and_then(|s| s.phase), obs.now);
     let api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &obs.namespace);
     k::apply_status(&api, &obs.name, status)
         .await

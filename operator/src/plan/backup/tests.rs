@@ -429,7 +429,7 @@ fn failure_reasons_round_trip() {
 #[test]
 fn verification_restores_into_scratch_claims_then_runs_the_job() {
     let mut p = policy(QuiesceMode::Stop);
-    p.verification = Some(crate::api::VerificationSpec { after_backup: true, command: vec!["true".into()], image: Some("busybox".into()), drill_schedule: None });
+    p.verification = Some(crate::api::VerificationSpec { after_backup: true, command: vec!["true".into()], image: Some("busybox".into()), ..Default::default() });
     let plan = plan();
     let ready_all: BTreeMap<String, SnapshotObs> =
         ["snap-master", "snap-meta", "snap-content"].iter().map(|n| (n.to_string(), ready())).collect();
@@ -468,11 +468,11 @@ fn verification_restores_into_scratch_claims_then_runs_the_job() {
     assert!(matches!(run(BackupPhase::Verifying, &claims, Some(&JobObs::Running)), Step::Wait { .. }));
     assert_eq!(
         run(BackupPhase::Verifying, &claims, Some(&JobObs::Succeeded)),
-        Step::FinishVerification { passed: true, message: "the verify Job succeeded".into() }
+        Step::FinishVerification { result: VerificationResult::Passed, message: "the verify Job succeeded".into() }
     );
     assert!(matches!(
         run(BackupPhase::Verifying, &claims, Some(&JobObs::Failed { message: "exit 1".into() })),
-        Step::FinishVerification { passed: false, .. }
+        Step::FinishVerification { result: VerificationResult::Failed, .. }
     ));
 }
 
@@ -500,4 +500,245 @@ fn a_failed_release_waits_for_its_backoff_then_tries_again() {
     }
     let due = Case { quiesce: failed_twice, now: 12, ..base("due", Some(BackupPhase::Releasing), Step::Done) };
     assert_eq!(run(&due), Step::Release { failure: None });
+}
+
+/// One observation of a run past `Releasing`, for the deadline tests: the snapshot ready
+/// timeout is 100 s, the verification timeout 60 s.
+struct Late {
+    name: &'static str,
+    phase: BackupPhase,
+    phase_start: Option<i64>,
+    released: Option<i64>,
+    now: i64,
+    snapshots: Vec<(&'static str, SnapshotObs)>,
+    claims: Vec<(usize, bool)>,
+    job: Option<JobObs>,
+    want: Want,
+}
+
+#[derive(Debug)]
+enum Want {
+    /// Wait, looking again after this many seconds.
+    Wait(u64),
+    Fail(FailureReason, &'static [&'static str]),
+    Verified(VerificationResult, &'static [&'static str]),
+    Step(Step),
+}
+
+fn late(name: &'static str, phase: BackupPhase, now: i64, want: Want) -> Late {
+    Late { name, phase, phase_start: Some(0), released: None, now, snapshots: vec![], claims: vec![], job: None, want }
+}
+
+fn all_ready() -> Vec<(&'static str, SnapshotObs)> {
+    vec![("snap-master", ready()), ("snap-meta", ready()), ("snap-content", ready())]
+}
+
+fn meta_not_ready() -> Vec<(&'static str, SnapshotObs)> {
+    vec![("snap-master", ready()), ("snap-meta", cut()), ("snap-content", ready())]
+}
+
+fn bound_claims() -> Vec<(usize, bool)> {
+    vec![(0, true), (1, true), (2, true)]
+}
+
+#[test]
+fn finalizing_and_verifying_end_at_their_deadlines() {
+    use BackupPhase::{Finalizing, Verifying};
+    let running = Some(JobObs::Running);
+    let cases = vec![
+        Late { snapshots: meta_not_ready(), ..late("finalizing: early, look again at the idle requeue", Finalizing, 50, Want::Wait(30)) },
+        Late { snapshots: meta_not_ready(), ..late("finalizing: near the deadline, look again at it", Finalizing, 90, Want::Wait(10)) },
+        Late {
+            snapshots: meta_not_ready(),
+            ..late(
+                "finalizing: at the deadline the run fails, naming the setting and the snapshot",
+                Finalizing,
+                100,
+                Want::Fail(FailureReason::SnapshotReadyTimeout, &["snapshotReadyTimeoutSeconds (100s)", "snap-meta", "1 snapshot(s)"]),
+            )
+        },
+        Late {
+            snapshots: vec![("snap-master", ready())],
+            ..late(
+                "finalizing: a snapshot never seen counts as not ready",
+                Finalizing,
+                500,
+                Want::Fail(FailureReason::SnapshotReadyTimeout, &["2 snapshot(s)", "snap-meta, snap-content"]),
+            )
+        },
+        Late { snapshots: all_ready(), ..late("finalizing: all ready after the deadline still goes on (to verification)", Finalizing, 500, Want::Step(Step::BeginVerification)) },
+        Late {
+            snapshots: vec![("snap-master", ready()), ("snap-meta", SnapshotObs { error: Some("disk full".into()), ..cut() }), ("snap-content", cut())],
+            ..late("finalizing: a snapshot error is reported as such", Finalizing, 500, Want::Fail(FailureReason::SnapshotFailed, &["disk full"]))
+        },
+        Late {
+            phase_start: None,
+            released: Some(0),
+            snapshots: meta_not_ready(),
+            ..late("finalizing without phaseStartTime (older run): from the release", Finalizing, 100, Want::Fail(FailureReason::SnapshotReadyTimeout, &[]))
+        },
+        Late {
+            phase_start: None,
+            snapshots: meta_not_ready(),
+            ..late("finalizing without phaseStartTime or release: from the start", Finalizing, 100, Want::Fail(FailureReason::SnapshotReadyTimeout, &[]))
+        },
+        Late { claims: bound_claims(), job: running.clone(), ..late("verifying: the Job runs, idle requeue", Verifying, 20, Want::Wait(30)) },
+        Late { claims: bound_claims(), job: running.clone(), ..late("verifying: near the deadline, look again at it", Verifying, 50, Want::Wait(10)) },
+        Late {
+            claims: bound_claims(),
+            job: running.clone(),
+            ..late(
+                "verifying: at the deadline, verification times out",
+                Verifying,
+                60,
+                Want::Verified(VerificationResult::TimedOut, &["verification.timeoutSeconds (60s)", "still running"]),
+            )
+        },
+        Late {
+            claims: bound_claims(),
+            job: Some(JobObs::Failed { message: "DeadlineExceeded: Job was active longer than specified deadline".into() }),
+            ..late(
+                "verifying: the Job stopped at activeDeadlineSeconds is a timeout",
+                Verifying,
+                59,
+                Want::Verified(VerificationResult::TimedOut, &["verification.timeoutSeconds (60s)", "activeDeadlineSeconds"]),
+            )
+        },
+        Late {
+            claims: bound_claims(),
+            job: Some(JobObs::Succeeded),
+            ..late("verifying: a Job that succeeded passes, also after the deadline", Verifying, 90, Want::Verified(VerificationResult::Passed, &[]))
+        },
+        Late {
+            claims: bound_claims(),
+            job: Some(JobObs::Failed { message: "BackoffLimitExceeded".into() }),
+            ..late("verifying: a Job that failed fails, also after the deadline", Verifying, 90, Want::Verified(VerificationResult::Failed, &["BackoffLimitExceeded"]))
+        },
+        late(
+            "verifying: scratch PVCs never restored time out",
+            Verifying,
+            60,
+            Want::Verified(VerificationResult::TimedOut, &["verification.timeoutSeconds (60s)", "3 of 3 scratch PVC(s)"]),
+        ),
+        Late {
+            claims: vec![(0, true), (1, false), (2, true)],
+            ..late("verifying: an unbound scratch PVC, the poll stops at the deadline", Verifying, 59, Want::Wait(1))
+        },
+        Late {
+            claims: vec![(0, true), (1, false), (2, true)],
+            ..late("verifying: an unbound scratch PVC, polled every 2 s", Verifying, 10, Want::Wait(2))
+        },
+        late("verifying: early, the scratch PVCs are created", Verifying, 10, Want::Step(Step::CreateVerifyClaims(vec![0, 1, 2]))),
+        Late {
+            claims: bound_claims(),
+            job: running,
+            ..late("verifying: at entry, the deadline is a full timeout away", Verifying, 0, Want::Wait(30))
+        },
+    ];
+    let mut p = policy(QuiesceMode::Stop);
+    p.snapshot_ready_timeout_seconds = 100;
+    p.verification = Some(crate::api::VerificationSpec { after_backup: true, command: vec!["true".into()], timeout_seconds: 60, ..Default::default() });
+    let plan = plan();
+    for case in cases {
+        let status = ArchiveBackupStatus {
+            phase: Some(case.phase),
+            start_time: Some(t(0)),
+            phase_start_time: case.phase_start.map(t),
+            quiesce: case.released.map(|r| QuiesceStatus { quiesced_at: Some(t(-5)), released_at: Some(t(r)), ..Default::default() }),
+            ..Default::default()
+        };
+        let snapshots: BTreeMap<String, SnapshotObs> = case.snapshots.iter().map(|(n, s)| (n.to_string(), s.clone())).collect();
+        let claims: BTreeMap<String, bool> = case.claims.iter().map(|(i, b)| (verify_claim_name("b", *i), *b)).collect();
+        let jobs = BTreeMap::new();
+        let got = next(&RunObservation {
+            now: t(case.now),
+            backup_name: "b",
+            status: &status,
+            policy: Some(&p),
+            resumed_after_restart: false,
+            deleting: false,
+            shutting_down: false,
+            has_release_finalizer: false,
+            claim: &ClaimObs::Free,
+            spec_problems: &[],
+            policy_problems: &[],
+            other_active_run: None,
+            workload: None,
+            plan: &plan,
+            snapshots: &snapshots,
+            dump_jobs: &jobs,
+            verify_claims: &claims,
+            verify_job: case.job.as_ref(),
+        });
+        let name = case.name;
+        match (&case.want, &got) {
+            (Want::Wait(secs), Step::Wait { requeue, .. }) => assert_eq!(*requeue, Some(Duration::from_secs(*secs)), "{name}: {got:?}"),
+            (Want::Fail(reason, words), Step::Fail(f)) => {
+                assert_eq!(f.reason, *reason, "{name}: {got:?}");
+                for w in *words {
+                    assert!(f.message.contains(w), "{name}: {:?} should say {w:?}", f.message);
+                }
+            }
+            (Want::Verified(result, words), Step::FinishVerification { result: got_result, message }) => {
+                assert_eq!(got_result, result, "{name}: {got:?}");
+                for w in *words {
+                    assert!(message.contains(w), "{name}: {message:?} should say {w:?}");
+                }
+            }
+            (Want::Step(step), _) => assert_eq!(&got, step, "{name}"),
+            (want, _) => panic!("{name}: want {want:?}, got {got:?}"),
+        }
+    }
+}
+
+#[test]
+fn phase_deadlines_come_from_the_policy_copy_with_their_defaults() {
+    let p: BackupPolicySpec =
+        serde_json::from_value(serde_json::json!({"target": {"kind": "StatefulSet", "name": "m"}, "verification": {"afterBackup": true}}))
+            .expect("policy");
+    let at = |phase| ArchiveBackupStatus { phase: Some(phase), phase_start_time: Some(t(0)), ..Default::default() };
+    let cases = [
+        (BackupPhase::Finalizing, Some((t(3600), Deadline::SnapshotReady(3600)))),
+        (BackupPhase::Verifying, Some((t(1800), Deadline::Verification(1800)))),
+        (BackupPhase::CapturingContent, None),
+        (BackupPhase::Completed, None),
+        (BackupPhase::Failed, None),
+    ];
+    for (phase, want) in cases {
+        assert_eq!(phase_deadline(&at(phase), &p), want, "{phase:?}");
+    }
+    assert_eq!(Deadline::Verification(5).describe(), "verification.timeoutSeconds (5s)");
+    assert_eq!(Deadline::SnapshotReady(7).describe(), "snapshotReadyTimeoutSeconds (7s)");
+}
+
+#[test]
+fn entering_a_phase_records_its_start_time() {
+    use BackupPhase::*;
+    // (recorded before the step, written by the step, recorded start, want start)
+    let cases = [
+        (Some(Releasing), Some(Finalizing), Some(-50), Some(0)),
+        (Some(Finalizing), Some(Verifying), Some(-50), Some(0)),
+        (Some(Verifying), Some(Verifying), Some(-50), Some(-50)),
+        (Some(Finalizing), Some(Finalizing), None, None),
+        (None, Some(Quiescing), None, Some(0)),
+        (Some(Verifying), Some(Completed), Some(-50), Some(0)),
+    ];
+    for (previous, phase, start, want) in cases {
+        let mut status = ArchiveBackupStatus { phase, phase_start_time: start.map(t), ..Default::default() };
+        stamp_phase_start(&mut status, previous, t(0));
+        assert_eq!(status.phase_start_time, want.map(t), "{previous:?} -> {phase:?}");
+    }
+}
+
+#[test]
+fn deadline_exceeded_jobs_are_recognised() {
+    let cases = [
+        ("DeadlineExceeded: Job was active longer than specified deadline", true),
+        ("DeadlineExceeded", true),
+        ("BackoffLimitExceeded: Job has reached the specified backoff limit", false),
+        ("exit 1; its pod said: DeadlineExceeded", false),
+    ];
+    for (message, want) in cases {
+        assert_eq!(deadline_exceeded(message), want, "{message}");
+    }
 }

@@ -19,6 +19,25 @@ fn backup(name: &str, phase: BackupPhase, at: DateTime<Utc>, verified: bool) -> 
     b
 }
 
+/// A RestoreRequest of `backup` in `phase` (resolved once it has started).
+fn restore(backup: &str, phase: Option<crate::api::RestorePhase>) -> RestoreRequest {
+    let spec: crate::api::RestoreRequestSpec =
+        serde_json::from_value(serde_json::json!({"source": {"backupName": backup}})).expect("restore spec");
+    let mut r = RestoreRequest::new(&format!("restore-{backup}"), spec);
+    let started = phase.is_some_and(|p| p != crate::api::RestorePhase::Pending);
+    r.status = Some(crate::api::RestoreRequestStatus {
+        phase,
+        resolved_backup: started.then(|| backup.to_string()),
+        ..Default::default()
+    });
+    r
+}
+
+fn pre_restore(mut b: ArchiveBackup) -> ArchiveBackup {
+    b.spec.reason = BackupReason::PreRestore;
+    b
+}
+
 fn spec(schedule: Option<&str>, keep_last: Option<u32>) -> BackupPolicySpec {
     let mut s: BackupPolicySpec =
         serde_json::from_value(serde_json::json!({"target": {"kind": "StatefulSet", "name": "mailstore"}})).expect("spec");
@@ -37,6 +56,7 @@ struct Case {
     problems: Vec<String>,
     target_exists: bool,
     backups: Vec<ArchiveBackup>,
+    restores: Vec<RestoreRequest>,
     want_create: Option<(&'static str, BackupReason)>,
     want_skipped: u32,
     want_prune: Vec<&'static str>,
@@ -54,6 +74,7 @@ fn case(name: &'static str) -> Case {
         problems: vec![],
         target_exists: true,
         backups: vec![],
+        restores: vec![],
         want_create: None,
         want_skipped: 0,
         want_prune: vec![],
@@ -78,6 +99,7 @@ fn run(c: &Case) -> PolicyDecision {
         problems: &c.problems,
         target_exists: c.target_exists,
         backups: &c.backups,
+        restores: &c.restores,
         cluster: &[],
     })
 }
@@ -98,6 +120,12 @@ fn decisions() {
             now: t(3, 0),
             backups: vec![backup("running", BackupPhase::CapturingContent, t(2, 0), false)],
             ..case("never two runs at once")
+        },
+        Case {
+            now: t(3, 0),
+            backups: vec![backup("timed-out", BackupPhase::Failed, t(2, 0), false)],
+            want_create: Some(("p-20261122030000", BackupReason::Scheduled)),
+            ..case("a run failed at its deadline no longer blocks the next one")
         },
         Case { now: t(3, 0), spec: BackupPolicySpec { suspend: true, ..spec(Some("0 * * * *"), None) }, ..case("suspended: no scheduled run") },
         Case {
@@ -132,6 +160,31 @@ fn decisions() {
             spec: spec(Some("0 * * * *"), Some(1)),
             backups: vec![done("a", 0), done("b", 1), backup("c", BackupPhase::Failed, t(2, 0), false)],
             ..case("no pruning after a failed run")
+        },
+        Case {
+            spec: spec(Some("0 * * * *"), Some(1)),
+            backups: vec![done("a", 0), done("b", 1), backup("c", BackupPhase::Failed, t(2, 0), false), done("d", 2)],
+            want_prune: vec!["c", "b", "a"],
+            ..case("after a failed run, the next completed run prunes (the failed one too, keepFailed 0)")
+        },
+        Case {
+            spec: spec(Some("0 * * * *"), Some(1)),
+            backups: vec![done("a", 0), done("b", 1), done("c", 2)],
+            restores: vec![restore("a", Some(crate::api::RestorePhase::RunningHooks)), restore("b", None)],
+            ..case("an unfinished restore's source is never pruned, resolved or not")
+        },
+        Case {
+            spec: spec(Some("0 * * * *"), Some(1)),
+            backups: vec![done("a", 0), done("b", 1), done("c", 2)],
+            restores: vec![restore("a", Some(crate::api::RestorePhase::Completed)), restore("b", Some(crate::api::RestorePhase::Failed))],
+            want_prune: vec!["b", "a"],
+            ..case("a finished restore protects nothing")
+        },
+        Case {
+            spec: spec(Some("0 * * * *"), Some(1)),
+            backups: vec![pre_restore(done("a", 0)), done("b", 1), done("c", 2)],
+            want_prune: vec!["b"],
+            ..case("a PreRestore backup is never pruned")
         },
         Case {
             spec: spec(Some("0 * * * *"), Some(1)),

@@ -21,7 +21,8 @@
 //!    count every kept Completed backup, protected ones included). A pruned decision lists only
 //!    the ceilings that prune it.
 //!
-//! **Protected from ceilings**: in-progress and held backups, the newest Completed backup whose
+//! **Protected from ceilings**: in-progress and held backups, backups an unfinished
+//! RestoreRequest reads from (`restore-source`), `PreRestore` backups, the newest Completed backup whose
 //! verification passed (never drop the last verified restore point), and everything a floor
 //! keeps: the backups the `minKeepDaily` daily buckets and the `minKeepVerified` verified rule
 //! would keep on their own, and the `minRetentionDays` backups. So when a floor and a ceiling
@@ -135,8 +136,7 @@ pub fn plan_with_cluster(
         if reasons[pos].is_empty() && !keep_all {
             continue; // already pruned by the policy's own rules
         }
-        let protected = c.state == RunState::InProgress
-            || c.hold
+        let protected = c.protected()
             || Some(pos) == newest_verified
             || !floors[pos].is_empty()
             || reasons[pos].contains(Reason::MinRetention);

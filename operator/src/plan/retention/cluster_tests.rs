@@ -196,6 +196,32 @@ fn cases() -> Vec<Case> {
             want: &["d1 keep last,daily", "d2 keep last,daily", "d3 prune max-restore-points", "d4 prune max-restore-points"],
         },
         Case {
+            name: "ceilings never prune a restore's source or a PreRestore backup",
+            rules: RetentionRules::default(),
+            cluster: vec![spec(|s| {
+                s.max_retention_days = Some(30);
+                s.max_restore_points_per_policy = Some(1);
+            })],
+            backups: vec![
+                ago("d1", 1),
+                RetentionCandidate { restore_source: true, ..ago("read", 2) },
+                RetentionCandidate { pre_restore: true, ..ago("pre", 3) },
+                ago("d4", 4),
+                RetentionCandidate { restore_source: true, ..ago("read-old", 100) },
+                RetentionCandidate { pre_restore: true, state: RunState::Failed, ..ago("pre-failed-old", 200) },
+                ago("d300", 300),
+            ],
+            want: &[
+                "d1 keep ",
+                "read keep restore-source",
+                "pre keep pre-restore",
+                "d4 prune max-restore-points",
+                "read-old keep restore-source",
+                "pre-failed-old keep pre-restore",
+                "d300 prune max-retention",
+            ],
+        },
+        Case {
             name: "what the policy prunes stays pruned, reason expired",
             rules: keep_last(1),
             cluster: vec![spec(|s| s.max_retention_days = Some(3))],

@@ -9,6 +9,11 @@
 //! - Held backups (`spec.hold: true`) are kept (`hold`). Hold only adds a reason: a held backup
 //!   still takes part in the other rules like any other backup of its phase (a held Completed
 //!   backup can also fill a `daily` bucket, a held Failed one counts towards `keepFailed`).
+//! - Backups an unfinished RestoreRequest reads from are kept (`restore-source`; see
+//!   [`restores::restore_sources`] for which those are), and so are `PreRestore` backups
+//!   (`spec.reason: PreRestore`: the state an in-place restore replaced), whatever their phase
+//!   (`pre-restore`). Like a hold, these only add a reason: such a backup still takes part in
+//!   the other rules of its phase.
 //! - Failed backups: the newest `keepFailed` are kept (`failed`), the rest pruned.
 //! - Over Completed backups only, newest first: `keepLast` (`last`), the calendar buckets
 //!   `keepHourly|Daily|Weekly|Monthly|Yearly` (`hourly`, ...; see the `buckets` module for the
@@ -17,7 +22,8 @@
 //! - Everything else is pruned (`expired`). A backup can carry several reasons; they are listed
 //!   in the order of [`Reason`].
 //! - If every rule (including `keepFailed`) is 0 or absent, nothing is pruned. Such kept
-//!   backups carry only the reasons that hold anyway (`in-progress`, `hold`), so a finished
+//!   backups carry only the reasons that hold anyway (`in-progress`, `hold`, `restore-source`,
+//!   `pre-restore`), so a finished
 //!   backup that is not held is kept with an empty reason list. `keepFailed` is a rule too:
 //!   with only `keepFailed` set, every Completed backup is pruned, as api.md says (validation
 //!   should warn about such a policy).
@@ -32,6 +38,7 @@
 mod buckets;
 pub mod cluster;
 mod reason;
+pub mod restores;
 
 #[cfg(test)]
 mod cluster_tests;
@@ -40,7 +47,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-use crate::api::{ArchiveBackup, BackupPhase, RetentionRules, VerificationState};
+use crate::api::{ArchiveBackup, BackupPhase, BackupReason, RetentionRules, VerificationState};
 use buckets::{bucket_key, local_time, Period};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -81,6 +88,26 @@ pub struct RetentionCandidate {
     pub hold: bool,
     /// Whether `status.verification.state` is `Passed`.
     pub verified: bool,
+    /// `spec.reason: PreRestore`: never pruned.
+    pub pre_restore: bool,
+    /// An unfinished RestoreRequest reads from it: never pruned. Not known from the backup
+    /// alone; set it with [`RetentionCandidate::reading`] from [`restores::restore_sources`].
+    pub restore_source: bool,
+}
+
+impl RetentionCandidate {
+    /// The candidate with `restore_source` set when its name is one of `sources` (the backups
+    /// unfinished RestoreRequests read from).
+    pub fn reading(self, sources: &std::collections::BTreeSet<String>) -> Self {
+        let restore_source = sources.contains(&self.name);
+        RetentionCandidate { restore_source, ..self }
+    }
+
+    /// Whether a rule outside the policy's own protects it from every pruning, cluster
+    /// ceilings included: in progress, held, read by a restore, or a PreRestore backup.
+    pub fn protected(&self) -> bool {
+        self.state == RunState::InProgress || self.hold || self.restore_source || self.pre_restore
+    }
 }
 
 /// Why an ArchiveBackup cannot be planned; the message starts with the field at fault.
@@ -130,6 +157,8 @@ impl TryFrom<&ArchiveBackup> for RetentionCandidate {
             verified: status
                 .and_then(|s| s.verification.as_ref())
                 .is_some_and(|v| v.state == VerificationState::Passed),
+            pre_restore: backup.spec.reason == BackupReason::PreRestore,
+            restore_source: false,
         })
     }
 }
@@ -294,6 +323,12 @@ pub(crate) fn evaluate(
         let c = &candidates[i];
         if c.hold {
             set.insert(Reason::Hold);
+        }
+        if c.restore_source {
+            set.insert(Reason::RestoreSource);
+        }
+        if c.pre_restore {
+            set.insert(Reason::PreRestore);
         }
         match c.state {
             RunState::InProgress => set.insert(Reason::InProgress),

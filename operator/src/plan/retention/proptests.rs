@@ -21,11 +21,19 @@ fn base_time() -> DateTime<Utc> {
 
 /// Backups over about three years, some at the same minute (ties), unique names.
 fn candidates() -> impl Strategy<Value = Vec<RetentionCandidate>> {
-    let one = (0i64..1_600_000, 0u8..10, any::<bool>(), any::<bool>(), prop::bool::weighted(0.1));
+    let one = (
+        0i64..1_600_000,
+        0u8..10,
+        any::<bool>(),
+        any::<bool>(),
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.05),
+        prop::bool::weighted(0.05),
+    );
     prop::collection::vec(one, 0..60).prop_map(|raw| {
         raw.into_iter()
             .enumerate()
-            .map(|(i, (minutes, state, verified, hold_roll, hold))| RetentionCandidate {
+            .map(|(i, (minutes, state, verified, hold_roll, hold, pre_restore, restore_source))| RetentionCandidate {
                 name: format!("b{i:03}"),
                 // Coarse times for every third backup make ties likely.
                 time: base_time() - chrono::TimeDelta::minutes(if i % 3 == 0 { minutes / 5000 * 5000 } else { minutes }),
@@ -36,6 +44,8 @@ fn candidates() -> impl Strategy<Value = Vec<RetentionCandidate>> {
                 },
                 hold: hold && hold_roll,
                 verified,
+                pre_restore,
+                restore_source,
             })
             .collect()
     })
@@ -103,12 +113,44 @@ proptest! {
     }
 
     #[test]
-    fn in_progress_and_held_backups_are_never_pruned(cs in candidates(), r in rules(), tz in zone()) {
+    fn in_progress_held_restore_source_and_pre_restore_backups_are_never_pruned(cs in candidates(), r in rules(), tz in zone()) {
         let index = by_name(&cs);
         for d in plan(&r, tz, &cs, base_time()) {
             let c = index[d.name.as_str()];
-            if c.hold || c.state == RunState::InProgress {
+            if c.hold || c.state == RunState::InProgress || c.restore_source || c.pre_restore {
                 prop_assert_eq!(d.action, Action::Keep, "{:?}", c);
+            }
+            // Each protection is named among the reasons.
+            for (applies, reason) in [
+                (c.hold, Reason::Hold),
+                (c.state == RunState::InProgress, Reason::InProgress),
+                (c.restore_source, Reason::RestoreSource),
+                (c.pre_restore, Reason::PreRestore),
+            ] {
+                prop_assert_eq!(d.reasons.contains(&reason), applies, "{:?}: {:?}", c, d);
+            }
+        }
+    }
+
+    /// Whatever cluster policies say, protected backups stay (floors and ceilings alike).
+    #[test]
+    fn no_cluster_policy_prunes_a_protected_backup(
+        cs in candidates(), r in rules(), tz in zone(),
+        max_days in prop::option::of(0u32..400), max_points in prop::option::of(0u32..6),
+        min_daily in prop::option::of(0u32..4), min_days in prop::option::of(0u32..400),
+    ) {
+        let spec = ClusterRetentionPolicySpec {
+            max_retention_days: max_days,
+            max_restore_points_per_policy: max_points,
+            min_keep_daily: min_daily,
+            min_retention_days: min_days,
+            ..Default::default()
+        };
+        let index = by_name(&cs);
+        for d in plan_with_cluster(&r, tz, &cs, base_time(), &[spec]) {
+            let c = index[d.name.as_str()];
+            if c.protected() {
+                prop_assert_eq!(d.action, Action::Keep, "{:?}: {:?}", c, d);
             }
         }
     }
@@ -179,7 +221,7 @@ proptest! {
         let mut unprotected_points = 0;
         for d in &with {
             let c = index[d.name.as_str()];
-            let protected = c.hold || c.state == RunState::InProgress || Some(&c.name) == newest_verified.as_ref();
+            let protected = c.protected() || Some(&c.name) == newest_verified.as_ref();
             if protected && without.contains(&c.name) {
                 prop_assert_eq!(d.action, Action::Keep, "{:?}", c);
             }

@@ -31,6 +31,12 @@ pub enum Reason {
     InProgress,
     /// Kept: `spec.hold` is true.
     Hold,
+    /// Kept: an unfinished RestoreRequest reads from it (its `status.resolvedBackup`, or the
+    /// backup its source names while it is not resolved yet).
+    RestoreSource,
+    /// Kept: a `PreRestore` backup (`spec.reason: PreRestore`), the state an in-place restore
+    /// replaced.
+    PreRestore,
     /// Kept: one of the newest `keepFailed` Failed backups.
     Failed,
     /// Kept: one of the newest `keepLast` Completed backups.
@@ -59,9 +65,11 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in order.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 16] = [
         Reason::InProgress,
         Reason::Hold,
+        Reason::RestoreSource,
+        Reason::PreRestore,
         Reason::Failed,
         Reason::Last,
         Reason::Hourly,
@@ -81,6 +89,8 @@ impl Reason {
         match self {
             Reason::InProgress => "in-progress",
             Reason::Hold => "hold",
+            Reason::RestoreSource => "restore-source",
+            Reason::PreRestore => "pre-restore",
             Reason::Failed => "failed",
             Reason::Last => "last",
             Reason::Hourly => "hourly",
@@ -96,8 +106,8 @@ impl Reason {
         }
     }
 
-    fn bit(self) -> u16 {
-        1 << (self as u16)
+    fn bit(self) -> u32 {
+        1 << (self as u32)
     }
 }
 
@@ -109,7 +119,7 @@ impl fmt::Display for Reason {
 
 /// A set of reasons (a bit set; cheap to copy).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct ReasonSet(u16);
+pub struct ReasonSet(u32);
 
 impl ReasonSet {
     /// Adds a reason.
@@ -153,7 +163,14 @@ mod tests {
         set.insert(Reason::Verified);
         set.insert(Reason::InProgress);
         set.insert(Reason::Daily);
-        assert_eq!(set.to_vec(), vec![Reason::InProgress, Reason::Daily, Reason::Verified]);
+        set.insert(Reason::PreRestore);
+        set.insert(Reason::RestoreSource);
+        assert_eq!(set.to_vec(), vec![Reason::InProgress, Reason::RestoreSource, Reason::PreRestore, Reason::Daily, Reason::Verified]);
+        assert_eq!(Reason::RestoreSource.as_str(), "restore-source");
+        assert_eq!(Reason::PreRestore.as_str(), "pre-restore");
+        for (i, reason) in Reason::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, i, "Reason::ALL is in enum order");
+        }
         assert_eq!(serde_json::to_string(&Action::Prune).expect("json"), "\"prune\"");
     }
 }

@@ -16,6 +16,8 @@ pub(super) fn done(name: &str, time: &str) -> RetentionCandidate {
         state: RunState::Completed,
         hold: false,
         verified: false,
+        pre_restore: false,
+        restore_source: false,
     }
 }
 
@@ -33,6 +35,14 @@ fn held(c: RetentionCandidate) -> RetentionCandidate {
 
 fn verified(c: RetentionCandidate) -> RetentionCandidate {
     RetentionCandidate { verified: true, ..c }
+}
+
+fn pre_restore(c: RetentionCandidate) -> RetentionCandidate {
+    RetentionCandidate { pre_restore: true, ..c }
+}
+
+fn read_by_restore(c: RetentionCandidate) -> RetentionCandidate {
+    RetentionCandidate { restore_source: true, ..c }
 }
 
 /// Renders decisions as `name action reason,reason` lines.
@@ -212,6 +222,49 @@ fn cases() -> Vec<Case> {
             ],
         },
         Case {
+            name: "a backup an unfinished restore reads is kept and still takes part in the rules",
+            rules: rules(|r| r.keep_last = Some(1)),
+            tz: utc_tz,
+            backups: vec![
+                done("new", "2026-03-05T00:00:00Z"),
+                read_by_restore(done("read-old", "2026-03-01T00:00:00Z")),
+                done("mid", "2026-03-03T00:00:00Z"),
+                read_by_restore(done("read-new", "2026-03-06T00:00:00Z")),
+                read_by_restore(failed("read-failed", "2026-03-04T00:00:00Z")),
+            ],
+            want: &[
+                "read-new keep restore-source,last",
+                "new prune expired",
+                "read-failed keep restore-source",
+                "mid prune expired",
+                "read-old keep restore-source",
+            ],
+        },
+        Case {
+            name: "PreRestore backups are never pruned, whatever their phase",
+            rules: rules(|r| {
+                r.keep_last = Some(1);
+                r.keep_failed = Some(0);
+            }),
+            tz: utc_tz,
+            backups: vec![
+                done("new", "2026-03-05T00:00:00Z"),
+                pre_restore(done("pre-old", "2026-03-01T00:00:00Z")),
+                pre_restore(failed("pre-failed", "2026-03-02T00:00:00Z")),
+                pre_restore(running("pre-running", "2026-03-06T00:00:00Z")),
+                done("old", "2026-03-03T00:00:00Z"),
+                pre_restore(read_by_restore(held(done("all", "2026-02-01T00:00:00Z")))),
+            ],
+            want: &[
+                "pre-running keep in-progress,pre-restore",
+                "new keep last",
+                "old prune expired",
+                "pre-failed keep pre-restore",
+                "pre-old keep pre-restore",
+                "all keep hold,restore-source,pre-restore",
+            ],
+        },
+        Case {
             name: "rules combined: several reasons on one backup",
             rules: RetentionRules {
                 keep_last: Some(1),
@@ -254,8 +307,10 @@ fn cases() -> Vec<Case> {
                 failed("f", "2026-03-02T00:00:00Z"),
                 held(done("h", "2026-03-01T00:00:00Z")),
                 running("r", "2026-03-04T00:00:00Z"),
+                pre_restore(done("p", "2026-02-28T00:00:00Z")),
+                read_by_restore(done("s", "2026-02-27T00:00:00Z")),
             ],
-            want: &["r keep in-progress", "c keep ", "f keep ", "h keep hold"],
+            want: &["r keep in-progress", "c keep ", "f keep ", "h keep hold", "p keep pre-restore", "s keep restore-source"],
         },
         Case {
             name: "UTC days: 20:30Z and 23:30Z are the same day",
@@ -374,6 +429,14 @@ fn candidates_from_archive_backups() {
     .expect("candidate");
     assert_eq!(c.time, utc("2026-03-01T02:00:00Z"));
     assert_eq!((c.state, c.hold, c.verified), (RunState::Completed, true, true));
+    assert_eq!((c.pre_restore, c.restore_source), (false, false), "a Manual backup read by no restore");
+    let mut pre = backup(Some("2026-03-01T02:00:00Z"), None, Some(BackupPhase::Completed), None);
+    pre.spec.reason = crate::api::BackupReason::PreRestore;
+    let c = RetentionCandidate::try_from(&pre).expect("candidate");
+    assert!(c.pre_restore, "spec.reason PreRestore");
+    let sources = std::collections::BTreeSet::from(["b".to_string()]);
+    assert!(c.clone().reading(&sources).restore_source);
+    assert!(!c.reading(&std::collections::BTreeSet::new()).restore_source);
 
     let c = RetentionCandidate::try_from(&backup(
         None,
