@@ -275,7 +275,8 @@ fn object(uid: &str, label: Option<&str>, owner: Option<&str>) -> ObjectObs {
 /// names that uid as the delete precondition.
 #[test]
 fn the_ttl_deletes_only_the_recorded_copy() {
-    let cases: Vec<(&str, Option<WorkloadCopy>, Option<ObjectObs>, i64, RestoreStep)> = vec![
+    type Case = (&'static str, Option<WorkloadCopy>, Option<ObjectObs>, i64, RestoreStep);
+    let cases: Vec<Case> = vec![
         ("before the TTL", Some(copy_record("u1")), Some(object("u1", Some("req"), Some("uid"))), 100, RestoreStep::Wait { what: "the side-by-side workload's TTL".into(), requeue: Some(Duration::from_secs(10)) }),
         ("after the TTL", Some(copy_record("u1")), Some(object("u1", Some("req"), Some("uid"))), 110, RestoreStep::DeleteWorkloadCopy(copy_record("u1"))),
         ("the copy is gone", Some(copy_record("u1")), None, 110, RestoreStep::Done),
@@ -307,7 +308,8 @@ fn the_ttl_deletes_only_the_recorded_copy() {
 /// it made; an object of that name it did not make fails the request, untouched.
 #[test]
 fn side_by_side_goes_on_only_with_its_own_copy() {
-    let cases: Vec<(&str, Option<WorkloadCopy>, Option<ObjectObs>, Result<RestoreStep, &str>)> = vec![
+    type Case = (&'static str, Option<WorkloadCopy>, Option<ObjectObs>, Result<RestoreStep, &'static str>);
+    let cases: Vec<Case> = vec![
         ("no copy yet", None, None, Ok(RestoreStep::CreateWorkloadCopy)),
         ("the recorded copy", Some(copy_record("u1")), Some(object("u1", Some("req"), Some("uid"))), Ok(RestoreStep::EnterHooks)),
         ("made but not recorded (a restart)", None, Some(object("u1", Some("req"), Some("uid"))), Ok(RestoreStep::RecordWorkloadCopy(copy_record("u1")))),
@@ -338,7 +340,8 @@ fn side_by_side_goes_on_only_with_its_own_copy() {
 fn names_already_taken_refuse_the_request_before_anything_is_created() {
     type Mutation = fn(&mut World);
     let side_by_side: Mutation = |w| w.spec.target.mode = RestoreMode::SideBySide;
-    let cases: Vec<(&str, Mutation, Result<(), &[&str]>)> = vec![
+    type Case = (&'static str, Mutation, Result<(), &'static [&'static str]>);
+    let cases: Vec<Case> = vec![
         ("nothing taken", |_| {}, Ok(())),
         ("nothing taken, side by side", side_by_side, Ok(())),
         (
