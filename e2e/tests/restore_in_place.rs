@@ -1,15 +1,24 @@
 //! InPlace: a pre-restore backup is taken first, the target is stopped, its claims are replaced
 //! by claims restored from the backup, and it comes back on the restored data; the old PVs stay
-//! (reclaim policy Retain) with the data written after the backup.
+//! (reclaim policy Retain) with the data written after the backup. The pre-restore backup is
+//! taken before the claims are replaced and holds the data they had; each claim comes back
+//! with its shape (storage class, access modes, size, volume mode, labels, annotations).
 
 mod backup_support;
 mod restore_support;
 
 use anyhow::{ensure, Context as _};
+use chrono::SubsecRound as _;
+use std::collections::BTreeMap;
+
 use archivist::api::{ArchiveBackup, BackupPhase, BackupReason};
-use archivist_e2e::testing::volumes::host_dir;
-use archivist_e2e::testing::with_namespace;
+use archivist::kube::time::from_kube;
+use archivist_e2e::testing::volumes::{host_dir, pvc, with_annotations, with_class};
+use archivist_e2e::testing::{unique_name, with_namespace};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, PostParams};
 use kube::Api;
 use restore_support::*;
 
@@ -22,9 +31,12 @@ async fn in_place_restore_brings_the_target_back_on_restored_data_and_keeps_the_
         // The archive's pod idles (`sleep infinity`): it never rewrites its files at start.
         archive.change_after_backup()?;
         let pvcs = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns);
-        let mut old_volumes = std::collections::BTreeMap::new();
+        let mut old_volumes = BTreeMap::new();
+        let mut old_uids = BTreeMap::new();
         for claim in &archive.claims {
-            let pv = pvcs.get(claim).await?.spec.and_then(|s| s.volume_name).context("unbound")?;
+            let old = pvcs.get(claim).await?;
+            old_uids.insert(claim.clone(), old.metadata.uid.clone().context("no uid")?);
+            let pv = old.spec.and_then(|s| s.volume_name).context("unbound")?;
             old_volumes.insert(claim.clone(), pv);
         }
         let changed: std::collections::BTreeMap<String, String> =
@@ -53,6 +65,35 @@ async fn in_place_restore_brings_the_target_back_on_restored_data_and_keeps_the_
         ensure!(pre_backup.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Completed), "pre-restore backup {pre}: {:?}", pre_backup.status);
         ensure!(pre_backup.spec.reason == BackupReason::PreRestore, "reason {:?}", pre_backup.spec.reason);
 
+        // It was taken before the claims were replaced: every item was captured, and the backup
+        // completed, before the replacing claim was created (creationTimestamp has whole
+        // seconds, so the capture is compared at that precision).
+        let pre_status = pre_backup.status.clone().unwrap_or_default();
+        let completed = pre_status.completion_time.context("the pre-restore backup has no completionTime")?;
+        for claim in &archive.claims {
+            let now = pvcs.get(claim).await?;
+            ensure!(now.metadata.uid.as_ref() != old_uids.get(claim), "{claim} was not replaced");
+            let recreated = now.metadata.creation_timestamp.as_ref().map(from_kube).context("no creationTimestamp")?;
+            let item = pre_status.items.iter().find(|i| i.source_claim.as_deref() == Some(claim.as_str())).with_context(|| format!("the pre-restore backup has no item of {claim}"))?;
+            let captured = item.captured_at.with_context(|| format!("the pre-restore item of {claim} has no capturedAt"))?;
+            eprintln!("{claim}: captured {captured}, pre-restore backup completed {completed}, claim recreated {recreated}");
+            ensure!(captured <= completed, "{claim}: captured {captured} after the backup completed {completed}");
+            ensure!(
+                captured.trunc_subsecs(0) <= recreated && completed.trunc_subsecs(0) <= recreated,
+                "{claim} was recreated at {recreated}, before the pre-restore backup captured it ({captured}) or completed ({completed})"
+            );
+        }
+        // And it holds the old data: each of its snapshots, restored into a scratch PVC, has the
+        // files the claim had just before the restore (written after b1), not b1's.
+        for claim in &archive.claims {
+            let item = pre_status.items.iter().find(|i| i.source_claim.as_deref() == Some(claim.as_str())).context("item")?;
+            let snapshot = item.volume_snapshot.clone().with_context(|| format!("the pre-restore item of {claim} has no VolumeSnapshot"))?;
+            let dir = crate::backup_support::restore_to_dir(&client, &ns, &snapshot, &format!("scratch-{claim}")).await?;
+            ensure!(host_checksums(&dir)? == changed[claim], "the pre-restore backup of {claim} does not hold the data it had before the restore");
+            ensure!(dir.join("after-backup.eml").exists(), "the pre-restore backup of {claim} lacks the file written after b1");
+            ensure!(changed[claim] != archive.checksums[claim], "the test needs {claim} changed after b1");
+        }
+
         // Each old PV still exists, reclaim policy Retain, with the data written after the
         // backup (read through its hostPath directory).
         ensure!(status.retained_volumes.len() == archive.claims.len(), "retainedVolumes {:?}", status.retained_volumes);
@@ -68,6 +109,90 @@ async fn in_place_restore_brings_the_target_back_on_restored_data_and_keeps_the_
         let message = status.message.clone().unwrap_or_default();
         ensure!(message.contains("Retain") && message.contains(&pre), "message does not say where the old data is: {message}");
         Ok(())
+    })
+    .await;
+}
+
+/// The claims of the shaped master: a StorageClass of its own (not the default), ReadWriteMany,
+/// 2Gi, volume mode Filesystem, labels and annotations (some with empty values).
+fn shaped_master(class: &str) -> PersistentVolumeClaim {
+    let mut claim = with_annotations(with_class(pvc("master", "2Gi"), class), &[("archivist-e2e/note", "keep me"), ("archivist-e2e/blank", "")]);
+    claim.metadata.labels = Some(BTreeMap::from([("tier".to_string(), "gold".to_string()), ("archivist-e2e/empty".to_string(), String::new())]));
+    if let Some(spec) = claim.spec.as_mut() {
+        spec.access_modes = Some(vec!["ReadWriteMany".to_string()]);
+        spec.volume_mode = Some("Filesystem".to_string());
+    }
+    claim
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn in_place_restore_recreates_each_claim_with_its_shape() {
+    with_namespace("rs-shape", |client, ns| async move {
+        let class = unique_name("rs-gold");
+        let classes = Api::<StorageClass>::all(client.clone());
+        let storage_class = StorageClass {
+            metadata: ObjectMeta { name: Some(class.clone()), ..ObjectMeta::default() },
+            provisioner: "archivist.dev/local".to_owned(),
+            reclaim_policy: Some("Delete".to_owned()),
+            volume_binding_mode: Some("Immediate".to_owned()),
+            ..StorageClass::default()
+        };
+        classes.create(&PostParams::default(), &storage_class).await?;
+        let outcome = async {
+            let options = ArchiveOptions { sql: false, stores: 1, master_claim: Some(shaped_master(&class)), ..ArchiveOptions::default() };
+            let mut archive = archive_with_backup(&client, &ns, options).await?;
+            let pvcs = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns);
+            let before = pvcs.get("master").await?;
+            let before_spec = before.spec.clone().context("spec")?;
+            ensure!(before_spec.storage_class_name.as_deref() == Some(class.as_str()), "the test's master claim is of class {:?}", before_spec.storage_class_name);
+
+            request(&client, &ns, "r1", "  source: {backupName: b1}\n  target: {mode: InPlace}\n").await?;
+            let r = wait_restore_completed(&client, &ns, "r1", &mut archive.operator).await?;
+            crate::backup_support::wait_ready_replicas(&client, &ns, ARCHIVE, 1).await?;
+
+            let after = pvcs.get("master").await?;
+            ensure!(after.metadata.uid != before.metadata.uid, "master was not replaced");
+            let spec = after.spec.clone().context("spec")?;
+            ensure!(spec.storage_class_name == before_spec.storage_class_name, "storage class {:?}, was {:?}", spec.storage_class_name, before_spec.storage_class_name);
+            ensure!(spec.access_modes == before_spec.access_modes, "access modes {:?}, were {:?}", spec.access_modes, before_spec.access_modes);
+            let size = |s: &k8s_openapi::api::core::v1::PersistentVolumeClaimSpec| s.resources.as_ref().and_then(|r| r.requests.as_ref()).and_then(|r| r.get("storage")).map(|q| q.0.clone());
+            ensure!(size(&spec) == size(&before_spec), "size {:?}, was {:?}", size(&spec), size(&before_spec));
+            ensure!(spec.volume_mode == before_spec.volume_mode, "volume mode {:?}, was {:?}", spec.volume_mode, before_spec.volume_mode);
+            let labels = after.metadata.labels.clone().unwrap_or_default();
+            for (key, value) in before.metadata.labels.iter().flatten() {
+                ensure!(labels.get(key) == Some(value), "label {key}={value:?} lost: {labels:?}");
+            }
+            ensure!(labels.get(RESTORE_LABEL).map(String::as_str) == Some("r1"), "the recreated claim is not labelled with the request: {labels:?}");
+            let annotations = after.metadata.annotations.clone().unwrap_or_default();
+            for key in ["archivist-e2e/note", "archivist-e2e/blank"] {
+                ensure!(annotations.get(key) == before.metadata.annotations.as_ref().and_then(|a| a.get(key)), "annotation {key} lost: {annotations:?}");
+            }
+            let source = spec.data_source.clone().context("the recreated claim has no dataSource")?;
+            let snapshot = crate::backup_support::snapshot_of(&archive.backup, archivist::api::Component::Master)?;
+            ensure!(source.kind == "VolumeSnapshot" && source.name == snapshot, "dataSource {source:?}, not {snapshot}");
+            let pv = Api::<PersistentVolume>::all(client.clone()).get(spec.volume_name.as_deref().context("unbound")?).await?;
+            ensure!(pv.spec.and_then(|s| s.storage_class_name).as_deref() == Some(class.as_str()), "the new volume is not of class {class}");
+
+            // The record in status, read back through the API server (empty values included).
+            let status = r.status.clone().unwrap_or_default();
+            let record = status.replaced_claims.iter().find(|c| c.name == "master").with_context(|| format!("master not in replacedClaims {:?}", status.replaced_claims))?;
+            ensure!(record.storage_class_name.as_deref() == Some(class.as_str()), "{record:?}");
+            ensure!(record.access_modes == ["ReadWriteMany"] && record.size.as_deref() == Some("2Gi") && record.volume_mode.as_deref() == Some("Filesystem"), "{record:?}");
+            ensure!(record.labels.get("archivist-e2e/empty").map(String::as_str) == Some("") && record.labels.get("tier").map(String::as_str) == Some("gold"), "{record:?}");
+            ensure!(record.annotations.get("archivist-e2e/blank").map(String::as_str) == Some("") && record.annotations.get("archivist-e2e/note").map(String::as_str) == Some("keep me"), "{record:?}");
+            ensure!(!record.annotations.keys().any(|k| k.starts_with("pv.kubernetes.io/")), "the binder's annotations were recorded: {record:?}");
+            ensure!(record.volume.is_some() && record.volume == before_spec.volume_name, "{record:?}");
+            // The other claims (default class, ReadWriteOnce) keep their shape too.
+            for claim in archive.claims.iter().filter(|c| *c != "master") {
+                let spec = pvcs.get(claim).await?.spec.context("spec")?;
+                ensure!(spec.access_modes == Some(vec!["ReadWriteOnce".to_string()]), "{claim}: {:?}", spec.access_modes);
+            }
+            Ok(())
+        }
+        .await;
+        classes.delete(&class, &DeleteParams::default()).await?;
+        outcome
     })
     .await;
 }

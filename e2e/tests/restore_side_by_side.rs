@@ -66,13 +66,63 @@ async fn side_by_side_copy_runs_on_restored_data_and_ttl_removes_only_the_copy()
         archivist_e2e::testing::wait_for(&pods, &pod, Duration::from_secs(60), "the copy's pod to be gone", |p| p.is_none()).await?;
         let pvcs = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns);
         for claim in &archive.claims {
-            let pvc = pvcs.get_opt(&format!("{claim}-sbs")).await?;
-            ensure!(pvc.is_some_and(|p| p.metadata.deletion_timestamp.is_none()), "restored PVC {claim}-sbs was removed with the copy");
+            let pvc = pvcs.get_opt(&format!("{claim}-sbs")).await?.with_context(|| format!("restored PVC {claim}-sbs was removed with the copy"))?;
+            ensure!(pvc.metadata.deletion_timestamp.is_none(), "restored PVC {claim}-sbs is being removed with the copy");
+            // Labelled with the request, and not owned by it: restored data outlives it.
+            ensure!(pvc.metadata.labels.as_ref().and_then(|l| l.get(RESTORE_LABEL)).map(String::as_str) == Some("r1"), "{claim}-sbs labels {:?}", pvc.metadata.labels);
+            ensure!(pvc.metadata.owner_references.is_none(), "{claim}-sbs is owned: {:?}", pvc.metadata.owner_references);
         }
         let reasons = archivist_e2e::testing::operator::event_reasons(&client, &ns, "RestoreRequest", "r1").await?;
         ensure!(reasons.iter().any(|r| r == "WorkloadRemoved"), "events: {reasons:?}");
         // The original archive is still there and running.
         wait_running(&client, &ns, &format!("{ARCHIVE}-0")).await?;
+        Ok(())
+    })
+    .await;
+}
+
+/// The TTL deletes the copy the request made (its uid is in `status.workloadCopy`), never an
+/// object that took the copy's name: the copy is deleted and a user's StatefulSet of the same
+/// name is created before the TTL passes; long after the TTL it is still there.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn ttl_never_deletes_an_object_that_took_the_copys_name() {
+    with_namespace("rs-sbs-ttl", |client, ns| async move {
+        let options = ArchiveOptions { sql: false, stores: 1, ..ArchiveOptions::default() };
+        let mut archive = archive_with_backup(&client, &ns, options).await?;
+        const TTL: i64 = 20;
+        request(&client, &ns, "r1", &format!("  source: {{backupName: b1}}\n  target: {{mode: SideBySide, nameSuffix: -sbs}}\n  ttlSecondsAfterFinished: {TTL}\n")).await?;
+        let r = wait_restore_completed(&client, &ns, "r1", &mut archive.operator).await?;
+        let done = r.status.as_ref().and_then(|s| s.completion_time).context("no completionTime")?;
+        let copy = format!("{ARCHIVE}-sbs");
+        let sts = Api::<StatefulSet>::namespaced(client.clone(), &ns);
+        let made = sts.get(&copy).await?;
+        let recorded = r.status.as_ref().and_then(|s| s.workload_copy.clone()).context("no status.workloadCopy")?;
+        ensure!(recorded.name == copy && Some(&recorded.uid) == made.metadata.uid.as_ref(), "status.workloadCopy {recorded:?} is not the copy {:?}", made.metadata.uid);
+        ensure!(made.metadata.labels.as_ref().and_then(|l| l.get(RESTORE_LABEL)).map(String::as_str) == Some("r1"), "the copy is not labelled: {:?}", made.metadata.labels);
+        let owners: Vec<String> = made.metadata.owner_references.iter().flatten().map(|o| o.uid.clone()).collect();
+        ensure!(r.metadata.uid.as_ref().is_some_and(|u| owners.contains(u)), "the copy is not owned by r1: {owners:?}");
+
+        // The user removes the copy and makes their own StatefulSet of that name.
+        sts.delete(&copy, &kube::api::DeleteParams::background()).await?;
+        archivist_e2e::testing::wait_for(&sts, &copy, Duration::from_secs(30), "the copy to be gone", |s| s.is_none()).await?;
+        let theirs = user_statefulset(&client, &ns, &copy).await?;
+        let replaced_after = (chrono::Utc::now() - done).num_milliseconds() as f64 / 1000.0;
+        ensure!(replaced_after < TTL as f64 - 2.0, "the copy was replaced only {replaced_after:.1} s after completion; the test needs it before the TTL ({TTL} s)");
+        eprintln!("copy replaced by a user's StatefulSet {replaced_after:.1} s after completion (ttl {TTL} s)");
+
+        // Well past the TTL (the operator's reconcile at the TTL has happened), it is still there.
+        let until_checked = done + chrono::Duration::seconds(TTL + 10);
+        while chrono::Utc::now() < until_checked {
+            let now = sts.get_opt(&copy).await?.context("the TTL deleted the user's StatefulSet")?;
+            ensure!(now.metadata.uid == theirs.metadata.uid, "the user's StatefulSet was replaced");
+            ensure!(now.metadata.deletion_timestamp.is_none(), "the TTL is deleting the user's StatefulSet");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let r = Api::<archivist::api::RestoreRequest>::namespaced(client.clone(), &ns).get("r1").await?;
+        ensure!(r.status.as_ref().and_then(|s| s.workload_copy.clone()) == Some(recorded), "status.workloadCopy changed: {:?}", r.status.as_ref().map(|s| &s.workload_copy));
+        let reasons = archivist_e2e::testing::operator::event_reasons(&client, &ns, "RestoreRequest", "r1").await?;
+        ensure!(!reasons.iter().any(|r| r == "WorkloadRemoved"), "events: {reasons:?}");
         Ok(())
     })
     .await;

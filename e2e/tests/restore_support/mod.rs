@@ -17,6 +17,7 @@ use archivist::api::{ArchiveBackup, ConditionStatus, RestorePhase, RestoreReques
 use archivist_e2e::testing::databases::{Postgres, PASSWORD, USER};
 use archivist_e2e::testing::operator::Operator;
 use archivist_e2e::testing::{eventually, wait_for};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use kube::api::{ListParams, Patch, PatchParams};
@@ -50,11 +51,14 @@ pub struct ArchiveOptions {
     pub include_indexes: bool,
     /// Bytes of message data written into each content volume (as files of at most 64 MiB).
     pub content_bytes: u64,
+    /// The `master` claim as created (its name is set to `master`); default: a 1Gi
+    /// ReadWriteOnce claim of the default class.
+    pub master_claim: Option<PersistentVolumeClaim>,
 }
 
 impl Default for ArchiveOptions {
     fn default() -> Self {
-        Self { stores: 2, sql: true, include_indexes: true, content_bytes: 256 * 1024 }
+        Self { stores: 2, sql: true, include_indexes: true, content_bytes: 256 * 1024, master_claim: None }
     }
 }
 
@@ -123,7 +127,15 @@ pub async fn archive_with_backup(client: &Client, ns: &str, options: ArchiveOpti
     claims.push("index-s1".to_string());
     let mut dirs = BTreeMap::new();
     for claim in &claims {
-        let dir = data_pvc(client, ns, claim, &[]).await?;
+        let dir = match &options.master_claim {
+            Some(template) if claim == "master" => {
+                let mut pvc = template.clone();
+                pvc.metadata.name = Some(claim.clone());
+                let (_, pv) = archivist_e2e::testing::volumes::create_bound(client, ns, &pvc).await?;
+                archivist_e2e::testing::volumes::host_dir(&pv)?
+            }
+            _ => data_pvc(client, ns, claim, &[]).await?,
+        };
         let bytes = if claim.starts_with("content-") { options.content_bytes } else { 4096 };
         write_files(&dir, claim, bytes)?;
         dirs.insert(claim.clone(), dir);
@@ -288,6 +300,23 @@ pub async fn assert_nothing_created(client: &Client, ns: &str, name: &str) -> an
     let cm = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), ns).get_opt(&format!("{name}-mapping")).await?;
     ensure!(cm.is_none(), "{name} wrote its mapping ConfigMap");
     Ok(())
+}
+
+/// A StatefulSet a user made, with no pods: its own selector, nothing of Archivist.
+pub async fn user_statefulset(client: &Client, ns: &str, name: &str) -> anyhow::Result<StatefulSet> {
+    let sts = serde_json::json!({
+        "metadata": {"name": name, "labels": {"made-by": "a-user"}},
+        "spec": {
+            "serviceName": name,
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": format!("user-{name}")}},
+            "template": {
+                "metadata": {"labels": {"app": format!("user-{name}")}},
+                "spec": {"containers": [{"name": "main", "image": "ignored"}]}
+            }
+        }
+    });
+    create::<StatefulSet>(client, ns, &serde_json::to_string(&sts)?).await
 }
 
 /// Starts a pod `name` (an idle process) mounting each claim at `/<claim>` and waits until it runs.

@@ -27,7 +27,8 @@ pub use common::{
 };
 pub use restore_request::{
     PostRestoreJob, RestoreMapping, RestoreMode, RestorePhase, RestoreRequest, RestoreRequestSpec,
-    RestoreRequestStatus, RestoreSelect, RetainedVolume, RestoreSource, RestoreTarget, SqlTarget,
+    ReplacedClaim, RestoreRequestStatus, RestoreSelect, RetainedVolume, RestoreSource, RestoreTarget, SqlTarget,
+    WorkloadCopy,
 };
 
 /// The API group of every Archivist kind.

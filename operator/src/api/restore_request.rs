@@ -1,6 +1,7 @@
 //! `RestoreRequest`: a GitOps-friendly restore of a restore point into new volumes and databases.
 
 use super::archive_backup::Component;
+use super::backup_policy::TargetKind;
 use super::common::{
     conditions_schema, without_string_rules, Condition, DATABASE_SUFFIX_PATTERN, DNS_LABEL_PATTERN,
     NAME_SUFFIX_PATTERN,
@@ -8,7 +9,8 @@ use super::common::{
 use chrono::{DateTime, Utc};
 use kube::CustomResource;
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
 
 /// A request to restore an ArchiveBackup. Never destructive: restored data goes into new PVCs
 /// and databases; `InPlace` keeps the old volumes and takes a backup first.
@@ -234,6 +236,78 @@ pub struct RestoreRequestStatus {
     /// policy `Retain`), so nothing is lost.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retained_volumes: Vec<RetainedVolume>,
+    /// `InPlace`: the shape of each claim the restore replaces, recorded before the claim is
+    /// deleted; the claim is recreated from this record (and the snapshot as its data source).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced_claims: Vec<ReplacedClaim>,
+    /// `SideBySide`: the workload copy this request created, recorded right after it was
+    /// created. `ttlSecondsAfterFinished` deletes only this object (its uid, as a delete
+    /// precondition), never another object that took its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_copy: Option<WorkloadCopy>,
+}
+
+/// The side-by-side copy of the target workload that a request created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadCopy {
+    /// `StatefulSet` or `Deployment`, as the target.
+    pub kind: TargetKind,
+    /// Its name (`<target><suffix>`).
+    pub name: String,
+    /// Its `metadata.uid` when it was created.
+    pub uid: String,
+}
+
+/// A claim an in-place restore replaced, as it was before it was deleted.
+// Every field that may be empty is omitted when empty, and map values are nullable: the 1.20
+// API server turns "" inside arrays of custom resources into null.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplacedClaim {
+    /// The claim's name (also the name it is recreated under).
+    pub name: String,
+    /// `spec.storageClassName`; absent: the claim named none (the cluster's default class),
+    /// `""`: explicitly no class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+    /// `spec.accessModes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_modes: Vec<String>,
+    /// The requested size, `spec.resources.requests.storage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// `spec.volumeMode` (`Filesystem` or `Block`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_mode: Option<String>,
+    /// The claim's labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_values_as_empty")]
+    #[schemars(schema_with = "nullable_string_map")]
+    pub labels: BTreeMap<String, String>,
+    /// The claim's annotations, without those Kubernetes' volume binding and provisioning
+    /// manage (`pv.kubernetes.io/*`, `volume.beta.kubernetes.io/*`, `volume.kubernetes.io/*`):
+    /// they describe the old binding, not the claim.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_values_as_empty")]
+    #[schemars(schema_with = "nullable_string_map")]
+    pub annotations: BTreeMap<String, String>,
+    /// The PersistentVolume the claim was bound to (kept, see `retainedVolumes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+}
+
+/// A map of strings whose values may be null: the 1.20 API server reads `""` inside arrays of
+/// custom resources as null, and refuses null for a plain string.
+fn nullable_string_map(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "additionalProperties": {"type": "string", "nullable": true}
+    })
+}
+
+/// Reads a map of strings in which a null value stands for `""` (see [`nullable_string_map`]).
+fn null_values_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let map = Option::<BTreeMap<String, Option<String>>>::deserialize(deserializer)?;
+    Ok(map.unwrap_or_default().into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect())
 }
 
 /// A PersistentVolume kept by an in-place restore.

@@ -3,9 +3,9 @@
 
 use super::dump::{connection_env, default_port, DUMP_MOUNT, MYSQL_DUMP_FILE, POSTGRES_DUMP_FILE};
 use super::labels::{BACKUP, COMPONENT, STORE};
-use crate::api::{Component, PostRestoreJob, RestoreRequest, SqlEngine, SqlSource};
+use crate::api::{Component, PostRestoreJob, ReplacedClaim, RestoreRequest, SqlEngine, SqlSource};
 use crate::plan::names::component_word;
-use crate::plan::restore::{ItemKind, RestoreItem};
+use crate::plan::restore::{shape, ItemKind, RestoreItem};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
@@ -20,7 +20,7 @@ use kube::{Resource, ResourceExt};
 use std::collections::BTreeMap;
 
 /// Label on everything a restore creates: the RestoreRequest's name.
-pub const RESTORE: &str = crate::plan::validate::RESTORE_LABEL;
+pub const RESTORE: &str = crate::plan::restore::RESTORE_LABEL;
 /// Where post-restore hooks see the restored PVCs: `/restore/<restored claim>`.
 pub const HOOK_MOUNT_ROOT: &str = "/restore";
 
@@ -37,9 +37,13 @@ fn owned_by(request: &RestoreRequest) -> Option<Vec<OwnerReference>> {
     request.controller_owner_ref(&()).map(|r| vec![r])
 }
 
-/// A PVC named `name`, restored from `snapshot`, shaped like `original` (storage class and
-/// access modes) when the original still exists. Not owned by the request: restored data
-/// outlives it.
+/// A PVC named `name`, restored from `snapshot`, with the shape `shape`: its storage class,
+/// access modes (default `ReadWriteOnce`), volume mode, labels and annotations (without those
+/// Kubernetes manages for the binding, see [`shape::is_managed_annotation`]), and its size, or
+/// the snapshot's `size` when that is larger ([`shape::restored_size`]). `InPlace` passes the
+/// record of the claim it replaces; the other modes the original's spec without its metadata.
+/// The restore's labels (`archivist.dev/restore`, `backup`, `component`, `store`) are always
+/// set. Not owned by the request: restored data outlives it.
 pub fn claim_from_snapshot(
     request: &RestoreRequest,
     backup: &str,
@@ -47,28 +51,27 @@ pub fn claim_from_snapshot(
     name: &str,
     snapshot: &str,
     size: Option<&str>,
-    original: Option<&PersistentVolumeClaim>,
+    shape: Option<&ReplacedClaim>,
 ) -> PersistentVolumeClaim {
-    let original_spec = original.and_then(|c| c.spec.clone()).unwrap_or_default();
-    let original_size = original_spec
-        .resources
-        .as_ref()
-        .and_then(|r| r.requests.as_ref())
-        .and_then(|r| r.get("storage"))
-        .map(|q| q.0.clone());
-    let size = size.map(String::from).or(original_size).unwrap_or_else(|| "1Gi".to_string());
+    let wanted = shape.cloned().unwrap_or_default();
+    let mut all_labels = wanted.labels;
+    all_labels.extend(labels(&request.name_any(), backup, item));
+    let annotations: BTreeMap<String, String> = wanted.annotations.into_iter().filter(|(k, _)| !shape::is_managed_annotation(k)).collect();
+    let access_modes = if wanted.access_modes.is_empty() { vec!["ReadWriteOnce".to_string()] } else { wanted.access_modes };
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
             namespace: request.namespace(),
-            labels: Some(labels(&request.name_any(), backup, item)),
+            labels: Some(all_labels),
+            annotations: (!annotations.is_empty()).then_some(annotations),
             ..Default::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(original_spec.access_modes.unwrap_or_else(|| vec!["ReadWriteOnce".into()])),
-            storage_class_name: original_spec.storage_class_name,
+            access_modes: Some(access_modes),
+            storage_class_name: wanted.storage_class_name,
+            volume_mode: wanted.volume_mode,
             resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(size))])),
+                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(shape::restored_size(wanted.size.as_deref(), size)))])),
                 ..Default::default()
             }),
             data_source: Some(TypedLocalObjectReference {
@@ -396,6 +399,133 @@ mod tests {
         let labels = spec.template.metadata.and_then(|m| m.labels).expect("labels");
         assert!(!labels.contains_key("app"), "the original's Service must not select the copy");
         assert_eq!(copy.metadata.owner_references.map(|o| o.len()), Some(1));
+    }
+
+    fn volume_item(original: &str, restored: &str) -> RestoreItem {
+        RestoreItem {
+            component: Component::Master,
+            store: String::new(),
+            original: original.into(),
+            restored: restored.into(),
+            kind: ItemKind::Volume { snapshot: "snap-master".into(), size: Some("1Gi".into()) },
+        }
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// The in-place restore recreates a claim from its record: same storage class, access
+    /// modes, size, volume mode, labels and annotations, plus the snapshot as data source and
+    /// the restore's labels; without a record, the defaults.
+    #[test]
+    fn a_recreated_claim_has_the_recorded_shape() {
+        let record = ReplacedClaim {
+            name: "master".into(),
+            storage_class_name: Some("gold".into()),
+            access_modes: vec!["ReadWriteMany".into(), "ReadOnlyMany".into()],
+            size: Some("2Gi".into()),
+            volume_mode: Some("Filesystem".into()),
+            labels: map(&[("tier", "gold"), ("empty", ""), (RESTORE, "an-earlier-request")]),
+            annotations: map(&[("note", "keep me"), ("blank", ""), ("pv.kubernetes.io/bind-completed", "yes")]),
+            volume: Some("pv-old".into()),
+        };
+        type Expect = (Option<&'static str>, Vec<&'static str>, &'static str, Option<&'static str>, Vec<(&'static str, &'static str)>, Vec<(&'static str, &'static str)>);
+        let ours = [(RESTORE, "req"), (BACKUP, "b"), (COMPONENT, "master"), (STORE, "")];
+        let cases: Vec<(&str, Option<ReplacedClaim>, Option<&str>, Expect)> = vec![
+            (
+                "the record",
+                Some(record.clone()),
+                Some("1Gi"),
+                (
+                    Some("gold"),
+                    vec!["ReadWriteMany", "ReadOnlyMany"],
+                    "2Gi",
+                    Some("Filesystem"),
+                    [("tier", "gold"), ("empty", "")].into_iter().chain(ours).collect(),
+                    vec![("note", "keep me"), ("blank", "")],
+                ),
+            ),
+            (
+                "a snapshot larger than the record",
+                Some(record.clone()),
+                Some("3Gi"),
+                (
+                    Some("gold"),
+                    vec!["ReadWriteMany", "ReadOnlyMany"],
+                    "3Gi",
+                    Some("Filesystem"),
+                    [("tier", "gold"), ("empty", "")].into_iter().chain(ours).collect(),
+                    vec![("note", "keep me"), ("blank", "")],
+                ),
+            ),
+            (
+                "explicitly no class",
+                Some(ReplacedClaim { storage_class_name: Some(String::new()), ..record.clone() }),
+                Some("1Gi"),
+                (
+                    Some(""),
+                    vec!["ReadWriteMany", "ReadOnlyMany"],
+                    "2Gi",
+                    Some("Filesystem"),
+                    [("tier", "gold"), ("empty", "")].into_iter().chain(ours).collect(),
+                    vec![("note", "keep me"), ("blank", "")],
+                ),
+            ),
+            ("no record", None, Some("1Gi"), (None, vec!["ReadWriteOnce"], "1Gi", None, ours.to_vec(), vec![])),
+        ];
+        for (name, shape, snapshot_size, (class, modes, size, volume_mode, labels, annotations)) in cases {
+            let pvc = claim_from_snapshot(&request(), "b", &volume_item("master", "master"), "master", "snap-master", snapshot_size, shape.as_ref());
+            let spec = pvc.spec.clone().expect("spec");
+            assert_eq!(pvc.metadata.name.as_deref(), Some("master"), "{name}");
+            assert_eq!(spec.storage_class_name.as_deref(), class, "{name}");
+            assert_eq!(spec.access_modes, Some(modes.iter().map(|m| m.to_string()).collect()), "{name}");
+            let requested = spec.resources.and_then(|r| r.requests).and_then(|r| r.get("storage").cloned()).map(|q| q.0);
+            assert_eq!(requested.as_deref(), Some(size), "{name}");
+            assert_eq!(spec.volume_mode.as_deref(), volume_mode, "{name}");
+            assert_eq!(pvc.metadata.labels, Some(map(&labels)), "{name}");
+            assert_eq!(pvc.metadata.annotations.unwrap_or_default(), map(&annotations), "{name}: the binder's annotations are never copied");
+            let source = spec.data_source.expect("a data source");
+            assert_eq!((source.api_group.as_deref(), source.kind.as_str(), source.name.as_str()), (Some("snapshot.storage.k8s.io"), "VolumeSnapshot", "snap-master"), "{name}");
+            assert!(spec.volume_name.is_none(), "{name}: never pre-bound to the old volume");
+            assert!(pvc.metadata.owner_references.is_none(), "{name}: restored data outlives the request");
+        }
+    }
+
+    /// Everything the restore creates carries `archivist.dev/restore: <request>`; what it may
+    /// delete (or Kubernetes deletes with it) is owned by the request; restored data (PVCs,
+    /// Secrets) is not owned, so it outlives the request.
+    #[test]
+    fn every_object_is_labelled_and_only_disposable_ones_are_owned() {
+        let r = request();
+        let original = StatefulSet {
+            metadata: ObjectMeta { name: Some("mailstore".into()), ..Default::default() },
+            spec: Some(StatefulSetSpec::default()),
+            status: None,
+        };
+        let deployment = Deployment { metadata: ObjectMeta { name: Some("mailstore".into()), ..Default::default() }, ..Default::default() };
+        let secret = secret_from_copy(&r, "b", &RestoreItem { component: Component::Secrets, ..volume_item("key", "key-r") }, &Secret::default());
+        let hook = PostRestoreJob { name: "replay".into(), image: "busybox".into(), command: vec!["true".into()] };
+        let sql = sql_restore_job(&r, "b", &sql_item(SqlEngine::PostgreSQL, "meta", "meta_restored"), None).expect("a Job");
+        let objects: Vec<(&str, ObjectMeta, bool)> = vec![
+            ("restored PVC", claim_from_snapshot(&r, "b", &volume_item("master", "master-r"), "master-r", "snap", None, None).metadata, false),
+            ("restored Secret", secret.metadata, false),
+            ("SQL restore Job", sql.metadata, true),
+            ("hook Job", hook_job(&r, "req-hook-replay", &hook, &["master-r".into()]).metadata, true),
+            ("mapping ConfigMap", mapping_config_map(&r, "req-mapping", String::new()).metadata, true),
+            ("StatefulSet copy", statefulset_copy(&r, &original, "mailstore-r", &BTreeMap::new()).metadata, true),
+            ("Deployment copy", deployment_copy(&r, &deployment, "mailstore-r", &BTreeMap::new()).metadata, true),
+        ];
+        for (what, meta, owned) in objects {
+            assert_eq!(meta.labels.as_ref().and_then(|l| l.get(RESTORE)).map(String::as_str), Some("req"), "{what}");
+            let owners: Vec<(String, String, Option<bool>)> =
+                meta.owner_references.iter().flatten().map(|o| (o.kind.clone(), o.uid.clone(), o.controller)).collect();
+            if owned {
+                assert_eq!(owners, vec![("RestoreRequest".to_string(), "uid-1".to_string(), Some(true))], "{what}");
+            } else {
+                assert!(owners.is_empty(), "{what}: {owners:?}");
+            }
+        }
     }
 
     fn sql_item(engine: SqlEngine, original: &str, restored: &str) -> RestoreItem {

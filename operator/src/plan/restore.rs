@@ -10,18 +10,29 @@
 //!   is deleted), recreates each claim under its name from the snapshot, runs the hooks, and
 //!   starts the target with its original replicas.
 //! - Every object is named deterministically, so re-running a step never makes a second one.
+//! - A restore deletes only what it made, and refuses names already taken before it creates
+//!   anything ([`ownership`]); `InPlace` recreates each claim with its recorded shape
+//!   ([`shape`]).
+
+pub mod ownership;
+pub mod shape;
 
 use super::backup::JobObs;
 use super::names::{fit, MAX_LABEL_NAME, MAX_NAME};
 use super::validate::{self, FieldError};
 use crate::api::{
-    ArchiveBackup, BackupPhase, Component, RestoreMode, RestorePhase, RestoreRequest, RestoreRequestSpec,
-    RestoreRequestStatus, RestoreSelect, SqlEngine, VerificationState,
+    ArchiveBackup, BackupPhase, Component, ReplacedClaim, RestoreMode, RestorePhase, RestoreRequest, RestoreRequestSpec,
+    RestoreRequestStatus, RestoreSelect, SqlEngine, TargetRef, VerificationState, WorkloadCopy,
 };
+use ownership::ObjectObs;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+
+/// The label on everything a restore creates: the RestoreRequest's name
+/// (`kube::restore::RESTORE` is this label).
+pub const RESTORE_LABEL: &str = "archivist.dev/restore";
 
 /// The default name suffix: `-r-` and the first 5 letters or digits of the request's uid.
 pub fn default_suffix(uid: &str) -> String {
@@ -287,6 +298,8 @@ pub struct ClaimObs {
     pub restored_by: Option<String>,
     /// Being deleted.
     pub deleting: bool,
+    /// Its shape, as an in-place restore records it before replacing it ([`shape::record_of`]).
+    pub shape: ReplacedClaim,
 }
 
 /// Everything [`next`] decides from.
@@ -316,8 +329,11 @@ pub struct RestoreObservation<'a> {
     pub secrets: &'a BTreeSet<String>,
     /// The target workload: (replicas, live pods), when it exists.
     pub target: Option<(i32, u32)>,
-    /// Whether the SideBySide workload copy exists.
-    pub copy_exists: bool,
+    /// The object named like the SideBySide workload copy (of the target's kind), when one
+    /// exists.
+    pub copy: Option<ObjectObs>,
+    /// The ConfigMap named like the request's mapping ConfigMap, when one exists.
+    pub mapping: Option<ObjectObs>,
 }
 
 /// The one next step of a restore.
@@ -353,12 +369,18 @@ pub enum RestoreStep {
         /// Its PersistentVolume.
         volume: String,
     },
-    /// InPlace: delete the old claim (its volume is retained).
+    /// InPlace: record the old claim's shape (`status.replacedClaims`) before it is deleted.
+    RecordClaim(ReplacedClaim),
+    /// InPlace: delete the old claim (its volume is retained, its shape recorded).
     DeleteClaim(String),
     /// Create these restore PVCs, Secrets and SQL restore Jobs (indices into the items).
     Create(Vec<usize>),
-    /// SideBySide: create the copy of the target workload.
+    /// SideBySide: create the copy of the target workload, then record its uid
+    /// (`status.workloadCopy`).
     CreateWorkloadCopy,
+    /// SideBySide: record the copy this request made (labelled with it and owned by it) whose
+    /// uid is not recorded yet (the operator stopped between creating and recording it).
+    RecordWorkloadCopy(WorkloadCopy),
     /// Phase RunningHooks.
     EnterHooks,
     /// Create the post-restore hook Job with this index.
@@ -369,8 +391,9 @@ pub enum RestoreStep {
     Complete,
     /// Phase Failed.
     Fail(String),
-    /// SideBySide TTL passed: delete the workload copy.
-    DeleteWorkloadCopy,
+    /// SideBySide TTL passed: delete the workload copy, with its recorded uid as the delete
+    /// precondition.
+    DeleteWorkloadCopy(WorkloadCopy),
     /// Nothing left to do.
     Done,
 }
@@ -394,8 +417,15 @@ pub fn next(obs: &RestoreObservation<'_>) -> RestoreStep {
             if !problems.is_empty() {
                 return RestoreStep::Invalid(describe(&problems));
             }
-            if let Err(why) = restore_items(obs.spec, backup, &suffix(obs.spec, obs.uid), obs.name) {
-                return RestoreStep::Refuse(why);
+            let sfx = suffix(obs.spec, obs.uid);
+            let items = match restore_items(obs.spec, backup, &sfx, obs.name) {
+                Ok(items) => items,
+                Err(why) => return RestoreStep::Refuse(why),
+            };
+            let copy = target_of(backup).map(|t| ownership::planned_copy(t, &sfx));
+            let taken = ownership::taken_names(obs, &items, copy.as_ref());
+            if !taken.is_empty() {
+                return RestoreStep::Refuse(ownership::describe_taken(&taken));
             }
             RestoreStep::Accept { backup: backup.metadata.name.clone().unwrap_or_default() }
         }
@@ -410,7 +440,7 @@ pub fn next(obs: &RestoreObservation<'_>) -> RestoreStep {
                 Err(why) => return RestoreStep::Fail(why),
             };
             if phase == RestorePhase::Restoring {
-                restoring(obs, &items)
+                restoring(obs, backup, &sfx, &items)
             } else {
                 hooks(obs)
             }
@@ -418,15 +448,23 @@ pub fn next(obs: &RestoreObservation<'_>) -> RestoreStep {
     }
 }
 
+/// The target workload of the backup's policy.
+fn target_of(backup: &ArchiveBackup) -> Option<&TargetRef> {
+    backup.status.as_ref().and_then(|s| s.policy_spec.as_ref()).map(|p| &p.target)
+}
+
 fn after_completion(obs: &RestoreObservation<'_>) -> RestoreStep {
     let ttl = obs.spec.ttl_seconds_after_finished.unwrap_or(0);
-    if obs.spec.target.mode != RestoreMode::SideBySide || ttl == 0 || !obs.copy_exists {
+    if obs.spec.target.mode != RestoreMode::SideBySide || ttl == 0 {
         return RestoreStep::Done;
     }
+    // Only the copy whose uid was recorded at creation; an object that took its name since
+    // (the copy was deleted and something else created) is never deleted.
+    let Some(copy) = ownership::deletable_copy(obs.status.workload_copy.as_ref(), obs.copy.as_ref()) else { return RestoreStep::Done };
     let Some(done) = obs.status.completion_time else { return RestoreStep::Done };
     let expiry = done + chrono::Duration::seconds(i64::from(ttl));
     if obs.now >= expiry {
-        RestoreStep::DeleteWorkloadCopy
+        RestoreStep::DeleteWorkloadCopy(copy.clone())
     } else {
         RestoreStep::Wait { what: "the side-by-side workload's TTL".into(), requeue: (expiry - obs.now).to_std().ok() }
     }
@@ -436,7 +474,7 @@ fn job_state<'a>(obs: &'a RestoreObservation<'_>, job: &str) -> Option<&'a JobOb
     obs.jobs.get(job)
 }
 
-fn restoring(obs: &RestoreObservation<'_>, items: &[RestoreItem]) -> RestoreStep {
+fn restoring(obs: &RestoreObservation<'_>, backup: &ArchiveBackup, sfx: &str, items: &[RestoreItem]) -> RestoreStep {
     let in_place = obs.spec.target.mode == RestoreMode::InPlace;
     if in_place {
         let Some(pre) = &obs.status.pre_restore_backup else {
@@ -444,6 +482,12 @@ fn restoring(obs: &RestoreObservation<'_>, items: &[RestoreItem]) -> RestoreStep
         };
         match obs.backups.iter().find(|b| b.metadata.name.as_ref() == Some(pre)) {
             None => return RestoreStep::CreatePreRestoreBackup(pre.clone()),
+            Some(b) if b.metadata.labels.as_ref().and_then(|l| l.get(RESTORE_LABEL)).map(String::as_str) != Some(obs.name) => {
+                return RestoreStep::Fail(format!(
+                    "ArchiveBackup {}/{pre} exists and was not made by this request; it is not taken as the pre-restore backup; nothing was changed",
+                    obs.namespace
+                ));
+            }
             Some(b) => match phase_of(b) {
                 BackupPhase::Completed => {}
                 BackupPhase::Failed => {
@@ -480,6 +524,9 @@ fn restoring(obs: &RestoreObservation<'_>, items: &[RestoreItem]) -> RestoreStep
                 if !retained || obs.volumes.get(volume).is_some_and(|p| p != "Retain") {
                     return RestoreStep::RetainVolume { claim: item.original.clone(), volume: volume.clone() };
                 }
+            }
+            if !obs.status.replaced_claims.iter().any(|r| r.name == item.original) {
+                return RestoreStep::RecordClaim(ReplacedClaim { name: item.original.clone(), ..claim.shape.clone() });
             }
             return RestoreStep::DeleteClaim(item.original.clone());
         }
@@ -519,8 +566,22 @@ fn restoring(obs: &RestoreObservation<'_>, items: &[RestoreItem]) -> RestoreStep
     if !waiting.is_empty() {
         return RestoreStep::Wait { what: format!("waiting for {}", waiting.join(", ")), requeue: Some(Duration::from_secs(2)) };
     }
-    if obs.spec.target.mode == RestoreMode::SideBySide && !obs.copy_exists {
-        return RestoreStep::CreateWorkloadCopy;
+    if obs.spec.target.mode == RestoreMode::SideBySide {
+        let Some(target) = target_of(backup) else { return RestoreStep::Fail(format!("ArchiveBackup {backup_name} keeps no copy of its policy's target", backup_name = backup.metadata.name.clone().unwrap_or_default())) };
+        let planned = ownership::planned_copy(target, sfx);
+        let Some(copy) = &obs.copy else { return RestoreStep::CreateWorkloadCopy };
+        let recorded = obs.status.workload_copy.as_ref().is_some_and(|r| r.uid == copy.uid && r.name == planned.name);
+        if !recorded {
+            if copy.made_by(obs.name, obs.uid) {
+                return RestoreStep::RecordWorkloadCopy(WorkloadCopy { uid: copy.uid.clone(), ..planned });
+            }
+            return RestoreStep::Fail(format!(
+                "{} {}/{} exists and was not made by this request; it is left as it is",
+                ownership::kind_word(planned.kind),
+                obs.namespace,
+                planned.name
+            ));
+        }
     }
     RestoreStep::EnterHooks
 }

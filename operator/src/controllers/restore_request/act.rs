@@ -4,17 +4,18 @@
 use super::super::error::{Context as _, Error};
 use super::super::events::publish;
 use super::super::Context;
-use super::observe::{copy_name, Observed};
+use super::observe::Observed;
 use crate::api::{
-    ArchiveBackup, ArchiveBackupSpec, BackupReason, ConditionStatus, RestoreMapping, RestoreMode,
-    RestorePhase, RestoreRequest, RestoreRequestStatus, RetainedVolume, TargetKind,
+    ArchiveBackup, ArchiveBackupSpec, BackupReason, ConditionStatus, ReplacedClaim, RestoreMapping, RestoreMode,
+    RestorePhase, RestoreRequest, RestoreRequestStatus, RetainedVolume, TargetKind, WorkloadCopy,
 };
 use crate::kube::{self as k, restore as build, workload, FIELD_MANAGER};
 use crate::plan::conditions;
-use crate::plan::restore::{self, ItemKind, RestoreItem, RestoreStep};
+use crate::plan::restore::ownership::{copy_name, kind_word};
+use crate::plan::restore::{self, shape, ItemKind, RestoreItem, RestoreStep};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret};
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
@@ -103,6 +104,15 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
                 .during(|| format!("failed to set reclaim policy Retain on PersistentVolume {volume}"))?;
             Action::requeue(SOON)
         }
+        RestoreStep::RecordClaim(replaced) => {
+            // Recorded before the claim is deleted: the claim is recreated from this record.
+            if !status.replaced_claims.iter().any(|r| r.name == replaced.name) {
+                status.message = Some(format!("recorded the shape of claim {}; replacing it", replaced.name));
+                status.replaced_claims.push(replaced);
+                record(ctx, &obs, &status).await?;
+            }
+            return Ok(Action::requeue(SOON));
+        }
         RestoreStep::DeleteClaim(claim) => {
             let claims = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &obs.namespace);
             k::delete_if_present(&claims, &claim, &DeleteParams::default())
@@ -119,7 +129,13 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
             Action::requeue(Duration::from_secs(1))
         }
         RestoreStep::CreateWorkloadCopy => {
-            create_copy(ctx, request, &obs, &items).await?;
+            if let Some(made) = create_copy(ctx, request, &obs, &items).await? {
+                status.workload_copy = Some(made);
+            }
+            Action::requeue(SOON)
+        }
+        RestoreStep::RecordWorkloadCopy(copy) => {
+            status.workload_copy = Some(copy);
             Action::requeue(SOON)
         }
         RestoreStep::EnterHooks => {
@@ -182,18 +198,22 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
             publish(ctx, request, EventType::Warning, "RestoreFailed", why).await;
             return Ok(Action::await_change());
         }
-        RestoreStep::DeleteWorkloadCopy => {
-            if let Some(target) = &obs.target_ref {
-                let name = copy_name(target, obs.status.name_suffix.as_deref().unwrap_or_default());
-                let background = DeleteParams::background();
-                let deleted = match target.kind {
-                    TargetKind::StatefulSet => k::delete_if_present(&Api::<StatefulSet>::namespaced(ctx.client.clone(), &obs.namespace), &name, &background).await,
-                    TargetKind::Deployment => k::delete_if_present(&Api::<Deployment>::namespaced(ctx.client.clone(), &obs.namespace), &name, &background).await,
+        RestoreStep::DeleteWorkloadCopy(copy) => {
+            // Only the object with the recorded uid: if the name was taken by another object
+            // since it was observed, the precondition fails and nothing is deleted.
+            let params = DeleteParams { preconditions: Some(Preconditions { uid: Some(copy.uid.clone()), resource_version: None }), ..DeleteParams::background() };
+            let (ns, name) = (&obs.namespace, &copy.name);
+            let deleted = match copy.kind {
+                TargetKind::StatefulSet => delete_precondition(&Api::<StatefulSet>::namespaced(ctx.client.clone(), ns), name, &params).await,
+                TargetKind::Deployment => delete_precondition(&Api::<Deployment>::namespaced(ctx.client.clone(), ns), name, &params).await,
+            }
+            .during(|| format!("failed to delete {} {ns}/{name} (uid {})", kind_word(copy.kind), copy.uid))?;
+            match deleted {
+                Deleted::Yes => publish(ctx, request, EventType::Normal, "WorkloadRemoved", format!("ttlSecondsAfterFinished passed: removed {} {name}; the restored PVCs stay", kind_word(copy.kind))).await,
+                Deleted::OtherObject => {
+                    publish(ctx, request, EventType::Normal, "WorkloadKept", format!("{} {ns}/{name} is not the copy this request made (uid {}); it is left as it is", kind_word(copy.kind), copy.uid)).await
                 }
-                .during(|| format!("failed to delete {}/{name}", obs.namespace))?;
-                if deleted {
-                    publish(ctx, request, EventType::Normal, "WorkloadRemoved", format!("ttlSecondsAfterFinished passed: removed {name}; the restored PVCs stay")).await;
-                }
+                Deleted::Gone => {}
             }
             Action::await_change()
         }
@@ -283,7 +303,8 @@ async fn create_item(ctx: &Context, request: &RestoreRequest, obs: &Observed, it
     let ns = &obs.namespace;
     match &item.kind {
         ItemKind::Volume { snapshot, size } => {
-            let pvc = build::claim_from_snapshot(request, &backup, item, &item.restored, snapshot, size.as_deref(), obs.claims.get(&item.original));
+            let shape = claim_shape(obs, item);
+            let pvc = build::claim_from_snapshot(request, &backup, item, &item.restored, snapshot, size.as_deref(), shape.as_ref());
             let api = Api::namespaced(ctx.client.clone(), ns);
             k::create_if_absent(&api, &pvc).await.during(|| format!("failed to create PVC {ns}/{} from {snapshot}", item.restored))?;
         }
@@ -314,24 +335,72 @@ async fn create_item(ctx: &Context, request: &RestoreRequest, obs: &Observed, it
     Ok(())
 }
 
-async fn create_copy(ctx: &Context, request: &RestoreRequest, obs: &Observed, items: &[RestoreItem]) -> Result<(), Error> {
+/// The shape a restored volume claim takes. `InPlace`: the record of the claim it replaces
+/// (`status.replacedClaims`). Otherwise: the original's storage class, access modes, size and
+/// volume mode when it exists (not its labels and annotations: the restored claim is a new
+/// object beside it).
+fn claim_shape(obs: &Observed, item: &RestoreItem) -> Option<ReplacedClaim> {
+    if obs.spec.target.mode == RestoreMode::InPlace {
+        return obs.status.replaced_claims.iter().find(|r| r.name == item.original).cloned();
+    }
+    obs.claims.get(&item.original).map(|c| ReplacedClaim { labels: BTreeMap::new(), annotations: BTreeMap::new(), ..shape::record_of(c) })
+}
+
+/// How a delete with a uid precondition ended.
+enum Deleted {
+    /// The object with that uid was deleted.
+    Yes,
+    /// The name belongs to another object now (the precondition failed): kept.
+    OtherObject,
+    /// Nothing has the name.
+    Gone,
+}
+
+async fn delete_precondition<K>(api: &Api<K>, name: &str, params: &DeleteParams) -> Result<Deleted, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, params).await {
+        Ok(_) => Ok(Deleted::Yes),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Deleted::Gone),
+        Err(e) if k::is_conflict(&e) => Ok(Deleted::OtherObject),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the side-by-side copy and returns what to record of it (kind, name, uid). `None`
+/// when the name was taken meanwhile (the next reconcile decides whose it is).
+async fn create_copy(ctx: &Context, request: &RestoreRequest, obs: &Observed, items: &[RestoreItem]) -> Result<Option<WorkloadCopy>, Error> {
     let Some(target) = &obs.target_ref else { return Err(Error::Inconsistent("no target to copy".into())) };
     let name = copy_name(target, obs.status.name_suffix.as_deref().unwrap_or_default());
     let claims: BTreeMap<String, String> = items.iter().filter(|i| build::is_volume(i)).map(|i| (i.original.clone(), i.restored.clone())).collect();
     let ns = &obs.namespace;
-    match target.kind {
+    let created = match target.kind {
         TargetKind::StatefulSet => {
             let api = Api::<StatefulSet>::namespaced(ctx.client.clone(), ns);
             let original = api.get(&target.name).await.during(|| format!("failed to read StatefulSet {ns}/{}", target.name))?;
-            k::create_if_absent(&api, &build::statefulset_copy(request, &original, &name, &claims)).await.during(|| format!("failed to create StatefulSet {ns}/{name}"))?;
+            create_new(&api, &build::statefulset_copy(request, &original, &name, &claims)).await
         }
         TargetKind::Deployment => {
             let api = Api::<Deployment>::namespaced(ctx.client.clone(), ns);
             let original = api.get(&target.name).await.during(|| format!("failed to read Deployment {ns}/{}", target.name))?;
-            k::create_if_absent(&api, &build::deployment_copy(request, &original, &name, &claims)).await.during(|| format!("failed to create Deployment {ns}/{name}"))?;
+            create_new(&api, &build::deployment_copy(request, &original, &name, &claims)).await
         }
     }
-    Ok(())
+    .during(|| format!("failed to create {} {ns}/{name}", kind_word(target.kind)))?;
+    Ok(created.map(|uid| WorkloadCopy { kind: target.kind, name, uid }))
+}
+
+/// Creates `object`; its uid, or `None` when the name is taken (HTTP 409).
+async fn create_new<K>(api: &Api<K>, object: &K) -> Result<Option<String>, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    match api.create(&PostParams::default(), object).await {
+        Ok(made) => Ok(made.uid()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// A failed in-place restore starts the target again when none of its claims was replaced

@@ -8,10 +8,12 @@ use crate::kube::redact::Redactor;
 use crate::kube::restore::RESTORE;
 use crate::kube::workload;
 use crate::plan::backup::JobObs;
-use crate::plan::restore::{self, ClaimObs, RestoreObservation, RestoreStep};
+use crate::plan::restore::ownership::{copy_name, ObjectObs};
+use crate::plan::restore::{self, shape, ClaimObs, RestoreObservation, RestoreStep};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,14 +46,20 @@ pub struct Observed {
     pub target_ref: Option<TargetRef>,
     /// (replicas, live pods) of the target.
     pub target: Option<(i32, u32)>,
-    /// Whether the side-by-side copy exists.
-    pub copy_exists: bool,
+    /// The object named like the side-by-side copy, when it exists.
+    pub copy: Option<ObjectObs>,
+    /// The ConfigMap named like the mapping ConfigMap, when it exists.
+    pub mapping: Option<ObjectObs>,
     claim_obs: BTreeMap<String, ClaimObs>,
 }
 
-/// The side-by-side copy's name: `<target><suffix>`.
-pub fn copy_name(target: &TargetRef, suffix: &str) -> String {
-    crate::plan::names::fit(&format!("{}{suffix}", target.name), crate::plan::names::MAX_LABEL_NAME)
+/// What the ownership rules need of an object ([`ObjectObs`]).
+fn object_obs(meta: &ObjectMeta) -> ObjectObs {
+    ObjectObs {
+        uid: meta.uid.clone().unwrap_or_default(),
+        restored_by: meta.labels.as_ref().and_then(|l| l.get(RESTORE)).cloned(),
+        owner_uids: meta.owner_references.iter().flatten().map(|o| o.uid.clone()).collect(),
+    }
 }
 
 /// The Secrets whose values a restore's Job logs must never show: those the backup's policy
@@ -97,6 +105,7 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
                     volume: c.spec.as_ref().and_then(|s| s.volume_name.clone()),
                     restored_by: c.labels().get(RESTORE).cloned(),
                     deleting: c.metadata.deletion_timestamp.is_some(),
+                    shape: shape::record_of(c),
                 },
             )
         })
@@ -131,7 +140,12 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
         .await
         .during(|| format!("failed to list Jobs of {namespace}/{name}"))?;
     let target_ref = resolved.and_then(|b| b.status.as_ref()).and_then(|s| s.policy_spec.as_ref()).map(|p| p.target.clone());
-    let (target, copy_exists) = match &target_ref {
+    let mapping = Api::<ConfigMap>::namespaced(client.clone(), &namespace)
+        .get_metadata_opt(&restore::mapping_config_map_name(&name))
+        .await
+        .during(|| format!("failed to read ConfigMap {namespace}/{}", restore::mapping_config_map_name(&name)))?
+        .map(|m| object_obs(&m.metadata));
+    let (target, copy) = match &target_ref {
         Some(t) => {
             let observed = workload::observe(client, &namespace, t)
                 .await
@@ -139,14 +153,14 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
                 .map(|w| (w.obs.replicas, w.obs.live_pods));
             let suffix = status.name_suffix.clone().unwrap_or_else(|| restore::suffix(&spec, &uid));
             let copy = copy_name(t, &suffix);
-            let exists = match t.kind {
-                TargetKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), &namespace).get_opt(&copy).await.map(|o| o.is_some()),
-                TargetKind::Deployment => Api::<Deployment>::namespaced(client.clone(), &namespace).get_opt(&copy).await.map(|o| o.is_some()),
+            let found = match t.kind {
+                TargetKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), &namespace).get_metadata_opt(&copy).await.map(|m| m.map(|m| object_obs(&m.metadata))),
+                TargetKind::Deployment => Api::<Deployment>::namespaced(client.clone(), &namespace).get_metadata_opt(&copy).await.map(|m| m.map(|m| object_obs(&m.metadata))),
             }
             .during(|| format!("failed to read {namespace}/{copy}"))?;
-            (observed, exists)
+            (observed, found)
         }
-        None => (None, false),
+        None => (None, None),
     };
     Ok(Observed {
         namespace,
@@ -162,7 +176,8 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
         secrets,
         target_ref,
         target,
-        copy_exists,
+        copy,
+        mapping,
         claim_obs,
     })
 }
@@ -183,7 +198,8 @@ impl Observed {
             jobs: &self.jobs,
             secrets: &self.secrets,
             target: self.target,
-            copy_exists: self.copy_exists,
+            copy: self.copy.clone(),
+            mapping: self.mapping.clone(),
         })
     }
 }

@@ -3,7 +3,7 @@
 use super::*;
 use crate::api::{
     ArchiveBackupSpec, ArchiveBackupStatus, BackupPolicySpec, BackupReason, CapturedItem,
-    PostRestoreJob, RestoreSource, RestoreTarget, RetainedVolume, VerificationStatus,
+    PostRestoreJob, RestoreSource, RestoreTarget, RetainedVolume, TargetKind, VerificationStatus,
 };
 use chrono::TimeZone;
 
@@ -160,7 +160,8 @@ struct World {
     jobs: BTreeMap<String, JobObs>,
     secrets: BTreeSet<String>,
     target: Option<(i32, u32)>,
-    copy_exists: bool,
+    copy: Option<ObjectObs>,
+    mapping: Option<ObjectObs>,
     now: i64,
 }
 
@@ -175,13 +176,15 @@ impl World {
             jobs: BTreeMap::new(),
             secrets: BTreeSet::new(),
             target: Some((1, 1)),
-            copy_exists: false,
+            copy: None,
+            mapping: None,
             now: 100,
         }
     }
 
     fn claim(mut self, name: &str, bound: bool, ours: bool) -> Self {
-        let obs = ClaimObs { bound, volume: Some(format!("pv-{name}")), restored_by: ours.then(|| "req".to_string()), deleting: false };
+        let shape = ReplacedClaim { name: name.into(), storage_class_name: Some("gold".into()), volume: Some(format!("pv-{name}")), ..Default::default() };
+        let obs = ClaimObs { bound, volume: Some(format!("pv-{name}")), restored_by: ours.then(|| "req".to_string()), deleting: false, shape };
         self.claims.insert(name.into(), obs);
         self
     }
@@ -200,7 +203,8 @@ impl World {
             jobs: &self.jobs,
             secrets: &self.secrets,
             target: self.target,
-            copy_exists: self.copy_exists,
+            copy: self.copy.clone(),
+            mapping: self.mapping.clone(),
         })
     }
 }
@@ -257,17 +261,187 @@ fn hooks_and_ttl() {
     w.jobs.insert(hook_job_name("req", "reindex"), JobObs::Succeeded);
     assert_eq!(w.next(), RestoreStep::Complete);
 
-    let mut done = World::new(RestoreMode::SideBySide);
-    done.spec.target.mode = RestoreMode::SideBySide;
-    done.spec.ttl_seconds_after_finished = Some(60);
-    done.status.phase = Some(RestorePhase::Completed);
-    done.status.completion_time = Some(t(50));
-    done.copy_exists = true;
-    assert_eq!(done.next(), RestoreStep::Wait { what: "the side-by-side workload's TTL".into(), requeue: Some(Duration::from_secs(10)) });
-    done.now = 110;
-    assert_eq!(done.next(), RestoreStep::DeleteWorkloadCopy);
-    done.copy_exists = false;
-    assert_eq!(done.next(), RestoreStep::Done);
+}
+
+fn copy_record(uid: &str) -> WorkloadCopy {
+    WorkloadCopy { kind: TargetKind::StatefulSet, name: "mailstore-r".into(), uid: uid.into() }
+}
+
+fn object(uid: &str, label: Option<&str>, owner: Option<&str>) -> ObjectObs {
+    ObjectObs { uid: uid.into(), restored_by: label.map(String::from), owner_uids: owner.into_iter().map(String::from).collect() }
+}
+
+/// The TTL deletes the workload copy only when its uid is the one recorded at creation, and
+/// names that uid as the delete precondition.
+#[test]
+fn the_ttl_deletes_only_the_recorded_copy() {
+    type Case = (&'static str, Option<WorkloadCopy>, Option<ObjectObs>, i64, RestoreStep);
+    let cases: Vec<Case> = vec![
+        ("before the TTL", Some(copy_record("u1")), Some(object("u1", Some("req"), Some("uid"))), 100, RestoreStep::Wait { what: "the side-by-side workload's TTL".into(), requeue: Some(Duration::from_secs(10)) }),
+        ("after the TTL", Some(copy_record("u1")), Some(object("u1", Some("req"), Some("uid"))), 110, RestoreStep::DeleteWorkloadCopy(copy_record("u1"))),
+        ("the copy is gone", Some(copy_record("u1")), None, 110, RestoreStep::Done),
+        ("replaced by a user's object", Some(copy_record("u1")), Some(object("u2", None, None)), 110, RestoreStep::Done),
+        ("replaced by an object labelled and owned like ours", Some(copy_record("u1")), Some(object("u2", Some("req"), Some("uid"))), 110, RestoreStep::Done),
+        ("no uid recorded", None, Some(object("u1", Some("req"), Some("uid"))), 110, RestoreStep::Done),
+    ];
+    for (name, recorded, copy, now, want) in cases {
+        let mut done = World::new(RestoreMode::SideBySide);
+        done.spec.target.mode = RestoreMode::SideBySide;
+        done.spec.ttl_seconds_after_finished = Some(60);
+        done.status.phase = Some(RestorePhase::Completed);
+        done.status.completion_time = Some(t(50));
+        done.status.workload_copy = recorded;
+        done.copy = copy;
+        done.now = now;
+        assert_eq!(done.next(), want, "{name}");
+    }
+    let mut no_ttl = World::new(RestoreMode::SideBySide);
+    no_ttl.spec.target.mode = RestoreMode::SideBySide;
+    no_ttl.status.phase = Some(RestorePhase::Completed);
+    no_ttl.status.completion_time = Some(t(0));
+    no_ttl.status.workload_copy = Some(copy_record("u1"));
+    no_ttl.copy = Some(object("u1", Some("req"), Some("uid")));
+    assert_eq!(no_ttl.next(), RestoreStep::Done, "without a TTL the copy stays");
+}
+
+/// A side-by-side restore creates its copy, records its uid, and goes on only with the copy
+/// it made; an object of that name it did not make fails the request, untouched.
+#[test]
+fn side_by_side_goes_on_only_with_its_own_copy() {
+    type Case = (&'static str, Option<WorkloadCopy>, Option<ObjectObs>, Result<RestoreStep, &'static str>);
+    let cases: Vec<Case> = vec![
+        ("no copy yet", None, None, Ok(RestoreStep::CreateWorkloadCopy)),
+        ("the recorded copy", Some(copy_record("u1")), Some(object("u1", Some("req"), Some("uid"))), Ok(RestoreStep::EnterHooks)),
+        ("made but not recorded (a restart)", None, Some(object("u1", Some("req"), Some("uid"))), Ok(RestoreStep::RecordWorkloadCopy(copy_record("u1")))),
+        ("recreated after it was deleted", Some(copy_record("u1")), Some(object("u2", Some("req"), Some("uid"))), Ok(RestoreStep::RecordWorkloadCopy(copy_record("u2")))),
+        ("the recorded copy was deleted", Some(copy_record("u1")), None, Ok(RestoreStep::CreateWorkloadCopy)),
+        ("a user's object", None, Some(object("u9", None, None)), Err("StatefulSet mail/mailstore-r exists and was not made by this request")),
+        ("labelled, not owned", None, Some(object("u9", Some("req"), None)), Err("StatefulSet mail/mailstore-r exists")),
+        ("owned by an earlier request of the same name", None, Some(object("u9", Some("req"), Some("old-uid"))), Err("StatefulSet mail/mailstore-r exists")),
+        ("a user's object replaced the recorded copy", Some(copy_record("u1")), Some(object("u9", None, None)), Err("StatefulSet mail/mailstore-r exists")),
+    ];
+    for (name, recorded, copy, want) in cases {
+        let mut w = World::new(RestoreMode::SideBySide).claim("meta-1-r", true, true).claim("content-1-r", true, true);
+        w.spec.target.mode = RestoreMode::SideBySide;
+        w.status.workload_copy = recorded;
+        w.copy = copy;
+        match (w.next(), want) {
+            (got, Ok(step)) => assert_eq!(got, step, "{name}"),
+            (RestoreStep::Fail(message), Err(words)) => assert!(message.contains(words) && message.contains("left as it is"), "{name}: {message}"),
+            (got, Err(words)) => panic!("{name}: got {got:?}, want a failure saying {words:?}"),
+        }
+    }
+}
+
+/// A request that would create an object whose name is taken fails before it creates
+/// anything, naming each object; the mapping ConfigMap of a request of the same name is
+/// rewritten, and `InPlace` replaces its own claims by design.
+#[test]
+fn names_already_taken_refuse_the_request_before_anything_is_created() {
+    type Mutation = fn(&mut World);
+    let side_by_side: Mutation = |w| w.spec.target.mode = RestoreMode::SideBySide;
+    type Case = (&'static str, Mutation, Result<(), &'static [&'static str]>);
+    let cases: Vec<Case> = vec![
+        ("nothing taken", |_| {}, Ok(())),
+        ("nothing taken, side by side", side_by_side, Ok(())),
+        (
+            "the copy's name",
+            |w| {
+                w.spec.target.mode = RestoreMode::SideBySide;
+                w.copy = Some(object("u9", None, None));
+            },
+            Err(&["StatefulSet mail/mailstore-r already exists"]),
+        ),
+        (
+            "a copy labelled with this request's name (an earlier request)",
+            |w| {
+                w.spec.target.mode = RestoreMode::SideBySide;
+                w.copy = Some(object("u9", Some("req"), Some("old-uid")));
+            },
+            Err(&["StatefulSet mail/mailstore-r already exists"]),
+        ),
+        ("the copy's name, not side by side", |w| w.copy = Some(object("u9", None, None)), Ok(())),
+        (
+            "a restored PVC's name",
+            |w| {
+                w.claims.insert("meta-1-r".into(), ClaimObs::default());
+            },
+            Err(&["PersistentVolumeClaim mail/meta-1-r already exists"]),
+        ),
+        (
+            "a restored PVC of an earlier request of the same name",
+            |w| {
+                w.claims.insert("content-1-r".into(), ClaimObs { restored_by: Some("req".into()), ..Default::default() });
+            },
+            Err(&["PersistentVolumeClaim mail/content-1-r already exists"]),
+        ),
+        (
+            "two PVCs and the copy",
+            |w| {
+                w.spec.target.mode = RestoreMode::SideBySide;
+                w.claims.insert("meta-1-r".into(), ClaimObs::default());
+                w.claims.insert("content-1-r".into(), ClaimObs::default());
+                w.copy = Some(object("u9", None, None));
+            },
+            Err(&["PersistentVolumeClaim mail/meta-1-r already exists, PersistentVolumeClaim mail/content-1-r already exists, StatefulSet mail/mailstore-r already exists", "objects are left"]),
+        ),
+        (
+            "an SQL dump claim's name",
+            |w| {
+                w.spec.stores = vec!["s2".into()];
+                w.claims.insert("b-dump-metadata-s2-r".into(), ClaimObs::default());
+            },
+            Err(&["PersistentVolumeClaim mail/b-dump-metadata-s2-r already exists"]),
+        ),
+        (
+            "a restored Secret's name",
+            |w| {
+                w.spec.include_master = true;
+                w.secrets.insert("key-r".into());
+            },
+            Err(&["Secret mail/key-r already exists"]),
+        ),
+        ("the mapping ConfigMap of a user", |w| w.mapping = Some(object("u9", None, None)), Err(&["ConfigMap mail/req-mapping already exists"])),
+        ("the mapping ConfigMap of an earlier request of the same name", |w| w.mapping = Some(object("u9", Some("req"), Some("old-uid"))), Ok(())),
+        (
+            "in place: the original claims are there by design",
+            |w| {
+                w.spec.target.mode = RestoreMode::InPlace;
+                w.claims.insert("meta-1".into(), ClaimObs::default());
+                w.claims.insert("content-1".into(), ClaimObs::default());
+            },
+            Ok(()),
+        ),
+        (
+            "in place: the pre-restore backup's name",
+            |w| {
+                w.spec.target.mode = RestoreMode::InPlace;
+                w.backups.push(backup("req-pre-restore", "p", BackupPhase::Completed, 5, false));
+            },
+            Err(&["ArchiveBackup mail/req-pre-restore already exists"]),
+        ),
+    ];
+    for (name, mutate, want) in cases {
+        let mut w = World { status: RestoreRequestStatus::default(), ..World::new(RestoreMode::Volumes) };
+        mutate(&mut w);
+        match (w.next(), want) {
+            (RestoreStep::Accept { backup }, Ok(())) => assert_eq!(backup, "b", "{name}"),
+            (RestoreStep::Refuse(message), Err(words)) => {
+                for word in words {
+                    assert!(message.contains(word), "{name}: {message:?} does not say {word:?}");
+                }
+                assert!(message.contains("nothing was created"), "{name}: {message}");
+            }
+            (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+/// The pre-restore backup request `req` made (labelled with it).
+fn pre_restore(name: &str, phase: BackupPhase) -> ArchiveBackup {
+    let mut b = backup(name, "p", phase, 50, false);
+    b.metadata.labels = Some(BTreeMap::from([(RESTORE_LABEL.to_string(), "req".to_string())]));
+    b
 }
 
 #[test]
@@ -278,13 +452,19 @@ fn in_place_steps_keep_everything() {
     w.volumes.insert("pv-content-1".into(), "Delete".into());
     assert_eq!(w.next(), RestoreStep::CreatePreRestoreBackup("req-pre-restore".into()));
     w.status.pre_restore_backup = Some("req-pre-restore".into());
-    w.backups.push(backup("req-pre-restore", "p", BackupPhase::Finalizing, 50, false));
+    w.backups.push(backup("req-pre-restore", "p", BackupPhase::Completed, 50, false));
+    assert!(
+        matches!(w.next(), RestoreStep::Fail(m) if m.contains("ArchiveBackup mail/req-pre-restore exists and was not made by this request")),
+        "a backup of that name this request did not make is never taken as its pre-restore backup"
+    );
+    w.backups.pop();
+    w.backups.push(pre_restore("req-pre-restore", BackupPhase::Finalizing));
     assert!(matches!(w.next(), RestoreStep::Wait { .. }), "the pre-restore backup must complete first");
     w.backups.pop();
-    w.backups.push(backup("req-pre-restore", "p", BackupPhase::Failed, 50, false));
+    w.backups.push(pre_restore("req-pre-restore", BackupPhase::Failed));
     assert!(matches!(w.next(), RestoreStep::Fail(m) if m.contains("nothing was changed")));
     w.backups.pop();
-    w.backups.push(backup("req-pre-restore", "p", BackupPhase::Completed, 50, false));
+    w.backups.push(pre_restore("req-pre-restore", BackupPhase::Completed));
     assert_eq!(w.next(), RestoreStep::RecordReplicas(1));
     w.status.original_replicas = Some(1);
     assert_eq!(w.next(), RestoreStep::ScaleToZero);
@@ -294,10 +474,15 @@ fn in_place_steps_keep_everything() {
     assert_eq!(w.next(), RestoreStep::RetainVolume { claim: "meta-1".into(), volume: "pv-meta-1".into() });
     w.status.retained_volumes.push(RetainedVolume { claim: "meta-1".into(), volume: "pv-meta-1".into() });
     w.volumes.insert("pv-meta-1".into(), "Retain".into());
-    assert_eq!(w.next(), RestoreStep::DeleteClaim("meta-1".into()), "deleted only once its volume is retained");
+    let shape = |name: &str| ReplacedClaim { name: name.into(), storage_class_name: Some("gold".into()), volume: Some(format!("pv-{name}")), ..Default::default() };
+    assert_eq!(w.next(), RestoreStep::RecordClaim(shape("meta-1")), "its shape is recorded once its volume is retained");
+    w.status.replaced_claims.push(shape("meta-1"));
+    assert_eq!(w.next(), RestoreStep::DeleteClaim("meta-1".into()), "deleted only once its volume is retained and its shape recorded");
     w.claims.remove("meta-1");
     w.volumes.insert("pv-content-1".into(), "Retain".into());
     w.status.retained_volumes.push(RetainedVolume { claim: "content-1".into(), volume: "pv-content-1".into() });
+    assert_eq!(w.next(), RestoreStep::RecordClaim(shape("content-1")));
+    w.status.replaced_claims.push(shape("content-1"));
     assert_eq!(w.next(), RestoreStep::DeleteClaim("content-1".into()));
     w.claims.remove("content-1");
     assert_eq!(w.next(), RestoreStep::Create(vec![0, 1]));

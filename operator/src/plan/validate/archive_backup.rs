@@ -34,8 +34,8 @@ pub fn validate_archive_backup_object(backup: &ArchiveBackup) -> Vec<FieldError>
 }
 
 /// The label the restore controller puts on the PreRestore backup it makes (the request's
-/// name); the same as `kube::restore::RESTORE`.
-pub const RESTORE_LABEL: &str = "archivist.dev/restore";
+/// name); defined with the restore rules.
+pub use crate::plan::restore::RESTORE_LABEL;
 
 /// Checks an ArchiveBackup spec: `policyName` must be a name a BackupPolicy can have.
 pub fn validate_archive_backup(spec: &ArchiveBackupSpec) -> Vec<FieldError> {
