@@ -196,3 +196,64 @@ async fn in_place_restore_recreates_each_claim_with_its_shape() {
     })
     .await;
 }
+
+/// One quiesce per workload, for in-place restores too: while a backup holds the target
+/// stopped, the restore waits (`WorkloadClaimed=False`, naming the holder) and neither stops
+/// the target nor records its replicas (0 under the backup's Stop). Once the backup released
+/// it, the restore claims it, records the real replicas and brings it back on them.
+///
+/// Two policies share the archive: `crash` (quiesce None, no indexes) made the backup `b2`
+/// that is restored, and whose pre-restore backup needs no claim; `archive` (Stop) runs the
+/// backup `blocker`, held on its index snapshot's cut. So `blocker` holds the target exactly
+/// when the request is ready to claim it.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn in_place_restore_waits_for_a_backup_holding_its_target() {
+    with_namespace("rs-inplace-claim", |client, ns| async move {
+        let options = ArchiveOptions { sql: false, stores: 1, ..ArchiveOptions::default() };
+        let mut archive = archive_with_backup(&client, &ns, options).await?;
+        let backups = Api::<ArchiveBackup>::namespaced(client.clone(), &ns);
+        crate::backup_support::policy(&client, &ns, "crash", &format!(
+            "  target: {{kind: StatefulSet, name: {ARCHIVE}}}\n  quiesce: {{mode: None}}\n  master: {{volumeClaims: [master], secrets: [master-key]}}\n  stores:\n  - name: s1\n    metadata: {{volumeClaims: [meta-s1]}}\n    content: {{volumeClaims: [content-s1]}}\n"
+        ))
+        .await?;
+        crate::backup_support::start_backup(&client, &ns, "b2", "crash").await?;
+        crate::backup_support::wait_completed(&client, &ns, "b2", &mut archive.operator).await?;
+
+        // The backup `blocker` stops the archive and holds it while its index snapshot is cut.
+        crate::backup_support::annotate_pvc(&client, &ns, "index-s1", "sim.archivist.dev/snapshot-cut-delay", Some("20s")).await?;
+        crate::backup_support::start_backup(&client, &ns, "blocker", POLICY).await?;
+        archivist_e2e::testing::wait_for(&backups, "blocker", std::time::Duration::from_secs(60), "blocker to stop the archive", |b| {
+            b.is_some_and(|b| b.status.as_ref().and_then(|s| s.quiesce.as_ref()).is_some_and(|q| q.quiesced_at.is_some()))
+        })
+        .await?;
+
+        request(&client, &ns, "r2", "  source: {backupName: b2}\n  target: {mode: InPlace}\n").await?;
+        let requests = Api::<archivist::api::RestoreRequest>::namespaced(client.clone(), &ns);
+        let waiting = archivist_e2e::testing::wait_for(&requests, "r2", std::time::Duration::from_secs(30), "r2 to wait for the archive", |r| {
+            r.is_some_and(|r| condition(r, "WorkloadClaimed").is_some_and(|(s, _)| s == archivist::api::ConditionStatus::False))
+        })
+        .await?
+        .context("r2 vanished")?;
+        let (_, message) = condition(&waiting, "WorkloadClaimed").context("no WorkloadClaimed")?;
+        ensure!(message.contains(&format!("{ns}/blocker")), "the wait does not name the holder: {message}");
+        let status = waiting.status.clone().unwrap_or_default();
+        ensure!(status.original_replicas.is_none(), "r2 recorded replicas {:?} while blocker held the archive", status.original_replicas);
+        ensure!(status.retained_volumes.is_empty(), "r2 began replacing claims while blocker held the archive");
+        let sts = Api::<k8s_openapi::api::apps::v1::StatefulSet>::namespaced(client.clone(), &ns).get(ARCHIVE).await?;
+        let holder = sts.metadata.annotations.unwrap_or_default().get("archivist.dev/quiesced-by").cloned();
+        ensure!(holder == Some(format!("{ns}/blocker")), "the claim on the archive is {holder:?}, not blocker's");
+
+        let blocker = crate::backup_support::wait_completed(&client, &ns, "blocker", &mut archive.operator).await?;
+        ensure!(blocker.status.and_then(|s| s.quiesce).and_then(|q| q.released_at).is_some(), "blocker did not record its release");
+        let r = wait_restore_completed(&client, &ns, "r2", &mut archive.operator).await?;
+        let status = r.status.clone().unwrap_or_default();
+        ensure!(status.original_replicas == Some(1), "r2 recorded originalReplicas {:?}, not the archive's 1", status.original_replicas);
+        crate::backup_support::wait_ready_replicas(&client, &ns, ARCHIVE, 1).await?;
+        let sts = Api::<k8s_openapi::api::apps::v1::StatefulSet>::namespaced(client.clone(), &ns).get(ARCHIVE).await?;
+        let annotations = sts.metadata.annotations.unwrap_or_default();
+        ensure!(!annotations.contains_key("archivist.dev/quiesced-by"), "r2 left its claim: {annotations:?}");
+        Ok(())
+    })
+    .await;
+}

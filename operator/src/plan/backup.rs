@@ -50,13 +50,7 @@ pub const RELEASE_FINALIZER: &str = "archivist.dev/release";
 /// is being retried, with the last error).
 pub const RELEASED: &str = "Released";
 
-/// The condition type that says whether the run holds its workload's claim (`False` while it
-/// waits for another run or restore to release the workload).
-pub const WORKLOAD_CLAIMED: &str = "WorkloadClaimed";
-
-/// How long a run waiting for another holder's workload claim waits before looking again.
-/// (The holder's release is not watched by this run; the sweeper releases orphaned claims.)
-pub const CLAIM_POLL: Duration = Duration::from_secs(5);
+pub use super::claim::{CLAIM_POLL, WORKLOAD_CLAIMED};
 
 /// The condition type that records whether capturing succeeded; `False` while a failed run
 /// releases the archive carries the failure (reason and message) to the `Failed` phase.

@@ -18,6 +18,7 @@ pub mod ownership;
 pub mod shape;
 
 use super::backup::JobObs;
+use super::claim::ClaimObs as WorkloadClaim;
 use super::names::{fit, MAX_LABEL_NAME, MAX_NAME};
 use super::validate::{self, FieldError};
 use crate::api::{
@@ -329,6 +330,9 @@ pub struct RestoreObservation<'a> {
     pub secrets: &'a BTreeSet<String>,
     /// The target workload: (replicas, live pods), when it exists.
     pub target: Option<(i32, u32)>,
+    /// The claim (`archivist.dev/quiesced-by`) on the target as this request sees it: an
+    /// in-place restore stops the target only while it holds the claim.
+    pub target_claim: &'a WorkloadClaim,
     /// The object named like the SideBySide workload copy (of the target's kind), when one
     /// exists.
     pub copy: Option<ObjectObs>,
@@ -385,7 +389,15 @@ pub enum RestoreStep {
     EnterHooks,
     /// Create the post-restore hook Job with this index.
     CreateHook(usize),
-    /// InPlace: scale the target back to the recorded replicas.
+    /// InPlace: claim the target (`archivist.dev/quiesced-by: RestoreRequest/<ns>/<name>`),
+    /// conditional on the resourceVersion read, before recording its replicas and stopping it.
+    ClaimWorkload,
+    /// InPlace: another run or restore holds the target; wait until it releases it.
+    WaitForWorkload {
+        /// The holder, as the annotation names it.
+        holder: String,
+    },
+    /// InPlace: scale the target back to the recorded replicas and drop this request's claim.
     ScaleBack(i32),
     /// Write the mapping ConfigMap and phase Completed.
     Complete,
@@ -500,9 +512,19 @@ fn restoring(obs: &RestoreObservation<'_>, backup: &ArchiveBackup, sfx: &str, it
         let Some((replicas, live_pods)) = obs.target else {
             return RestoreStep::Fail("the target workload does not exist; an in-place restore needs it".into());
         };
-        let Some(original) = obs.status.original_replicas else { return RestoreStep::RecordReplicas(replicas) };
-        let _ = original;
         let pending_claims = items.iter().any(|i| matches!(i.kind, ItemKind::Volume { .. }) && obs.claims.get(&i.restored).is_none_or(|c| c.restored_by.as_deref() != Some(obs.name)));
+        // One quiesce per workload: the target is claimed before its replicas are read (a
+        // backup holding it stopped would show 0) and before it is stopped.
+        if pending_claims || obs.status.original_replicas.is_none() {
+            match obs.target_claim {
+                WorkloadClaim::HeldBy(holder) => return RestoreStep::WaitForWorkload { holder: holder.clone() },
+                WorkloadClaim::Free => return RestoreStep::ClaimWorkload,
+                WorkloadClaim::Mine => {}
+            }
+        }
+        if obs.status.original_replicas.is_none() {
+            return RestoreStep::RecordReplicas(replicas);
+        }
         if pending_claims {
             if replicas != 0 {
                 return RestoreStep::ScaleToZero;
@@ -598,7 +620,7 @@ fn hooks(obs: &RestoreObservation<'_>) -> RestoreStep {
     }
     if obs.spec.target.mode == RestoreMode::InPlace {
         if let (Some(original), Some((replicas, _))) = (obs.status.original_replicas, obs.target) {
-            if replicas != original {
+            if replicas != original || *obs.target_claim == WorkloadClaim::Mine {
                 return RestoreStep::ScaleBack(original);
             }
         }

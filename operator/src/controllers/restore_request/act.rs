@@ -10,6 +10,7 @@ use crate::api::{
     RestorePhase, RestoreRequest, RestoreRequestStatus, RetainedVolume, TargetKind, WorkloadCopy,
 };
 use crate::kube::{self as k, restore as build, workload, FIELD_MANAGER};
+use crate::plan::claim::{ClaimObs as WorkloadClaim, Holder, CLAIM_POLL, WORKLOAD_CLAIMED};
 use crate::plan::conditions;
 use crate::plan::restore::ownership::{copy_name, kind_word};
 use crate::plan::restore::{self, shape, ItemKind, RestoreItem, RestoreStep};
@@ -79,6 +80,23 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
             let api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &obs.namespace);
             k::create_if_absent(&api, &pre).await.during(|| format!("failed to create pre-restore ArchiveBackup {}/{name}", obs.namespace))?;
             return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        RestoreStep::ClaimWorkload => {
+            let target = obs.target_ref.clone().ok_or_else(|| Error::Inconsistent("no target to claim".into()))?;
+            let holder = Holder::restore(&obs.namespace, &obs.name).to_string();
+            workload::set_claim(&ctx.client, &obs.namespace, &target, Some(&holder), obs.target_version.as_deref())
+                .await
+                .during(|| format!("failed to claim {:?} {}/{}", target.kind, obs.namespace, target.name))?;
+            let note = format!("the request holds archivist.dev/quiesced-by on {:?} {}", target.kind, target.name);
+            conditions::set(&mut status.conditions, WORKLOAD_CLAIMED, ConditionStatus::True, "Claimed", note, now, generation);
+            Action::requeue(SOON)
+        }
+        RestoreStep::WaitForWorkload { holder } => {
+            let target = obs.target_ref.clone().ok_or_else(|| Error::Inconsistent("no target to wait for".into()))?;
+            let what = format!("waiting: {:?} {} is quiesced by {holder}", target.kind, target.name);
+            conditions::set(&mut status.conditions, WORKLOAD_CLAIMED, ConditionStatus::False, "HeldByAnother", what.clone(), now, generation);
+            status.message = Some(what);
+            Action::requeue(CLAIM_POLL)
         }
         RestoreStep::RecordReplicas(replicas) => {
             status.original_replicas = Some(replicas);
@@ -408,6 +426,10 @@ where
 /// says where the old data is.
 async fn release_in_place(ctx: &Context, obs: &Observed, status: &RestoreRequestStatus, why: String) -> Result<String, Error> {
     let (Some(target), Some(replicas)) = (&obs.target_ref, status.original_replicas) else { return Ok(why) };
+    if obs.target_claim != WorkloadClaim::Mine {
+        // Never stopped by this request (another holder has it, or nobody): nothing to start.
+        return Ok(why);
+    }
     if status.retained_volumes.is_empty() {
         workload::scale(&ctx.client, &obs.namespace, target, replicas, None, None)
             .await

@@ -8,6 +8,7 @@ use crate::kube::redact::Redactor;
 use crate::kube::restore::RESTORE;
 use crate::kube::workload;
 use crate::plan::backup::JobObs;
+use crate::plan::claim::{ClaimObs as WorkloadClaim, Holder};
 use crate::plan::restore::ownership::{copy_name, ObjectObs};
 use crate::plan::restore::{self, shape, ClaimObs, RestoreObservation, RestoreStep};
 use chrono::{DateTime, Utc};
@@ -46,6 +47,10 @@ pub struct Observed {
     pub target_ref: Option<TargetRef>,
     /// (replicas, live pods) of the target.
     pub target: Option<(i32, u32)>,
+    /// The claim on the target as this request sees it.
+    pub target_claim: WorkloadClaim,
+    /// The target's resourceVersion when read: the precondition of this request's claim.
+    pub target_version: Option<String>,
     /// The object named like the side-by-side copy, when it exists.
     pub copy: Option<ObjectObs>,
     /// The ConfigMap named like the mapping ConfigMap, when it exists.
@@ -145,12 +150,18 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
         .await
         .during(|| format!("failed to read ConfigMap {namespace}/{}", restore::mapping_config_map_name(&name)))?
         .map(|m| object_obs(&m.metadata));
+    let mut target_claim = WorkloadClaim::Free;
+    let mut target_version = None;
     let (target, copy) = match &target_ref {
         Some(t) => {
-            let observed = workload::observe(client, &namespace, t)
+            let read = workload::observe(client, &namespace, t)
                 .await
-                .during(|| format!("failed to read target {:?} {namespace}/{}", t.kind, t.name))?
-                .map(|w| (w.obs.replicas, w.obs.live_pods));
+                .during(|| format!("failed to read target {:?} {namespace}/{}", t.kind, t.name))?;
+            if let Some(w) = &read {
+                target_claim = WorkloadClaim::of(w.claim_holder(), &Holder::restore(&namespace, &name));
+                target_version = w.resource_version.clone();
+            }
+            let observed = read.map(|w| (w.obs.replicas, w.obs.live_pods));
             let suffix = status.name_suffix.clone().unwrap_or_else(|| restore::suffix(&spec, &uid));
             let copy = copy_name(t, &suffix);
             let found = match t.kind {
@@ -176,6 +187,8 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
         secrets,
         target_ref,
         target,
+        target_claim,
+        target_version,
         copy,
         mapping,
         claim_obs,
@@ -198,6 +211,7 @@ impl Observed {
             jobs: &self.jobs,
             secrets: &self.secrets,
             target: self.target,
+            target_claim: &self.target_claim,
             copy: self.copy.clone(),
             mapping: self.mapping.clone(),
         })

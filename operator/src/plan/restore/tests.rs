@@ -160,6 +160,7 @@ struct World {
     jobs: BTreeMap<String, JobObs>,
     secrets: BTreeSet<String>,
     target: Option<(i32, u32)>,
+    target_claim: WorkloadClaim,
     copy: Option<ObjectObs>,
     mapping: Option<ObjectObs>,
     now: i64,
@@ -176,6 +177,7 @@ impl World {
             jobs: BTreeMap::new(),
             secrets: BTreeSet::new(),
             target: Some((1, 1)),
+            target_claim: WorkloadClaim::Free,
             copy: None,
             mapping: None,
             now: 100,
@@ -203,6 +205,7 @@ impl World {
             jobs: &self.jobs,
             secrets: &self.secrets,
             target: self.target,
+            target_claim: &self.target_claim,
             copy: self.copy.clone(),
             mapping: self.mapping.clone(),
         })
@@ -465,6 +468,8 @@ fn in_place_steps_keep_everything() {
     assert!(matches!(w.next(), RestoreStep::Fail(m) if m.contains("nothing was changed")));
     w.backups.pop();
     w.backups.push(pre_restore("req-pre-restore", BackupPhase::Completed));
+    assert_eq!(w.next(), RestoreStep::ClaimWorkload, "the target is claimed before its replicas are read");
+    w.target_claim = WorkloadClaim::Mine;
     assert_eq!(w.next(), RestoreStep::RecordReplicas(1));
     w.status.original_replicas = Some(1);
     assert_eq!(w.next(), RestoreStep::ScaleToZero);
@@ -491,7 +496,34 @@ fn in_place_steps_keep_everything() {
     w.status.phase = Some(RestorePhase::RunningHooks);
     assert_eq!(w.next(), RestoreStep::ScaleBack(1));
     w.target = Some((1, 1));
+    assert_eq!(w.next(), RestoreStep::ScaleBack(1), "scaled back but still claimed: the claim is dropped first");
+    w.target_claim = WorkloadClaim::Free;
     assert_eq!(w.next(), RestoreStep::Complete);
+}
+
+/// One quiesce per workload, for in-place restores too: a target another run or restore holds
+/// is waited for (never stopped, and its replicas, perhaps 0 under a backup's Stop, never
+/// recorded); a free target is claimed first; a claimed one is stopped.
+#[test]
+fn in_place_restores_claim_the_target_first() {
+    let held = || WorkloadClaim::HeldBy("mail/nightly-1".into());
+    let cases: Vec<(&str, WorkloadClaim, Option<i32>, (i32, u32), RestoreStep)> = vec![
+        ("held by a backup that stopped it", held(), None, (0, 0), RestoreStep::WaitForWorkload { holder: "mail/nightly-1".into() }),
+        ("held by a backup, replicas recorded", held(), Some(1), (1, 1), RestoreStep::WaitForWorkload { holder: "mail/nightly-1".into() }),
+        ("free", WorkloadClaim::Free, None, (1, 1), RestoreStep::ClaimWorkload),
+        ("free again after a restart, replicas recorded", WorkloadClaim::Free, Some(1), (1, 1), RestoreStep::ClaimWorkload),
+        ("mine, replicas not recorded", WorkloadClaim::Mine, None, (2, 2), RestoreStep::RecordReplicas(2)),
+        ("mine, recorded", WorkloadClaim::Mine, Some(2), (2, 2), RestoreStep::ScaleToZero),
+    ];
+    for (case, claim, original, target, expected) in cases {
+        let mut w = World::new(RestoreMode::InPlace).claim("meta-1", true, false).claim("content-1", true, false);
+        w.status.pre_restore_backup = Some("req-pre-restore".into());
+        w.backups.push(pre_restore("req-pre-restore", BackupPhase::Completed));
+        w.target_claim = claim;
+        w.status.original_replicas = original;
+        w.target = Some(target);
+        assert_eq!(w.next(), expected, "{case}");
+    }
 }
 
 /// A Pending request is checked with the rules of `archivist validate` before anything is
