@@ -24,12 +24,7 @@ const STORE: &str = r#"
 
 /// How many times `ReleaseFailed` was reported about b1 (Events and their series).
 async fn release_failures(client: &kube::Client, ns: &str) -> anyhow::Result<i32> {
-    let events = archivist_e2e::testing::operator::events_of(client, ns, "ArchiveBackup", "b1").await?;
-    Ok(events
-        .iter()
-        .filter(|e| e.reason.as_deref() == Some("ReleaseFailed"))
-        .map(|e| e.series.as_ref().map_or(1, |s| s.count.unwrap_or(1)))
-        .sum())
+    archivist_e2e::testing::operator::event_count(client, ns, "ArchiveBackup", "b1", "ReleaseFailed").await
 }
 
 fn released_condition(b: &ArchiveBackup) -> Option<ConditionStatus> {

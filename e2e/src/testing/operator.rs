@@ -239,6 +239,17 @@ pub async fn event_reasons(client: &Client, namespace: &str, kind: &str, name: &
         .collect())
 }
 
+/// How many times an Event of `reason` was reported about the object: each Event once, or as
+/// many times as its series counts (kube's recorder aggregates repeats of one Event).
+pub async fn event_count(client: &Client, namespace: &str, kind: &str, name: &str, reason: &str) -> anyhow::Result<i32> {
+    Ok(events_of(client, namespace, kind, name)
+        .await?
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .map(|e| e.series.as_ref().map_or(1, |s| s.count.unwrap_or(1)))
+        .sum())
+}
+
 /// The API server's total of write requests (verbs POST, PUT, PATCH, DELETE; also the
 /// uppercase `APPLY`/`WATCH`-free forms it reports) from `apiserver_request_total`.
 pub async fn apiserver_write_requests(client: &Client) -> anyhow::Result<f64> {

@@ -24,7 +24,8 @@ use hyper_util::rt::TokioIo;
 use kube::Client;
 use tokio::net::TcpListener;
 
-/// Requests forwarded, by verb (`GET`, `LIST`, `WATCH`, `POST`, `PATCH`, `PUT`, `DELETE`).
+/// Requests forwarded, by verb (`GET`, `LIST`, `WATCH`, `POST`, `PATCH`, `PUT`, `DELETE`),
+/// and by verb and resource (`POST persistentvolumeclaims`, `PATCH archivebackups/status`).
 pub type Counts = Arc<Mutex<BTreeMap<String, u64>>>;
 
 /// A running proxy; it stops when dropped.
@@ -77,9 +78,30 @@ impl ApiProxy {
         Ok(path.to_path_buf())
     }
 
-    /// The number of requests forwarded so far, by verb.
+    /// The number of requests forwarded so far, by verb, and by verb and resource
+    /// ([`resource`]).
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The number of `verb` requests on `resource` (a resource's plural, with `/subresource`
+    /// when one was addressed) forwarded so far.
+    pub fn requests(&self, verb: &str, resource: &str) -> u64 {
+        self.snapshot().get(&format!("{verb} {resource}")).copied().unwrap_or(0)
+    }
+}
+
+/// The resource a request addresses, as the API server's metrics name it: the plural, and
+/// `/subresource` when one is addressed (`archivebackups/status`, `pods/log`).
+pub fn resource(path: &str) -> String {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let after_version = if segments.first() == Some(&"api") { 2 } else { 3 };
+    let namespaced = segments.get(after_version) == Some(&"namespaces") && segments.len() > after_version + 2;
+    let at = if namespaced { after_version + 2 } else { after_version };
+    let plural = segments.get(at).copied().unwrap_or_default();
+    match segments.get(at + 2) {
+        Some(sub) => format!("{plural}/{sub}"),
+        None => plural.to_string(),
     }
 }
 
@@ -114,6 +136,7 @@ async fn forward(
     let verb = verb(parts.method.as_str(), parts.uri.path(), parts.uri.query().unwrap_or_default());
     if let Ok(mut c) = counts.lock() {
         *c.entry(verb.clone()).or_insert(0) += 1;
+        *c.entry(format!("{verb} {}", resource(parts.uri.path()))).or_insert(0) += 1;
     }
     let body = match body.collect().await {
         Ok(b) => b.to_bytes().to_vec(),
@@ -170,6 +193,25 @@ mod tests {
         ];
         for (method, path, query, want) in cases {
             assert_eq!(verb(method, path, query), want, "{method} {path}?{query}");
+        }
+    }
+
+    #[test]
+    fn resources_as_the_api_server_counts_them() {
+        let cases = [
+            ("/api/v1/namespaces/ns/pods", "pods"),
+            ("/api/v1/namespaces/ns/pods/p-0", "pods"),
+            ("/api/v1/namespaces/ns/pods/p-0/log", "pods/log"),
+            ("/api/v1/persistentvolumes/pv-1", "persistentvolumes"),
+            ("/api/v1/namespaces/ns", "namespaces"),
+            ("/api/v1/namespaces", "namespaces"),
+            ("/apis/apps/v1/namespaces/ns/statefulsets", "statefulsets"),
+            ("/apis/archivist.dev/v1alpha1/archivebackups", "archivebackups"),
+            ("/apis/archivist.dev/v1alpha1/namespaces/ns/archivebackups/b1/status", "archivebackups/status"),
+            ("/apis/coordination.k8s.io/v1/namespaces/ns/leases/l", "leases"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(resource(path), want, "{path}");
         }
     }
 }

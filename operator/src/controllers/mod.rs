@@ -7,6 +7,7 @@ pub mod backup_policy;
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod fresh;
 pub mod restore_request;
 pub mod sweeper;
 

@@ -410,6 +410,14 @@ pub enum RestoreStep {
     Done,
 }
 
+impl RestoreStep {
+    /// Whether the step writes anything (an object or the status): such a step is decided
+    /// again from a fresh read when the cached request was stale.
+    pub fn has_side_effect(&self) -> bool {
+        !matches!(self, RestoreStep::Wait { .. } | RestoreStep::WaitForWorkload { .. } | RestoreStep::Done)
+    }
+}
+
 /// Decides the next step of a restore.
 pub fn next(obs: &RestoreObservation<'_>) -> RestoreStep {
     let phase = obs.status.phase.unwrap_or(RestorePhase::Pending);

@@ -5,6 +5,7 @@ mod act;
 mod observe;
 
 use super::backoff;
+use super::fresh::{self, Fresh};
 use super::error::{Context as _, Error};
 use super::Context;
 use crate::api::ArchiveBackup;
@@ -85,21 +86,16 @@ pub async fn reconcile(backup: Arc<ArchiveBackup>, ctx: Arc<Context>) -> Result<
         let mut observed = observe::observe(&backup, &ctx).await?;
         let mut step = observed.next_step(&ctx);
         if step.has_side_effect() {
-            // The one fresh read of the run: the controller's cache can be older than this
-            // process's last write (a late watch event), and a step decided from a stale
-            // status could repeat a side effect (a freeze hook, a scale, a snapshot). A GET is
-            // a quorum read; when it shows a newer object, decide again from it.
+            // A stale status could repeat a side effect (`controllers::fresh`).
             let api = kube::Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &observed.namespace);
-            let fresh = api
-                .get_opt(&observed.name)
-                .await
-                .during(|| format!("failed to read ArchiveBackup {}/{}", observed.namespace, observed.name))?;
-            let Some(fresh) = fresh else { return Ok(Action::await_change()) };
-            if fresh.resource_version() != backup.resource_version() {
-                tracing::debug!(stale = ?backup.resource_version(), fresh = ?fresh.resource_version(), "the cached run was stale; deciding again");
-                backup = Arc::new(fresh);
-                observed = observe::observe(&backup, &ctx).await?;
-                step = observed.next_step(&ctx);
+            match fresh::read_again(&api, &backup).await.during(|| format!("failed to read ArchiveBackup {}/{}", observed.namespace, observed.name))? {
+                Fresh::Current => {}
+                Fresh::Gone => return Ok(Action::await_change()),
+                Fresh::Newer(newer) => {
+                    backup = Arc::new(newer);
+                    observed = observe::observe(&backup, &ctx).await?;
+                    step = observed.next_step(&ctx);
+                }
             }
         }
         tracing::debug!(?step, "next step");

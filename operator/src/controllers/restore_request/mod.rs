@@ -5,6 +5,8 @@ mod act;
 mod observe;
 
 use super::backoff;
+use super::error::Context as _;
+use super::fresh::{self, Fresh};
 use super::error::Error;
 use super::Context;
 use crate::api::{ArchiveBackup, RestoreRequest};
@@ -47,16 +49,32 @@ pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> 
 /// One reconcile of one RestoreRequest.
 pub async fn reconcile(request: Arc<RestoreRequest>, ctx: Arc<Context>) -> Result<Action, Error> {
     let span = tracing::info_span!("reconcile", kind = "RestoreRequest", namespace = request.namespace().unwrap_or_default(), name = request.name_any());
+    let key = backoff::key("RestoreRequest", request.namespace().as_deref(), &request.name_any());
     let result = async {
-        let observed = observe::observe(&request, &ctx).await?;
-        let step = observed.next_step();
+        let mut request = request;
+        let mut observed = observe::observe(&request, &ctx).await?;
+        let mut step = observed.next_step();
+        if step.has_side_effect() {
+            // A stale status could repeat a side effect (`controllers::fresh`): a workload copy
+            // the TTL deleted, seen from a status still Restoring, would be made again.
+            let api = kube::Api::<RestoreRequest>::namespaced(ctx.client.clone(), &observed.namespace);
+            match fresh::read_again(&api, &request).await.during(|| format!("failed to read RestoreRequest {}/{}", observed.namespace, observed.name))? {
+                Fresh::Current => {}
+                Fresh::Gone => return Ok(Action::await_change()),
+                Fresh::Newer(newer) => {
+                    request = Arc::new(newer);
+                    observed = observe::observe(&request, &ctx).await?;
+                    step = observed.next_step();
+                }
+            }
+        }
         tracing::debug!(?step, "next restore step");
         act::act(&request, &ctx, observed, step).await
     }
     .instrument(span)
     .await;
     if result.is_ok() {
-        ctx.backoff.succeeded(&backoff::key("RestoreRequest", request.namespace().as_deref(), &request.name_any()));
+        ctx.backoff.succeeded(&key);
     }
     result
 }

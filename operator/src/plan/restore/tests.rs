@@ -507,7 +507,9 @@ fn in_place_steps_keep_everything() {
 #[test]
 fn in_place_restores_claim_the_target_first() {
     let held = || WorkloadClaim::HeldBy("mail/nightly-1".into());
-    let cases: Vec<(&str, WorkloadClaim, Option<i32>, (i32, u32), RestoreStep)> = vec![
+    /// (case, the claim, recorded originalReplicas, (replicas, live pods), expected step)
+    type Case = (&'static str, WorkloadClaim, Option<i32>, (i32, u32), RestoreStep);
+    let cases: Vec<Case> = vec![
         ("held by a backup that stopped it", held(), None, (0, 0), RestoreStep::WaitForWorkload { holder: "mail/nightly-1".into() }),
         ("held by a backup, replicas recorded", held(), Some(1), (1, 1), RestoreStep::WaitForWorkload { holder: "mail/nightly-1".into() }),
         ("free", WorkloadClaim::Free, None, (1, 1), RestoreStep::ClaimWorkload),
