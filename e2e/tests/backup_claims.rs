@@ -31,11 +31,8 @@ async fn two_policies_on_one_workload_take_turns() {
 "#).await?;
         }
         start_backup(&client, &ns, "a", "first").await?;
+        wait_quiesced(&client, &ns, "a").await?;
         let api = Api::<ArchiveBackup>::namespaced(client.clone(), &ns);
-        wait_for(&api, "a", Duration::from_secs(60), "run a to stop the archive", |b| {
-            b.is_some_and(|b| b.status.as_ref().and_then(|s| s.quiesce.as_ref()).is_some_and(|q| q.quiesced_at.is_some()))
-        })
-        .await?;
         start_backup(&client, &ns, "b", "second").await?;
         let waiting = wait_for(&api, "b", Duration::from_secs(30), "run b to wait for the workload", |b| {
             b.is_some_and(|b| {

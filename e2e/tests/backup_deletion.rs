@@ -6,7 +6,7 @@ mod backup_support;
 
 use std::time::Duration;
 
-use archivist::api::{ArchiveBackup, BackupPhase, BackupPolicy};
+use archivist::api::{ArchiveBackup, BackupPolicy};
 use archivist_e2e::testing::{wait_for, with_namespace};
 use backup_support::*;
 use kube::api::DeleteParams;
@@ -17,27 +17,9 @@ const HOLD: (&str, &str) = ("sim.archivist.dev/snapshot-cut-delay", "30s");
 /// Waits until `b1` captures content with the archive quiesced, and checks it holds the
 /// release finalizer then.
 async fn wait_quiesced(client: &Client, ns: &str) -> anyhow::Result<()> {
-    let api = Api::<ArchiveBackup>::namespaced(client.clone(), ns);
-    let b1 = wait_for(&api, "b1", Duration::from_secs(60), "b1 to capture content while quiesced", |b| {
-        b.is_some_and(|b| {
-            phase(b) == BackupPhase::CapturingContent
-                && b.status.as_ref().and_then(|s| s.quiesce.as_ref()).is_some_and(|q| q.quiesced_at.is_some())
-        })
-    })
-    .await?
-    .context_missing()?;
+    let b1 = backup_support::wait_quiesced(client, ns, "b1").await?;
     anyhow::ensure!(b1.finalizers().iter().any(|f| f == "archivist.dev/release"), "no release finalizer while quiesced: {:?}", b1.finalizers());
     Ok(())
-}
-
-trait ContextMissing<T> {
-    fn context_missing(self) -> anyhow::Result<T>;
-}
-
-impl<T> ContextMissing<T> for Option<T> {
-    fn context_missing(self) -> anyhow::Result<T> {
-        self.ok_or_else(|| anyhow::anyhow!("the object vanished"))
-    }
 }
 
 /// Deletes `b1` and waits until it is gone.

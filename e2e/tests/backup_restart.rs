@@ -6,24 +6,17 @@ mod backup_support;
 
 use std::time::{Duration, Instant};
 
-use archivist::api::{ArchiveBackup, BackupPhase};
+use archivist::api::BackupPhase;
 use archivist_e2e::testing::with_namespace;
 use backup_support::*;
-use kube::{Api, Client};
+use kube::Client;
 
 const HOLD: (&str, &str) = ("sim.archivist.dev/snapshot-cut-delay", "20s");
 
 /// Waits until the run is in CapturingContent with `quiescedAt` set, kills the operator,
 /// starts another and returns it with the time it started.
 async fn kill_while_quiesced(client: &Client, ns: &str, operator: &mut archivist_e2e::testing::operator::Operator) -> anyhow::Result<(archivist_e2e::testing::operator::Operator, Instant)> {
-    let api = Api::<ArchiveBackup>::namespaced(client.clone(), ns);
-    archivist_e2e::testing::wait_for(&api, "b1", Duration::from_secs(60), "b1 to capture content while quiesced", |b| {
-        b.is_some_and(|b| {
-            phase(b) == BackupPhase::CapturingContent
-                && b.status.as_ref().and_then(|s| s.quiesce.as_ref()).is_some_and(|q| q.quiesced_at.is_some())
-        })
-    })
-    .await?;
+    wait_quiesced(client, ns, "b1").await?;
     operator.kill().await?;
     let started = Instant::now();
     let second = start_operator(client, ns).await?;

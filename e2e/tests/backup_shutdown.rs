@@ -7,23 +7,11 @@ mod backup_support;
 use std::time::Duration;
 
 use archivist::api::{ArchiveBackup, BackupPhase};
-use archivist_e2e::testing::{wait_for, with_namespace};
+use archivist_e2e::testing::with_namespace;
 use backup_support::*;
-use kube::{Api, Client};
+use kube::Api;
 
 const HOLD: (&str, &str) = ("sim.archivist.dev/snapshot-cut-delay", "60s");
-
-async fn wait_quiesced(client: &Client, ns: &str, name: &str) -> anyhow::Result<()> {
-    let api = Api::<ArchiveBackup>::namespaced(client.clone(), ns);
-    wait_for(&api, name, Duration::from_secs(60), &format!("{name} to capture content while quiesced"), |b| {
-        b.is_some_and(|b| {
-            phase(b) == BackupPhase::CapturingContent
-                && b.status.as_ref().and_then(|s| s.quiesce.as_ref()).is_some_and(|q| q.quiesced_at.is_some())
-        })
-    })
-    .await
-    .map(|_| ())
-}
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the local cluster: e2e/local-cluster up"]

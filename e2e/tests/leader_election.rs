@@ -7,10 +7,10 @@ mod backup_support;
 
 use std::time::{Duration, Instant};
 
-use archivist::api::{ArchiveBackup, BackupPhase};
+use archivist::api::BackupPhase;
 use archivist_e2e::snapshot_api::VolumeSnapshot;
 use archivist_e2e::testing::operator::{ensure_crds, Operator};
-use archivist_e2e::testing::{eventually, kubeconfig_path, wait_for, with_namespace};
+use archivist_e2e::testing::{eventually, kubeconfig_path, with_namespace};
 use backup_support::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::ListParams;
@@ -46,11 +46,7 @@ async fn the_standby_takes_over_a_killed_leader_and_releases_the_archive() {
     content: {volumeClaims: [content]}
 "#).await?;
         start_backup(&client, &ns, "b1", "archive").await?;
-        let api = Api::<ArchiveBackup>::namespaced(client.clone(), &ns);
-        wait_for(&api, "b1", Duration::from_secs(60), "b1 to capture content with the archive stopped", |r| {
-            r.is_some_and(|r| phase(r) == BackupPhase::CapturingContent && r.status.as_ref().and_then(|s| s.quiesce.as_ref()).is_some_and(|q| q.quiesced_at.is_some()))
-        })
-        .await?;
+        wait_quiesced(&client, &ns, "b1").await?;
         anyhow::ensure!(replicas(&client, &ns, "archive").await? == 0, "not stopped");
         let standby_log = std::fs::read_to_string(&b.log)?;
         anyhow::ensure!(!standby_log.contains("\"next step\""), "the standby reconciled while another process led:\n{}", b.log_tail(20));

@@ -212,7 +212,7 @@ async fn in_place_restore_waits_for_a_backup_holding_its_target() {
     with_namespace("rs-inplace-claim", |client, ns| async move {
         let options = ArchiveOptions { sql: false, stores: 1, ..ArchiveOptions::default() };
         let mut archive = archive_with_backup(&client, &ns, options).await?;
-        let backups = Api::<ArchiveBackup>::namespaced(client.clone(), &ns);
+        let _backups = Api::<ArchiveBackup>::namespaced(client.clone(), &ns);
         crate::backup_support::policy(&client, &ns, "crash", &format!(
             "  target: {{kind: StatefulSet, name: {ARCHIVE}}}\n  quiesce: {{mode: None}}\n  master: {{volumeClaims: [master], secrets: [master-key]}}\n  stores:\n  - name: s1\n    metadata: {{volumeClaims: [meta-s1]}}\n    content: {{volumeClaims: [content-s1]}}\n"
         ))
@@ -223,10 +223,7 @@ async fn in_place_restore_waits_for_a_backup_holding_its_target() {
         // The backup `blocker` stops the archive and holds it while its index snapshot is cut.
         crate::backup_support::annotate_pvc(&client, &ns, "index-s1", "sim.archivist.dev/snapshot-cut-delay", Some("20s")).await?;
         crate::backup_support::start_backup(&client, &ns, "blocker", POLICY).await?;
-        archivist_e2e::testing::wait_for(&backups, "blocker", std::time::Duration::from_secs(60), "blocker to stop the archive", |b| {
-            b.is_some_and(|b| b.status.as_ref().and_then(|s| s.quiesce.as_ref()).is_some_and(|q| q.quiesced_at.is_some()))
-        })
-        .await?;
+        crate::backup_support::wait_quiesced(&client, &ns, "blocker").await?;
 
         request(&client, &ns, "r2", "  source: {backupName: b2}\n  target: {mode: InPlace}\n").await?;
         let requests = Api::<archivist::api::RestoreRequest>::namespaced(client.clone(), &ns);

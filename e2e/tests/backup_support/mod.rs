@@ -135,6 +135,21 @@ pub fn phase(backup: &ArchiveBackup) -> BackupPhase {
     backup.status.as_ref().and_then(|s| s.phase).unwrap_or(BackupPhase::Pending)
 }
 
+/// Waits until run `name` captures content with the archive quiesced (phase CapturingContent,
+/// `quiesce.quiescedAt` set): the moment the deletion, shutdown, restart, claim and leader
+/// tests interrupt. Returns the run as then seen.
+pub async fn wait_quiesced(client: &Client, namespace: &str, name: &str) -> anyhow::Result<ArchiveBackup> {
+    let api = Api::<ArchiveBackup>::namespaced(client.clone(), namespace);
+    wait_for(&api, name, Duration::from_secs(60), &format!("{name} to capture content while quiesced"), |b| {
+        b.is_some_and(|b| {
+            phase(b) == BackupPhase::CapturingContent
+                && b.status.as_ref().and_then(|s| s.quiesce.as_ref()).is_some_and(|q| q.quiesced_at.is_some())
+        })
+    })
+    .await?
+    .with_context(|| format!("ArchiveBackup {name} vanished"))
+}
+
 /// Waits until the run is finished (Completed or Failed) and returns it.
 pub async fn wait_finished(client: &Client, namespace: &str, name: &str, operator: &mut Operator) -> anyhow::Result<ArchiveBackup> {
     let api = Api::<ArchiveBackup>::namespaced(client.clone(), namespace);
