@@ -1,6 +1,7 @@
 //! One quiesce per workload: two runs of two policies on one workload never quiesce it at once
 //! (the second waits in Pending, saying for whom, and records the real replicas, never 0), and
-//! the sweeper releases a claim whose run is gone, even with no ArchiveBackup left.
+//! the sweeper releases a claim whose run is gone, even with no ArchiveBackup left: a stopped
+//! orphan is scaled back, a frozen one thawed with the thaw hook of the policy that targets it.
 
 mod backup_support;
 
@@ -84,6 +85,50 @@ async fn the_sweeper_releases_a_claim_whose_run_is_gone() {
         let reasons = archivist_e2e::testing::operator::event_reasons(&client, &ns, "StatefulSet", "archive").await?;
         anyhow::ensure!(reasons.iter().any(|r| r == "OrphanReleased"), "no OrphanReleased Event: {reasons:?}");
         wait_ready_replicas(&client, &ns, "archive", 2).await
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn the_sweeper_thaws_a_frozen_orphan_with_the_policys_thaw_hook() {
+    with_namespace("bk-sweep-thaw", |client, ns| async move {
+        data_pvc(&client, &ns, "meta", &[]).await?;
+        let live = data_pvc(&client, &ns, "content", &[]).await?;
+        archive_statefulset(&client, &ns, "archive", 2, &["content"]).await?;
+        policy(&client, &ns, "archive", r#"
+  target: {kind: StatefulSet, name: archive}
+  quiesce:
+    mode: Freeze
+    freeze: {exec: {container: server, command: [sh, -c, "echo frozen > /content/FROZEN"]}}
+    thaw: {exec: {container: server, command: [sh, -c, "rm -f /content/FROZEN; echo thawed >> /content/thaw.log"]}}
+    timeoutSeconds: 120
+  stores:
+  - name: s1
+    metadata: {volumeClaims: [meta]}
+    content: {volumeClaims: [content]}
+"#).await?;
+        // What a crashed Freeze run of an earlier operator left: frozen, claimed, no
+        // ArchiveBackup (so no recorded pods: the policy's thaw hook on the current pods).
+        std::fs::write(live.join("FROZEN"), "frozen\n")?;
+        merge_patch::<StatefulSet>(&client, &ns, "archive", serde_json::json!({
+            "metadata": {"annotations": {"archivist.dev/quiesced-by": format!("{ns}/vanished")}}
+        }))
+        .await?;
+        let _operator = start_operator(&client, &ns).await?;
+        let api = Api::<StatefulSet>::namespaced(client.clone(), &ns);
+        let sts = wait_for(&api, "archive", Duration::from_secs(60), "the frozen orphan to be thawed and unclaimed", |s| {
+            s.is_some_and(|s| !s.annotations().contains_key("archivist.dev/quiesced-by"))
+        })
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the StatefulSet vanished"))?;
+        anyhow::ensure!(!live.join("FROZEN").exists(), "the claim went but the archive is still frozen");
+        let thaws = std::fs::read_to_string(live.join("thaw.log")).unwrap_or_default().lines().count();
+        anyhow::ensure!(thaws == 2, "the thaw hook ran {thaws} time(s), not once in each of the 2 pods");
+        anyhow::ensure!(sts.spec.and_then(|s| s.replicas) == Some(2), "a Freeze orphan was scaled");
+        let reasons = archivist_e2e::testing::operator::event_reasons(&client, &ns, "StatefulSet", "archive").await?;
+        anyhow::ensure!(reasons.iter().any(|r| r == "OrphanReleased"), "no OrphanReleased Event: {reasons:?}");
+        Ok(())
     })
     .await;
 }

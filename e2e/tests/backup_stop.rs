@@ -93,3 +93,54 @@ spec:
     })
     .await;
 }
+
+/// Stop mode on a Deployment: scaled to 0 while capturing, back to its replicas after, with the
+/// claim and the recorded replicas as for a StatefulSet.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn stop_mode_works_on_a_deployment() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    with_namespace("bk-stop-deploy", |client, ns| async move {
+        let mut operator = start_operator(&client, &ns).await?;
+        data_pvc(&client, &ns, "meta", &[]).await?;
+        data_pvc(&client, &ns, "content", &[("sim.archivist.dev/snapshot-cut-delay", "3s")]).await?;
+        create::<Deployment>(&client, &ns, r#"
+metadata: {name: archive}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: archive}}
+  template:
+    metadata: {labels: {app: archive}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: server, image: ignored, volumeMounts: [{name: content, mountPath: /content}]}]
+      volumes: [{name: content, persistentVolumeClaim: {claimName: content}}]
+"#).await?;
+        let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+        let ready = |want: i32| move |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.ready_replicas).unwrap_or(0) == want;
+        archivist_e2e::testing::wait_for(&deployments, "archive", Duration::from_secs(60), "the Deployment to be ready", ready(2)).await?;
+        policy(&client, &ns, "archive", r#"
+  target: {kind: Deployment, name: archive}
+  quiesce: {mode: Stop, timeoutSeconds: 60}
+  stores:
+  - name: s1
+    metadata: {volumeClaims: [meta]}
+    content: {volumeClaims: [content]}
+"#).await?;
+        start_backup(&client, &ns, "b1", "archive").await?;
+        wait_quiesced(&client, &ns, "b1").await?;
+        let stopped = deployments.get("archive").await?;
+        anyhow::ensure!(stopped.spec.as_ref().and_then(|s| s.replicas) == Some(0), "the Deployment was not stopped while capturing");
+        let holder = stopped.metadata.annotations.clone().unwrap_or_default().get("archivist.dev/quiesced-by").cloned();
+        anyhow::ensure!(holder == Some(format!("{ns}/b1")), "the Deployment's claim is {holder:?}");
+        let b1 = wait_completed(&client, &ns, "b1", &mut operator).await?;
+        let quiesce = b1.status.and_then(|s| s.quiesce).unwrap_or_default();
+        anyhow::ensure!(quiesce.original_replicas == Some(2), "originalReplicas {:?}", quiesce.original_replicas);
+        let after = deployments.get("archive").await?;
+        anyhow::ensure!(after.spec.as_ref().and_then(|s| s.replicas) == Some(2), "not scaled back to 2");
+        anyhow::ensure!(!after.metadata.annotations.unwrap_or_default().contains_key("archivist.dev/quiesced-by"), "the claim stayed");
+        archivist_e2e::testing::wait_for(&deployments, "archive", Duration::from_secs(60), "the Deployment to be ready again", ready(2)).await?;
+        Ok(())
+    })
+    .await;
+}

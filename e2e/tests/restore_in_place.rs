@@ -254,3 +254,40 @@ async fn in_place_restore_waits_for_a_backup_holding_its_target() {
     })
     .await;
 }
+
+/// A failed in-place restore whose claims were already replaced leaves the target stopped
+/// (starting it would run the archive on a half-restored state) and says where the old data
+/// is: the retained volumes and the pre-restore backup. The claim stays the request's, so no
+/// backup runs on the half-restored archive and the sweeper leaves it alone.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn a_failed_in_place_restore_keeps_the_target_stopped_and_says_where_the_old_data_is() {
+    with_namespace("rs-inplace-fail", |client, ns| async move {
+        let options = ArchiveOptions { sql: false, stores: 1, ..ArchiveOptions::default() };
+        let mut archive = archive_with_backup(&client, &ns, options).await?;
+        request(&client, &ns, "r3", "  source: {backupName: b1}\n  target: {mode: InPlace}\n  postRestore:\n  - name: replay\n    image: ignored\n    command: [sh, -c, 'exit 4']\n").await?;
+        let message = wait_restore_failed(&client, &ns, "r3", &mut archive.operator).await?;
+        ensure!(message.contains("post-restore hook replay failed"), "the message does not say what failed: {message}");
+        ensure!(message.contains("is left stopped"), "the message does not say the target stays stopped: {message}");
+        let r = Api::<archivist::api::RestoreRequest>::namespaced(client.clone(), &ns).get("r3").await?;
+        let status = r.status.clone().unwrap_or_default();
+        ensure!(!status.retained_volumes.is_empty(), "no retained volumes recorded");
+        let pvs = Api::<PersistentVolume>::all(client.clone());
+        for kept in &status.retained_volumes {
+            ensure!(message.contains(&kept.volume), "the message does not name the old volume {}: {message}", kept.volume);
+            let pv = pvs.get(&kept.volume).await.with_context(|| format!("old PV {} is gone", kept.volume))?;
+            ensure!(pv.spec.and_then(|s| s.persistent_volume_reclaim_policy).as_deref() == Some("Retain"), "old PV {} is not retained", kept.volume);
+        }
+        let pre = status.pre_restore_backup.clone().context("no pre-restore backup")?;
+        let pre_backup = Api::<ArchiveBackup>::namespaced(client.clone(), &ns).get(&pre).await?;
+        ensure!(pre_backup.status.and_then(|s| s.phase) == Some(BackupPhase::Completed), "the pre-restore backup {pre} is not Completed");
+        // Stopped, and still the request's, a while later (past a sweep at start-up).
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let sts = Api::<k8s_openapi::api::apps::v1::StatefulSet>::namespaced(client.clone(), &ns).get(ARCHIVE).await?;
+        ensure!(sts.spec.as_ref().and_then(|s| s.replicas) == Some(0), "the half-restored target was started: {:?}", sts.spec.and_then(|s| s.replicas));
+        let holder = sts.metadata.annotations.unwrap_or_default().get("archivist.dev/quiesced-by").cloned();
+        ensure!(holder == Some(format!("RestoreRequest/{ns}/r3")), "the claim on the stopped target is {holder:?}");
+        Ok(())
+    })
+    .await;
+}

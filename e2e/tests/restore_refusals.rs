@@ -1,6 +1,9 @@
 //! Refusals: a backup that is not Completed, a backup or target in another namespace, an
 //! existing target database, and a spec changed after the start: each refused with a clear
-//! message, nothing created (or, for the database, nothing overwritten).
+//! message, nothing created (or, for the database, nothing overwritten). And requests that
+//! break a rule the CRD schema cannot state (an empty `nameSuffix` outside InPlace, a
+//! `databaseSuffix` that makes the new database name too long for the backup's database) fail
+//! with `InvalidSpec`, naming the field, before anything is created.
 
 mod backup_support;
 mod restore_support;
@@ -16,13 +19,19 @@ use kube::Api;
 use restore_support::*;
 
 async fn refused(client: &kube::Client, ns: &str, name: &str, archive: &mut Archive, expect: &[&str]) -> anyhow::Result<String> {
+    failed_before_creating(client, ns, name, archive, expect, "Refused").await
+}
+
+/// The request failed with `Ready=False` reason `ready_reason`, a message saying each of
+/// `expect`, one `RestoreFailed` Event, and created nothing.
+async fn failed_before_creating(client: &kube::Client, ns: &str, name: &str, archive: &mut Archive, expect: &[&str], ready_reason: &str) -> anyhow::Result<String> {
     let message = wait_restore_failed(client, ns, name, &mut archive.operator).await?;
     for part in expect {
         ensure!(message.contains(part), "{name}: message {message:?} does not say {part:?}");
     }
     let r = Api::<RestoreRequest>::namespaced(client.clone(), ns).get(name).await?;
     let reason = r.status.iter().flat_map(|s| &s.conditions).find(|c| c.type_ == "Ready").map(|c| c.reason.clone());
-    ensure!(reason.as_deref() == Some("Refused"), "{name}: Ready reason {reason:?}");
+    ensure!(reason.as_deref() == Some(ready_reason), "{name}: Ready reason {reason:?}, not {ready_reason}");
     ensure!(r.status.as_ref().and_then(|s| s.resolved_backup.clone()).is_none(), "{name}: a refused request resolved a backup");
     assert_nothing_created(client, ns, name).await?;
     let reasons = archivist_e2e::testing::operator::event_reasons(client, ns, "RestoreRequest", name).await?;
@@ -105,6 +114,23 @@ async fn refusals_say_why_and_create_nothing() {
         ensure!(made.iter().all(|p| p.ends_with("-a")), "the changed spec was followed: {made:?}");
         let status = r.status.clone().unwrap_or_default();
         ensure!(status.accepted_spec.as_ref().map(|s| s.stores.clone()) == Some(vec!["s1".to_string()]), "acceptedSpec {:?}", status.accepted_spec);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn invalid_requests_fail_naming_the_field_and_create_nothing() {
+    with_namespace("rs-invalid", |client, ns| async move {
+        let mut archive = archive_with_backup(&client, &ns, ArchiveOptions::default()).await?;
+        request(&client, &ns, "r-empty-suffix", "  source: {backupName: b1}\n  target: {mode: Volumes, nameSuffix: \"\"}\n").await?;
+        failed_before_creating(&client, &ns, "r-empty-suffix", &mut archive, &["spec.target.nameSuffix", "is empty"], "InvalidSpec").await?;
+        let suffix = "r".repeat(60);
+        request(&client, &ns, "r-long-db", &format!("  source: {{backupName: b1}}\n  target: {{mode: Volumes, nameSuffix: -l}}\n  stores: [s2]\n  sqlTarget: {{databaseSuffix: {suffix}}}\n")).await?;
+        failed_before_creating(&client, &ns, "r-long-db", &mut archive, &["spec.sqlTarget.databaseSuffix"], "InvalidSpec").await?;
+        let pg = archive.postgres.as_ref().context("no PostgreSQL")?;
+        ensure!(databases(pg, SQL_DATABASE)? == [SQL_DATABASE.to_string()], "a database was created: {:?}", databases(pg, SQL_DATABASE)?);
         Ok(())
     })
     .await;

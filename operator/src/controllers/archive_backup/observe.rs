@@ -88,15 +88,23 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context) -> Result<Observed, 
         (Some(p), Some(t)) => capture_plan(&name, p, &t.shape),
         _ => Vec::new(),
     };
+    // What the run made carries the label `archivist.dev/backup: <name>`. A name too long for
+    // a label value cannot be selected by (the API server refuses the selector), and such a
+    // run never made anything: it fails `InvalidSpec` before it begins (`spec_problems`).
+    let label_safe = name.len() <= crate::plan::validate::names::LABEL_VALUE_MAX;
     let by_backup = ListParams::default().labels(&format!("{BACKUP}={name}"));
-    let snapshots: BTreeMap<String, VolumeSnapshot> = Api::<VolumeSnapshot>::namespaced(client.clone(), &namespace)
-        .list(&by_backup)
-        .await
-        .during(|| format!("failed to list VolumeSnapshots of {namespace}/{name}"))?
-        .items
-        .into_iter()
-        .map(|s| (s.name_any(), s))
-        .collect();
+    let snapshots: BTreeMap<String, VolumeSnapshot> = if label_safe {
+        Api::<VolumeSnapshot>::namespaced(client.clone(), &namespace)
+            .list(&by_backup)
+            .await
+            .during(|| format!("failed to list VolumeSnapshots of {namespace}/{name}"))?
+            .items
+            .into_iter()
+            .map(|s| (s.name_any(), s))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     let snapshot_obs = snapshots.iter().map(|(n, s)| (n.clone(), s.observe())).collect();
     let redactor = match &policy {
         Some(p) => Redactor::load(client, &namespace, dump::referenced_secrets(p))
@@ -104,20 +112,28 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context) -> Result<Observed, 
             .during(|| format!("failed to read the Secrets of {namespace}/{name} (to redact them)"))?,
         None => Redactor::default(),
     };
-    let mut jobs = dump::list_jobs(client, &namespace, &name, &redactor)
-        .await
-        .during(|| format!("failed to list dump Jobs of {namespace}/{name}"))?;
+    let mut jobs = if label_safe {
+        dump::list_jobs(client, &namespace, &name, &redactor)
+            .await
+            .during(|| format!("failed to list dump Jobs of {namespace}/{name}"))?
+    } else {
+        BTreeMap::new()
+    };
     let verify_job = jobs.remove(&backup::verify_job_name(&name));
     let verify_prefix = format!("{name}-verify-");
-    let verify_claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace)
-        .list(&by_backup)
-        .await
-        .during(|| format!("failed to list PVCs of {namespace}/{name}"))?
-        .items
-        .into_iter()
-        .filter(|c| c.name_any().starts_with(&verify_prefix))
-        .map(|c| (c.name_any(), c.status.and_then(|s| s.phase).as_deref() == Some("Bound")))
-        .collect();
+    let verify_claims = if label_safe {
+        Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace)
+            .list(&by_backup)
+            .await
+            .during(|| format!("failed to list PVCs of {namespace}/{name}"))?
+            .items
+            .into_iter()
+            .filter(|c| c.name_any().starts_with(&verify_prefix))
+            .map(|c| (c.name_any(), c.status.and_then(|s| s.phase).as_deref() == Some("Bound")))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     let phase = status.phase.unwrap_or(BackupPhase::Pending);
     let other_active_run = if phase == BackupPhase::Pending {
         let runs = Api::<ArchiveBackup>::namespaced(client.clone(), &namespace)
