@@ -132,3 +132,41 @@ async fn the_sweeper_thaws_a_frozen_orphan_with_the_policys_thaw_hook() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn two_runs_of_one_policy_go_one_after_the_other() {
+    with_namespace("bk-one-policy", |client, ns| async move {
+        let mut operator = start_operator(&client, &ns).await?;
+        data_pvc(&client, &ns, "meta", &[]).await?;
+        data_pvc(&client, &ns, "content", &[("sim.archivist.dev/snapshot-cut-delay", "4s")]).await?;
+        archive_statefulset(&client, &ns, "archive", 1, &[]).await?;
+        policy(&client, &ns, "archive", r#"
+  target: {kind: StatefulSet, name: archive}
+  quiesce: {mode: Stop, timeoutSeconds: 120}
+  stores:
+  - name: s1
+    metadata: {volumeClaims: [meta]}
+    content: {volumeClaims: [content]}
+"#).await?;
+        start_backup(&client, &ns, "a", "archive").await?;
+        wait_quiesced(&client, &ns, "a").await?;
+        start_backup(&client, &ns, "b", "archive").await?;
+        let api = Api::<ArchiveBackup>::namespaced(client.clone(), &ns);
+        let waiting = wait_for(&api, "b", Duration::from_secs(30), "run b to wait for run a", |b| {
+            b.is_some_and(|b| b.status.as_ref().and_then(|s| s.message.as_deref()).is_some_and(|m| m.contains("another run of the policy is in progress")))
+        })
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("b vanished"))?;
+        anyhow::ensure!(phase(&waiting) == BackupPhase::Pending, "b does not wait in Pending: {:?}", phase(&waiting));
+        let message = waiting.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
+        anyhow::ensure!(message.contains(": a"), "b's message does not name run a: {message}");
+        let a = wait_completed(&client, &ns, "a", &mut operator).await?;
+        let b = wait_completed(&client, &ns, "b", &mut operator).await?;
+        let a_done = a.status.and_then(|s| s.quiesce).and_then(|q| q.released_at);
+        let b_quiesced = b.status.and_then(|s| s.quiesce).and_then(|q| q.quiesced_at);
+        anyhow::ensure!(a_done.is_some() && b_quiesced.is_some() && a_done <= b_quiesced, "the runs overlapped: a released {a_done:?}, b quiesced {b_quiesced:?}");
+        wait_ready_replicas(&client, &ns, "archive", 1).await
+    })
+    .await;
+}

@@ -156,3 +156,23 @@ async fn dump_failure_fails_the_run_after_scaling_back() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn a_missing_master_secret_fails_the_run_after_scaling_back() {
+    with_namespace("bk-fault-secret", |client, ns| async move {
+        let mut operator = start_operator(&client, &ns).await?;
+        stop_archive(&client, &ns, 60).await?;
+        data_pvc(&client, &ns, "master", &[]).await?;
+        let b1 = good_backup(&client, &ns, &mut operator).await?;
+        merge_patch::<archivist::api::BackupPolicy>(&client, &ns, "archive", serde_json::json!({
+            "spec": {"master": {"volumeClaims": ["master"], "secrets": ["no-such-secret"]}}
+        }))
+        .await?;
+        let b2 = failing_backup(&client, &ns, &mut operator, &b1, "Secret no-such-secret named in master.secrets does not exist").await?;
+        let ready = b2.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned());
+        anyhow::ensure!(ready.is_some_and(|c| c.reason == "SecretNotFound"), "b2's Ready condition does not say SecretNotFound");
+        assert_running_again(&client, &ns).await
+    })
+    .await;
+}
