@@ -25,7 +25,8 @@ use kube::Client;
 use tokio::net::TcpListener;
 
 /// Requests forwarded, by verb (`GET`, `LIST`, `WATCH`, `POST`, `PATCH`, `PUT`, `DELETE`),
-/// and by verb and resource (`POST persistentvolumeclaims`, `PATCH archivebackups/status`).
+/// by verb and resource (`POST persistentvolumeclaims`, `PATCH archivebackups/status`), and
+/// for requests with a label selector also by its keys (`LIST jobs by archivist.dev/backup`).
 pub type Counts = Arc<Mutex<BTreeMap<String, u64>>>;
 
 /// A running proxy; it stops when dropped.
@@ -105,6 +106,22 @@ pub fn resource(path: &str) -> String {
     }
 }
 
+/// The label keys of a request's `labelSelector`, sorted and joined by `,`
+/// (`archivist.dev/backup` for `labelSelector=archivist.dev%2Fbackup%3Db1`); `None` without
+/// one. Tells an observation's labelled LIST from a watcher's initial LIST of the same kind.
+pub fn selector_keys(query: &str) -> Option<String> {
+    let selector = query.split('&').find_map(|kv| kv.strip_prefix("labelSelector="))?;
+    let decoded = selector.replace("%2F", "/").replace("%2f", "/").replace("%3D", "=").replace("%3d", "=").replace("%2C", ",").replace("%2c", ",").replace('+', " ");
+    let mut keys: Vec<&str> = decoded
+        .split(',')
+        .map(|term| term.split(['=', '!', ' ']).next().unwrap_or_default().trim())
+        .filter(|k| !k.is_empty())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    (!keys.is_empty()).then(|| keys.join(","))
+}
+
 /// The verb of a request as the API server's metrics name it: a GET is `WATCH` with
 /// `watch=true`/`watch=1`, `LIST` on a collection, else `GET`.
 pub fn verb(method: &str, path: &str, query: &str) -> String {
@@ -137,6 +154,9 @@ async fn forward(
     if let Ok(mut c) = counts.lock() {
         *c.entry(verb.clone()).or_insert(0) += 1;
         *c.entry(format!("{verb} {}", resource(parts.uri.path()))).or_insert(0) += 1;
+        if let Some(keys) = selector_keys(parts.uri.query().unwrap_or_default()) {
+            *c.entry(format!("{verb} {} by {keys}", resource(parts.uri.path()))).or_insert(0) += 1;
+        }
     }
     let body = match body.collect().await {
         Ok(b) => b.to_bytes().to_vec(),
@@ -193,6 +213,21 @@ mod tests {
         ];
         for (method, path, query, want) in cases {
             assert_eq!(verb(method, path, query), want, "{method} {path}?{query}");
+        }
+    }
+
+    #[test]
+    fn selector_keys_name_the_labels_selected_by() {
+        let cases = [
+            ("labelSelector=archivist.dev%2Fbackup%3Db1", Some("archivist.dev/backup")),
+            ("watch=true&labelSelector=archivist.dev%2Frestore", Some("archivist.dev/restore")),
+            ("labelSelector=b%3D1%2Ca%3D2&limit=500", Some("a,b")),
+            ("labelSelector=app+in+%28x%29", Some("app")),
+            ("limit=500", None),
+            ("", None),
+        ];
+        for (query, want) in cases {
+            assert_eq!(selector_keys(query).as_deref(), want, "{query}");
         }
     }
 

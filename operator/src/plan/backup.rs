@@ -461,6 +461,15 @@ pub fn release_retry_at(status: &ArchiveBackupStatus) -> Option<DateTime<Utc>> {
     Some(last + delay)
 }
 
+/// Whether a run is settled: finished, holding nothing (the archive released, so its claim
+/// dropped) and without the release finalizer. Nothing is left to do for it, so a reconcile
+/// returns before observing anything: a finished restore point costs no API request until it
+/// changes (a finished run without the finalizer has dropped its claim, since the finalizer is
+/// removed only after the claim).
+pub fn settled(status: &ArchiveBackupStatus, has_release_finalizer: bool) -> bool {
+    status.phase.is_some_and(BackupPhase::is_finished) && !holds_archive(status) && !has_release_finalizer
+}
+
 /// Decides the next step of a run.
 pub fn next(obs: &RunObservation<'_>) -> Step {
     let phase = obs.status.phase.unwrap_or(BackupPhase::Pending);

@@ -16,6 +16,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::{watcher, Controller};
 use kube::ResourceExt;
 use std::sync::Arc;
+use crate::plan::backup::{settled, RELEASE_FINALIZER};
 use crate::plan::claim::holds_archive;
 use std::time::Duration;
 use tracing::Instrument;
@@ -82,6 +83,12 @@ pub async fn reconcile(backup: Arc<ArchiveBackup>, ctx: Arc<Context>) -> Result<
     let span = tracing::info_span!("reconcile", kind = "ArchiveBackup", namespace = backup.namespace().unwrap_or_default(), name = backup.name_any());
     let key = backoff::key("ArchiveBackup", backup.namespace().as_deref(), &backup.name_any());
     let result = async {
+        let has_release_finalizer = backup.finalizers().iter().any(|f| f == RELEASE_FINALIZER);
+        if backup.status.as_ref().is_some_and(|s| settled(s, has_release_finalizer)) {
+            // Nothing left to do (`plan::backup::settled`): no request at all.
+            tracing::trace!("settled");
+            return Ok(Action::await_change());
+        }
         let mut backup = backup;
         let mut observed = observe::observe(&backup, &ctx).await?;
         let mut step = observed.next_step(&ctx);

@@ -742,3 +742,28 @@ fn deadline_exceeded_jobs_are_recognised() {
         assert_eq!(deadline_exceeded(message), want, "{message}");
     }
 }
+
+/// A run is settled (a reconcile returns before observing anything) only when it is finished,
+/// holds nothing and has no release finalizer; every other run is observed and decided.
+#[test]
+fn only_finished_runs_holding_nothing_are_settled() {
+    use BackupPhase::*;
+    let quiesce = |released: bool| Some(QuiesceStatus { quiesced_at: Some(t(0)), released_at: released.then(|| t(1)), ..Default::default() });
+    // (case, phase, quiesce, release finalizer, settled)
+    let cases = [
+        ("completed, released, no finalizer", Some(Completed), quiesce(true), false, true),
+        ("completed without quiescing (mode None)", Some(Completed), None, false, true),
+        ("failed before quiescing", Some(Failed), None, false, true),
+        ("failed and released", Some(Failed), quiesce(true), false, true),
+        ("completed, finalizer still on (claim maybe still held)", Some(Completed), quiesce(true), true, false),
+        ("failed while quiesced, release not recorded", Some(Failed), quiesce(false), false, false),
+        ("verifying", Some(Verifying), quiesce(true), false, false),
+        ("finalizing", Some(Finalizing), quiesce(true), false, false),
+        ("capturing", Some(CapturingContent), quiesce(false), true, false),
+        ("never started", None, None, false, false),
+    ];
+    for (case, phase, quiesce, finalizer, want) in cases {
+        let status = ArchiveBackupStatus { phase, quiesce, ..Default::default() };
+        assert_eq!(settled(&status, finalizer), want, "{case}");
+    }
+}
