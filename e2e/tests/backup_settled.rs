@@ -2,7 +2,9 @@
 //! restart, an operator whose runs are all finished and released makes no request for them and
 //! never writes them. Counted behind the API proxy, which sees only the operator's own
 //! requests; a run's dump Jobs are listed (by the label `archivist.dev/backup`) only when the
-//! run is observed, so `LIST jobs by archivist.dev/backup` counts the runs that were observed.
+//! run is observed (`archivist.dev/backup=<run>`), so `LIST jobs by archivist.dev/backup=` counts the runs that were observed.
+//! And the operator watches only its own Jobs and VolumeSnapshots (by their labels), not every
+//! Job and snapshot of the cluster.
 
 mod backup_support;
 
@@ -44,8 +46,8 @@ async fn finished_runs_cost_no_requests_after_a_restart() {
         operator.check_running()?;
         let counts = proxy.snapshot();
         eprintln!("operator requests in its first 10 s, with 4 finished runs: {counts:?}");
-        let observed = proxy.requests("LIST", "jobs by archivist.dev/backup");
-        anyhow::ensure!(observed == 0, "finished runs were observed after the restart: {observed} LIST jobs by archivist.dev/backup");
+        let observed = proxy.requests("LIST", "jobs by archivist.dev/backup=");
+        anyhow::ensure!(observed == 0, "finished runs were observed after the restart: {observed} LIST jobs by archivist.dev/backup=");
         for write in ["PATCH archivebackups", "PATCH archivebackups/status", "PUT archivebackups", "PUT archivebackups/status"] {
             let n = counts.get(write).copied().unwrap_or(0);
             anyhow::ensure!(n == 0, "finished runs were written: {n} {write}");
@@ -53,6 +55,34 @@ async fn finished_runs_cost_no_requests_after_a_restart() {
         // A new run of one of them is still noticed and done.
         start_backup(&client, &ns, "p1-b2", "p1").await?;
         wait_completed(&client, &ns, "p1-b2", &mut operator).await?;
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn only_the_operators_own_jobs_and_snapshots_are_watched() {
+    with_namespace("bk-own-watches", |client, ns| async move {
+        archivist_e2e::testing::operator::ensure_crds(&client).await?;
+        let proxy = ApiProxy::start(client.clone(), Duration::ZERO).await?;
+        let dir = repo_dir().join("target").join("e2e-logs");
+        std::fs::create_dir_all(&dir)?;
+        let kubeconfig = proxy.kubeconfig(&dir.join(format!("proxy-{ns}.kubeconfig")))?;
+        let mut operator = Operator::start_with_kubeconfig(&ns, &kubeconfig).await?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        operator.check_running()?;
+        let counts = proxy.snapshot();
+        eprintln!("operator requests at start-up: {counts:?}");
+        let get = |key: &str| counts.get(key).copied().unwrap_or(0);
+        for verb in ["LIST", "WATCH"] {
+            let jobs = get(&format!("{verb} jobs"));
+            let ours = get(&format!("{verb} jobs by archivist.dev/backup")) + get(&format!("{verb} jobs by archivist.dev/restore"));
+            anyhow::ensure!(jobs > 0 && jobs == ours, "{verb}: {jobs} requests on Jobs, {ours} of them by our labels");
+            let snapshots = get(&format!("{verb} volumesnapshots"));
+            let ours = get(&format!("{verb} volumesnapshots by archivist.dev/backup"));
+            anyhow::ensure!(snapshots > 0 && snapshots == ours, "{verb}: {snapshots} requests on VolumeSnapshots, {ours} of them by our label");
+        }
         Ok(())
     })
     .await;

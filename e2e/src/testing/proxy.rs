@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 
 /// Requests forwarded, by verb (`GET`, `LIST`, `WATCH`, `POST`, `PATCH`, `PUT`, `DELETE`),
 /// by verb and resource (`POST persistentvolumeclaims`, `PATCH archivebackups/status`), and
-/// for requests with a label selector also by its keys (`LIST jobs by archivist.dev/backup`).
+/// for requests with a label selector also by its keys (`LIST jobs by archivist.dev/backup=`).
 pub type Counts = Arc<Mutex<BTreeMap<String, u64>>>;
 
 /// A running proxy; it stops when dropped.
@@ -106,20 +106,49 @@ pub fn resource(path: &str) -> String {
     }
 }
 
-/// The label keys of a request's `labelSelector`, sorted and joined by `,`
-/// (`archivist.dev/backup` for `labelSelector=archivist.dev%2Fbackup%3Db1`); `None` without
-/// one. Tells an observation's labelled LIST from a watcher's initial LIST of the same kind.
+/// The label keys of a request's `labelSelector`, sorted and joined by `,`, each with `=` when
+/// the selector asks for a value (`archivist.dev/backup=` for
+/// `labelSelector=archivist.dev%2Fbackup%3Db1`, `archivist.dev/backup` for the bare key);
+/// `None` without one. Tells an observation's LIST of one object's children from a watcher's
+/// LIST of every labelled object.
 pub fn selector_keys(query: &str) -> Option<String> {
     let selector = query.split('&').find_map(|kv| kv.strip_prefix("labelSelector="))?;
-    let decoded = selector.replace("%2F", "/").replace("%2f", "/").replace("%3D", "=").replace("%3d", "=").replace("%2C", ",").replace("%2c", ",").replace('+', " ");
-    let mut keys: Vec<&str> = decoded
+    let decoded = percent_decoded(selector);
+    let mut keys: Vec<String> = decoded
         .split(',')
-        .map(|term| term.split(['=', '!', ' ']).next().unwrap_or_default().trim())
-        .filter(|k| !k.is_empty())
+        .filter_map(|term| {
+            let key = term.split(['=', '!', ' ']).next().unwrap_or_default().trim();
+            let equals = term.contains('=') && !term.contains("!=");
+            (!key.is_empty()).then(|| if equals { format!("{key}=") } else { key.to_string() })
+        })
         .collect();
     keys.sort_unstable();
     keys.dedup();
     (!keys.is_empty()).then(|| keys.join(","))
+}
+
+/// A query value with `+` as space and every `%XX` as its byte.
+fn percent_decoded(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The verb of a request as the API server's metrics name it: a GET is `WATCH` with
@@ -219,9 +248,11 @@ mod tests {
     #[test]
     fn selector_keys_name_the_labels_selected_by() {
         let cases = [
-            ("labelSelector=archivist.dev%2Fbackup%3Db1", Some("archivist.dev/backup")),
+            ("labelSelector=archivist.dev%2Fbackup%3Db1", Some("archivist.dev/backup=")),
             ("watch=true&labelSelector=archivist.dev%2Frestore", Some("archivist.dev/restore")),
-            ("labelSelector=b%3D1%2Ca%3D2&limit=500", Some("a,b")),
+            ("labelSelector=b%3D1%2Ca%3D2&limit=500", Some("a=,b=")),
+            ("labelSelector=a%21%3D1", Some("a")),
+            ("labelSelector=a%3", Some("a%3")),
             ("labelSelector=app+in+%28x%29", Some("app")),
             ("limit=500", None),
             ("", None),

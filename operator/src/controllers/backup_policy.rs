@@ -35,7 +35,7 @@ pub const FINALIZER: &str = "archivist.dev/deletion-policy";
 
 /// Runs the controller until `stop` resolves (the shutdown began).
 pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let controller = Controller::new(ctx.watched::<BackupPolicy>(), watcher::Config::default().any_semantic());
+    let controller = Controller::new(ctx.watched::<BackupPolicy>(), watcher::Config::default().any_semantic()).with_config(super::controller_config());
     let policies = controller.store();
     controller
         .watches(ctx.watched::<ArchiveBackup>(), watcher::Config::default(), |backup| {

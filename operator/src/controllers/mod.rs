@@ -18,6 +18,16 @@ use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How many objects of one kind are reconciled at once. A burst (200 policies triggered
+/// together) queues behind this instead of sending hundreds of reconciles' requests to the API
+/// server at the same moment; each reconcile is one short step, so the queue drains fast.
+pub const RECONCILE_CONCURRENCY: u16 = 8;
+
+/// The configuration every controller runs with ([`RECONCILE_CONCURRENCY`]).
+pub fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY)
+}
+
 /// Runs every controller until the process is signalled, watching `namespace` only when
 /// given, else every namespace.
 ///

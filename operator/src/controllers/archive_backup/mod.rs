@@ -9,6 +9,7 @@ use super::fresh::{self, Fresh};
 use super::error::{Context as _, Error};
 use super::Context;
 use crate::api::ArchiveBackup;
+use crate::kube::labels::BACKUP as BACKUP_LABEL;
 use crate::kube::snapshot::VolumeSnapshot;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
@@ -31,9 +32,11 @@ pub async fn run(ctx: Arc<Context>, stop: tokio::sync::watch::Receiver<bool>, ti
         Some(((), None))
     });
     let drained = tokio::spawn(drain(ctx.clone(), stop, timeout));
+    // Only our own snapshots and Jobs are watched: each carries `archivist.dev/backup`.
     Controller::new(ctx.watched::<ArchiveBackup>(), watcher::Config::default().any_semantic())
-        .owns(ctx.watched::<VolumeSnapshot>(), watcher::Config::default())
-        .owns(ctx.watched::<Job>(), watcher::Config::default())
+        .with_config(super::controller_config())
+        .owns(ctx.watched::<VolumeSnapshot>(), watcher::Config::default().labels(BACKUP_LABEL))
+        .owns(ctx.watched::<Job>(), watcher::Config::default().labels(BACKUP_LABEL))
         .reconcile_all_on(reconcile_all)
         .graceful_shutdown_on(async move {
             let _ = drained.await;
