@@ -48,7 +48,15 @@ async fn restore_steps_run_once_when_watches_lag() {
             let posts = proxy.requests("POST", resource);
             ensure!(posts == made as u64, "{posts} POST(s) of {resource} for {made} object(s): a step ran again from a stale read");
         }
-        // Each Event once (a repeat would be a series of two).
+        // Each Event once (a repeat would be a series of two). Events are published after the
+        // status write the test waited for: wait until each is there, then count.
+        for reason in ["RestoreStarted", "VolumesRestored", "HooksCompleted", "RestoreCompleted"] {
+            until(&format!("the {reason} Event"), Duration::from_secs(20), || async {
+                Ok(event_count(&client, &ns, "RestoreRequest", "r1", reason).await? > 0)
+            })
+            .await?;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
         for reason in ["RestoreStarted", "VolumesRestored", "HooksCompleted", "RestoreCompleted"] {
             let seen = event_count(&client, &ns, "RestoreRequest", "r1", reason).await?;
             ensure!(seen == 1, "{reason} was reported {seen} time(s)");
