@@ -14,7 +14,7 @@ use crate::api::{
 };
 use crate::kube::labels::{BACKUP_NOW, POLICY};
 use crate::kube::{self as k, time::from_kube};
-use crate::plan::policy::{decide, PolicyDecision, PolicyObservation};
+use crate::plan::policy::{decide, PolicyObservation};
 use crate::plan::validate::validate_backup_policy_object;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -91,38 +91,16 @@ pub async fn reconcile(policy: Arc<BackupPolicy>, ctx: Arc<Context>) -> Result<A
     result
 }
 
-/// Where a reconcile reads the policy's backups and the namespace's restores from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Read {
-    /// The shared caches (`controllers::caches`), when they are shared: no request.
-    Cached,
-    /// A LIST: before pruning, since deleting data must not follow a stale cache.
-    Fresh,
-}
-
-async fn policy_backups(ctx: &Context, namespace: &str, policy: &str, read: Read) -> Result<Vec<ArchiveBackup>, Error> {
-    let cached = match read {
-        Read::Cached => ctx.caches.backups_in(namespace).await,
-        Read::Fresh => None,
-    };
-    let all = match cached {
-        Some(all) => all,
-        None => Api::<ArchiveBackup>::namespaced(ctx.client.clone(), namespace)
-            .list(&ListParams::default())
-            .await
-            .during(|| format!("failed to list ArchiveBackups in {namespace}"))?
-            .items,
-    };
-    Ok(all.into_iter().filter(|b| b.spec.policy_name == policy).collect())
+async fn policy_backups(ctx: &Context, namespace: &str, policy: &str) -> Result<Vec<ArchiveBackup>, Error> {
+    let all = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .during(|| format!("failed to list ArchiveBackups in {namespace}"))?;
+    Ok(all.items.into_iter().filter(|b| b.spec.policy_name == policy).collect())
 }
 
 /// The RestoreRequests of `namespace` (the unfinished ones protect their source backups).
-async fn restore_requests(ctx: &Context, namespace: &str, read: Read) -> Result<Vec<RestoreRequest>, Error> {
-    if read == Read::Cached {
-        if let Some(cached) = ctx.caches.restores_in(namespace).await {
-            return Ok(cached);
-        }
-    }
+async fn restore_requests(ctx: &Context, namespace: &str) -> Result<Vec<RestoreRequest>, Error> {
     Api::<RestoreRequest>::namespaced(ctx.client.clone(), namespace)
         .list(&ListParams::default())
         .await
@@ -162,17 +140,17 @@ async fn cluster_policies(ctx: &Context, namespace: &str) -> Result<Vec<crate::a
         .collect())
 }
 
-/// Observes the policy (its backups and the namespace's restores as `read` says) and decides.
-async fn observe_and_decide(policy: &BackupPolicy, ctx: &Context, namespace: &str, read: Read) -> Result<PolicyDecision, Error> {
+async fn apply(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> {
+    let namespace = policy.namespace().ok_or_else(|| Error::MissingNamespace(policy.name_any()))?;
     let name = policy.name_any();
-    let backups = policy_backups(ctx, namespace, &name, read).await?;
-    let restores = restore_requests(ctx, namespace, read).await?;
-    let exists = target_exists(ctx, namespace, policy).await?;
-    let cluster = cluster_policies(ctx, namespace).await?;
+    let backups = policy_backups(ctx, &namespace, &name).await?;
+    let restores = restore_requests(ctx, &namespace).await?;
+    let exists = target_exists(ctx, &namespace, policy).await?;
+    let cluster = cluster_policies(ctx, &namespace).await?;
     let problems: Vec<String> = validate_backup_policy_object(policy).iter().map(ToString::to_string).collect();
     let status = policy.status.clone().unwrap_or_default();
     let created = policy.metadata.creation_timestamp.as_ref().map(from_kube).unwrap_or_else(chrono::Utc::now);
-    Ok(decide(&PolicyObservation {
+    let decision = decide(&PolicyObservation {
         now: chrono::Utc::now(),
         name: &name,
         generation: policy.metadata.generation,
@@ -185,18 +163,7 @@ async fn observe_and_decide(policy: &BackupPolicy, ctx: &Context, namespace: &st
         backups: &backups,
         restores: &restores,
         cluster: &cluster,
-    }))
-}
-
-async fn apply(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> {
-    let namespace = policy.namespace().ok_or_else(|| Error::MissingNamespace(policy.name_any()))?;
-    let name = policy.name_any();
-    let mut decision = observe_and_decide(policy, ctx, &namespace, Read::Cached).await?;
-    if !decision.prune.is_empty() {
-        // Pruning deletes restore points: decide it again from a fresh read, never from a
-        // cache that may not show a hold, a restore or a run that began since.
-        decision = observe_and_decide(policy, ctx, &namespace, Read::Fresh).await?;
-    }
+    });
     let backup_api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &namespace);
     if let Some(new) = &decision.create {
         let mut backup = ArchiveBackup::new(&new.name, ArchiveBackupSpec { policy_name: name.clone(), reason: new.reason, hold: false });
@@ -242,7 +209,7 @@ async fn apply(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> {
 async fn cleanup(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> {
     let namespace = policy.namespace().ok_or_else(|| Error::MissingNamespace(policy.name_any()))?;
     if policy.spec.deletion_policy == DeletionPolicy::Delete {
-        let backups = policy_backups(ctx, &namespace, &policy.name_any(), Read::Fresh).await?;
+        let backups = policy_backups(ctx, &namespace, &policy.name_any()).await?;
         let api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &namespace);
         let (held, deletable): (Vec<&ArchiveBackup>, Vec<&ArchiveBackup>) = backups.iter().partition(|b| b.spec.hold);
         for backup in deletable {

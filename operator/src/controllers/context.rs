@@ -19,8 +19,6 @@ pub struct Context {
     pub namespace: Option<String>,
     /// Exponential backoff of failed reconciles, per object.
     pub backoff: super::backoff::Backoff,
-    /// The controllers' stores, shared (`controllers::caches`).
-    pub caches: super::caches::Caches,
     /// Set on SIGTERM: no run starts, and runs that hold an archive quiesced release it.
     shutting_down: AtomicBool,
     /// UIDs of the backup runs this process has driven. A run in an active phase that is not
@@ -33,7 +31,7 @@ impl Context {
     pub fn new(client: Client, metrics: Arc<Metrics>, namespace: Option<String>) -> Self {
         let instance = std::env::var("POD_NAME").ok().or_else(|| std::env::var("HOSTNAME").ok());
         let reporter = Reporter { controller: "archivist".into(), instance };
-        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, namespace, backoff: Default::default(), caches: Default::default(), shutting_down: AtomicBool::new(false), driven: Mutex::new(HashSet::new()) }
+        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, namespace, backoff: Default::default(), shutting_down: AtomicBool::new(false), driven: Mutex::new(HashSet::new()) }
     }
 
     /// An API for kind `K` in the watched scope: one namespace, or all.

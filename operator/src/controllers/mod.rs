@@ -4,7 +4,6 @@
 pub mod archive_backup;
 pub mod backoff;
 pub mod backup_policy;
-pub mod caches;
 pub mod context;
 pub mod error;
 pub mod events;

@@ -33,9 +33,7 @@ pub async fn run(ctx: Arc<Context>, stop: tokio::sync::watch::Receiver<bool>, ti
     });
     let drained = tokio::spawn(drain(ctx.clone(), stop, timeout));
     // Only our own snapshots and Jobs are watched: each carries `archivist.dev/backup`.
-    let controller = Controller::new(ctx.watched::<ArchiveBackup>(), watcher::Config::default().any_semantic());
-    ctx.caches.share_backups(controller.store());
-    controller
+    Controller::new(ctx.watched::<ArchiveBackup>(), watcher::Config::default().any_semantic())
         .with_config(super::controller_config())
         .owns(ctx.watched::<VolumeSnapshot>(), watcher::Config::default().labels(BACKUP_LABEL))
         .owns(ctx.watched::<Job>(), watcher::Config::default().labels(BACKUP_LABEL))

@@ -24,9 +24,7 @@ use tracing::Instrument;
 /// Runs the controller until `stop` resolves (the shutdown began).
 pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     // Only our own Jobs are watched: each carries `archivist.dev/restore`.
-    let controller = Controller::new(ctx.watched::<RestoreRequest>(), watcher::Config::default().any_semantic());
-    ctx.caches.share_restores(controller.store());
-    controller
+    Controller::new(ctx.watched::<RestoreRequest>(), watcher::Config::default().any_semantic())
         .with_config(super::controller_config())
         .owns(ctx.watched::<Job>(), watcher::Config::default().labels(RESTORE))
         // An in-place restore waits for its pre-restore backup, labelled with its name.
