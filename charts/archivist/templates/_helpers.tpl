@@ -73,10 +73,12 @@ operator/src/kube); keep them in step when the code changes. Two lists:
 - apiGroups: [archivist.dev]
   resources: [backuppolicies/finalizers, archivebackups/finalizers]
   verbs: [update]
-# The archive server workload: read it, scale it to 0 and back (Stop mode), annotate it.
+# The archive server workload: read and watch it (a policy sees its target come and go, the
+# sweeper finds claimed workloads, both from metadata-only caches), scale it to 0 and back
+# (Stop mode), annotate it.
 - apiGroups: [apps]
   resources: [statefulsets, deployments]
-  verbs: [get, list, patch]
+  verbs: [get, list, watch, patch]
 # Its pods: which are live and ready, and exec for freeze/thaw hooks. pods/exec needs `get`
 # for WebSocket exec on API servers up to 1.29 and `create` from 1.30 on (and for SPDY).
 - apiGroups: [""]
@@ -130,13 +132,14 @@ operator/src/kube); keep them in step when the code changes. Two lists:
 {{- end }}
 
 {{- define "archivist.clusterRules" -}}
-# Cluster-wide retention rules, matched against the labels of the policy's Namespace.
+# Cluster-wide retention rules, matched against the labels of the policy's Namespace (watched,
+# metadata only, so a label change re-evaluates retention).
 - apiGroups: [archivist.dev]
   resources: [clusterretentionpolicies]
   verbs: [get, list, watch]
 - apiGroups: [""]
   resources: [namespaces]
-  verbs: [get]
+  verbs: [get, list, watch]
   {{- with .Values.watchNamespace }}
   resourceNames: [{{ . | quote }}]
   {{- end }}

@@ -1,9 +1,13 @@
 //! The BackupPolicy controller: starts scheduled and requested backups, prunes by retention,
 //! reports status, and applies the `deletionPolicy` when the policy is deleted.
 //!
-//! A policy is reconciled when it changes, when one of its ArchiveBackups changes, and when a
-//! RestoreRequest of its namespace changes (a restore that finishes stops protecting the
-//! backup it read from, `restore-source`, so retention may now prune it).
+//! A policy is reconciled when it changes, and when anything it read from the shared caches
+//! changes (`controllers::caches`, mapped by [`affected`]): one of its ArchiveBackups, a
+//! RestoreRequest of its namespace (a restore that finishes stops protecting the backup it
+//! read from, `restore-source`, so retention may now prune it), its target coming or going,
+//! its Namespace's labels, or a ClusterRetentionPolicy. It observes from those caches and
+//! makes no request unless it acts; before pruning it reads everything again from the API
+//! server ([`observe_fresh`]).
 
 use super::backoff;
 use super::error::{Context as _, Error};
@@ -14,8 +18,10 @@ use crate::api::{
 };
 use crate::kube::labels::{BACKUP_NOW, POLICY};
 use crate::kube::{self as k, time::from_kube};
-use crate::plan::policy::{decide, PolicyObservation};
+use crate::plan::policy::{decide, PolicyDecision, PolicyObservation};
 use crate::plan::validate::validate_backup_policy_object;
+use super::caches::Change;
+use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Namespace;
@@ -23,7 +29,7 @@ use kube::api::{DeleteParams, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{watcher, Controller};
 use kube::{Api, ResourceExt};
 use std::collections::BTreeMap;
@@ -33,25 +39,14 @@ use tracing::Instrument;
 /// The finalizer that applies `deletionPolicy` before a policy goes.
 pub const FINALIZER: &str = "archivist.dev/deletion-policy";
 
-/// Runs the controller until `stop` resolves (the shutdown began).
-pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+/// Runs the controller until `stop` resolves (the shutdown began), woken by its own watch
+/// and by every change of the shared caches it reads (`changes`, see `controllers::caches`).
+pub async fn run(ctx: Arc<Context>, changes: UnboundedReceiver<Change>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let controller = Controller::new(ctx.watched::<BackupPolicy>(), watcher::Config::default().any_semantic()).with_config(super::controller_config());
     let policies = controller.store();
+    let woken = changes.flat_map(move |change| futures::stream::iter(affected(&policies, &change)));
     controller
-        .watches(ctx.watched::<ArchiveBackup>(), watcher::Config::default(), |backup| {
-            backup.namespace().map(|ns| ObjectRef::new(&backup.spec.policy_name).within(&ns))
-        })
-        .watches(ctx.watched::<RestoreRequest>(), watcher::Config::default(), move |request| {
-            // Every policy of the request's namespace: which one owns the backup it reads is
-            // not known from the request alone, and restores are rare.
-            let namespace = request.namespace();
-            policies
-                .state()
-                .into_iter()
-                .filter(|p| p.namespace() == namespace)
-                .map(|p| ObjectRef::from_obj(p.as_ref()))
-                .collect::<Vec<_>>()
-        })
+        .reconcile_on(woken)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -60,6 +55,21 @@ pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> 
             }
         })
         .await;
+}
+
+/// The policies a change of the caches concerns.
+pub fn affected(policies: &Store<BackupPolicy>, change: &Change) -> Vec<ObjectRef<BackupPolicy>> {
+    let of = |keep: &dyn Fn(&BackupPolicy) -> bool| policies.state().iter().filter(|p| keep(p)).map(|p| ObjectRef::from_obj(p.as_ref())).collect();
+    match change {
+        Change::Backup { namespace, policy } => vec![ObjectRef::new(policy).within(namespace)],
+        // Which policy owns the backup a restore reads is not known from the request alone,
+        // and restores are rare: every policy of the namespace.
+        Change::Restores { namespace } | Change::Namespace { name: namespace } => of(&|p| p.namespace().as_deref() == Some(namespace)),
+        Change::Target { namespace, kind, name } => {
+            of(&|p| p.namespace().as_deref() == Some(namespace) && p.spec.target.kind == *kind && p.spec.target.name == *name)
+        }
+        Change::All => of(&|_| true),
+    }
 }
 
 fn error_policy(policy: Arc<BackupPolicy>, error: &FinalizerError, ctx: Arc<Context>) -> Action {
@@ -140,17 +150,54 @@ async fn cluster_policies(ctx: &Context, namespace: &str) -> Result<Vec<crate::a
         .collect())
 }
 
+/// What a policy reconcile reads.
+struct Observed {
+    backups: Vec<ArchiveBackup>,
+    restores: Vec<RestoreRequest>,
+    target_exists: bool,
+    cluster: Vec<crate::api::ClusterRetentionPolicySpec>,
+}
+
+/// Reads from the shared caches (`controllers::caches`): no request.
+async fn observe_cached(policy: &BackupPolicy, ctx: &Context, namespace: &str) -> Observed {
+    let caches = &ctx.caches;
+    caches.ready().await;
+    let target = &policy.spec.target;
+    Observed {
+        backups: caches.backups_of(namespace, &policy.name_any()),
+        restores: caches.restores_in(namespace),
+        target_exists: caches.target_exists(namespace, target.kind, &target.name),
+        cluster: caches.cluster_policies_for(namespace),
+    }
+}
+
+/// Reads from the API server: before pruning, since deleting restore points must not follow a
+/// cache that may not show yet a hold, a restore or a run that began since.
+async fn observe_fresh(policy: &BackupPolicy, ctx: &Context, namespace: &str) -> Result<Observed, Error> {
+    Ok(Observed {
+        backups: policy_backups(ctx, namespace, &policy.name_any()).await?,
+        restores: restore_requests(ctx, namespace).await?,
+        target_exists: target_exists(ctx, namespace, policy).await?,
+        cluster: cluster_policies(ctx, namespace).await?,
+    })
+}
+
 async fn apply(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> {
     let namespace = policy.namespace().ok_or_else(|| Error::MissingNamespace(policy.name_any()))?;
+    let mut decision = decide_from(policy, &observe_cached(policy, ctx, &namespace).await);
+    if !decision.prune.is_empty() {
+        decision = decide_from(policy, &observe_fresh(policy, ctx, &namespace).await?);
+    }
+    act_on(policy, ctx, &namespace, &decision).await
+}
+
+/// The pure decision (`plan::policy::decide`) from what was observed.
+fn decide_from(policy: &BackupPolicy, observed: &Observed) -> PolicyDecision {
     let name = policy.name_any();
-    let backups = policy_backups(ctx, &namespace, &name).await?;
-    let restores = restore_requests(ctx, &namespace).await?;
-    let exists = target_exists(ctx, &namespace, policy).await?;
-    let cluster = cluster_policies(ctx, &namespace).await?;
     let problems: Vec<String> = validate_backup_policy_object(policy).iter().map(ToString::to_string).collect();
     let status = policy.status.clone().unwrap_or_default();
     let created = policy.metadata.creation_timestamp.as_ref().map(from_kube).unwrap_or_else(chrono::Utc::now);
-    let decision = decide(&PolicyObservation {
+    decide(&PolicyObservation {
         now: chrono::Utc::now(),
         name: &name,
         generation: policy.metadata.generation,
@@ -159,11 +206,17 @@ async fn apply(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> {
         status: &status,
         backup_now: policy.annotations().get(BACKUP_NOW).map(String::as_str),
         problems: &problems,
-        target_exists: exists,
-        backups: &backups,
-        restores: &restores,
-        cluster: &cluster,
-    });
+        target_exists: observed.target_exists,
+        backups: &observed.backups,
+        restores: &observed.restores,
+        cluster: &observed.cluster,
+    })
+}
+
+/// Creates the run, prunes, publishes and writes the status the decision says.
+async fn act_on(policy: &BackupPolicy, ctx: &Context, namespace: &str, decision: &PolicyDecision) -> Result<Action, Error> {
+    let namespace = namespace.to_string();
+    let name = policy.name_any();
     let backup_api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &namespace);
     if let Some(new) = &decision.create {
         let mut backup = ArchiveBackup::new(&new.name, ArchiveBackupSpec { policy_name: name.clone(), reason: new.reason, hold: false });

@@ -19,6 +19,8 @@ pub struct Context {
     pub namespace: Option<String>,
     /// Exponential backoff of failed reconciles, per object.
     pub backoff: super::backoff::Backoff,
+    /// The shared caches (`controllers::caches`).
+    pub caches: super::caches::Caches,
     /// Set on SIGTERM: no run starts, and runs that hold an archive quiesced release it.
     shutting_down: AtomicBool,
     /// UIDs of the backup runs this process has driven. A run in an active phase that is not
@@ -27,11 +29,11 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context for `client`, recording into `metrics`.
-    pub fn new(client: Client, metrics: Arc<Metrics>, namespace: Option<String>) -> Self {
+    /// A context for `client`, recording into `metrics`, reading `caches`.
+    pub fn new(client: Client, metrics: Arc<Metrics>, namespace: Option<String>, caches: super::caches::Caches) -> Self {
         let instance = std::env::var("POD_NAME").ok().or_else(|| std::env::var("HOSTNAME").ok());
         let reporter = Reporter { controller: "archivist".into(), instance };
-        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, namespace, backoff: Default::default(), shutting_down: AtomicBool::new(false), driven: Mutex::new(HashSet::new()) }
+        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, namespace, backoff: Default::default(), caches, shutting_down: AtomicBool::new(false), driven: Mutex::new(HashSet::new()) }
     }
 
     /// An API for kind `K` in the watched scope: one namespace, or all.

@@ -4,6 +4,7 @@
 pub mod archive_backup;
 pub mod backoff;
 pub mod backup_policy;
+pub mod caches;
 pub mod context;
 pub mod error;
 pub mod events;
@@ -36,7 +37,9 @@ pub fn controller_config() -> kube::runtime::controller::Config {
 /// `OperatorShutdown`, and the process returns once no run in scope holds an archive, or
 /// after `shutdown_timeout` (keep it below the pod's `terminationGracePeriodSeconds`).
 pub async fn run(client: kube::Client, metrics: Arc<Metrics>, namespace: Option<String>, shutdown_timeout: Duration) {
-    let ctx = Arc::new(Context::new(client, metrics, namespace));
+    let (caches, subscriptions, watches) = caches::start(&client, namespace.as_deref());
+    let watches = tokio::spawn(watches);
+    let ctx = Arc::new(Context::new(client, metrics, namespace, caches));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signalled = {
         let ctx = ctx.clone();
@@ -49,11 +52,12 @@ pub async fn run(client: kube::Client, metrics: Arc<Metrics>, namespace: Option<
     };
     futures::join!(
         signalled,
-        archive_backup::run(ctx.clone(), stop_rx.clone(), shutdown_timeout),
-        backup_policy::run(ctx.clone(), stopped(stop_rx.clone())),
-        restore_request::run(ctx.clone(), stopped(stop_rx.clone())),
+        archive_backup::run(ctx.clone(), subscriptions.backups, stop_rx.clone(), shutdown_timeout),
+        backup_policy::run(ctx.clone(), subscriptions.policy_changes, stopped(stop_rx.clone())),
+        restore_request::run(ctx.clone(), subscriptions.restores, subscriptions.restores_by_backup, stopped(stop_rx.clone())),
         sweeper::run(ctx, stopped(stop_rx)),
     );
+    watches.abort();
 }
 
 /// Resolves once the shutdown has begun.

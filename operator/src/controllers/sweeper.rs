@@ -1,5 +1,6 @@
 //! The orphan sweeper: at start-up and then every [`SWEEP_INTERVAL`], every StatefulSet and
-//! Deployment in scope that carries `archivist.dev/quiesced-by` is checked, and released when
+//! Deployment in scope that carries `archivist.dev/quiesced-by` (found in the shared caches)
+//! is checked, and released when
 //! the run named there is finished, gone, or no longer holding it (`plan::claim::sweep`).
 //! This works even when every ArchiveBackup is gone: Stop mode scales back to the
 //! `archivist.dev/original-replicas` annotation, Freeze mode thaws the pods with the thaw hook
@@ -18,6 +19,8 @@ use crate::kube::workload;
 use crate::plan::claim::{self, Holder, HolderKind, HolderState, SweepAction};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::Store;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use std::sync::Arc;
@@ -41,24 +44,40 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 }
 
 /// One sweep over every claimed workload in scope; failures are logged and retried at the
-/// next sweep.
+/// next sweep. The claimed workloads are found in the shared metadata caches
+/// (`controllers::caches`), so a sweep with nothing claimed makes no request; each one found
+/// is read again from the API server before anything is decided, since every release is
+/// written against its resourceVersion.
 pub async fn sweep_once(ctx: &Context) {
-    let with_claim = |annotations: &std::collections::BTreeMap<String, String>| annotations.contains_key(QUIESCED_BY);
-    match ctx.watched::<StatefulSet>().list(&ListParams::default()).await {
-        Ok(list) => {
-            for sts in list.items.iter().filter(|s| with_claim(s.annotations())) {
-                sweep_workload(ctx, sts, TargetKind::StatefulSet).await;
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "sweeper: cannot list StatefulSets"),
+    ctx.caches.ready().await;
+    for (namespace, name) in claimed(&ctx.caches.stateful_sets) {
+        sweep_named::<StatefulSet>(ctx, &namespace, &name, TargetKind::StatefulSet).await;
     }
-    match ctx.watched::<Deployment>().list(&ListParams::default()).await {
-        Ok(list) => {
-            for deploy in list.items.iter().filter(|d| with_claim(d.annotations())) {
-                sweep_workload(ctx, deploy, TargetKind::Deployment).await;
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "sweeper: cannot list Deployments"),
+    for (namespace, name) in claimed(&ctx.caches.deployments) {
+        sweep_named::<Deployment>(ctx, &namespace, &name, TargetKind::Deployment).await;
+    }
+}
+
+/// The namespace and name of every cached workload that carries a claim.
+fn claimed<K>(store: &Store<PartialObjectMeta<K>>) -> Vec<(String, String)>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .state_filter(|w| w.annotations().contains_key(QUIESCED_BY))
+        .iter()
+        .filter_map(|w| Some((w.namespace()?, w.name_any())))
+        .collect()
+}
+
+async fn sweep_named<K>(ctx: &Context, namespace: &str, name: &str, kind: TargetKind)
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + ResourceExt + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match Api::<K>::namespaced(ctx.client.clone(), namespace).get_opt(name).await {
+        Ok(Some(workload)) => sweep_workload(ctx, &workload, kind).await,
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, %namespace, %name, "sweeper: cannot read a claimed workload"),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::kube::snapshot::VolumeSnapshot;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ReflectHandle;
 use kube::runtime::{watcher, Controller};
 use kube::ResourceExt;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use tracing::Instrument;
 
 /// Runs the controller until the shutdown (`stop`) has begun and every quiesced archive in
 /// scope is released, or `timeout` after the shutdown began.
-pub async fn run(ctx: Arc<Context>, stop: tokio::sync::watch::Receiver<bool>, timeout: Duration) {
+pub async fn run(ctx: Arc<Context>, backups: ReflectHandle<ArchiveBackup>, stop: tokio::sync::watch::Receiver<bool>, timeout: Duration) {
     // When the shutdown begins, every run is reconciled once more: those holding an archive
     // begin releasing (plan::backup, rule 5).
     let reconcile_all = futures::stream::unfold(Some(stop.clone()), |rx| async move {
@@ -32,8 +33,9 @@ pub async fn run(ctx: Arc<Context>, stop: tokio::sync::watch::Receiver<bool>, ti
         Some(((), None))
     });
     let drained = tokio::spawn(drain(ctx.clone(), stop, timeout));
-    // Only our own snapshots and Jobs are watched: each carries `archivist.dev/backup`.
-    Controller::new(ctx.watched::<ArchiveBackup>(), watcher::Config::default().any_semantic())
+    // Woken by the shared ArchiveBackup cache (`controllers::caches`). Only our own snapshots
+    // and Jobs are watched: each carries `archivist.dev/backup`.
+    Controller::for_shared_stream(backups, ctx.caches.backups.clone())
         .with_config(super::controller_config())
         .owns(ctx.watched::<VolumeSnapshot>(), watcher::Config::default().labels(BACKUP_LABEL))
         .owns(ctx.watched::<Job>(), watcher::Config::default().labels(BACKUP_LABEL))

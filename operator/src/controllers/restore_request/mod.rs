@@ -9,9 +9,10 @@ use super::error::Context as _;
 use super::fresh::{self, Fresh};
 use super::error::Error;
 use super::Context;
-use crate::api::{ArchiveBackup, RestoreRequest};
+use crate::api::RestoreRequest;
 use crate::kube::restore::RESTORE;
-use kube::runtime::reflector::ObjectRef;
+use futures::channel::mpsc::UnboundedReceiver;
+use kube::runtime::reflector::{ObjectRef, ReflectHandle};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
@@ -22,16 +23,21 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 /// Runs the controller until `stop` resolves (the shutdown began).
-pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+///
+/// It is woken by the shared RestoreRequest cache (`requests`), and by the ArchiveBackups
+/// labelled with a request (`by_backup`: an in-place restore waits for its pre-restore backup);
+/// see `controllers::caches`.
+pub async fn run(
+    ctx: Arc<Context>,
+    requests: ReflectHandle<RestoreRequest>,
+    by_backup: UnboundedReceiver<ObjectRef<RestoreRequest>>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     // Only our own Jobs are watched: each carries `archivist.dev/restore`.
-    Controller::new(ctx.watched::<RestoreRequest>(), watcher::Config::default().any_semantic())
+    Controller::for_shared_stream(requests, ctx.caches.restores.clone())
         .with_config(super::controller_config())
         .owns(ctx.watched::<Job>(), watcher::Config::default().labels(RESTORE))
-        // An in-place restore waits for its pre-restore backup, labelled with its name.
-        .watches(ctx.watched::<ArchiveBackup>(), watcher::Config::default(), |backup| {
-            let request = backup.labels().get(RESTORE)?.clone();
-            Some(ObjectRef::new(&request).within(&backup.namespace()?))
-        })
+        .reconcile_on(by_backup)
         // Restored PVCs (labelled with the request, not owned by it so they outlive it): a
         // restore moves on when they bind instead of at its next 2 s poll.
         .watches(ctx.watched::<PersistentVolumeClaim>(), watcher::Config::default().labels(RESTORE), |claim| {

@@ -1,0 +1,334 @@
+//! Shared caches: one watch per kind the controllers read, reflected into a store that every
+//! controller reads instead of listing.
+//!
+//! - ArchiveBackups and RestoreRequests: one shared store each (managedFields dropped to save
+//!   memory). Their own controllers are driven by subscriptions to these stores
+//!   (`Controller::for_shared_stream`).
+//! - ClusterRetentionPolicies, and the metadata of Namespaces, StatefulSets and Deployments
+//!   (metadata-only watches), for the BackupPolicy controller's observation and the sweeper.
+//!
+//! **Why a cache may be trusted here.** Each store is written *before* the change it saw is
+//! passed on, and every change of every store the BackupPolicy controller reads is passed on
+//! to it ([`Change`], mapped to policies by `backup_policy`). So when a policy is reconciled
+//! because of a change, the store already shows that change, and a later change of anything
+//! else it read wakes it again. (Reading another watch's store than the one that woke it was
+//! racy: the first attempt did, and a finished restore did not free its source.)
+//!
+//! A cache can still be older than the API server. Deciding from it is fine where acting is
+//! idempotent (creating a run under its deterministic name). Where it is not, a fresh read is
+//! made first and documented there: pruning (`backup_policy`), and every side effect of a run
+//! or a restore (`controllers::fresh`).
+
+use crate::api::{ArchiveBackup, ClusterRetentionPolicy, ClusterRetentionPolicySpec, RestoreRequest, TargetKind};
+use crate::plan::restore::RESTORE_LABEL as RESTORE;
+use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Resource, ResourceExt};
+use std::collections::{BTreeMap, HashSet};
+
+/// How many changes a shared store buffers for a subscriber that is behind.
+const SUBSCRIBER_BUFFER: usize = 1024;
+
+/// A change the BackupPolicy controller must look at: the policies it concerns are
+/// reconciled (`backup_policy::affected`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// An ArchiveBackup of this policy was created, changed or deleted.
+    Backup {
+        /// The backup's namespace.
+        namespace: String,
+        /// Its `spec.policyName`.
+        policy: String,
+    },
+    /// A RestoreRequest of this namespace changed (restores protect their source backups).
+    Restores {
+        /// The request's namespace.
+        namespace: String,
+    },
+    /// A Namespace's labels may have changed (they select ClusterRetentionPolicies).
+    Namespace {
+        /// The namespace.
+        name: String,
+    },
+    /// A StatefulSet or Deployment appeared or went away.
+    Target {
+        /// Its namespace.
+        namespace: String,
+        /// Its kind.
+        kind: TargetKind,
+        /// Its name.
+        name: String,
+    },
+    /// A ClusterRetentionPolicy changed, or a watch listed everything again (and may have
+    /// missed deletions meanwhile): every policy.
+    All,
+}
+
+/// The stores, readable by every controller.
+#[derive(Clone)]
+pub struct Caches {
+    /// Every ArchiveBackup in scope.
+    pub backups: Store<ArchiveBackup>,
+    /// Every RestoreRequest in scope.
+    pub restores: Store<RestoreRequest>,
+    /// Every ClusterRetentionPolicy.
+    pub cluster_policies: Store<ClusterRetentionPolicy>,
+    /// The metadata of the Namespaces in scope.
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// The metadata of the StatefulSets in scope.
+    pub stateful_sets: Store<PartialObjectMeta<StatefulSet>>,
+    /// The metadata of the Deployments in scope.
+    pub deployments: Store<PartialObjectMeta<Deployment>>,
+}
+
+/// What the controllers are woken by.
+pub struct Subscriptions {
+    /// The ArchiveBackup controller's trigger.
+    pub backups: ReflectHandle<ArchiveBackup>,
+    /// The RestoreRequest controller's trigger.
+    pub restores: ReflectHandle<RestoreRequest>,
+    /// Wakes a RestoreRequest when an ArchiveBackup labelled with it changes (the pre-restore
+    /// backup of an in-place restore).
+    pub restores_by_backup: UnboundedReceiver<ObjectRef<RestoreRequest>>,
+    /// Every change the BackupPolicy controller looks at.
+    pub policy_changes: UnboundedReceiver<Change>,
+}
+
+impl Caches {
+    /// Waits until every store has been listed once.
+    pub async fn ready(&self) {
+        let _ = futures::join!(
+            self.backups.wait_until_ready(),
+            self.restores.wait_until_ready(),
+            self.cluster_policies.wait_until_ready(),
+            self.namespaces.wait_until_ready(),
+            self.stateful_sets.wait_until_ready(),
+            self.deployments.wait_until_ready(),
+        );
+    }
+
+    /// The ArchiveBackups of `policy` in `namespace`.
+    pub fn backups_of(&self, namespace: &str, policy: &str) -> Vec<ArchiveBackup> {
+        self.backups
+            .state_filter(|b| b.spec.policy_name == policy && b.namespace().as_deref() == Some(namespace))
+            .into_iter()
+            .map(|b| b.as_ref().clone())
+            .collect()
+    }
+
+    /// The RestoreRequests of `namespace`.
+    pub fn restores_in(&self, namespace: &str) -> Vec<RestoreRequest> {
+        in_namespace(&self.restores, namespace)
+    }
+
+    /// Whether the target workload exists.
+    pub fn target_exists(&self, namespace: &str, kind: TargetKind, name: &str) -> bool {
+        match kind {
+            TargetKind::StatefulSet => self.stateful_sets.get(&ObjectRef::new(name).within(namespace)).is_some(),
+            TargetKind::Deployment => self.deployments.get(&ObjectRef::new(name).within(namespace)).is_some(),
+        }
+    }
+
+    /// The specs of the ClusterRetentionPolicies whose `namespaceSelector` matches
+    /// `namespace`'s labels.
+    pub fn cluster_policies_for(&self, namespace: &str) -> Vec<ClusterRetentionPolicySpec> {
+        let policies = self.cluster_policies.state();
+        if policies.is_empty() {
+            return Vec::new();
+        }
+        let labels: BTreeMap<String, String> = self
+            .namespaces
+            .get(&ObjectRef::new(namespace))
+            .and_then(|ns| ns.metadata.labels.clone())
+            .unwrap_or_default();
+        policies
+            .iter()
+            .filter(|p| p.spec.namespace_selector.as_ref().is_none_or(|s| s.matches(&labels)))
+            .map(|p| p.spec.clone())
+            .collect()
+    }
+}
+
+fn in_namespace<K>(store: &Store<K>, namespace: &str) -> Vec<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store.state_filter(|o| o.namespace().as_deref() == Some(namespace)).into_iter().map(|o| o.as_ref().clone()).collect()
+}
+
+/// Starts the watches: returns the stores, the controllers' triggers, and the future that
+/// drives the watches (run it as long as any controller runs).
+pub fn start(client: &kube::Client, scope: Option<&str>) -> (Caches, Subscriptions, impl std::future::Future<Output = ()> + Send + 'static) {
+    let (policy_tx, policy_changes) = unbounded();
+    let (restore_tx, restores_by_backup) = unbounded();
+
+    let (backups, backups_writer) = reflector::store_shared::<ArchiveBackup>(SUBSCRIBER_BUFFER);
+    // `store_shared` always makes a writer that can be subscribed to.
+    let backups_sub = backups_writer.subscribe().expect("a shared store has subscribers");
+    let backups_feed = {
+        let policy_tx = policy_tx.clone();
+        watcher(watched(client, scope), watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(|b: &mut ArchiveBackup| b.managed_fields_mut().clear())
+            .reflect_shared(backups_writer)
+            .for_each(move |event| {
+                if let Ok(event) = &event {
+                    for backup in changed(event, &policy_tx) {
+                        if let Some(namespace) = backup.namespace() {
+                            let _ = policy_tx.unbounded_send(Change::Backup { namespace: namespace.clone(), policy: backup.spec.policy_name.clone() });
+                            if let Some(request) = backup.labels().get(RESTORE) {
+                                let _ = restore_tx.unbounded_send(ObjectRef::new(request).within(&namespace));
+                            }
+                        }
+                    }
+                }
+                futures::future::ready(())
+            })
+    };
+
+    let (restores, restores_writer) = reflector::store_shared::<RestoreRequest>(SUBSCRIBER_BUFFER);
+    let restores_sub = restores_writer.subscribe().expect("a shared store has subscribers");
+    let restores_feed = {
+        let policy_tx = policy_tx.clone();
+        watcher(watched(client, scope), watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(|r: &mut RestoreRequest| r.managed_fields_mut().clear())
+            .reflect_shared(restores_writer)
+            .for_each(move |event| {
+                if let Ok(event) = &event {
+                    for request in changed(event, &policy_tx) {
+                        if let Some(namespace) = request.namespace() {
+                            let _ = policy_tx.unbounded_send(Change::Restores { namespace });
+                        }
+                    }
+                }
+                futures::future::ready(())
+            })
+    };
+
+    let (cluster_policies, cluster_writer) = reflector::store::<ClusterRetentionPolicy>();
+    let cluster_feed = {
+        let policy_tx = policy_tx.clone();
+        watcher(Api::<ClusterRetentionPolicy>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .reflect(cluster_writer)
+            .for_each(move |event| {
+                if let Ok(event) = &event {
+                    if !changed(event, &policy_tx).is_empty() {
+                        let _ = policy_tx.unbounded_send(Change::All);
+                    }
+                }
+                futures::future::ready(())
+            })
+    };
+
+    let (namespaces, namespaces_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
+    let namespace_config = match scope {
+        Some(ns) => watcher::Config::default().fields(&format!("metadata.name={ns}")),
+        None => watcher::Config::default(),
+    };
+    let namespaces_feed = {
+        let policy_tx = policy_tx.clone();
+        watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), namespace_config)
+            .default_backoff()
+            .reflect(namespaces_writer)
+            .for_each(move |event| {
+                if let Ok(event) = &event {
+                    for ns in changed(event, &policy_tx) {
+                        let _ = policy_tx.unbounded_send(Change::Namespace { name: ns.name_any() });
+                    }
+                }
+                futures::future::ready(())
+            })
+    };
+
+    let (stateful_sets, sts_writer) = reflector::store::<PartialObjectMeta<StatefulSet>>();
+    let sts_feed = workloads(watched::<PartialObjectMeta<StatefulSet>>(client, scope), sts_writer, TargetKind::StatefulSet, policy_tx.clone());
+    let (deployments, deploy_writer) = reflector::store::<PartialObjectMeta<Deployment>>();
+    let deploy_feed = workloads(watched::<PartialObjectMeta<Deployment>>(client, scope), deploy_writer, TargetKind::Deployment, policy_tx);
+
+    let drive = async move {
+        futures::join!(backups_feed, restores_feed, cluster_feed, namespaces_feed, sts_feed, deploy_feed);
+    };
+    let caches = Caches { backups, restores, cluster_policies, namespaces, stateful_sets, deployments };
+    let subscriptions = Subscriptions { backups: backups_sub, restores: restores_sub, restores_by_backup, policy_changes };
+    (caches, subscriptions, drive)
+}
+
+/// The objects a watch event changed; on a complete new list (`InitDone`, the store was just
+/// replaced and deletions meanwhile were not seen one by one) it sends [`Change::All`] instead.
+fn changed<'a, K>(event: &'a watcher::Event<K>, policy_tx: &UnboundedSender<Change>) -> Vec<&'a K> {
+    match event {
+        watcher::Event::Apply(o) | watcher::Event::Delete(o) => vec![o],
+        watcher::Event::InitDone => {
+            let _ = policy_tx.unbounded_send(Change::All);
+            Vec::new()
+        }
+        watcher::Event::Init | watcher::Event::InitApply(_) => Vec::new(),
+    }
+}
+
+/// Reflects the metadata of the workloads of one kind; passes on only their coming and going
+/// (a policy reads whether its target exists, not its status, which changes all the time).
+fn workloads<K>(
+    api: Api<PartialObjectMeta<K>>,
+    writer: reflector::store::Writer<PartialObjectMeta<K>>,
+    kind: TargetKind,
+    policy_tx: UnboundedSender<Change>,
+) -> impl std::future::Future<Output = ()> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let mut known: HashSet<(String, String)> = HashSet::new();
+    let mut listing: HashSet<(String, String)> = HashSet::new();
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .for_each(move |event| {
+            let key = |o: &PartialObjectMeta<K>| (o.namespace().unwrap_or_default(), o.name_any());
+            let send = |(namespace, name): (String, String)| {
+                let _ = policy_tx.unbounded_send(Change::Target { namespace, kind, name });
+            };
+            match &event {
+                Ok(watcher::Event::Apply(o)) => {
+                    if known.insert(key(o)) {
+                        send(key(o));
+                    }
+                }
+                Ok(watcher::Event::Delete(o)) => {
+                    if known.remove(&key(o)) {
+                        send(key(o));
+                    }
+                }
+                Ok(watcher::Event::Init) => listing.clear(),
+                Ok(watcher::Event::InitApply(o)) => {
+                    listing.insert(key(o));
+                }
+                Ok(watcher::Event::InitDone) => {
+                    let listed = std::mem::take(&mut listing);
+                    for gone_or_new in known.symmetric_difference(&listed).cloned().collect::<Vec<_>>() {
+                        send(gone_or_new);
+                    }
+                    known = listed;
+                }
+                Err(_) => {}
+            }
+            futures::future::ready(())
+        })
+}
+
+/// An API for kind `K` in the watched scope: one namespace, or all.
+fn watched<K>(client: &kube::Client, scope: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match scope {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
