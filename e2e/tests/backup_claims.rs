@@ -82,8 +82,7 @@ async fn the_sweeper_releases_a_claim_whose_run_is_gone() {
         .ok_or_else(|| anyhow::anyhow!("the StatefulSet vanished"))?;
         anyhow::ensure!(sts.spec.and_then(|s| s.replicas) == Some(2), "not scaled back to the recorded 2 replicas");
         anyhow::ensure!(!sts.metadata.annotations.unwrap_or_default().contains_key("archivist.dev/original-replicas"));
-        let reasons = archivist_e2e::testing::operator::event_reasons(&client, &ns, "StatefulSet", "archive").await?;
-        anyhow::ensure!(reasons.iter().any(|r| r == "OrphanReleased"), "no OrphanReleased Event: {reasons:?}");
+        wait_orphan_released_event(&client, &ns).await?;
         wait_ready_replicas(&client, &ns, "archive", 2).await
     })
     .await;
@@ -126,9 +125,7 @@ async fn the_sweeper_thaws_a_frozen_orphan_with_the_policys_thaw_hook() {
         let thaws = std::fs::read_to_string(live.join("thaw.log")).unwrap_or_default().lines().count();
         anyhow::ensure!(thaws == 2, "the thaw hook ran {thaws} time(s), not once in each of the 2 pods");
         anyhow::ensure!(sts.spec.and_then(|s| s.replicas) == Some(2), "a Freeze orphan was scaled");
-        let reasons = archivist_e2e::testing::operator::event_reasons(&client, &ns, "StatefulSet", "archive").await?;
-        anyhow::ensure!(reasons.iter().any(|r| r == "OrphanReleased"), "no OrphanReleased Event: {reasons:?}");
-        Ok(())
+        wait_orphan_released_event(&client, &ns).await
     })
     .await;
 }
@@ -169,4 +166,14 @@ async fn two_runs_of_one_policy_go_one_after_the_other() {
         wait_ready_replicas(&client, &ns, "archive", 1).await
     })
     .await;
+}
+
+/// Waits for the sweeper's `OrphanReleased` Event on the StatefulSet `archive` (it is
+/// published after the release is written).
+async fn wait_orphan_released_event(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
+    until("an OrphanReleased Event on the StatefulSet", Duration::from_secs(10), || async {
+        let reasons = archivist_e2e::testing::operator::event_reasons(client, ns, "StatefulSet", "archive").await?;
+        Ok(reasons.iter().any(|r| r == "OrphanReleased"))
+    })
+    .await
 }

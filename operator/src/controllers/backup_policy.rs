@@ -161,7 +161,9 @@ struct Observed {
 /// Reads from the shared caches (`controllers::caches`): no request.
 async fn observe_cached(policy: &BackupPolicy, ctx: &Context, namespace: &str) -> Observed {
     let caches = &ctx.caches;
+    tracing::trace!("waiting for the caches");
     caches.ready().await;
+    tracing::trace!("observing from the caches");
     let target = &policy.spec.target;
     Observed {
         backups: caches.backups_of(namespace, &policy.name_any()),
@@ -286,3 +288,42 @@ async fn cleanup(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> 
     Ok(Action::await_change())
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector::store;
+
+    fn policy(namespace: &str, name: &str, target: &str) -> BackupPolicy {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "archivist.dev/v1alpha1", "kind": "BackupPolicy",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"target": {"kind": "StatefulSet", "name": target}, "stores": []}
+        }))
+        .expect("a valid policy")
+    }
+
+    #[test]
+    fn each_change_wakes_the_policies_it_concerns() {
+        let (reader, mut writer) = store::<BackupPolicy>();
+        for p in [policy("a", "p1", "archive"), policy("a", "p2", "other"), policy("b", "p1", "archive")] {
+            writer.apply_watcher_event(&watcher::Event::Apply(p));
+        }
+        let names = |change: Change| {
+            let mut refs: Vec<String> = affected(&reader, &change).iter().map(|r| format!("{}/{}", r.namespace.clone().unwrap_or_default(), r.name)).collect();
+            refs.sort();
+            refs
+        };
+        let cases: Vec<(Change, Vec<&str>)> = vec![
+            (Change::Backup { namespace: "a".into(), policy: "p2".into() }, vec!["a/p2"]),
+            (Change::Restores { namespace: "a".into() }, vec!["a/p1", "a/p2"]),
+            (Change::Namespace { name: "b".into() }, vec!["b/p1"]),
+            (Change::Target { namespace: "a".into(), kind: TargetKind::StatefulSet, name: "archive".into() }, vec!["a/p1"]),
+            (Change::Target { namespace: "a".into(), kind: TargetKind::Deployment, name: "archive".into() }, vec![]),
+            (Change::All, vec!["a/p1", "a/p2", "b/p1"]),
+        ];
+        for (change, want) in cases {
+            assert_eq!(names(change.clone()), want, "{change:?}");
+        }
+    }
+}

@@ -84,6 +84,26 @@ pub struct Caches {
     pub stateful_sets: Store<PartialObjectMeta<StatefulSet>>,
     /// The metadata of the Deployments in scope.
     pub deployments: Store<PartialObjectMeta<Deployment>>,
+    /// How many of the [`CACHES`] stores have been listed once.
+    listed: tokio::sync::watch::Receiver<usize>,
+}
+
+/// How many stores [`Caches`] has.
+const CACHES: usize = 6;
+
+/// Counts a store as listed at its first complete list.
+struct FirstList {
+    done: bool,
+    listed: std::sync::Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl FirstList {
+    fn saw<K>(&mut self, event: &Result<watcher::Event<K>, watcher::Error>) {
+        if !self.done && matches!(event, Ok(watcher::Event::InitDone)) {
+            self.done = true;
+            self.listed.send_modify(|n| *n += 1);
+        }
+    }
 }
 
 /// What the controllers are woken by.
@@ -100,16 +120,20 @@ pub struct Subscriptions {
 }
 
 impl Caches {
-    /// Waits until every store has been listed once.
+    /// Waits until every store has been listed once; says so every [`READY_PATIENCE`] while
+    /// it waits.
+    ///
+    /// (Not `Store::wait_until_ready`: it wakes only the last of several tasks waiting at
+    /// once, and the others would wait for their next poll; a `watch` channel wakes them all.)
     pub async fn ready(&self) {
-        let _ = futures::join!(
-            self.backups.wait_until_ready(),
-            self.restores.wait_until_ready(),
-            self.cluster_policies.wait_until_ready(),
-            self.namespaces.wait_until_ready(),
-            self.stateful_sets.wait_until_ready(),
-            self.deployments.wait_until_ready(),
-        );
+        let mut listed = self.listed.clone();
+        loop {
+            if tokio::time::timeout(READY_PATIENCE, listed.wait_for(|n| *n >= CACHES)).await.is_ok() {
+                return;
+            }
+            let so_far = *listed.borrow();
+            tracing::warn!(listed = so_far, of = CACHES, "still waiting for the first list of the caches");
+        }
     }
 
     /// The ArchiveBackups of `policy` in `namespace`.
@@ -154,6 +178,9 @@ impl Caches {
     }
 }
 
+/// How long a reconcile waits for a cache before it says so (and waits on).
+pub const READY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn in_namespace<K>(store: &Store<K>, namespace: &str) -> Vec<K>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
@@ -165,6 +192,9 @@ where
 /// drives the watches (run it as long as any controller runs).
 pub fn start(client: &kube::Client, scope: Option<&str>) -> (Caches, Subscriptions, impl std::future::Future<Output = ()> + Send + 'static) {
     let (policy_tx, policy_changes) = unbounded();
+    let (listed_tx, listed) = tokio::sync::watch::channel(0usize);
+    let listed_tx = std::sync::Arc::new(listed_tx);
+    let first_list = || FirstList { done: false, listed: listed_tx.clone() };
     let (restore_tx, restores_by_backup) = unbounded();
 
     let (backups, backups_writer) = reflector::store_shared::<ArchiveBackup>(SUBSCRIBER_BUFFER);
@@ -172,12 +202,14 @@ pub fn start(client: &kube::Client, scope: Option<&str>) -> (Caches, Subscriptio
     let backups_sub = backups_writer.subscribe().expect("a shared store has subscribers");
     let backups_feed = {
         let policy_tx = policy_tx.clone();
+        let mut first = first_list();
         watcher(watched(client, scope), watcher::Config::default().any_semantic())
             .default_backoff()
             .modify(|b: &mut ArchiveBackup| b.managed_fields_mut().clear())
             .reflect_shared(backups_writer)
             .for_each(move |event| {
-                if let Ok(event) = &event {
+                first.saw(&event);
+                if let Some(event) = logged("ArchiveBackup", &event) {
                     for backup in changed(event, &policy_tx) {
                         if let Some(namespace) = backup.namespace() {
                             let _ = policy_tx.unbounded_send(Change::Backup { namespace: namespace.clone(), policy: backup.spec.policy_name.clone() });
@@ -195,12 +227,14 @@ pub fn start(client: &kube::Client, scope: Option<&str>) -> (Caches, Subscriptio
     let restores_sub = restores_writer.subscribe().expect("a shared store has subscribers");
     let restores_feed = {
         let policy_tx = policy_tx.clone();
+        let mut first = first_list();
         watcher(watched(client, scope), watcher::Config::default().any_semantic())
             .default_backoff()
             .modify(|r: &mut RestoreRequest| r.managed_fields_mut().clear())
             .reflect_shared(restores_writer)
             .for_each(move |event| {
-                if let Ok(event) = &event {
+                first.saw(&event);
+                if let Some(event) = logged("RestoreRequest", &event) {
                     for request in changed(event, &policy_tx) {
                         if let Some(namespace) = request.namespace() {
                             let _ = policy_tx.unbounded_send(Change::Restores { namespace });
@@ -214,11 +248,13 @@ pub fn start(client: &kube::Client, scope: Option<&str>) -> (Caches, Subscriptio
     let (cluster_policies, cluster_writer) = reflector::store::<ClusterRetentionPolicy>();
     let cluster_feed = {
         let policy_tx = policy_tx.clone();
+        let mut first = first_list();
         watcher(Api::<ClusterRetentionPolicy>::all(client.clone()), watcher::Config::default())
             .default_backoff()
             .reflect(cluster_writer)
             .for_each(move |event| {
-                if let Ok(event) = &event {
+                first.saw(&event);
+                if let Some(event) = logged("ClusterRetentionPolicy", &event) {
                     if !changed(event, &policy_tx).is_empty() {
                         let _ = policy_tx.unbounded_send(Change::All);
                     }
@@ -234,11 +270,13 @@ pub fn start(client: &kube::Client, scope: Option<&str>) -> (Caches, Subscriptio
     };
     let namespaces_feed = {
         let policy_tx = policy_tx.clone();
+        let mut first = first_list();
         watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), namespace_config)
             .default_backoff()
             .reflect(namespaces_writer)
             .for_each(move |event| {
-                if let Ok(event) = &event {
+                first.saw(&event);
+                if let Some(event) = logged("Namespace", &event) {
                     for ns in changed(event, &policy_tx) {
                         let _ = policy_tx.unbounded_send(Change::Namespace { name: ns.name_any() });
                     }
@@ -248,16 +286,35 @@ pub fn start(client: &kube::Client, scope: Option<&str>) -> (Caches, Subscriptio
     };
 
     let (stateful_sets, sts_writer) = reflector::store::<PartialObjectMeta<StatefulSet>>();
-    let sts_feed = workloads(watched::<PartialObjectMeta<StatefulSet>>(client, scope), sts_writer, TargetKind::StatefulSet, policy_tx.clone());
+    let sts_feed = workloads(watched::<PartialObjectMeta<StatefulSet>>(client, scope), sts_writer, TargetKind::StatefulSet, policy_tx.clone(), first_list());
     let (deployments, deploy_writer) = reflector::store::<PartialObjectMeta<Deployment>>();
-    let deploy_feed = workloads(watched::<PartialObjectMeta<Deployment>>(client, scope), deploy_writer, TargetKind::Deployment, policy_tx);
+    let deploy_feed = workloads(watched::<PartialObjectMeta<Deployment>>(client, scope), deploy_writer, TargetKind::Deployment, policy_tx, first_list());
 
     let drive = async move {
         futures::join!(backups_feed, restores_feed, cluster_feed, namespaces_feed, sts_feed, deploy_feed);
     };
-    let caches = Caches { backups, restores, cluster_policies, namespaces, stateful_sets, deployments };
+    let caches = Caches { backups, restores, cluster_policies, namespaces, stateful_sets, deployments, listed };
     let subscriptions = Subscriptions { backups: backups_sub, restores: restores_sub, restores_by_backup, policy_changes };
     (caches, subscriptions, drive)
+}
+
+/// The event, or `None` after logging a watch error (the watcher retries with backoff; until
+/// its first complete list the store is not ready, and reconciles that read it wait).
+fn logged<'a, K>(kind: &str, event: &'a Result<watcher::Event<K>, watcher::Error>) -> Option<&'a watcher::Event<K>> {
+    match event {
+        Ok(event) => Some(event),
+        Err(error) => {
+            tracing::warn!(%error, kind, "watch failed; retrying");
+            None
+        }
+    }
+}
+
+fn kind_name(kind: TargetKind) -> &'static str {
+    match kind {
+        TargetKind::StatefulSet => "StatefulSet",
+        TargetKind::Deployment => "Deployment",
+    }
 }
 
 /// The objects a watch event changed; on a complete new list (`InitDone`, the store was just
@@ -280,6 +337,7 @@ fn workloads<K>(
     writer: reflector::store::Writer<PartialObjectMeta<K>>,
     kind: TargetKind,
     policy_tx: UnboundedSender<Change>,
+    mut first: FirstList,
 ) -> impl std::future::Future<Output = ()> + Send + 'static
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
@@ -290,33 +348,34 @@ where
         .default_backoff()
         .reflect(writer)
         .for_each(move |event| {
+                first.saw(&event);
             let key = |o: &PartialObjectMeta<K>| (o.namespace().unwrap_or_default(), o.name_any());
             let send = |(namespace, name): (String, String)| {
                 let _ = policy_tx.unbounded_send(Change::Target { namespace, kind, name });
             };
-            match &event {
-                Ok(watcher::Event::Apply(o)) => {
+            match logged(kind_name(kind), &event) {
+                Some(watcher::Event::Apply(o)) => {
                     if known.insert(key(o)) {
                         send(key(o));
                     }
                 }
-                Ok(watcher::Event::Delete(o)) => {
+                Some(watcher::Event::Delete(o)) => {
                     if known.remove(&key(o)) {
                         send(key(o));
                     }
                 }
-                Ok(watcher::Event::Init) => listing.clear(),
-                Ok(watcher::Event::InitApply(o)) => {
+                Some(watcher::Event::Init) => listing.clear(),
+                Some(watcher::Event::InitApply(o)) => {
                     listing.insert(key(o));
                 }
-                Ok(watcher::Event::InitDone) => {
+                Some(watcher::Event::InitDone) => {
                     let listed = std::mem::take(&mut listing);
                     for gone_or_new in known.symmetric_difference(&listed).cloned().collect::<Vec<_>>() {
                         send(gone_or_new);
                     }
                     known = listed;
                 }
-                Err(_) => {}
+                None => {}
             }
             futures::future::ready(())
         })

@@ -181,7 +181,8 @@ pub fn decide(obs: &PolicyObservation<'_>) -> PolicyDecision {
             "TargetNotFound",
             format!("{:?} {} does not exist; no backup is started", obs.spec.target.kind, obs.spec.target.name),
         );
-        decision.requeue = Some(decision.requeue.map_or(Duration::from_secs(60), |r| r.min(Duration::from_secs(60))));
+        // No poll: the target's coming is an event of the operator's workload cache, which
+        // wakes the policy (`controllers::caches`).
     }
     decision
 }
