@@ -8,7 +8,8 @@ use super::backoff;
 use super::fresh::{self, Fresh};
 use super::error::{Context as _, Error};
 use super::Context;
-use crate::api::ArchiveBackup;
+use crate::api::{ArchiveBackup, BackupPhase};
+use observe::OtherRuns;
 use crate::kube::labels::BACKUP as BACKUP_LABEL;
 use crate::kube::snapshot::VolumeSnapshot;
 use futures::StreamExt;
@@ -95,17 +96,24 @@ pub async fn reconcile(backup: Arc<ArchiveBackup>, ctx: Arc<Context>) -> Result<
             return Ok(Action::await_change());
         }
         let mut backup = backup;
-        let mut observed = observe::observe(&backup, &ctx).await?;
+        let mut observed = observe::observe(&backup, &ctx, OtherRuns::Cached).await?;
         let mut step = observed.next_step(&ctx);
         if step.has_side_effect() {
-            // A stale status could repeat a side effect (`controllers::fresh`).
+            // A stale status could repeat a side effect (`controllers::fresh`), and a stale
+            // cache could let a pending run begin beside another (`observe::OtherRuns`): the
+            // run and, while it is pending, its policy's other runs are read again.
             let api = kube::Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &observed.namespace);
+            let pending = backup.status.as_ref().and_then(|s| s.phase).unwrap_or(BackupPhase::Pending) == BackupPhase::Pending;
             match fresh::read_again(&api, &backup).await.during(|| format!("failed to read ArchiveBackup {}/{}", observed.namespace, observed.name))? {
-                Fresh::Current => {}
                 Fresh::Gone => return Ok(Action::await_change()),
+                Fresh::Current if !pending => {}
+                Fresh::Current => {
+                    observed = observe::observe(&backup, &ctx, OtherRuns::Fresh).await?;
+                    step = observed.next_step(&ctx);
+                }
                 Fresh::Newer(newer) => {
                     backup = Arc::new(newer);
-                    observed = observe::observe(&backup, &ctx).await?;
+                    observed = observe::observe(&backup, &ctx, OtherRuns::Fresh).await?;
                     step = observed.next_step(&ctx);
                 }
             }

@@ -61,8 +61,19 @@ pub struct Observed {
     status: crate::api::ArchiveBackupStatus,
 }
 
-/// Reads the policy, the target, the run's snapshots and Jobs, and other runs of the policy.
-pub async fn observe(backup: &ArchiveBackup, ctx: &Context) -> Result<Observed, Error> {
+/// Where a pending run reads the other runs of its policy from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtherRuns {
+    /// The shared ArchiveBackup cache (`controllers::caches`): no request.
+    Cached,
+    /// A LIST: before the run begins (a side effect), since a cache that does not show yet a
+    /// run that began meanwhile would let two runs of one policy start.
+    Fresh,
+}
+
+/// Reads the policy, the target, the run's snapshots and Jobs, and other runs of the policy
+/// (as `runs` says).
+pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> Result<Observed, Error> {
     let namespace = backup.namespace().ok_or_else(|| Error::MissingNamespace(backup.name_any()))?;
     let name = backup.name_any();
     let client = &ctx.client;
@@ -136,12 +147,15 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context) -> Result<Observed, 
     };
     let phase = status.phase.unwrap_or(BackupPhase::Pending);
     let other_active_run = if phase == BackupPhase::Pending {
-        let runs = Api::<ArchiveBackup>::namespaced(client.clone(), &namespace)
-            .list(&ListParams::default())
-            .await
-            .during(|| format!("failed to list ArchiveBackups in {namespace}"))?;
-        runs.items
-            .into_iter()
+        let runs: Vec<ArchiveBackup> = match runs {
+            OtherRuns::Cached => ctx.caches.backups.state_filter(|b| b.namespace().as_deref() == Some(namespace.as_str())).iter().map(|b| b.as_ref().clone()).collect(),
+            OtherRuns::Fresh => Api::<ArchiveBackup>::namespaced(client.clone(), &namespace)
+                .list(&ListParams::default())
+                .await
+                .during(|| format!("failed to list ArchiveBackups in {namespace}"))?
+                .items,
+        };
+        runs.into_iter()
             .filter(|b| b.name_any() != name && b.spec.policy_name == backup.spec.policy_name)
             .find(|b| {
                 let other_phase = b.status.as_ref().and_then(|s| s.phase).unwrap_or(BackupPhase::Pending);
