@@ -209,7 +209,7 @@ async fn setup(client: &Client, args: &Args) -> anyhow::Result<()> {
     for n in 0..args.namespaces {
         let name = namespace(args.policies, n);
         if let Some(ns) = namespaces.get_opt(&name).await? {
-            if ns.labels().get(COMPLETE) == Some(&format!("{}-{}-{}", args.policies, args.restore_points, args.burst)) {
+            if ns.labels().get(COMPLETE) == Some(&complete_label(args)) {
                 continue;
             }
         } else {
@@ -224,10 +224,16 @@ async fn setup(client: &Client, args: &Args) -> anyhow::Result<()> {
         .try_collect::<Vec<()>>()
         .await?;
     for n in 0..args.namespaces {
-        let patch = serde_json::json!({"metadata": {"labels": {COMPLETE: format!("{}-{}-{}", args.policies, args.restore_points, args.burst)}}});
+        let patch = serde_json::json!({"metadata": {"labels": {COMPLETE: complete_label(args)}}});
         namespaces.patch(&namespace(args.policies, n), &PatchParams::default(), &Patch::Merge(&patch)).await?;
     }
     Ok(())
+}
+
+/// The value of [`COMPLETE`] on a namespace whose objects were all created for these
+/// arguments (`v2`: restore points with the status the operator writes).
+fn complete_label(args: &Args) -> String {
+    format!("v2-{}-{}-{}", args.policies, args.restore_points, args.burst)
 }
 
 /// Creates `object` unless one of its name exists.
@@ -260,15 +266,16 @@ async fn create_policy(client: &Client, args: &Args, j: usize, restore_points: u
         create_absent(&claims, &pvc(&meta, "1Gi")).await?;
         create_absent(&claims, &pvc(&content, "1Gi")).await?;
     }
+    let policy_spec = serde_json::json!({
+        "target": {"kind": "StatefulSet", "name": target},
+        "quiesce": {"mode": "None"},
+        "retention": {"keepLast": restore_points + args.burst.max(1) + 10},
+        "stores": [{"name": "s1", "metadata": {"volumeClaims": [meta]}, "content": {"volumeClaims": [content]}}]
+    });
     let policy: BackupPolicy = serde_json::from_value(serde_json::json!({
         "apiVersion": "archivist.dev/v1alpha1", "kind": "BackupPolicy",
         "metadata": {"name": name},
-        "spec": {
-            "target": {"kind": "StatefulSet", "name": target},
-            "quiesce": {"mode": "None"},
-            "retention": {"keepLast": restore_points + args.burst.max(1) + 10},
-            "stores": [{"name": "s1", "metadata": {"volumeClaims": [meta]}, "content": {"volumeClaims": [content]}}]
-        }
+        "spec": policy_spec
     }))?;
     create_absent(&Api::namespaced(client.clone(), &ns), &policy).await?;
     let backups = Api::<ArchiveBackup>::namespaced(client.clone(), &ns);
@@ -286,11 +293,26 @@ async fn create_policy(client: &Client, args: &Args, j: usize, restore_points: u
             "component": component, "store": "s1", "sourceClaim": claim,
             "volumeSnapshot": format!("{backup_name}-{component}"), "capturedAt": at, "readyToUse": true, "restoreSize": "1Gi"
         });
+        // What the operator itself records for such a run: the policy's copy, the four
+        // conditions, the verification result.
+        let condition = |kind: &str, reason: &str, message: &str| serde_json::json!({
+            "type": kind, "status": "True", "reason": reason, "message": message, "lastTransitionTime": at, "observedGeneration": 1
+        });
         let status = serde_json::json!({"status": {
+            "observedGeneration": 1,
             "phase": "Completed", "startTime": at, "completionTime": at, "phaseStartTime": at,
             "quiesce": {"mode": "None"},
             "items": [item("metadata", &meta), item("content", &content)],
-            "conditions": [{"type": "Ready", "status": "True", "reason": "Completed", "message": "restore point ready", "lastTransitionTime": at}]
+            "verification": {"state": "Skipped", "finishedAt": at, "message": "verification is not enabled for this policy"},
+            "indexesIncluded": false,
+            "message": "restore point ready",
+            "policySpec": policy_spec,
+            "conditions": [
+                condition("Quiesced", "NotQuiesced", "quiesce mode None: the archive was not quiesced"),
+                condition("Captured", "Captured", "2 item(s) captured, metadata first"),
+                condition("Ready", "Completed", "restore point ready"),
+                condition("Verified", "Skipped", "verification is not enabled for this policy"),
+            ]
         }});
         backups
             .patch_status(&backup_name, &PatchParams::default(), &Patch::Merge(&status))

@@ -10,8 +10,7 @@ mod backup_support;
 
 use std::time::Duration;
 
-use archivist_e2e::testing::operator::{repo_dir, Operator};
-use archivist_e2e::testing::proxy::ApiProxy;
+use archivist_e2e::testing::operator::Operator;
 use archivist_e2e::testing::with_namespace;
 use backup_support::*;
 
@@ -36,11 +35,7 @@ async fn finished_runs_cost_no_requests_after_a_restart() {
         wait_ready_replicas(&client, &ns, "archive", 1).await?;
         operator.terminate(Duration::from_secs(30)).await?;
 
-        let proxy = ApiProxy::start(client.clone(), Duration::ZERO).await?;
-        let dir = repo_dir().join("target").join("e2e-logs");
-        std::fs::create_dir_all(&dir)?;
-        let kubeconfig = proxy.kubeconfig(&dir.join(format!("proxy-{ns}.kubeconfig")))?;
-        let mut operator = Operator::start_with_kubeconfig(&ns, &kubeconfig).await?;
+        let (proxy, mut operator) = Operator::start_behind_proxy(&client, &ns, Duration::ZERO).await?;
         // Start-up reconciles every object once; give it time to do so.
         tokio::time::sleep(Duration::from_secs(10)).await;
         operator.check_running()?;
@@ -64,12 +59,7 @@ async fn finished_runs_cost_no_requests_after_a_restart() {
 #[ignore = "needs the local cluster: e2e/local-cluster up"]
 async fn only_the_operators_own_jobs_and_snapshots_are_watched() {
     with_namespace("bk-own-watches", |client, ns| async move {
-        archivist_e2e::testing::operator::ensure_crds(&client).await?;
-        let proxy = ApiProxy::start(client.clone(), Duration::ZERO).await?;
-        let dir = repo_dir().join("target").join("e2e-logs");
-        std::fs::create_dir_all(&dir)?;
-        let kubeconfig = proxy.kubeconfig(&dir.join(format!("proxy-{ns}.kubeconfig")))?;
-        let mut operator = Operator::start_with_kubeconfig(&ns, &kubeconfig).await?;
+        let (proxy, mut operator) = Operator::start_behind_proxy(&client, &ns, Duration::ZERO).await?;
         tokio::time::sleep(Duration::from_secs(3)).await;
         operator.check_running()?;
         let counts = proxy.snapshot();

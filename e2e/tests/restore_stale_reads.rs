@@ -9,8 +9,7 @@ mod restore_support;
 use std::time::Duration;
 
 use anyhow::ensure;
-use archivist_e2e::testing::operator::{event_count, repo_dir, Operator};
-use archivist_e2e::testing::proxy::ApiProxy;
+use archivist_e2e::testing::operator::{event_count, Operator};
 use archivist_e2e::testing::{wait_for, with_namespace};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::Api;
@@ -24,11 +23,7 @@ async fn restore_steps_run_once_when_watches_lag() {
         let mut archive = archive_with_backup(&client, &ns, options).await?;
         // The restore runs under an operator whose watches lag.
         archive.operator.terminate(Duration::from_secs(30)).await?;
-        let proxy = ApiProxy::start(client.clone(), Duration::from_millis(1500)).await?;
-        let dir = repo_dir().join("target").join("e2e-logs");
-        std::fs::create_dir_all(&dir)?;
-        let kubeconfig = proxy.kubeconfig(&dir.join(format!("proxy-{ns}.kubeconfig")))?;
-        let mut operator = Operator::start_with_kubeconfig(&ns, &kubeconfig).await?;
+        let (proxy, mut operator) = Operator::start_behind_proxy(&client, &ns, Duration::from_millis(1500)).await?;
 
         request(&client, &ns, "r1", r#"  source: {backupName: b1}
   target: {mode: SideBySide, nameSuffix: -sbs}

@@ -106,6 +106,19 @@ impl Operator {
         Self::start_with(namespace, kubeconfig, &[]).await
     }
 
+    /// Applies the CRDs and starts an operator scoped to `namespace` behind a new
+    /// [`super::proxy::ApiProxy`] that delays each watch chunk by `watch_delay`; the proxy
+    /// counts the operator's own requests.
+    pub async fn start_behind_proxy(client: &Client, namespace: &str, watch_delay: Duration) -> anyhow::Result<(super::proxy::ApiProxy, Self)> {
+        ensure_crds(client).await?;
+        let proxy = super::proxy::ApiProxy::start(client.clone(), watch_delay).await?;
+        let dir = repo_dir().join("target").join("e2e-logs");
+        std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+        let kubeconfig = proxy.kubeconfig(&dir.join(format!("proxy-{namespace}.kubeconfig")))?;
+        let operator = Self::start_with_kubeconfig(namespace, &kubeconfig).await?;
+        Ok((proxy, operator))
+    }
+
     /// [`Operator::start_with_kubeconfig`] with extra environment variables (for example a
     /// `POD_NAME`, the leader-election identity).
     pub async fn start_with(namespace: &str, kubeconfig: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {

@@ -33,12 +33,14 @@ pub async fn start_operator(client: &Client, namespace: &str) -> anyhow::Result<
     Operator::start(namespace).await
 }
 
-/// Creates an object from YAML in `namespace`.
+/// Creates an object from YAML in `namespace`. The CRDs are applied first (once), since a test
+/// may create its policy before any operator has started.
 pub async fn create<K>(client: &Client, namespace: &str, yaml: &str) -> anyhow::Result<K>
 where
     K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
     K::DynamicType: Default,
 {
+    ensure_crds(client).await?;
     let object: K = serde_yaml::from_str(yaml).with_context(|| format!("invalid YAML:\n{yaml}"))?;
     Api::<K>::namespaced(client.clone(), namespace)
         .create(&PostParams::default(), &object)
@@ -98,6 +100,57 @@ pub async fn archive_statefulset(client: &Client, namespace: &str, name: &str, r
     });
     create::<StatefulSet>(client, namespace, &serde_json::to_string(&sts)?).await?;
     wait_ready_replicas(client, namespace, name, replicas).await
+}
+
+/// The archive's HTTP hook server: each POST appends `<path> <pod name>` to `/<claim>/hooks.log`.
+const HOOK_SERVER: &str = r#"
+import http.server, os, sys
+ip, name, log_path = os.environ["POD_IP"], os.environ["POD_NAME"], sys.argv[1]
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        with open(log_path, "a") as log:
+            log.write(self.path.strip("/") + " " + name + "\n")
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer((ip, 8080), Hook).serve_forever()
+"#;
+
+/// An archive whose freeze and thaw hooks are HTTP hooks (`http: {port: 8080, path: /freeze}`):
+/// a StatefulSet `name` whose pods serve them on port 8080 and log each call to `hooks.log`
+/// in the claim `claim` (mounted at `/<claim>`). HTTP hooks go straight to the pod, so they
+/// work for an operator behind `ApiProxy` (which does not proxy exec).
+pub async fn http_hook_archive(client: &Client, namespace: &str, name: &str, replicas: i32, claim: &str) -> anyhow::Result<()> {
+    let sts = serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {
+            "serviceName": name,
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{
+                        "name": "server", "image": "ignored",
+                        "command": ["python3", "-c", HOOK_SERVER, format!("/{claim}/hooks.log")],
+                        "env": [
+                            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+                        ],
+                        "volumeMounts": [{"name": claim, "mountPath": format!("/{claim}")}]
+                    }],
+                    "volumes": [{"name": claim, "persistentVolumeClaim": {"claimName": claim}}]
+                }
+            }
+        }
+    });
+    create::<StatefulSet>(client, namespace, &serde_json::to_string(&sts)?).await?;
+    wait_ready_replicas(client, namespace, name, replicas).await?;
+    // Give the Python servers a moment to listen.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(())
 }
 
 /// Waits until the StatefulSet has `replicas` ready replicas.

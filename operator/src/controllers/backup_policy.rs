@@ -161,9 +161,7 @@ struct Observed {
 /// Reads from the shared caches (`controllers::caches`): no request.
 async fn observe_cached(policy: &BackupPolicy, ctx: &Context, namespace: &str) -> Observed {
     let caches = &ctx.caches;
-    tracing::trace!("waiting for the caches");
     caches.ready().await;
-    tracing::trace!("observing from the caches");
     let target = &policy.spec.target;
     Observed {
         backups: caches.backups_of(namespace, &policy.name_any()),

@@ -2,8 +2,9 @@
 //! controller reads instead of listing.
 //!
 //! - ArchiveBackups and RestoreRequests: one shared store each (managedFields dropped to save
-//!   memory). Their own controllers are driven by subscriptions to these stores
-//!   (`Controller::for_shared_stream`).
+//!   memory; of a settled ArchiveBackup only what its readers need,
+//!   `plan::backup::cached`). Their own controllers are driven by subscriptions to these
+//!   stores (`Controller::for_shared_stream`).
 //! - ClusterRetentionPolicies, and the metadata of Namespaces, StatefulSets and Deployments
 //!   (metadata-only watches), for the BackupPolicy controller's observation and the sweeper.
 //!
@@ -205,7 +206,7 @@ pub fn start(client: &kube::Client, scope: Option<&str>) -> (Caches, Subscriptio
         let mut first = first_list();
         watcher(watched(client, scope), watcher::Config::default().any_semantic())
             .default_backoff()
-            .modify(|b: &mut ArchiveBackup| b.managed_fields_mut().clear())
+            .modify(crate::plan::backup::cached::cached_form)
             .reflect_shared(backups_writer)
             .for_each(move |event| {
                 first.saw(&event);

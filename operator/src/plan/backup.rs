@@ -822,5 +822,6 @@ fn stage_word(stage: CaptureStage) -> &'static str {
     }
 }
 
+pub mod cached;
 #[cfg(test)]
 mod tests;

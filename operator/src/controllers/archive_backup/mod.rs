@@ -104,18 +104,17 @@ pub async fn reconcile(backup: Arc<ArchiveBackup>, ctx: Arc<Context>) -> Result<
             // run and, while it is pending, its policy's other runs are read again.
             let api = kube::Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &observed.namespace);
             let pending = backup.status.as_ref().and_then(|s| s.phase).unwrap_or(BackupPhase::Pending) == BackupPhase::Pending;
-            match fresh::read_again(&api, &backup).await.during(|| format!("failed to read ArchiveBackup {}/{}", observed.namespace, observed.name))? {
+            let again = match fresh::read_again(&api, &backup).await.during(|| format!("failed to read ArchiveBackup {}/{}", observed.namespace, observed.name))? {
                 Fresh::Gone => return Ok(Action::await_change()),
-                Fresh::Current if !pending => {}
-                Fresh::Current => {
-                    observed = observe::observe(&backup, &ctx, OtherRuns::Fresh).await?;
-                    step = observed.next_step(&ctx);
-                }
+                Fresh::Current => pending,
                 Fresh::Newer(newer) => {
                     backup = Arc::new(newer);
-                    observed = observe::observe(&backup, &ctx, OtherRuns::Fresh).await?;
-                    step = observed.next_step(&ctx);
+                    true
                 }
+            };
+            if again {
+                observed = observe::observe(&backup, &ctx, OtherRuns::Fresh).await?;
+                step = observed.next_step(&ctx);
             }
         }
         tracing::debug!(?step, "next step");

@@ -148,7 +148,7 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> 
     let phase = status.phase.unwrap_or(BackupPhase::Pending);
     let other_active_run = if phase == BackupPhase::Pending {
         let runs: Vec<ArchiveBackup> = match runs {
-            OtherRuns::Cached => ctx.caches.backups.state_filter(|b| b.namespace().as_deref() == Some(namespace.as_str())).iter().map(|b| b.as_ref().clone()).collect(),
+            OtherRuns::Cached => ctx.caches.backups_of(&namespace, &backup.spec.policy_name),
             OtherRuns::Fresh => Api::<ArchiveBackup>::namespaced(client.clone(), &namespace)
                 .list(&ListParams::default())
                 .await

@@ -46,6 +46,7 @@ fn spec(schedule: Option<&str>, keep_last: Option<u32>) -> BackupPolicySpec {
     s
 }
 
+#[derive(Clone)]
 struct Case {
     name: &'static str,
     now: DateTime<Utc>,
@@ -104,10 +105,9 @@ fn run(c: &Case) -> PolicyDecision {
     })
 }
 
-#[test]
-fn decisions() {
+fn cases() -> Vec<Case> {
     let done = |n, h| backup(n, BackupPhase::Completed, t(h, 0), false);
-    let cases = vec![
+    vec![
         case("not due yet"),
         Case { now: t(3, 0), want_create: Some(("p-20261122030000", BackupReason::Scheduled)), ..case("due on the hour") },
         Case {
@@ -191,8 +191,12 @@ fn decisions() {
             backups: vec![done("a", 0), done("b", 1), backup("c", BackupPhase::Finalizing, t(2, 0), false)],
             ..case("no pruning while a run is active")
         },
-    ];
-    for c in &cases {
+    ]
+}
+
+#[test]
+fn decisions() {
+    for c in &cases() {
         let d = run(c);
         match (&d.create, c.want_create) {
             (None, None) => {}
@@ -239,4 +243,56 @@ fn the_scheduled_time_is_recorded_and_names_are_deterministic() {
     // start a second backup for a request it already handled.
     assert_eq!(run(&manual).create, Some(NewBackup { name: "p-now-86021707".into(), reason: BackupReason::Manual }));
     assert_eq!(run(&manual).status.last_backup_now_request.as_deref(), Some("x"));
+}
+
+/// A run as the operator leaves it: items, conditions, the policy copy, a message and the
+/// annotation `kubectl apply` writes, none of which the decision reads.
+fn with_everything(mut b: ArchiveBackup) -> ArchiveBackup {
+    let at = b.status.as_ref().and_then(|s| s.start_time);
+    b.metadata.annotations = Some([("kubectl.kubernetes.io/last-applied-configuration".to_string(), "{}".to_string())].into());
+    b.metadata.labels = Some([("archivist.dev/policy".to_string(), "p".to_string())].into());
+    if let Some(s) = b.status.as_mut() {
+        s.completion_time = at;
+        s.phase_start_time = at;
+        s.items = vec![crate::api::CapturedItem {
+            component: crate::api::Component::Content,
+            store: "s1".into(),
+            source_claim: Some("content".into()),
+            source_sql: None,
+            volume_snapshot: Some("snap".into()),
+            captured_at: at,
+            ready_to_use: true,
+            restore_size: Some("1Gi".into()),
+        }];
+        s.message = Some("restore point ready".into());
+        s.policy_spec = Some(spec(Some("0 * * * *"), Some(3)));
+        conditions::set(&mut s.conditions, "Ready", ConditionStatus::True, "Completed", "ready", t(0, 0), Some(1));
+    }
+    b
+}
+
+/// The shared cache keeps of a settled run only what the decision reads
+/// (`plan::backup::cached::cached_form`): every decision is the same from the cached form.
+#[test]
+fn decisions_are_the_same_from_the_cached_form() {
+    let mut all = cases();
+    all.push(Case {
+        backups: vec![
+            backup("old-verified", BackupPhase::Completed, t(0, 0), true),
+            backup("good", BackupPhase::Completed, t(1, 0), false),
+            backup("bad", BackupPhase::Failed, t(2, 0), false),
+        ],
+        ..case("summary")
+    });
+    for c in all {
+        let full = Case { backups: c.backups.into_iter().map(with_everything).collect(), ..c };
+        let mut cached = full.clone();
+        for b in &mut cached.backups {
+            crate::plan::backup::cached::cached_form(b);
+        }
+        let slimmed = cached.backups.iter().filter(|b| b.status.as_ref().is_some_and(|s| s.items.is_empty())).count();
+        let settled = full.backups.iter().filter(|b| phase_of(b).is_finished()).count();
+        assert_eq!(slimmed, settled, "{}: every settled run is slimmed", full.name);
+        assert_eq!(run(&cached), run(&full), "{}", full.name);
+    }
 }

@@ -1,0 +1,91 @@
+//! The writes of one run, by the operator alone (issue 12): a Freeze run with 3 volumes (one
+//! metadata, two content), HTTP hooks, the operator behind `ApiProxy`. It prints the writes
+//! by verb and resource (the figure in `e2e/BENCHMARKS.md`), and proves that a finished run
+//! settles: once it is Completed, nothing writes to it or about it again.
+
+mod backup_support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use archivist_e2e::testing::operator::Operator;
+use archivist_e2e::testing::proxy::ApiProxy;
+use archivist_e2e::testing::with_namespace;
+use backup_support::*;
+
+/// The writes in `counts`, by `verb resource`, Lease renewals left out (leader election renews
+/// every few seconds whatever the load).
+fn writes(counts: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    counts
+        .iter()
+        .filter(|(key, _)| {
+            let words: Vec<&str> = key.split(' ').collect();
+            words.len() == 2 && ["POST", "PUT", "PATCH", "DELETE"].contains(&words[0]) && words[1] != "leases"
+        })
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+/// `after - before`, keys with no change left out.
+fn minus(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+/// Waits until the operator has written nothing for `quiet`; returns its writes so far.
+async fn settled_writes(proxy: &ApiProxy, quiet: Duration) -> anyhow::Result<BTreeMap<String, u64>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut last = writes(&proxy.snapshot());
+    loop {
+        tokio::time::sleep(quiet).await;
+        let now = writes(&proxy.snapshot());
+        if now == last {
+            return Ok(now);
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the operator kept writing: {:?}", minus(&now, &last));
+        last = now;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn a_freeze_run_of_three_volumes_writes_little_and_then_nothing() {
+    with_namespace("bk-writes", |client, ns| async move {
+        let (proxy, mut operator) = Operator::start_behind_proxy(&client, &ns, Duration::ZERO).await?;
+        data_pvc(&client, &ns, "meta", &[]).await?;
+        data_pvc(&client, &ns, "content-a", &[]).await?;
+        data_pvc(&client, &ns, "content-b", &[]).await?;
+        http_hook_archive(&client, &ns, "archive", 1, "content-a").await?;
+        policy(&client, &ns, "archive", r#"
+  target: {kind: StatefulSet, name: archive}
+  quiesce:
+    mode: Freeze
+    freeze: {http: {port: 8080, path: /freeze}}
+    thaw: {http: {port: 8080, path: /thaw}}
+    timeoutSeconds: 120
+  stores:
+  - name: s1
+    metadata: {volumeClaims: [meta]}
+    content: {volumeClaims: [content-a, content-b]}
+"#).await?;
+        // The policy's own first writes (its finalizer, its first status) come before the run.
+        let before = settled_writes(&proxy, Duration::from_secs(3)).await?;
+        start_backup(&client, &ns, "b1", "archive").await?;
+        let b1 = wait_completed(&client, &ns, "b1", &mut operator).await?;
+        let run = settled_writes(&proxy, Duration::from_secs(3)).await?;
+        let by_run = minus(&run, &before);
+        let total: u64 = by_run.values().sum();
+        println!("one Freeze run, 3 volumes: {total} operator writes (Leases left out): {by_run:?}");
+        eprintln!("{}", timeline(&b1));
+        // Settled: a finished run costs nothing. 15 s more without a single write (a timer, a
+        // resync or a status rewrite would show here).
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let later = minus(&writes(&proxy.snapshot()), &run);
+        anyhow::ensure!(later.is_empty(), "the finished run was written to again: {later:?}");
+        Ok(())
+    })
+    .await;
+}
