@@ -8,6 +8,8 @@ mod backup_support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use archivist_e2e::testing::operator::Operator;
 use archivist_e2e::testing::proxy::ApiProxy;
 use archivist_e2e::testing::with_namespace;
@@ -75,6 +77,16 @@ async fn a_freeze_run_of_three_volumes_writes_little_and_then_nothing() {
         let before = settled_writes(&proxy, Duration::from_secs(3)).await?;
         start_backup(&client, &ns, "b1", "archive").await?;
         let b1 = wait_completed(&client, &ns, "b1", &mut operator).await?;
+        // Fewer writes, not fewer Events: every Event of a good run (api.md), in order.
+        let want = ["BackupStarted", "Quiesced", "MetadataCaptured", "ContentCaptured", "Released", "BackupCompleted"];
+        let events = until("the run's six Events", Duration::from_secs(20), || async {
+            Ok(run_event_reasons(&client, &ns, "b1").await?.len() >= want.len())
+        })
+        .await;
+        let reasons = run_event_reasons(&client, &ns, "b1").await?;
+        eprintln!("status: {}", serde_json::to_string(&b1.status)?);
+        events.with_context(|| format!("Events so far: {reasons:?}"))?;
+        anyhow::ensure!(reasons == want, "Events {reasons:?}, want {want:?}");
         let run = settled_writes(&proxy, Duration::from_secs(3)).await?;
         let by_run = minus(&run, &before);
         let total: u64 = by_run.values().sum();

@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod controllers;
 pub mod kube;
+pub mod memory;
 pub mod metrics;
 pub mod plan;
 pub mod telemetry;

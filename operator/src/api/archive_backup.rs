@@ -234,7 +234,9 @@ pub struct ArchiveBackupStatus {
     /// The policy's spec as it was when the run started; later edits do not change the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::common::without_string_rules::<Option<BackupPolicySpec>>")]
-    pub policy_spec: Option<BackupPolicySpec>,
+    // Boxed: most ArchiveBackups a cache holds are settled, with no copy (`plan::backup::cached`),
+    // and an unboxed `None` would still take the spec's whole size in each of them.
+    pub policy_spec: Option<Box<BackupPolicySpec>>,
 }
 
 #[cfg(test)]

@@ -58,6 +58,7 @@ fn identity() -> String {
 /// until SIGTERM or Ctrl-C; then releases every quiesced archive before it returns (see
 /// `controllers::run`).
 pub fn run(args: &RunArgs) -> Result<ExitCode, CliError> {
+    crate::memory::use_one_arena();
     crate::telemetry::init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -39,6 +39,17 @@ pub fn controller_config() -> kube::runtime::controller::Config {
 pub async fn run(client: kube::Client, metrics: Arc<Metrics>, namespace: Option<String>, shutdown_timeout: Duration) {
     let (caches, subscriptions, watches) = caches::start(&client, namespace.as_deref());
     let watches = tokio::spawn(watches);
+    let trims = tokio::spawn({
+        let caches = caches.clone();
+        async move {
+            // The first lists leave most of the free pages (`crate::memory`).
+            caches.ready().await;
+            loop {
+                crate::memory::return_free_pages();
+                tokio::time::sleep(crate::memory::RETURN_FREE_EVERY).await;
+            }
+        }
+    });
     let ctx = Arc::new(Context::new(client, metrics, namespace, caches));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signalled = {
@@ -58,6 +69,7 @@ pub async fn run(client: kube::Client, metrics: Arc<Metrics>, namespace: Option<
         sweeper::run(ctx, stopped(stop_rx)),
     );
     watches.abort();
+    trims.abort();
 }
 
 /// Resolves once the shutdown has begun.

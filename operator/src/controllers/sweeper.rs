@@ -195,7 +195,7 @@ async fn thaw_orphan(ctx: &Context, namespace: &str, target: &TargetRef, holder:
         Some(spec) => {
             let q = recorded.and_then(|s| s.quiesce.clone()).unwrap_or_default();
             let pods = q.pods.iter().filter(|p| !q.thawed_pods.contains(p)).cloned().collect();
-            (Some(spec.clone()), Some(pods))
+            (Some(spec.as_ref().clone()), Some(pods))
         }
         None => {
             let policies = Api::<BackupPolicy>::namespaced(ctx.client.clone(), namespace)

@@ -137,6 +137,26 @@ pub struct RunObservation<'a> {
     pub verify_job: Option<&'a JobObs>,
 }
 
+/// What a run records when quiescing starts (with `quiesce.quiescedAt`), before doing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuiesceStart {
+    /// Stop: the replicas to scale back to.
+    pub original_replicas: Option<i32>,
+    /// Freeze: the pods to freeze (and later thaw): the target's Ready pods.
+    pub pods: Vec<String>,
+}
+
+impl QuiesceStart {
+    /// What quiescing `workload` in `mode` records; `None` for mode None.
+    pub fn of(mode: QuiesceMode, workload: &WorkloadObs) -> Option<QuiesceStart> {
+        match mode {
+            QuiesceMode::None => None,
+            QuiesceMode::Stop => Some(QuiesceStart { original_replicas: Some(workload.replicas), pods: Vec::new() }),
+            QuiesceMode::Freeze => Some(QuiesceStart { original_replicas: None, pods: workload.ready_pods.clone() }),
+        }
+    }
+}
+
 /// Why a run failed: a stable word for Events, conditions and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureReason {
@@ -263,29 +283,38 @@ pub enum Step {
     DropClaim,
     /// Remove the [`RELEASE_FINALIZER`]: the run no longer holds the archive.
     RemoveReleaseFinalizer,
-    /// Record the start: phase `Quiescing`, `startTime`, the policy copy, the planned items.
-    Begin,
-    /// Record that quiescing starts now (`quiescedAt`, and `originalReplicas` for Stop or the
-    /// pods to freeze), before doing it.
-    RecordQuiesceStart {
-        /// Stop: the replicas to scale back to.
-        original_replicas: Option<i32>,
-        /// Freeze: the pods to freeze (and later thaw).
-        pods: Vec<String>,
+    /// Record the start: phase `Quiescing`, `startTime`, the policy copy, the planned items,
+    /// and for Freeze and Stop that quiescing starts now (before doing it, in the same write).
+    Begin {
+        /// Freeze and Stop: what quiescing records; `None` for quiesce mode None.
+        quiesce: Option<QuiesceStart>,
     },
+    /// Record that quiescing starts now, before doing it: for a run in `Quiescing` without
+    /// `quiescedAt` (begun by an operator version that recorded it in a write of its own).
+    RecordQuiesceStart(QuiesceStart),
     /// Stop: scale the target to 0 (the workload is annotated `archivist.dev/quiesced-by`).
     ScaleToZero,
-    /// Freeze: run the freeze hook on these pods; success enters `CapturingMetadata`, failure
-    /// begins releasing with [`FailureReason::HookFailed`].
+    /// Freeze: run the freeze hook on these pods; success enters `CapturingMetadata` (recorded)
+    /// and starts its captures at once, failure begins releasing with
+    /// [`FailureReason::HookFailed`]. (One reconcile, not two: the archive is frozen.)
     Freeze {
         /// The pods recorded in `quiesce.pods`.
         pods: Vec<String>,
+        /// The metadata stage's first captures, started once `CapturingMetadata` is recorded.
+        then: Vec<CaptureAction>,
     },
     /// Record a phase change that has no side effect of its own.
     EnterPhase(BackupPhase),
+    /// Every master and metadata item is cut: record `CapturingContent`, then start the
+    /// content stage's captures at once (one reconcile, not two: the archive is quiesced).
+    BeginContent {
+        /// The content stage's first captures.
+        captures: Vec<CaptureAction>,
+    },
     /// Create (or clean up) dump Jobs and snapshots.
     Capture(Vec<CaptureAction>),
-    /// Record phase `Releasing` (with the failure, if any, in the `Captured` condition).
+    /// Record phase `Releasing` (with the failure, if any, in the `Captured` condition), then
+    /// release at once as [`Step::Release`] does (one reconcile, not two).
     BeginRelease {
         /// Why the run failed, if it did.
         failure: Option<Failure>,
@@ -598,8 +627,8 @@ fn begin(obs: &RunObservation<'_>) -> Step {
     if let Some(other) = obs.other_active_run {
         return Step::Wait { what: format!("another run of the policy is in progress: {other}"), requeue: Some(IDLE_REQUEUE) };
     }
-    let quiesces = obs.policy.is_some_and(|p| p.quiesce.mode != QuiesceMode::None);
-    if quiesces {
+    let mode = obs.policy.map(|p| p.quiesce.mode).unwrap_or_default();
+    if mode != QuiesceMode::None {
         if !obs.has_release_finalizer {
             return Step::AddReleaseFinalizer;
         }
@@ -609,7 +638,7 @@ fn begin(obs: &RunObservation<'_>) -> Step {
             ClaimObs::Mine => {}
         }
     }
-    Step::Begin
+    Step::Begin { quiesce: obs.workload.and_then(|w| QuiesceStart::of(mode, w)) }
 }
 
 /// Fails the run, releasing first if the archive may be quiesced.
@@ -631,7 +660,7 @@ fn quiescing(obs: &RunObservation<'_>, policy: &BackupPolicySpec) -> Step {
         QuiesceMode::None => Step::EnterPhase(BackupPhase::CapturingMetadata),
         QuiesceMode::Stop => {
             if quiesce.quiesced_at.is_none() {
-                return Step::RecordQuiesceStart { original_replicas: Some(workload.replicas), pods: Vec::new() };
+                return QuiesceStart::of(QuiesceMode::Stop, workload).map_or(Step::Done, Step::RecordQuiesceStart);
             }
             if workload.replicas != 0 {
                 return Step::ScaleToZero;
@@ -647,9 +676,9 @@ fn quiescing(obs: &RunObservation<'_>, policy: &BackupPolicySpec) -> Step {
         }
         QuiesceMode::Freeze => {
             if quiesce.quiesced_at.is_none() {
-                return Step::RecordQuiesceStart { original_replicas: None, pods: workload.ready_pods.clone() };
+                return QuiesceStart::of(QuiesceMode::Freeze, workload).map_or(Step::Done, Step::RecordQuiesceStart);
             }
-            Step::Freeze { pods: quiesce.pods }
+            Step::Freeze { pods: quiesce.pods, then: first_captures(obs, CaptureStage::Metadata) }
         }
     }
 }
@@ -658,18 +687,45 @@ fn capturing(obs: &RunObservation<'_>, policy: &BackupPolicySpec, stage: Capture
     if obs.workload.is_none() {
         return release_or_fail(obs, Failure::new(FailureReason::TargetNotFound, "the target workload disappeared during the run; the archive was released"));
     }
+    let (actions, pending) = match survey(obs, stage) {
+        Ok(found) => found,
+        Err(failed) => return failed,
+    };
+    if !actions.is_empty() {
+        return Step::Capture(actions);
+    }
+    if pending > 0 {
+        return Step::Wait {
+            what: format!("{pending} {} item(s) not cut yet", stage_word(stage)),
+            requeue: deadline_requeue(obs, policy),
+        };
+    }
+    match stage {
+        CaptureStage::Metadata => Step::BeginContent { captures: first_captures(obs, CaptureStage::Content) },
+        CaptureStage::Content => Step::BeginRelease { failure: None },
+    }
+}
+
+/// The captures a stage starts with, before any of its items exists.
+fn first_captures(obs: &RunObservation<'_>, stage: CaptureStage) -> Vec<CaptureAction> {
+    survey(obs, stage).map(|(actions, _)| actions).unwrap_or_default()
+}
+
+/// A stage's items: the captures to start now and how many are still being cut (or dumped);
+/// or the step that releases because one failed.
+fn survey(obs: &RunObservation<'_>, stage: CaptureStage) -> Result<(Vec<CaptureAction>, usize), Step> {
     let mut actions = Vec::new();
     let mut pending = 0usize;
     for (index, item) in obs.plan.iter().enumerate().filter(|(_, i)| i.stage == stage) {
         match obs.snapshots.get(&item.snapshot) {
             Some(snapshot) => {
                 if let Some(error) = &snapshot.error {
-                    return Step::BeginRelease {
+                    return Err(Step::BeginRelease {
                         failure: Some(Failure::new(
                             FailureReason::SnapshotFailed,
                             format!("VolumeSnapshot {} of claim {} failed: {error}", item.snapshot, item.claim()),
                         )),
-                    };
+                    });
                 }
                 if snapshot.cut_at.is_none() {
                     pending += 1;
@@ -682,30 +738,18 @@ fn capturing(obs: &RunObservation<'_>, policy: &BackupPolicySpec, stage: Capture
                     Some(JobObs::Running) => pending += 1,
                     Some(JobObs::Succeeded) => actions.push(CaptureAction::CreateSnapshot(index)),
                     Some(JobObs::Failed { message }) => {
-                        return Step::BeginRelease {
+                        return Err(Step::BeginRelease {
                             failure: Some(Failure::new(
                                 FailureReason::DumpFailed,
                                 format!("dump Job {dump_claim} of database {} failed: {message}", sql.database),
                             )),
-                        }
+                        })
                     }
                 },
             },
         }
     }
-    if !actions.is_empty() {
-        return Step::Capture(actions);
-    }
-    if pending > 0 {
-        return Step::Wait {
-            what: format!("{pending} {} item(s) not cut yet", stage_word(stage)),
-            requeue: deadline_requeue(obs, policy),
-        };
-    }
-    match stage {
-        CaptureStage::Metadata => Step::EnterPhase(BackupPhase::CapturingContent),
-        CaptureStage::Content => Step::BeginRelease { failure: None },
-    }
+    Ok((actions, pending))
 }
 
 /// The scratch PVC that verification restores plan item `index` into.
@@ -760,6 +804,14 @@ fn verifying(obs: &RunObservation<'_>, policy: &BackupPolicySpec) -> Step {
         return Step::Wait { what: format!("{unbound} scratch PVC(s) to bind"), requeue: Some(until(obs.now, at, Duration::from_secs(2))) };
     }
     Step::CreateVerifyJob
+}
+
+/// Whether a run that releases now is complete at once: every snapshot is already ready to
+/// use, no dump is left to delete and no verification follows (what `Finalizing` would find on
+/// its first look). Then the release records `Completed` instead of `Finalizing`: one status
+/// write less, for snapshots that are ready when cut.
+pub fn completes_at_release(obs: &RunObservation<'_>) -> bool {
+    obs.policy.is_some_and(|policy| finalizing(obs, policy) == Step::Complete)
 }
 
 fn finalizing(obs: &RunObservation<'_>, policy: &BackupPolicySpec) -> Step {

@@ -13,10 +13,11 @@ use crate::kube::labels::{item_labels, owned_by};
 use crate::kube::snapshot::{VolumeSnapshot, VolumeSnapshotSpec, VolumeSnapshotSource};
 use crate::kube::{self as k, dump, finalizers, hooks, verify, workload};
 use crate::plan::backup::{
+    QuiesceStart,
     release_retry_delay, stamp_phase_start, CaptureAction, Failure, FailureReason, Step, CAPTURED, CLAIM_POLL, IDLE_REQUEUE, RELEASED,
     RELEASE_FINALIZER, WORKLOAD_CLAIMED,
 };
-use crate::plan::capture::ItemSource;
+use crate::plan::capture::{ItemSource, PlannedItem};
 use crate::plan::{conditions, names};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
@@ -78,9 +79,12 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             status.message = Some(what);
             Action::requeue(CLAIM_POLL)
         }
-        Step::Begin => {
+        Step::Begin { quiesce } => {
             ctx.set_driven(&obs.uid, true);
             begin(&mut status, &obs, now);
+            if let Some(start) = quiesce {
+                record_quiesce_start(&mut status, start, now);
+            }
             if let Some(policy) = obs.policy.as_ref().filter(|p| p.quiesce.mode != QuiesceMode::None) {
                 let note = format!("the run holds archivist.dev/quiesced-by on {:?} {}", policy.target.kind, policy.target.name);
                 conditions::set(&mut status.conditions, WORKLOAD_CLAIMED, ConditionStatus::True, "Claimed", note, now, generation);
@@ -90,13 +94,9 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             publish(ctx, backup, EventType::Normal, "BackupStarted", format!("Backup started: quiesce mode {policy_mode:?}, {} item(s) to capture", status.items.len())).await;
             return Ok(Action::requeue(SOON));
         }
-        Step::RecordQuiesceStart { original_replicas, pods } => {
+        Step::RecordQuiesceStart(start) => {
             ctx.set_driven(&obs.uid, true);
-            let quiesce = status.quiesce.get_or_insert_with(QuiesceStatus::default);
-            quiesce.quiesced_at = Some(now);
-            quiesce.original_replicas = original_replicas;
-            quiesce.pods = pods;
-            status.message = Some("quiescing the archive".into());
+            record_quiesce_start(&mut status, start, now);
             Action::requeue(SOON)
         }
         Step::ScaleToZero => {
@@ -108,84 +108,59 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             status.message = Some(format!("scaled {} to 0; waiting for its pods to stop", policy.target.name));
             Action::requeue(POD_POLL)
         }
-        Step::Freeze { pods } => {
+        Step::Freeze { pods, then } => {
             let policy = obs.policy.as_ref().expect_policy()?;
             let timeout = time_left(&status, policy.quiesce.timeout_seconds, now);
             let results = run_hooks(ctx, &obs, &pods, policy.quiesce.freeze.as_ref(), timeout).await;
             match results.into_iter().find_map(Result::err) {
-                None => enter_metadata_stage(ctx, backup, &obs, &mut status, now).await?,
+                None => {
+                    if enter_metadata_stage(ctx, backup, &obs, &mut status, now).await? {
+                        capture(ctx, backup, &obs, &then).await?;
+                    }
+                    // The captures' watch events wake the run.
+                    return Ok(Action::requeue(IDLE_REQUEUE));
+                }
                 Some(e) => begin_release(&mut status, Some(Failure::new(FailureReason::HookFailed, format!("freeze failed: {e}"))), now, generation),
             }
             Action::requeue(SOON)
         }
         Step::EnterPhase(BackupPhase::CapturingMetadata) => {
             enter_metadata_stage(ctx, backup, &obs, &mut status, now).await?;
-            Action::requeue(SOON)
+            return Ok(Action::requeue(SOON));
         }
         Step::EnterPhase(phase) => {
             status.phase = Some(phase);
             status.message = None;
             record(ctx, backup, &obs, &mut status).await?;
-            if phase == BackupPhase::CapturingContent {
-                let cut = status.items.iter().filter(|i| matches!(i.component, Component::Master | Component::Metadata)).count();
-                publish(ctx, backup, EventType::Normal, "MetadataCaptured", format!("{cut} master and metadata item(s) cut; capturing content")).await;
-            }
             return Ok(Action::requeue(SOON));
+        }
+        Step::BeginContent { captures } => {
+            status.phase = Some(BackupPhase::CapturingContent);
+            status.message = None;
+            record(ctx, backup, &obs, &mut status).await?;
+            let cut = status.items.iter().filter(|i| matches!(i.component, Component::Master | Component::Metadata)).count();
+            publish(ctx, backup, EventType::Normal, "MetadataCaptured", format!("{cut} master and metadata item(s) cut; capturing content")).await;
+            capture(ctx, backup, &obs, &captures).await?;
+            // The snapshots' watch events wake the run.
+            return Ok(Action::requeue(IDLE_REQUEUE));
         }
         Step::Capture(actions) => {
             capture(ctx, backup, &obs, &actions).await?;
-            Action::requeue(Duration::from_secs(1))
+            // The snapshots' and dump Jobs' watch events wake the run; this is a safety net.
+            Action::requeue(IDLE_REQUEUE)
         }
         Step::BeginRelease { failure } => {
             let captured = failure.is_none();
-            begin_release(&mut status, failure, now, generation);
+            begin_release(&mut status, failure.clone(), now, generation);
             record(ctx, backup, &obs, &mut status).await?;
             if captured {
                 publish(ctx, backup, EventType::Normal, "ContentCaptured", "every snapshot is cut; releasing the archive".to_string()).await;
             }
-            return Ok(Action::requeue(SOON));
+            // Recorded: release now, as `Step::Release` does (the recorded failure, if any).
+            let recorded = status.clone();
+            return release_and_record(ctx, backup, &obs, status, &recorded, failure, now, generation).await;
         }
-        Step::Release { failure } => {
-            if let Err(why) = release(ctx, &obs, &mut status).await {
-                if let ReleaseError::Conflict(source) = why {
-                    // The workload changed since it was read (often only its status): read it
-                    // again and retry soon, without counting a failed attempt.
-                    if status != before {
-                        record(ctx, backup, &obs, &mut status).await?;
-                    }
-                    return Err(Error::Kube { action: format!("releasing {}/{}: the workload changed while it was read", obs.namespace, obs.name), source });
-                }
-                let why = why.to_string();
-                let quiesce = status.quiesce.get_or_insert_with(QuiesceStatus::default);
-                let attempts = quiesce.release_attempts.unwrap_or(0).saturating_add(1);
-                quiesce.release_attempts = Some(attempts);
-                quiesce.last_release_failure = Some(now);
-                let delay = release_retry_delay(attempts);
-                let message = format!("releasing the archive failed (attempt {attempts}; retrying in {}s): {why}", delay.as_secs());
-                conditions::set(&mut status.conditions, RELEASED, ConditionStatus::False, "ReleaseFailed", message.clone(), now, generation);
-                status.message = Some(message.clone());
-                record(ctx, backup, &obs, &mut status).await?;
-                publish(ctx, backup, EventType::Warning, "ReleaseFailed", message).await;
-                return Ok(Action::requeue(delay));
-            }
-            status.phase = Some(if failure.is_some() { BackupPhase::Failed } else { BackupPhase::Finalizing });
-            let window = status.quiesce.as_ref().and_then(|q| q.window_seconds);
-            if let Some(f) = &failure {
-                finish_failed(&mut status, f, now, generation);
-            } else {
-                status.message = None;
-            }
-            record(ctx, backup, &obs, &mut status).await?;
-            if let Some(window) = window {
-                ctx.metrics.quiesce_window.observe(window);
-                publish(ctx, backup, EventType::Normal, "Released", format!("archive released after {window:.3}s")).await;
-            }
-            if let Some(f) = failure {
-                finished_metric(ctx, backup, &status, false);
-                publish(ctx, backup, EventType::Warning, "BackupFailed", f.message).await;
-            }
-            return Ok(Action::requeue(SOON));
-        }
+        Step::Release { failure } => return release_and_record(ctx, backup, &obs, status, &before, failure, now, generation).await,
         Step::BeginVerification => {
             status.phase = Some(BackupPhase::Verifying);
             status.message = Some("every snapshot is ready; verifying".into());
@@ -232,10 +207,7 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             return Ok(Action::await_change());
         }
         Step::Complete => {
-            status.phase = Some(BackupPhase::Completed);
-            status.completion_time = Some(now);
-            status.message = None;
-            conditions::set(&mut status.conditions, "Ready", ConditionStatus::True, "Completed", "every snapshot is ready to use", now, generation);
+            mark_completed(&mut status, now, generation);
             record(ctx, backup, &obs, &mut status).await?;
             ctx.set_driven(&obs.uid, false);
             finished_metric(ctx, backup, &status, true);
@@ -252,10 +224,94 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             return Ok(Action::await_change());
         }
     };
-    if status != before {
+    if changed_beyond_item_progress(&status, &before) {
         record(ctx, backup, &obs, &mut status).await?;
     }
     Ok(action)
+}
+
+/// Whether `status` differs from `before` in more than the items' progress (cut times,
+/// readiness, sizes: [`sync_items`]) and `observedGeneration`. These alone are not written:
+/// they go with the next write the run makes anyway (every phase change, every new wait
+/// message), which saves a status write per snapshot event, and one for a pending run's claim.
+fn changed_beyond_item_progress(status: &ArchiveBackupStatus, before: &ArchiveBackupStatus) -> bool {
+    let progress_only = ArchiveBackupStatus { items: before.items.clone(), observed_generation: before.observed_generation, ..status.clone() };
+    progress_only != *before
+}
+
+/// Releases the archive and records the outcome (`Step::Release`, and the second half of
+/// `Step::BeginRelease`): `Finalizing`, or `Failed` with the failure recorded when releasing
+/// began; a failed attempt is recorded and retried after its backoff; a conflict on the
+/// workload is retried at once, without counting an attempt.
+#[allow(clippy::too_many_arguments)]
+async fn release_and_record(
+    ctx: &Context,
+    backup: &ArchiveBackup,
+    obs: &Observed,
+    mut status: ArchiveBackupStatus,
+    before: &ArchiveBackupStatus,
+    failure: Option<Failure>,
+    now: DateTime<Utc>,
+    generation: Option<i64>,
+) -> Result<Action, Error> {
+    if let Err(why) = release(ctx, obs, &mut status).await {
+        if let ReleaseError::Conflict(source) = why {
+            // The workload changed since it was read (often only its status): read it
+            // again and retry soon, without counting a failed attempt.
+            if status != *before {
+                record(ctx, backup, obs, &mut status).await?;
+            }
+            return Err(Error::Kube { action: format!("releasing {}/{}: the workload changed while it was read", obs.namespace, obs.name), source });
+        }
+        let why = why.to_string();
+        let quiesce = status.quiesce.get_or_insert_with(QuiesceStatus::default);
+        let attempts = quiesce.release_attempts.unwrap_or(0).saturating_add(1);
+        quiesce.release_attempts = Some(attempts);
+        quiesce.last_release_failure = Some(now);
+        let delay = release_retry_delay(attempts);
+        let message = format!("releasing the archive failed (attempt {attempts}; retrying in {}s): {why}", delay.as_secs());
+        conditions::set(&mut status.conditions, RELEASED, ConditionStatus::False, "ReleaseFailed", message.clone(), now, generation);
+        status.message = Some(message.clone());
+        record(ctx, backup, obs, &mut status).await?;
+        publish(ctx, backup, EventType::Warning, "ReleaseFailed", message).await;
+        return Ok(Action::requeue(delay));
+    }
+    let complete = failure.is_none() && obs.completes_at_release(ctx);
+    let window = status.quiesce.as_ref().and_then(|q| q.window_seconds);
+    match &failure {
+        Some(f) => {
+            status.phase = Some(BackupPhase::Failed);
+            finish_failed(&mut status, f, now, generation);
+        }
+        None if complete => mark_completed(&mut status, now, generation),
+        None => {
+            status.phase = Some(BackupPhase::Finalizing);
+            status.message = None;
+        }
+    }
+    record(ctx, backup, obs, &mut status).await?;
+    if let Some(window) = window {
+        ctx.metrics.quiesce_window.observe(window);
+        publish(ctx, backup, EventType::Normal, "Released", format!("archive released after {window:.3}s")).await;
+    }
+    if let Some(f) = failure {
+        ctx.set_driven(&obs.uid, false);
+        finished_metric(ctx, backup, &status, false);
+        publish(ctx, backup, EventType::Warning, "BackupFailed", f.message).await;
+    } else if complete {
+        ctx.set_driven(&obs.uid, false);
+        finished_metric(ctx, backup, &status, true);
+        publish(ctx, backup, EventType::Normal, "BackupCompleted", format!("restore point ready: {} item(s)", status.items.len())).await;
+    }
+    Ok(Action::requeue(SOON))
+}
+
+/// A run whose snapshots are all ready: phase `Completed` (`Ready=True`).
+fn mark_completed(status: &mut ArchiveBackupStatus, now: DateTime<Utc>, generation: Option<i64>) {
+    status.phase = Some(BackupPhase::Completed);
+    status.completion_time = Some(now);
+    status.message = None;
+    conditions::set(&mut status.conditions, "Ready", ConditionStatus::True, "Completed", "every snapshot is ready to use", now, generation);
 }
 
 trait ExpectPolicy<'a> {
@@ -323,8 +379,17 @@ fn begin(status: &mut ArchiveBackupStatus, obs: &Observed, now: DateTime<Utc>) {
         finished_at: None,
         message: None,
     });
-    status.policy_spec = Some(policy);
+    status.policy_spec = Some(Box::new(policy));
     status.message = None;
+}
+
+/// Quiescing starts now: `quiescedAt`, and what to undo (the replicas or the frozen pods).
+fn record_quiesce_start(status: &mut ArchiveBackupStatus, start: QuiesceStart, now: DateTime<Utc>) {
+    let quiesce = status.quiesce.get_or_insert_with(QuiesceStatus::default);
+    quiesce.quiesced_at = Some(now);
+    quiesce.original_replicas = start.original_replicas;
+    quiesce.pods = start.pods;
+    status.message = Some("quiescing the archive".into());
 }
 
 /// Copies the item states (cut time, readiness, size) from the observed snapshots.
@@ -355,13 +420,14 @@ async fn run_hooks(ctx: &Context, obs: &Observed, pods: &[String], hook: Option<
 }
 
 /// Copies the master secrets, then enters `CapturingMetadata` (or begins releasing when a
-/// secret is missing).
-async fn enter_metadata_stage(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, status: &mut ArchiveBackupStatus, now: DateTime<Utc>) -> Result<(), Error> {
+/// secret is missing), and records the status. Returns whether it entered `CapturingMetadata`.
+async fn enter_metadata_stage(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, status: &mut ArchiveBackupStatus, now: DateTime<Utc>) -> Result<bool, Error> {
     let generation = backup.metadata.generation;
     match copy_secrets(ctx, backup, obs).await? {
         Err(failure) => {
             begin_release(status, Some(failure), now, generation);
-            return Ok(());
+            record(ctx, backup, obs, status).await?;
+            return Ok(false);
         }
         Ok(Some(copy)) => {
             status.secret_copy = Some(copy.clone());
@@ -391,7 +457,7 @@ async fn enter_metadata_stage(ctx: &Context, backup: &ArchiveBackup, obs: &Obser
     conditions::set(&mut status.conditions, "Quiesced", cond, reason, note.clone(), now, generation);
     record(ctx, backup, obs, status).await?;
     publish(ctx, backup, EventType::Normal, "Quiesced", note).await;
-    Ok(())
+    Ok(true)
 }
 
 /// Copies `master.secrets` into `<backup>-secrets` (keys `<secret>.<key>`). Returns the copy's
@@ -431,29 +497,16 @@ async fn copy_secrets(ctx: &Context, backup: &ArchiveBackup, obs: &Observed) -> 
 
 async fn capture(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, actions: &[CaptureAction]) -> Result<(), Error> {
     let Some(policy) = obs.policy.as_ref() else { return Ok(()) };
+    // A stage's snapshots are cut together (the archive is quiesced meanwhile): created at
+    // once, not one request after another.
+    let snapshots = actions.iter().filter_map(|action| match *action {
+        CaptureAction::CreateSnapshot(i) => obs.plan.get(i),
+        _ => None,
+    });
+    futures::future::try_join_all(snapshots.map(|item| create_snapshot(ctx, backup, obs, policy, item))).await?;
     for action in actions {
         match *action {
-            CaptureAction::CreateSnapshot(i) => {
-                let Some(item) = obs.plan.get(i) else { continue };
-                let snapshot = VolumeSnapshot {
-                    metadata: ObjectMeta {
-                        name: Some(item.snapshot.clone()),
-                        namespace: Some(obs.namespace.clone()),
-                        labels: Some(item_labels(&backup.spec.policy_name, &obs.name, item.component, &item.store)),
-                        owner_references: Some(owned_by(backup)),
-                        ..Default::default()
-                    },
-                    spec: VolumeSnapshotSpec {
-                        source: VolumeSnapshotSource { persistent_volume_claim_name: Some(item.claim().to_string()), volume_snapshot_content_name: None },
-                        volume_snapshot_class_name: policy.volume_snapshot_class_name.clone(),
-                    },
-                    status: None,
-                };
-                let api = Api::<VolumeSnapshot>::namespaced(ctx.client.clone(), &obs.namespace);
-                k::create_if_absent(&api, &snapshot)
-                    .await
-                    .during(|| format!("failed to create VolumeSnapshot {}/{} of claim {}", obs.namespace, item.snapshot, item.claim()))?;
-            }
+            CaptureAction::CreateSnapshot(_) => {}
             CaptureAction::CreateDump(i) => {
                 let Some(item) = obs.plan.get(i) else { continue };
                 let ItemSource::Sql { sql, .. } = &item.source else { continue };
@@ -472,6 +525,29 @@ async fn capture(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, actions:
             }
         }
     }
+    Ok(())
+}
+
+/// Creates the VolumeSnapshot of a plan item (already there is fine).
+async fn create_snapshot(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, policy: &crate::api::BackupPolicySpec, item: &PlannedItem) -> Result<(), Error> {
+    let snapshot = VolumeSnapshot {
+        metadata: ObjectMeta {
+            name: Some(item.snapshot.clone()),
+            namespace: Some(obs.namespace.clone()),
+            labels: Some(item_labels(&backup.spec.policy_name, &obs.name, item.component, &item.store)),
+            owner_references: Some(owned_by(backup)),
+            ..Default::default()
+        },
+        spec: VolumeSnapshotSpec {
+            source: VolumeSnapshotSource { persistent_volume_claim_name: Some(item.claim().to_string()), volume_snapshot_content_name: None },
+            volume_snapshot_class_name: policy.volume_snapshot_class_name.clone(),
+        },
+        status: None,
+    };
+    let api = Api::<VolumeSnapshot>::namespaced(ctx.client.clone(), &obs.namespace);
+    k::create_if_absent(&api, &snapshot)
+        .await
+        .during(|| format!("failed to create VolumeSnapshot {}/{} of claim {}", obs.namespace, item.snapshot, item.claim()))?;
     Ok(())
 }
 

@@ -79,7 +79,7 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> 
     let client = &ctx.client;
     let status = backup.status.clone().unwrap_or_default();
     let policy = match status.policy_spec.clone() {
-        Some(spec) => Some(spec),
+        Some(spec) => Some(*spec),
         None => Api::<BackupPolicy>::namespaced(client.clone(), &namespace)
             .get_opt(&backup.spec.policy_name)
             .await
@@ -204,9 +204,19 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> 
 impl Observed {
     /// Decides the next step (pure: `plan::backup::next`).
     pub fn next_step(&self, ctx: &Context) -> Step {
+        backup::next(&self.run_observation(ctx))
+    }
+
+    /// Whether releasing now completes the run at once (pure:
+    /// `plan::backup::completes_at_release`).
+    pub fn completes_at_release(&self, ctx: &Context) -> bool {
+        backup::completes_at_release(&self.run_observation(ctx))
+    }
+
+    fn run_observation(&self, ctx: &Context) -> RunObservation<'_> {
         let phase = self.status.phase.unwrap_or(BackupPhase::Pending);
         let active = !phase.is_finished() && phase != BackupPhase::Pending;
-        backup::next(&RunObservation {
+        RunObservation {
             now: self.now,
             backup_name: &self.name,
             verify_claims: &self.verify_claims,
@@ -225,6 +235,6 @@ impl Observed {
             plan: &self.plan,
             snapshots: &self.snapshot_obs,
             dump_jobs: &self.jobs,
-        })
+        }
     }
 }

@@ -72,7 +72,7 @@ fn object_obs(meta: &ObjectMeta) -> ObjectObs {
 /// and the SQL target's credentials.
 fn referenced_secrets<'a>(spec: &'a RestoreRequestSpec, backup: Option<&'a ArchiveBackup>) -> Vec<&'a str> {
     let status = backup.and_then(|b| b.status.as_ref());
-    let mut names: Vec<&str> = status.and_then(|s| s.policy_spec.as_ref()).map(dump::referenced_secrets).unwrap_or_default();
+    let mut names: Vec<&str> = status.and_then(|s| s.policy_spec.as_deref()).map(dump::referenced_secrets).unwrap_or_default();
     names.extend(status.and_then(|s| s.secret_copy.as_deref()));
     names.extend(spec.sql_target.as_ref().and_then(|t| t.credentials_secret.as_deref()));
     names

@@ -120,6 +120,11 @@ fn failed(reason: FailureReason) -> impl Fn(&Step) -> bool {
 }
 
 fn run(case: &Case) -> Step {
+    observing(case, |obs| next(obs))
+}
+
+/// Calls `f` with the observation `case` describes.
+fn observing<T>(case: &Case, f: impl FnOnce(&RunObservation<'_>) -> T) -> T {
     let p = policy(case.mode);
     let status = ArchiveBackupStatus {
         phase: case.phase,
@@ -132,7 +137,7 @@ fn run(case: &Case) -> Step {
         case.snapshots.iter().map(|(n, s)| (n.to_string(), s.clone())).collect();
     let jobs: BTreeMap<String, JobObs> = case.jobs.iter().map(|(n, j)| (n.to_string(), j.clone())).collect();
     let verify_claims = BTreeMap::new();
-    next(&RunObservation {
+    f(&RunObservation {
         now: t(case.now),
         backup_name: "b",
         verify_claims: &verify_claims,
@@ -159,7 +164,7 @@ fn every_transition() {
     use BackupPhase::*;
     let stopped = Some(WorkloadObs { replicas: 0, live_pods: 0, ready_pods: vec![] });
     let cases = vec![
-        Case { finalizer: true, claim: ClaimObs::Mine, ..base("pending starts once it holds finalizer and claim", None, Step::Begin) },
+        Case { finalizer: true, claim: ClaimObs::Mine, ..base("pending starts once it holds finalizer and claim, recording the quiesce start with it", None, Step::Begin { quiesce: Some(QuiesceStart { original_replicas: Some(2), pods: vec![] }) }) },
         base("pending gets the release finalizer before anything else", Some(Pending), Step::AddReleaseFinalizer),
         Case { finalizer: true, ..base("pending with the finalizer claims the workload", Some(Pending), Step::ClaimWorkload) },
         Case {
@@ -172,7 +177,13 @@ fn every_transition() {
             claim: ClaimObs::HeldBy("RestoreRequest/mail/r1".into()),
             ..base("pending waits while an in-place restore holds the workload", Some(Pending), Step::WaitForWorkload { holder: "RestoreRequest/mail/r1".into() })
         },
-        Case { mode: QuiesceMode::None, ..base("none mode quiesces nothing: no finalizer, no claim", Some(Pending), Step::Begin) },
+        Case {
+            mode: QuiesceMode::Freeze,
+            finalizer: true,
+            claim: ClaimObs::Mine,
+            ..base("a freeze run begins recording the ready pods to freeze", None, Step::Begin { quiesce: Some(QuiesceStart { original_replicas: None, pods: vec!["m-0".into(), "m-1".into()] }) })
+        },
+        Case { mode: QuiesceMode::None, ..base("none mode quiesces nothing: no finalizer, no claim", Some(Pending), Step::Begin { quiesce: None }) },
         Case {
             spec_problems: vec!["metadata.name: too long".into()],
             ..base("an invalid ArchiveBackup fails before anything", Some(Pending), Step::Done)
@@ -236,7 +247,7 @@ fn every_transition() {
             other_run: Some("other"),
             ..base("never two runs at once", Some(Pending), Step::Wait { what: String::new(), requeue: Some(IDLE_REQUEUE) })
         },
-        base("stop records replicas before scaling", Some(Quiescing), Step::RecordQuiesceStart { original_replicas: Some(2), pods: vec![] }),
+        base("stop records replicas before scaling (a run begun by an older operator)", Some(Quiescing), Step::RecordQuiesceStart(QuiesceStart { original_replicas: Some(2), pods: vec![] })),
         Case { quiesce: quiesced_at(0), ..base("stop scales to zero", Some(Quiescing), Step::ScaleToZero) },
         Case {
             quiesce: quiesced_at(0),
@@ -246,12 +257,16 @@ fn every_transition() {
         Case { quiesce: quiesced_at(0), workload: stopped.clone(), ..base("stopped: capture metadata", Some(Quiescing), Step::EnterPhase(CapturingMetadata)) },
         Case {
             mode: QuiesceMode::Freeze,
-            ..base("freeze records the ready pods first", Some(Quiescing), Step::RecordQuiesceStart { original_replicas: None, pods: vec!["m-0".into(), "m-1".into()] })
+            ..base("freeze records the ready pods first (a run begun by an older operator)", Some(Quiescing), Step::RecordQuiesceStart(QuiesceStart { original_replicas: None, pods: vec!["m-0".into(), "m-1".into()] }))
         },
         Case {
             mode: QuiesceMode::Freeze,
             quiesce: Some(QuiesceStatus { quiesced_at: Some(t(0)), pods: vec!["m-0".into()], ..Default::default() }),
-            ..base("freeze runs the hook on the recorded pods", Some(Quiescing), Step::Freeze { pods: vec!["m-0".into()] })
+            ..base(
+                "freeze runs the hook on the recorded pods, then at once the metadata stage's captures",
+                Some(Quiescing),
+                Step::Freeze { pods: vec!["m-0".into()], then: vec![CaptureAction::CreateSnapshot(0), CaptureAction::CreateDump(1)] }
+            )
         },
         Case { mode: QuiesceMode::None, ..base("none goes straight to capture", Some(Quiescing), Step::EnterPhase(CapturingMetadata)) },
         Case {
@@ -274,7 +289,7 @@ fn every_transition() {
             quiesce: quiesced_at(0),
             snapshots: vec![("snap-master", cut()), ("snap-meta", cut())],
             jobs: vec![("dump-meta", JobObs::Succeeded)],
-            ..base("metadata all cut: content stage", Some(CapturingMetadata), Step::EnterPhase(CapturingContent))
+            ..base("metadata all cut: the content stage, its captures at once", Some(CapturingMetadata), Step::BeginContent { captures: vec![CaptureAction::CreateSnapshot(2)] })
         },
         Case {
             quiesce: quiesced_at(0),
@@ -765,5 +780,30 @@ fn only_finished_runs_holding_nothing_are_settled() {
     for (case, phase, quiesce, finalizer, want) in cases {
         let status = ArchiveBackupStatus { phase, quiesce, ..Default::default() };
         assert_eq!(settled(&status, finalizer), want, "{case}");
+    }
+}
+
+#[test]
+fn a_release_completes_the_run_at_once_only_when_nothing_is_left() {
+    use BackupPhase::*;
+    let all_ready = vec![("snap-master", ready()), ("snap-meta", ready()), ("snap-content", ready())];
+    // (case, completes at release)
+    let cases = vec![
+        (Case { snapshots: all_ready.clone(), ..base("every snapshot ready", Some(CapturingContent), Step::Done) }, true),
+        (
+            Case {
+                snapshots: vec![("snap-master", ready()), ("snap-meta", ready()), ("snap-content", cut())],
+                ..base("one snapshot cut but not ready", Some(CapturingContent), Step::Done)
+            },
+            false,
+        ),
+        (
+            Case { snapshots: all_ready.clone(), jobs: vec![("dump-meta", JobObs::Succeeded)], ..base("a dump to delete", Some(CapturingContent), Step::Done) },
+            false,
+        ),
+        (Case { snapshots: all_ready, has_policy: false, ..base("no policy", Some(CapturingContent), Step::Done) }, false),
+    ];
+    for (case, want) in cases {
+        assert_eq!(observing(&case, completes_at_release), want, "{}", case.name);
     }
 }

@@ -265,7 +265,7 @@ fn with_everything(mut b: ArchiveBackup) -> ArchiveBackup {
             restore_size: Some("1Gi".into()),
         }];
         s.message = Some("restore point ready".into());
-        s.policy_spec = Some(spec(Some("0 * * * *"), Some(3)));
+        s.policy_spec = Some(Box::new(spec(Some("0 * * * *"), Some(3))));
         conditions::set(&mut s.conditions, "Ready", ConditionStatus::True, "Completed", "ready", t(0, 0), Some(1));
     }
     b

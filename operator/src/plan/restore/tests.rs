@@ -53,7 +53,7 @@ fn backup(name: &str, policy_name: &str, phase: BackupPhase, at: i64, verified: 
             item(Component::Content, "s2", "content-2", false),
         ],
         verification: verified.then_some(VerificationStatus { state: VerificationState::Passed, finished_at: None, message: None }),
-        policy_spec: Some(policy()),
+        policy_spec: Some(Box::new(policy())),
         ..Default::default()
     });
     b
