@@ -19,18 +19,7 @@ async fn hooks_run_once_per_pod_per_run_when_watches_lag() {
         data_pvc(&client, &ns, "meta", &[]).await?;
         let live = data_pvc(&client, &ns, "content", &[]).await?;
         http_hook_archive(&client, &ns, "archive", 2, "content").await?;
-        policy(&client, &ns, "archive", r#"
-  target: {kind: StatefulSet, name: archive}
-  quiesce:
-    mode: Freeze
-    freeze: {http: {port: 8080, path: /freeze}}
-    thaw: {http: {port: 8080, path: /thaw}}
-    timeoutSeconds: 120
-  stores:
-  - name: s1
-    metadata: {volumeClaims: [meta]}
-    content: {volumeClaims: [content]}
-"#).await?;
+        http_hook_policy(&client, &ns, "archive", &["meta"], &["content"]).await?;
         start_backup(&client, &ns, "b1", "archive").await?;
         let b1 = wait_completed(&client, &ns, "b1", &mut operator).await?;
         eprintln!("behind a 1.5 s watch delay: {}", timeline(&b1));

@@ -61,18 +61,7 @@ async fn a_freeze_run_of_three_volumes_writes_little_and_then_nothing() {
         data_pvc(&client, &ns, "content-a", &[]).await?;
         data_pvc(&client, &ns, "content-b", &[]).await?;
         http_hook_archive(&client, &ns, "archive", 1, "content-a").await?;
-        policy(&client, &ns, "archive", r#"
-  target: {kind: StatefulSet, name: archive}
-  quiesce:
-    mode: Freeze
-    freeze: {http: {port: 8080, path: /freeze}}
-    thaw: {http: {port: 8080, path: /thaw}}
-    timeoutSeconds: 120
-  stores:
-  - name: s1
-    metadata: {volumeClaims: [meta]}
-    content: {volumeClaims: [content-a, content-b]}
-"#).await?;
+        http_hook_policy(&client, &ns, "archive", &["meta"], &["content-a", "content-b"]).await?;
         // The policy's own first writes (its finalizer, its first status) come before the run.
         let before = settled_writes(&proxy, Duration::from_secs(3)).await?;
         start_backup(&client, &ns, "b1", "archive").await?;

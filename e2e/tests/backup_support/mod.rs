@@ -77,11 +77,21 @@ pub async fn annotate_pvc(client: &Client, namespace: &str, name: &str, key: &st
 /// The archive server: a StatefulSet `name` with one container `server` (an idle process) that
 /// mounts each claim of `claims` at `/<claim>`.
 pub async fn archive_statefulset(client: &Client, namespace: &str, name: &str, replicas: i32, claims: &[&str]) -> anyhow::Result<()> {
+    create_archive(client, namespace, name, replicas, claims, serde_json::json!({})).await
+}
+
+/// Creates the StatefulSet `name` whose one container `server` (with `container`'s fields
+/// added) mounts each claim of `claims` at `/<claim>`, and waits for its ready replicas.
+async fn create_archive(client: &Client, namespace: &str, name: &str, replicas: i32, claims: &[&str], container: serde_json::Value) -> anyhow::Result<()> {
     let mounts: Vec<_> = claims.iter().map(|c| serde_json::json!({"name": c, "mountPath": format!("/{c}")})).collect();
     let volumes: Vec<_> = claims
         .iter()
         .map(|c| serde_json::json!({"name": c, "persistentVolumeClaim": {"claimName": c}}))
         .collect();
+    let mut server = serde_json::json!({"name": "server", "image": "ignored", "volumeMounts": mounts});
+    if let (Some(server), Some(extra)) = (server.as_object_mut(), container.as_object()) {
+        server.extend(extra.clone());
+    }
     let sts = serde_json::json!({
         "metadata": {"name": name},
         "spec": {
@@ -90,11 +100,7 @@ pub async fn archive_statefulset(client: &Client, namespace: &str, name: &str, r
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 1,
-                    "containers": [{"name": "server", "image": "ignored", "volumeMounts": mounts}],
-                    "volumes": volumes
-                }
+                "spec": {"terminationGracePeriodSeconds": 1, "containers": [server], "volumes": volumes}
             }
         }
     });
@@ -117,40 +123,39 @@ class Hook(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer((ip, 8080), Hook).serve_forever()
 "#;
 
-/// An archive whose freeze and thaw hooks are HTTP hooks (`http: {port: 8080, path: /freeze}`):
-/// a StatefulSet `name` whose pods serve them on port 8080 and log each call to `hooks.log`
-/// in the claim `claim` (mounted at `/<claim>`). HTTP hooks go straight to the pod, so they
-/// work for an operator behind `ApiProxy` (which does not proxy exec).
+/// An archive whose freeze and thaw hooks are HTTP hooks (see [`http_hook_policy`]): a
+/// StatefulSet `name` whose pods serve them on port 8080 and log each call to `hooks.log` in
+/// the claim `claim` (mounted at `/<claim>`). HTTP hooks go straight to the pod, so they work
+/// for an operator behind `ApiProxy` (which does not proxy exec).
 pub async fn http_hook_archive(client: &Client, namespace: &str, name: &str, replicas: i32, claim: &str) -> anyhow::Result<()> {
-    let sts = serde_json::json!({
-        "metadata": {"name": name},
-        "spec": {
-            "serviceName": name,
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 1,
-                    "containers": [{
-                        "name": "server", "image": "ignored",
-                        "command": ["python3", "-c", HOOK_SERVER, format!("/{claim}/hooks.log")],
-                        "env": [
-                            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-                            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
-                        ],
-                        "volumeMounts": [{"name": claim, "mountPath": format!("/{claim}")}]
-                    }],
-                    "volumes": [{"name": claim, "persistentVolumeClaim": {"claimName": claim}}]
-                }
-            }
-        }
+    let container = serde_json::json!({
+        "command": ["python3", "-c", HOOK_SERVER, format!("/{claim}/hooks.log")],
+        "env": [
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+        ]
     });
-    create::<StatefulSet>(client, namespace, &serde_json::to_string(&sts)?).await?;
-    wait_ready_replicas(client, namespace, name, replicas).await?;
+    create_archive(client, namespace, name, replicas, &[claim], container).await?;
     // Give the Python servers a moment to listen.
     tokio::time::sleep(Duration::from_secs(2)).await;
     Ok(())
+}
+
+/// The Freeze policy `name` of the [`http_hook_archive`] `name`: one store `s1` of these
+/// metadata and content claims.
+pub async fn http_hook_policy(client: &Client, namespace: &str, name: &str, metadata: &[&str], content: &[&str]) -> anyhow::Result<BackupPolicy> {
+    policy(client, namespace, name, &format!(r#"
+  target: {{kind: StatefulSet, name: {name}}}
+  quiesce:
+    mode: Freeze
+    freeze: {{http: {{port: 8080, path: /freeze}}}}
+    thaw: {{http: {{port: 8080, path: /thaw}}}}
+    timeoutSeconds: 120
+  stores:
+  - name: s1
+    metadata: {{volumeClaims: [{}]}}
+    content: {{volumeClaims: [{}]}}
+"#, metadata.join(", "), content.join(", "))).await
 }
 
 /// Waits until the StatefulSet has `replicas` ready replicas.

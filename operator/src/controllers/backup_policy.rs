@@ -30,7 +30,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{watcher, Controller};
+use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Api, ResourceExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,8 +42,15 @@ pub const FINALIZER: &str = "archivist.dev/deletion-policy";
 /// Runs the controller until `stop` resolves (the shutdown began), woken by its own watch
 /// and by every change of the shared caches it reads (`changes`, see `controllers::caches`).
 pub async fn run(ctx: Arc<Context>, changes: UnboundedReceiver<Change>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let controller = Controller::new(ctx.watched::<BackupPolicy>(), watcher::Config::default().any_semantic()).with_config(super::controller_config());
-    let policies = controller.store();
+    // The controller's own store, without managedFields (no reader uses them; a policy's are
+    // about as large as the rest of it).
+    let (policies, writer) = kube::runtime::reflector::store::<BackupPolicy>();
+    let trigger = watcher(ctx.watched::<BackupPolicy>(), watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|p: &mut BackupPolicy| p.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(trigger, policies.clone()).with_config(super::controller_config());
     let woken = changes.flat_map(move |change| futures::stream::iter(affected(&policies, &change)));
     controller
         .reconcile_on(woken)

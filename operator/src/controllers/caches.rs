@@ -274,6 +274,7 @@ pub fn start(client: &kube::Client, scope: Option<&str>) -> (Caches, Subscriptio
         let mut first = first_list();
         watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), namespace_config)
             .default_backoff()
+            .modify(|n| n.managed_fields_mut().clear())
             .reflect(namespaces_writer)
             .for_each(move |event| {
                 first.saw(&event);
@@ -347,6 +348,7 @@ where
     let mut listing: HashSet<(String, String)> = HashSet::new();
     watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
         .reflect(writer)
         .for_each(move |event| {
                 first.saw(&event);
