@@ -656,12 +656,15 @@ fn quiescing(obs: &RunObservation<'_>, policy: &BackupPolicySpec) -> Step {
     let Some(workload) = obs.workload else {
         return release_or_fail(obs, Failure::new(FailureReason::TargetNotFound, "the target workload disappeared while quiescing"));
     };
+    if quiesce.quiesced_at.is_none() {
+        // Begun by an operator version that recorded the quiesce start in a write of its own.
+        if let Some(start) = QuiesceStart::of(policy.quiesce.mode, workload) {
+            return Step::RecordQuiesceStart(start);
+        }
+    }
     match policy.quiesce.mode {
         QuiesceMode::None => Step::EnterPhase(BackupPhase::CapturingMetadata),
         QuiesceMode::Stop => {
-            if quiesce.quiesced_at.is_none() {
-                return QuiesceStart::of(QuiesceMode::Stop, workload).map_or(Step::Done, Step::RecordQuiesceStart);
-            }
             if workload.replicas != 0 {
                 return Step::ScaleToZero;
             }
@@ -674,12 +677,7 @@ fn quiescing(obs: &RunObservation<'_>, policy: &BackupPolicySpec) -> Step {
             }
             Step::EnterPhase(BackupPhase::CapturingMetadata)
         }
-        QuiesceMode::Freeze => {
-            if quiesce.quiesced_at.is_none() {
-                return QuiesceStart::of(QuiesceMode::Freeze, workload).map_or(Step::Done, Step::RecordQuiesceStart);
-            }
-            Step::Freeze { pods: quiesce.pods, then: first_captures(obs, CaptureStage::Metadata) }
-        }
+        QuiesceMode::Freeze => Step::Freeze { pods: quiesce.pods, then: first_captures(obs, CaptureStage::Metadata) },
     }
 }
 

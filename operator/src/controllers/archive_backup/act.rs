@@ -209,18 +209,14 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
         Step::Complete => {
             mark_completed(&mut status, now, generation);
             record(ctx, backup, &obs, &mut status).await?;
-            ctx.set_driven(&obs.uid, false);
-            finished_metric(ctx, backup, &status, true);
-            publish(ctx, backup, EventType::Normal, "BackupCompleted", format!("restore point ready: {} item(s)", status.items.len())).await;
+            announce_completed(ctx, backup, &obs, &status).await;
             return Ok(Action::await_change());
         }
         Step::Fail(failure) => {
             status.phase = Some(BackupPhase::Failed);
             finish_failed(&mut status, &failure, now, generation);
             record(ctx, backup, &obs, &mut status).await?;
-            ctx.set_driven(&obs.uid, false);
-            finished_metric(ctx, backup, &status, false);
-            publish(ctx, backup, EventType::Warning, "BackupFailed", failure.message).await;
+            announce_failed(ctx, backup, &obs, &status, failure).await;
             return Ok(Action::await_change());
         }
     };
@@ -295,15 +291,25 @@ async fn release_and_record(
         publish(ctx, backup, EventType::Normal, "Released", format!("archive released after {window:.3}s")).await;
     }
     if let Some(f) = failure {
-        ctx.set_driven(&obs.uid, false);
-        finished_metric(ctx, backup, &status, false);
-        publish(ctx, backup, EventType::Warning, "BackupFailed", f.message).await;
+        announce_failed(ctx, backup, obs, &status, f).await;
     } else if complete {
-        ctx.set_driven(&obs.uid, false);
-        finished_metric(ctx, backup, &status, true);
-        publish(ctx, backup, EventType::Normal, "BackupCompleted", format!("restore point ready: {} item(s)", status.items.len())).await;
+        announce_completed(ctx, backup, obs, &status).await;
     }
     Ok(Action::requeue(SOON))
+}
+
+/// A run recorded `Completed`: no longer driven, counted, published (`BackupCompleted`).
+async fn announce_completed(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, status: &ArchiveBackupStatus) {
+    ctx.set_driven(&obs.uid, false);
+    finished_metric(ctx, backup, status, true);
+    publish(ctx, backup, EventType::Normal, "BackupCompleted", format!("restore point ready: {} item(s)", status.items.len())).await;
+}
+
+/// A run recorded `Failed`: no longer driven, counted, published (`BackupFailed`).
+async fn announce_failed(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, status: &ArchiveBackupStatus, failure: Failure) {
+    ctx.set_driven(&obs.uid, false);
+    finished_metric(ctx, backup, status, false);
+    publish(ctx, backup, EventType::Warning, "BackupFailed", failure.message).await;
 }
 
 /// A run whose snapshots are all ready: phase `Completed` (`Ready=True`).
