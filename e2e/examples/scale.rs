@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use archivist::api::{ArchiveBackup, BackupPhase, BackupPolicy};
 use archivist_e2e::testing::operator::{ensure_crds, repo_dir};
-use archivist_e2e::testing::proxy::ApiProxy;
+use archivist_e2e::testing::proxy::{since, writes_by_resource, ApiProxy};
 use archivist_e2e::testing::volumes::pvc;
 use archivist_e2e::testing::client;
 use clap::Parser;
@@ -138,7 +138,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             bail!("the operator exited ({status}); see {}", log.display());
         }
     }
-    let idle = diff(&proxy.snapshot(), &idle_from);
+    let idle = since(&proxy.snapshot(), &idle_from);
     let minutes = idle_start.elapsed().as_secs_f64() / 60.0;
     table.row(&format!("operator RSS after {} idle min (peak)", args.idle_minutes), format!("{} ({})", mib(rss_kib(pid)?), mib(peak_idle_rss)));
     table.row("non-watch requests per idle minute, without leases", format!("{:.1}", non_watch(&idle) as f64 / minutes.max(1.0 / 60.0)));
@@ -151,7 +151,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         let cpu_before = cpu_seconds(pid)?;
         let burst_start = Instant::now();
         let (done, peak_api_rss, latency) = burst(&client, &args, Duration::from_secs(args.timeout_seconds)).await?;
-        let cost = diff(&proxy.snapshot(), &burst_from);
+        let cost = since(&proxy.snapshot(), &burst_from);
         table.row(&format!("burst of {}: every run Completed", args.burst), format!("{done} of {} in {:.1} s", args.burst, burst_start.elapsed().as_secs_f64()));
         table.row("  operator CPU seconds", format!("{:.2}", cpu_seconds(pid)? - cpu_before));
         table.row("  requests (non-watch, without leases)", non_watch(&cost).to_string());
@@ -328,10 +328,9 @@ fn non_watch(counts: &BTreeMap<String, u64>) -> u64 {
     ["GET", "LIST", "POST", "PUT", "PATCH", "DELETE"].iter().map(|v| counts.get(*v).copied().unwrap_or(0)).sum::<u64>() - leases(counts)
 }
 
+/// The writes, leases left out.
 fn writes(counts: &BTreeMap<String, u64>) -> u64 {
-    let all: u64 = ["POST", "PUT", "PATCH", "DELETE"].iter().map(|v| counts.get(*v).copied().unwrap_or(0)).sum();
-    let lease_writes: u64 = counts.iter().filter(|(k, _)| k.ends_with(" leases") && !k.starts_with("GET") && !k.starts_with("LIST") && !k.starts_with("WATCH")).map(|(_, v)| v).sum();
-    all - lease_writes
+    writes_by_resource(counts).values().sum()
 }
 
 fn leases(counts: &BTreeMap<String, u64>) -> u64 {
@@ -347,10 +346,6 @@ fn top(counts: &BTreeMap<String, u64>, n: usize) -> String {
     rows.sort_by(|a, b| b.1.cmp(a.1));
     let shown: Vec<String> = rows.iter().take(n).map(|(k, v)| format!("{k}: {v}")).collect();
     if shown.is_empty() { "none".into() } else { shown.join(", ") }
-}
-
-fn diff(now: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    now.iter().map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0))).collect()
 }
 
 /// Waits until no request other than watches and leases has been made for [`QUIET`]; returns

@@ -11,43 +11,21 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use archivist_e2e::testing::operator::Operator;
-use archivist_e2e::testing::proxy::ApiProxy;
+use archivist_e2e::testing::proxy::{since, writes_by_resource, ApiProxy};
 use archivist_e2e::testing::with_namespace;
 use backup_support::*;
-
-/// The writes in `counts`, by `verb resource`, Lease renewals left out (leader election renews
-/// every few seconds whatever the load).
-fn writes(counts: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    counts
-        .iter()
-        .filter(|(key, _)| {
-            let words: Vec<&str> = key.split(' ').collect();
-            words.len() == 2 && ["POST", "PUT", "PATCH", "DELETE"].contains(&words[0]) && words[1] != "leases"
-        })
-        .map(|(k, v)| (k.clone(), *v))
-        .collect()
-}
-
-/// `after - before`, keys with no change left out.
-fn minus(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    after
-        .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
-        .filter(|(_, v)| *v > 0)
-        .collect()
-}
 
 /// Waits until the operator has written nothing for `quiet`; returns its writes so far.
 async fn settled_writes(proxy: &ApiProxy, quiet: Duration) -> anyhow::Result<BTreeMap<String, u64>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut last = writes(&proxy.snapshot());
+    let mut last = writes_by_resource(&proxy.snapshot());
     loop {
         tokio::time::sleep(quiet).await;
-        let now = writes(&proxy.snapshot());
+        let now = writes_by_resource(&proxy.snapshot());
         if now == last {
             return Ok(now);
         }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the operator kept writing: {:?}", minus(&now, &last));
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the operator kept writing: {:?}", since(&now, &last));
         last = now;
     }
 }
@@ -77,14 +55,14 @@ async fn a_freeze_run_of_three_volumes_writes_little_and_then_nothing() {
         events.with_context(|| format!("Events so far: {reasons:?}"))?;
         anyhow::ensure!(reasons == want, "Events {reasons:?}, want {want:?}");
         let run = settled_writes(&proxy, Duration::from_secs(3)).await?;
-        let by_run = minus(&run, &before);
+        let by_run = since(&run, &before);
         let total: u64 = by_run.values().sum();
         println!("one Freeze run, 3 volumes: {total} operator writes (Leases left out): {by_run:?}");
         eprintln!("{}", timeline(&b1));
         // Settled: a finished run costs nothing. 15 s more without a single write (a timer, a
         // resync or a status rewrite would show here).
         tokio::time::sleep(Duration::from_secs(15)).await;
-        let later = minus(&writes(&proxy.snapshot()), &run);
+        let later = since(&writes_by_resource(&proxy.snapshot()), &run);
         anyhow::ensure!(later.is_empty(), "the finished run was written to again: {later:?}");
         Ok(())
     })

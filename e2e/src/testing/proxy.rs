@@ -92,6 +92,28 @@ impl ApiProxy {
     }
 }
 
+/// The writes in `counts` (an [`ApiProxy::snapshot`]) by `VERB resource`, Lease renewals
+/// left out (leader election renews its Lease on a timer of its own, whatever the load).
+pub fn writes_by_resource(counts: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    counts
+        .iter()
+        .filter(|(key, _)| {
+            let words: Vec<&str> = key.split(' ').collect();
+            words.len() == 2 && ["POST", "PUT", "PATCH", "DELETE"].contains(&words[0]) && words[1] != "leases"
+        })
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+/// The counts of `now` minus those of `before` (two [`ApiProxy::snapshot`]s); keys that did
+/// not change are left out.
+pub fn since(now: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    now.iter()
+        .map(|(k, v)| (k.clone(), v.saturating_sub(before.get(k).copied().unwrap_or(0))))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
 /// The resource a request addresses, as the API server's metrics name it: the plural, and
 /// `/subresource` when one is addressed (`archivebackups/status`, `pods/log`).
 pub fn resource(path: &str) -> String {
@@ -226,6 +248,25 @@ fn error_response(code: u16, message: String) -> Response<UnsyncBoxBody<Bytes, s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_leave_out_reads_watches_verb_totals_and_leases() {
+        let counts: BTreeMap<String, u64> = [
+            ("PATCH", 9),
+            ("PATCH archivebackups/status", 5),
+            ("PATCH leases", 3),
+            ("POST events", 1),
+            ("GET statefulsets", 7),
+            ("LIST jobs by archivist.dev/backup=", 2),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let want: BTreeMap<String, u64> = [("PATCH archivebackups/status".to_string(), 5), ("POST events".to_string(), 1)].into();
+        assert_eq!(writes_by_resource(&counts), want);
+        let before: BTreeMap<String, u64> = [("PATCH archivebackups/status".to_string(), 5), ("POST events".to_string(), 0)].into();
+        assert_eq!(since(&want, &before), [("POST events".to_string(), 1)].into());
+    }
 
     #[test]
     fn verbs_as_the_api_server_counts_them() {
