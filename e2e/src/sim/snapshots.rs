@@ -2,10 +2,12 @@
 //!
 //! - Keeps the default VolumeSnapshotClass `archivist-local` (driver `archivist.dev/local`,
 //!   deletionPolicy Delete).
-//! - For each VolumeSnapshot of a PVC (class with this driver, or none): at the cut, copies the
-//!   volume's directory to `<state-dir>/snapshots/<content-name>`, creates the bound
-//!   VolumeSnapshotContent `snapcontent-<snapshot uid>`, sets `boundVolumeSnapshotContentName`,
-//!   `creationTime` and `restoreSize`, then `readyToUse: true`.
+//! - For each VolumeSnapshot of a PVC (class with this driver, or none): at the cut, creates the
+//!   bound VolumeSnapshotContent `snapcontent-<snapshot uid>`, copies the volume's directory to
+//!   `<state-dir>/snapshots/<content-name>`, records the cut in the content's status, then sets
+//!   the snapshot's `boundVolumeSnapshotContentName`, `creationTime` and `restoreSize` (and
+//!   `readyToUse: true` at once when there is no ready delay, else after it). The cut reads
+//!   only caches: it costs three writes, so its report follows its cut delay closely.
 //! - Knobs, as annotations on the source PVC: see [`super::snapshot_knobs`].
 //! - Deletion: see [`super::snapshot_contents`].
 
@@ -20,7 +22,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use futures::StreamExt as _;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt as _};
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
@@ -47,9 +51,17 @@ const SOURCE_POLL: Duration = Duration::from_secs(1);
 pub async fn run(ctx: SimContext) -> anyhow::Result<()> {
     ensure_snapshot_class(&ctx.client).await?;
     let ctx = Arc::new(ctx);
+    let (classes, classes_feed) = cache(Api::<VolumeSnapshotClass>::all(ctx.client.clone()));
+    let (claims, claims_feed) = cache(Api::<PersistentVolumeClaim>::all(ctx.client.clone()));
+    let (volumes, volumes_feed) = cache(Api::<PersistentVolume>::all(ctx.client.clone()));
+    let (contents, contents_feed) = cache(Api::<VolumeSnapshotContent>::all(ctx.client.clone()));
     let snapshot_ctx = Arc::new(SnapshotCtx {
         sim: ctx.clone(),
         first_seen: Mutex::new(HashMap::new()),
+        classes,
+        claims,
+        volumes,
+        contents,
     });
     let wc = || watcher::Config::default().any_semantic();
     let snapshots = Controller::new(Api::<VolumeSnapshot>::all(ctx.client.clone()), wc()).run(
@@ -64,9 +76,42 @@ pub async fn run(ctx: SimContext) -> anyhow::Result<()> {
     );
     tokio::join!(
         drain("snapshots", snapshots),
-        drain("snapshot-contents", contents)
+        drain("snapshot-contents", contents),
+        classes_feed,
+        claims_feed,
+        volumes_feed,
+        contents_feed,
     );
     Err(anyhow!("the snapshot controllers stopped"))
+}
+
+/// A cache of every object of a kind, and the future that keeps it current.
+fn cache<K>(api: Api<K>) -> (Store<K>, impl std::future::Future<Output = ()>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let feed = reflector::reflector(writer, watcher(api, watcher::Config::default().any_semantic()))
+        .default_backoff()
+        .for_each(|_| futures::future::ready(()));
+    (store, feed)
+}
+
+/// The object `name` from `store`, or read from the API server when the store does not have it
+/// (yet): a cache miss costs a request, never a wrong answer.
+async fn cached<K>(store: &Store<K>, api: Api<K>, namespace: Option<&str>, name: &str) -> kube::Result<Option<K>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let key = ObjectRef::new(name);
+    let key = match namespace {
+        Some(ns) => key.within(ns),
+        None => key,
+    };
+    match store.get(&key) {
+        Some(found) => Ok(Some(found.as_ref().clone())),
+        None => api.get_opt(name).await,
+    }
 }
 
 /// Context of the VolumeSnapshot controller.
@@ -75,6 +120,12 @@ struct SnapshotCtx {
     /// When each VolumeSnapshot (by uid) was first seen: the start of its cut delay. More precise
     /// than `metadata.creationTimestamp` (whole seconds); a restarted simulator starts over.
     first_seen: Mutex<HashMap<String, Timestamp>>,
+    /// The VolumeSnapshotClasses, PVCs, PVs and VolumeSnapshotContents, read from caches so
+    /// that a cut costs only its writes (a real CSI snapshotter works from informers too).
+    classes: Store<VolumeSnapshotClass>,
+    claims: Store<PersistentVolumeClaim>,
+    volumes: Store<PersistentVolume>,
+    contents: Store<VolumeSnapshotContent>,
 }
 
 impl SnapshotCtx {
@@ -140,10 +191,8 @@ async fn reconcile_snapshot(
         .volume_snapshot_class_name
         .clone()
         .unwrap_or_else(|| SNAPSHOT_CLASS.to_owned());
-    let Some(class) = Api::<VolumeSnapshotClass>::all(ctx.client.clone())
-        .get_opt(&class_name)
-        .await?
-    else {
+    let classes = Api::<VolumeSnapshotClass>::all(ctx.client.clone());
+    let Some(class) = cached(&sctx.classes, classes, None, &class_name).await? else {
         return Ok(Action::await_change());
     };
     if class.driver != DRIVER {
@@ -152,10 +201,8 @@ async fn reconcile_snapshot(
     let snapshots = Api::<VolumeSnapshot>::namespaced(ctx.client.clone(), &namespace);
     let id = format!("VolumeSnapshot {namespace}/{name}");
 
-    let Some(pvc) = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &namespace)
-        .get_opt(&pvc_name)
-        .await?
-    else {
+    let claims = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &namespace);
+    let Some(pvc) = cached(&sctx.claims, claims, Some(&namespace), &pvc_name).await? else {
         tracing::debug!("{id}: source PVC {pvc_name} does not exist yet");
         return Ok(Action::requeue(SOURCE_POLL));
     };
@@ -180,29 +227,35 @@ async fn reconcile_snapshot(
 
     let content_name = content_name_for(&uid);
     let contents = Api::<VolumeSnapshotContent>::all(ctx.client.clone());
-    let content = match contents.get_opt(&content_name).await? {
-        Some(content) => content,
-        None => {
-            if let Some(left) = until(after(first_seen, knobs.cut_delay), now()) {
-                return Ok(Action::requeue(left));
-            }
-            let Some(pv_name) = pvc
-                .spec
-                .as_ref()
-                .and_then(|s| s.volume_name.clone())
-                .filter(|v| !v.is_empty())
-            else {
-                tracing::debug!("{id}: source PVC {pvc_name} is not bound yet");
-                return Ok(Action::requeue(SOURCE_POLL));
-            };
-            cut(ctx, &snapshot, &class, &pv_name, &content_name)
-                .await
-                .with_context(|| format!("{id}: cut failed"))?
+    let bound = status.bound_volume_snapshot_content_name.as_deref() == Some(content_name.as_str())
+        && status.creation_time.is_some();
+    let content_status = if bound {
+        // Cut and reported: only readiness is left, read from the content (its cut time is
+        // exact to the nanosecond; the snapshot's is whole seconds).
+        contents
+            .get_opt(&content_name)
+            .await?
+            .and_then(|c| c.status)
+            .unwrap_or_default()
+    } else {
+        if let Some(left) = until(after(first_seen, knobs.cut_delay), now()) {
+            return Ok(Action::requeue(left));
         }
+        let Some(pv_name) = pvc
+            .spec
+            .as_ref()
+            .and_then(|s| s.volume_name.clone())
+            .filter(|v| !v.is_empty())
+        else {
+            tracing::debug!("{id}: source PVC {pvc_name} is not bound yet");
+            return Ok(Action::requeue(SOURCE_POLL));
+        };
+        cut(&sctx, &snapshot, &class, &pv_name, &content_name, knobs.ready_delay)
+            .await
+            .with_context(|| format!("{id}: cut failed"))?
     };
 
-    // Bound: report the cut, and readiness once the ready delay has passed.
-    let content_status = content.status.clone().unwrap_or_default();
+    // Report the cut, and readiness once the ready delay has passed.
     let cut_at = content_status
         .creation_time
         .map(|ns| Timestamp::from_nanosecond(i128::from(ns)))
@@ -240,24 +293,29 @@ async fn reconcile_snapshot(
     Ok(wait.map_or_else(Action::await_change, Action::requeue))
 }
 
-/// The cut: copies the volume's directory and creates the bound VolumeSnapshotContent whose
-/// status records the cut time and size.
+/// The cut: creates the bound VolumeSnapshotContent, copies the volume's directory, and records
+/// the cut time, size and (with no ready delay) readiness in the content's status: two writes
+/// and a copy, no read (the caches hold the PV and the content). A content whose status holds a
+/// cut time was cut already (a simulator restarted after the cut, before reporting it): its
+/// status is returned as it is, and the data is not copied again.
 async fn cut(
-    ctx: &SimContext,
+    sctx: &SnapshotCtx,
     snapshot: &VolumeSnapshot,
     class: &VolumeSnapshotClass,
     pv_name: &str,
     content_name: &str,
-) -> anyhow::Result<VolumeSnapshotContent> {
+    ready_delay: Duration,
+) -> anyhow::Result<VolumeSnapshotContentStatus> {
+    let ctx = &sctx.sim;
+    let contents = Api::<VolumeSnapshotContent>::all(ctx.client.clone());
+    let existing = cached(&sctx.contents, contents.clone(), None, content_name).await?;
+    if let Some(status) = existing.as_ref().and_then(|c| c.status.clone()).filter(|s| s.creation_time.is_some()) {
+        return Ok(status);
+    }
     let cut_at = now();
-    let source = volume_dir(&ctx.args.state_dir, pv_name);
-    let target = snapshot_dir(&ctx.args.state_dir, content_name);
-    create_dir_from(Some(&source), &target).await?;
-
-    let pv = Api::<PersistentVolume>::all(ctx.client.clone())
-        .get(pv_name)
-        .await
-        .with_context(|| format!("PV {pv_name}"))?;
+    let pv = cached(&sctx.volumes, Api::<PersistentVolume>::all(ctx.client.clone()), None, pv_name)
+        .await?
+        .with_context(|| format!("PV {pv_name} does not exist"))?;
     let capacity = pv
         .spec
         .as_ref()
@@ -266,50 +324,54 @@ async fn cut(
         .with_context(|| format!("PV {pv_name} has no capacity"))?;
     let restore_size = i64::try_from(quantity_bytes(&capacity.0)?).context("capacity too large")?;
 
-    let content = VolumeSnapshotContent {
-        metadata: ObjectMeta {
-            name: Some(content_name.to_owned()),
-            ..ObjectMeta::default()
-        },
-        spec: VolumeSnapshotContentSpec {
-            deletion_policy: class.deletion_policy,
-            driver: DRIVER.to_owned(),
-            source: VolumeSnapshotContentSource {
-                volume_handle: Some(pv_name.to_owned()),
-                snapshot_handle: None,
+    if existing.is_none() {
+        let content = VolumeSnapshotContent {
+            metadata: ObjectMeta {
+                name: Some(content_name.to_owned()),
+                ..ObjectMeta::default()
             },
-            source_volume_mode: Some(
-                pv.spec
-                    .as_ref()
-                    .and_then(|s| s.volume_mode.clone())
-                    .unwrap_or_else(|| "Filesystem".to_owned()),
-            ),
-            volume_snapshot_class_name: class.metadata.name.clone(),
-            volume_snapshot_ref: ObjectReference {
-                api_version: Some("snapshot.storage.k8s.io/v1".to_owned()),
-                kind: Some("VolumeSnapshot".to_owned()),
-                namespace: snapshot.namespace(),
-                name: Some(snapshot.name_any()),
-                uid: snapshot.uid(),
-                resource_version: snapshot.resource_version(),
-                ..ObjectReference::default()
+            spec: VolumeSnapshotContentSpec {
+                deletion_policy: class.deletion_policy,
+                driver: DRIVER.to_owned(),
+                source: VolumeSnapshotContentSource {
+                    volume_handle: Some(pv_name.to_owned()),
+                    snapshot_handle: None,
+                },
+                source_volume_mode: Some(
+                    pv.spec
+                        .as_ref()
+                        .and_then(|s| s.volume_mode.clone())
+                        .unwrap_or_else(|| "Filesystem".to_owned()),
+                ),
+                volume_snapshot_class_name: class.metadata.name.clone(),
+                volume_snapshot_ref: ObjectReference {
+                    api_version: Some("snapshot.storage.k8s.io/v1".to_owned()),
+                    kind: Some("VolumeSnapshot".to_owned()),
+                    namespace: snapshot.namespace(),
+                    name: Some(snapshot.name_any()),
+                    uid: snapshot.uid(),
+                    resource_version: snapshot.resource_version(),
+                    ..ObjectReference::default()
+                },
             },
-        },
-        status: None,
-    };
-    let contents = Api::<VolumeSnapshotContent>::all(ctx.client.clone());
-    match contents.create(&PostParams::default(), &content).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(err) => {
-            return Err(anyhow::Error::new(err).context(format!(
-                "failed to create VolumeSnapshotContent {content_name}"
-            )))
+            status: None,
+        };
+        match contents.create(&PostParams::default(), &content).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(err) => {
+                return Err(anyhow::Error::new(err).context(format!(
+                    "failed to create VolumeSnapshotContent {content_name}"
+                )))
+            }
         }
     }
+    let source = volume_dir(&ctx.args.state_dir, pv_name);
+    let target = snapshot_dir(&ctx.args.state_dir, content_name);
+    create_dir_from(Some(&source), &target).await?;
     let status = VolumeSnapshotContentStatus {
         creation_time: i64::try_from(cut_at.as_nanosecond()).ok(),
-        ready_to_use: Some(false),
+        ready_to_use: Some(ready_delay.is_zero()),
         restore_size: Some(restore_size),
         snapshot_handle: Some(content_name.to_owned()),
         ..VolumeSnapshotContentStatus::default()
@@ -321,7 +383,7 @@ async fn cut(
     )
     .await?;
     tracing::info!(content = content_name, pv = pv_name, "cut");
-    Ok(patched)
+    Ok(patched.status.unwrap_or(status))
 }
 
 async fn patch_snapshot_status(

@@ -63,7 +63,7 @@ pub async fn run(client: kube::Client, metrics: Arc<Metrics>, namespace: Option<
     };
     futures::join!(
         signalled,
-        archive_backup::run(ctx.clone(), subscriptions.backups, stop_rx.clone(), shutdown_timeout),
+        archive_backup::run(ctx.clone(), subscriptions.backups, subscriptions.backups_by_child, stop_rx.clone(), shutdown_timeout),
         backup_policy::run(ctx.clone(), subscriptions.policy_changes, stopped(stop_rx.clone())),
         restore_request::run(ctx.clone(), subscriptions.restores, subscriptions.restores_by_backup, stopped(stop_rx.clone())),
         sweeper::run(ctx, stopped(stop_rx)),

@@ -3,7 +3,6 @@
 //! never on a command line.
 
 use super::labels::{item_labels, owned_by, BACKUP};
-use super::redact::Redactor;
 use crate::api::{ArchiveBackup, BackupPolicySpec, DumpSpec, SqlEngine, SqlSource};
 use crate::plan::backup::JobObs;
 use crate::plan::capture::PlannedItem;
@@ -159,11 +158,6 @@ pub fn observe_job(job: &Job) -> JobObs {
         },
         None => JobObs::Running,
     }
-}
-
-/// The run's dump (and verify) Jobs by name; failure messages go through `redactor`.
-pub async fn list_jobs(client: &Client, namespace: &str, backup: &str, redactor: &Redactor) -> Result<BTreeMap<String, JobObs>, kube::Error> {
-    super::jobs::list(client, namespace, &format!("{BACKUP}={backup}"), redactor).await
 }
 
 /// The Secrets a run of `policy` references, whose values must never appear in what it

@@ -3,7 +3,7 @@
 //! authentication failed" or "database ... already exists").
 
 use super::dump::observe_job;
-use super::redact::Redactor;
+use super::redact::{LazyRedactor, Redactor};
 use crate::plan::backup::JobObs;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -20,15 +20,22 @@ pub const RESTORE_JOB_DEADLINE_SECONDS: i64 = 24 * 3600;
 const LOG_TAIL_LINES: i64 = 3;
 const LOG_TAIL_CHARS: usize = 300;
 
-/// The Jobs matching `selector` by name; a failed Job's message ends with its pod's last log
-/// lines when they can be read. The whole message goes through `redactor`: it is copied into
-/// status, Events and the operator's log.
-pub async fn list(client: &Client, namespace: &str, selector: &str, redactor: &Redactor) -> Result<BTreeMap<String, JobObs>, kube::Error> {
+/// The Jobs matching `selector` by name, as [`observe_all`] sees them.
+pub async fn list(client: &Client, namespace: &str, selector: &str, redactor: &LazyRedactor) -> Result<BTreeMap<String, JobObs>, kube::Error> {
     let jobs = Api::<Job>::namespaced(client.clone(), namespace).list(&ListParams::default().labels(selector)).await?;
+    observe_all(client, namespace, &jobs.items, redactor).await
+}
+
+/// `jobs` of `namespace` by name; a failed Job's message ends with its pod's last log lines
+/// when they can be read. The whole message goes through `redactor`: it is copied into status,
+/// Events and the operator's log. Only a failed Job costs requests (the Secrets, once, and the
+/// pod's log); running and succeeded ones are read from the Jobs given.
+pub async fn observe_all<'a>(client: &Client, namespace: &str, jobs: impl IntoIterator<Item = &'a Job>, redactor: &LazyRedactor) -> Result<BTreeMap<String, JobObs>, kube::Error> {
     let mut out = BTreeMap::new();
-    for job in &jobs.items {
+    for job in jobs {
         let mut state = observe_job(job);
         if let JobObs::Failed { message } = &mut state {
+            let redactor = redactor.get().await?;
             if let Some(tail) = log_tail(client, namespace, &job.name_any(), redactor).await {
                 message.push_str(&format!("; its pod said: {tail}"));
             }

@@ -17,6 +17,40 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use std::collections::BTreeSet;
 
+/// A [`Redactor`] read only when first needed: the Secrets are read when there is text to
+/// redact (a failed Job's message, a hook's stderr), not on every reconcile of a run.
+pub struct LazyRedactor {
+    client: Client,
+    namespace: String,
+    names: Vec<String>,
+    loaded: tokio::sync::OnceCell<Redactor>,
+}
+
+impl LazyRedactor {
+    /// A redactor of the Secrets `names` of `namespace`, read at the first [`Self::get`].
+    pub fn new<'a>(client: &Client, namespace: &str, names: impl IntoIterator<Item = &'a str>) -> Self {
+        Self { client: client.clone(), namespace: namespace.to_string(), names: names.into_iter().map(String::from).collect(), loaded: tokio::sync::OnceCell::new() }
+    }
+
+    /// The redactor; the Secrets are read at the first call (`Redactor::load`).
+    pub async fn get(&self) -> Result<&Redactor, kube::Error> {
+        self.loaded.get_or_try_init(|| Redactor::load(&self.client, &self.namespace, self.names.iter().map(String::as_str))).await
+    }
+
+    /// The redactor, or when the Secrets cannot be read one that withholds every text whole
+    /// ([`Redactor::withholding_all`]): for hooks, which must run (a thaw above all) whether
+    /// or not their stderr can be quoted.
+    pub async fn or_withhold(&self) -> std::borrow::Cow<'_, Redactor> {
+        match self.get().await {
+            Ok(r) => std::borrow::Cow::Borrowed(r),
+            Err(error) => {
+                tracing::warn!(%error, namespace = %self.namespace, "cannot read the Secrets to redact; hook output is withheld");
+                std::borrow::Cow::Owned(Redactor::withholding_all())
+            }
+        }
+    }
+}
+
 /// What a redacted value is replaced by.
 pub const MARKER: &str = "***";
 
@@ -29,6 +63,8 @@ const MIN_LINE_LEN: usize = 8;
 pub struct Redactor {
     /// The strings to replace, longest first (then in byte order, for determinism).
     needles: Vec<String>,
+    /// Every text is replaced whole: the Secrets could not be read.
+    withhold_all: bool,
 }
 
 impl Redactor {
@@ -53,7 +89,13 @@ impl Redactor {
         set.remove("");
         let mut needles: Vec<String> = set.into_iter().collect();
         needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        Self { needles }
+        Self { needles, withhold_all: false }
+    }
+
+    /// A redactor that replaces every non-empty text whole by [`MARKER`]: used when the values
+    /// to redact cannot be read, since quoting nothing is better than quoting a secret.
+    pub fn withholding_all() -> Self {
+        Self { needles: Vec::new(), withhold_all: true }
     }
 
     /// A redactor for every value (UTF-8 text; binary values cannot appear in a text log as
@@ -82,12 +124,15 @@ impl Redactor {
 
     /// Whether there is nothing to redact.
     pub fn is_empty(&self) -> bool {
-        self.needles.is_empty()
+        self.needles.is_empty() && !self.withhold_all
     }
 
     /// `text` with every occurrence of every value replaced by [`MARKER`]; a run of covered
     /// text (overlapping or adjacent matches) becomes one marker.
     pub fn redact(&self, text: &str) -> String {
+        if self.withhold_all && !text.is_empty() {
+            return MARKER.to_string();
+        }
         if self.needles.is_empty() || text.is_empty() {
             return text.to_string();
         }
@@ -123,6 +168,17 @@ mod tests {
     use super::*;
     use k8s_openapi::ByteString;
     use std::collections::BTreeMap;
+
+    /// When the Secrets cannot be read, nothing of any text is quoted, but an empty text stays
+    /// empty (so "no output" still reads as such).
+    #[test]
+    fn withholding_all_quotes_nothing() {
+        let r = Redactor::withholding_all();
+        assert!(!r.is_empty());
+        for (text, want) in [("FATAL: wrong password pw-1f2e", MARKER), ("x", MARKER), ("", "")] {
+            assert_eq!(r.redact(text), want, "{text:?}");
+        }
+    }
 
     #[test]
     fn redacts_every_value() {

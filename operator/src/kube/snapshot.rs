@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
     version = "v1",
     kind = "VolumeSnapshot",
     namespaced,
-    status = "VolumeSnapshotStatus"
+    status = "VolumeSnapshotStatus",
+    derive = "PartialEq"
 )]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeSnapshotSpec {

@@ -50,7 +50,7 @@ pub const RELEASE_FINALIZER: &str = "archivist.dev/release";
 /// is being retried, with the last error).
 pub const RELEASED: &str = "Released";
 
-pub use super::claim::{CLAIM_POLL, WORKLOAD_CLAIMED};
+pub use super::claim::WORKLOAD_CLAIMED;
 
 /// The condition type that records whether capturing succeeded; `False` while a failed run
 /// releases the archive carries the failure (reason and message) to the `Failed` phase.
@@ -456,11 +456,6 @@ fn until(now: DateTime<Utc>, deadline: Option<DateTime<Utc>>, cap: Duration) -> 
 /// How long to wait before looking again when only a watch event can move the run on.
 pub const IDLE_REQUEUE: Duration = Duration::from_secs(30);
 
-/// How often a stopping run looks again for the target's pods to be gone. No watch event is
-/// certain to follow a pod's removal (the controller does not watch the target's pods), and
-/// every second spent waiting here is a second the archive is unavailable, so poll briefly.
-pub const POD_GONE_POLL: Duration = Duration::from_secs(1);
-
 /// The failure recorded on a run that is releasing after a failure.
 pub fn recorded_failure(status: &ArchiveBackupStatus) -> Option<Failure> {
     status
@@ -669,10 +664,11 @@ fn quiescing(obs: &RunObservation<'_>, policy: &BackupPolicySpec) -> Step {
                 return Step::ScaleToZero;
             }
             if workload.live_pods > 0 {
-                let poll = deadline_requeue(obs, policy).map_or(POD_GONE_POLL, |left| left.min(POD_GONE_POLL));
+                // Each pod's removal wakes the run (`controllers::caches`, the pod watch); the
+                // requeue is only the quiesce deadline.
                 return Step::Wait {
                     what: format!("{} pod(s) of the target still running after scaling to 0", workload.live_pods),
-                    requeue: Some(poll),
+                    requeue: deadline_requeue(obs, policy),
                 };
             }
             Step::EnterPhase(BackupPhase::CapturingMetadata)

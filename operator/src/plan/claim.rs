@@ -7,7 +7,9 @@
 //! - `RestoreRequest/<namespace>/<name>` for an InPlace restore.
 //!
 //! Every path that ends a run removes the claim (see `plan::backup`); the sweeper
-//! ([`sweep`]) removes what a crashed or deleted run left behind.
+//! ([`sweep`]) removes what a crashed or deleted run left behind. A claimant waiting for
+//! another holder is woken when the workload changes (`controllers::caches`, the workload
+//! watches), not by a timer.
 
 use crate::api::{ArchiveBackupStatus, BackupPhase};
 use std::fmt;
@@ -15,10 +17,6 @@ use std::fmt;
 /// The condition type that says whether a run or an in-place restore holds its workload's
 /// claim (`False` while it waits for another holder to release the workload).
 pub const WORKLOAD_CLAIMED: &str = "WorkloadClaimed";
-
-/// How long a claimant waiting for another holder's workload claim waits before looking
-/// again. (The holder's release is not watched; the sweeper releases orphaned claims.)
-pub const CLAIM_POLL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The kind of object that holds a workload claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

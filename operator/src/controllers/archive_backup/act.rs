@@ -14,7 +14,7 @@ use crate::kube::snapshot::{VolumeSnapshot, VolumeSnapshotSpec, VolumeSnapshotSo
 use crate::kube::{self as k, dump, finalizers, hooks, verify, workload};
 use crate::plan::backup::{
     QuiesceStart,
-    release_retry_delay, stamp_phase_start, CaptureAction, Failure, FailureReason, Step, CAPTURED, CLAIM_POLL, IDLE_REQUEUE, RELEASED,
+    release_retry_delay, stamp_phase_start, CaptureAction, Failure, FailureReason, Step, CAPTURED, IDLE_REQUEUE, RELEASED,
     RELEASE_FINALIZER, WORKLOAD_CLAIMED,
 };
 use crate::plan::capture::{ItemSource, PlannedItem};
@@ -32,8 +32,6 @@ use std::time::Duration;
 /// Requeue soon after a step that moved the run on (the status write also triggers a watch
 /// event; the scheduler merges the two).
 const SOON: Duration = Duration::from_millis(10);
-/// How often pods are looked at while waiting for a stopped workload's pods to go.
-const POD_POLL: Duration = Duration::from_millis(500);
 /// How long one thaw hook call may take.
 const THAW_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -77,7 +75,8 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             let what = format!("waiting: {:?} {} is quiesced by {holder}", policy.target.kind, policy.target.name);
             conditions::set(&mut status.conditions, WORKLOAD_CLAIMED, ConditionStatus::False, "HeldByAnother", what.clone(), now, generation);
             status.message = Some(what);
-            Action::requeue(CLAIM_POLL)
+            // The workload's change (the holder dropping its claim) wakes the run.
+            Action::requeue(IDLE_REQUEUE)
         }
         Step::Begin { quiesce } => {
             ctx.set_driven(&obs.uid, true);
@@ -106,7 +105,8 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
                 .await
                 .during(|| format!("failed to scale {}/{} to 0", obs.namespace, policy.target.name))?;
             status.message = Some(format!("scaled {} to 0; waiting for its pods to stop", policy.target.name));
-            Action::requeue(POD_POLL)
+            // The pods' removal wakes the run.
+            Action::requeue(IDLE_REQUEUE)
         }
         Step::Freeze { pods, then } => {
             let policy = obs.policy.as_ref().expect_policy()?;
@@ -177,14 +177,16 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
                 let claim = verify::scratch_claim(backup, &obs.plan, i, size);
                 k::create_if_absent(&api, &claim).await.during(|| format!("failed to create scratch PVC for {}", item.snapshot))?;
             }
-            Action::requeue(Duration::from_secs(1))
+            // Their binding wakes the run (`controllers::caches::RunChildren`).
+            Action::requeue(IDLE_REQUEUE)
         }
         Step::CreateVerifyJob => {
             let spec = obs.policy.as_ref().and_then(|p| p.verification.clone()).unwrap_or_default();
             let job = verify::verify_job(backup, &obs.plan, &spec);
             let api = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(ctx.client.clone(), &obs.namespace);
             k::create_if_absent(&api, &job).await.during(|| format!("failed to create verify Job of {}/{}", obs.namespace, obs.name))?;
-            Action::requeue(Duration::from_secs(1))
+            // The Job's progress wakes the run.
+            Action::requeue(IDLE_REQUEUE)
         }
         Step::FinishVerification { result, message } => {
             cleanup_verification(ctx, &obs).await?;
@@ -418,9 +420,11 @@ fn time_left(status: &ArchiveBackupStatus, timeout_seconds: u32, now: DateTime<U
 async fn run_hooks(ctx: &Context, obs: &Observed, pods: &[String], hook: Option<&crate::api::Hook>, timeout: Duration) -> Vec<Result<(), hooks::HookError>> {
     let Some(hook) = hook else { return vec![Err(hooks::HookError::Empty)] };
     let ips = obs.target.as_ref().map(|t| t.pod_ips.clone()).unwrap_or_default();
+    let redactor = obs.redactor.or_withhold().await;
+    let redactor = &*redactor;
     let calls = pods.iter().map(|pod| {
         let ip = ips.get(pod).cloned();
-        async move { hooks::run(&ctx.client, &obs.namespace, pod, ip.as_deref(), hook, timeout, &obs.redactor).await }
+        async move { hooks::run(&ctx.client, &obs.namespace, pod, ip.as_deref(), hook, timeout, redactor).await }
     });
     futures::future::join_all(calls).await
 }
@@ -679,6 +683,8 @@ async fn thaw(ctx: &Context, obs: &Observed, policy: &crate::api::BackupPolicySp
         return vec![(String::new(), Err("the policy has no thaw hook".to_string()))];
     };
     let pending: Vec<&String> = quiesce.pods.iter().filter(|p| !quiesce.thawed_pods.contains(p)).collect();
+    let redactor = obs.redactor.or_withhold().await;
+    let redactor = &*redactor;
     let calls = pending.into_iter().map(|pod| async move {
         let known_ip = obs.target.as_ref().and_then(|t| t.pod_ips.get(pod).cloned());
         let ip = match known_ip {
@@ -689,7 +695,7 @@ async fn thaw(ctx: &Context, obs: &Observed, policy: &crate::api::BackupPolicySp
                 Err(e) => return (pod.clone(), Err(format!("failed to read pod {pod}: {e}"))),
             },
         };
-        let result = hooks::run(&ctx.client, &obs.namespace, pod, ip.as_deref(), hook, THAW_TIMEOUT, &obs.redactor).await;
+        let result = hooks::run(&ctx.client, &obs.namespace, pod, ip.as_deref(), hook, THAW_TIMEOUT, redactor).await;
         (pod.clone(), result.map_err(|e| e.to_string()))
     });
     futures::future::join_all(calls).await

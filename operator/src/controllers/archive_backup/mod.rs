@@ -10,13 +10,11 @@ use super::error::{Context as _, Error};
 use super::Context;
 use crate::api::{ArchiveBackup, BackupPhase};
 use observe::OtherRuns;
-use crate::kube::labels::BACKUP as BACKUP_LABEL;
-use crate::kube::snapshot::VolumeSnapshot;
+use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
-use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ReflectHandle;
-use kube::runtime::{watcher, Controller};
+use kube::runtime::reflector::{ObjectRef, ReflectHandle};
+use kube::runtime::Controller;
 use kube::ResourceExt;
 use std::sync::Arc;
 use crate::plan::backup::{settled, RELEASE_FINALIZER};
@@ -26,7 +24,13 @@ use tracing::Instrument;
 
 /// Runs the controller until the shutdown (`stop`) has begun and every quiesced archive in
 /// scope is released, or `timeout` after the shutdown began.
-pub async fn run(ctx: Arc<Context>, backups: ReflectHandle<ArchiveBackup>, stop: tokio::sync::watch::Receiver<bool>, timeout: Duration) {
+pub async fn run(
+    ctx: Arc<Context>,
+    backups: ReflectHandle<ArchiveBackup>,
+    by_child: UnboundedReceiver<ObjectRef<ArchiveBackup>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    timeout: Duration,
+) {
     // When the shutdown begins, every run is reconciled once more: those holding an archive
     // begin releasing (plan::backup, rule 5).
     let reconcile_all = futures::stream::unfold(Some(stop.clone()), |rx| async move {
@@ -34,12 +38,12 @@ pub async fn run(ctx: Arc<Context>, backups: ReflectHandle<ArchiveBackup>, stop:
         Some(((), None))
     });
     let drained = tokio::spawn(drain(ctx.clone(), stop, timeout));
-    // Woken by the shared ArchiveBackup cache (`controllers::caches`). Only our own snapshots
-    // and Jobs are watched: each carries `archivist.dev/backup`.
+    // Woken by the shared ArchiveBackup cache, and by the changes of what a run made (its
+    // snapshots, Jobs and PVCs, each labelled `archivist.dev/backup`) once the run's children
+    // index shows them (`controllers::caches`).
     Controller::for_shared_stream(backups, ctx.caches.backups.clone())
         .with_config(super::controller_config())
-        .owns(ctx.watched::<VolumeSnapshot>(), watcher::Config::default().labels(BACKUP_LABEL))
-        .owns(ctx.watched::<Job>(), watcher::Config::default().labels(BACKUP_LABEL))
+        .reconcile_on(by_child)
         .reconcile_all_on(reconcile_all)
         .graceful_shutdown_on(async move {
             let _ = drained.await;

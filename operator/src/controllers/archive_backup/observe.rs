@@ -3,16 +3,16 @@
 use super::super::error::{Context as _, Error};
 use super::super::Context;
 use crate::api::{ArchiveBackup, BackupPhase, BackupPolicy, BackupPolicySpec};
-use crate::kube::labels::BACKUP;
 use crate::kube::snapshot::VolumeSnapshot;
 use crate::kube::workload::{self, Target};
 use crate::kube::dump;
-use crate::kube::redact::Redactor;
+use crate::kube::redact::LazyRedactor;
+use crate::kube::jobs;
+use super::super::caches::Children;
 use crate::plan::backup::{self, JobObs, RunObservation, SnapshotObs, Step, RELEASE_FINALIZER};
 use crate::plan::capture::{capture_plan, recorded_plan, PlannedItem};
 use crate::plan::claim::{ClaimObs, Holder};
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use std::collections::BTreeMap;
@@ -46,7 +46,7 @@ pub struct Observed {
     /// Validation problems of the policy (`field: message`).
     pub policy_problems: Vec<String>,
     /// Replaces the values of the Secrets the run references in hook stderr and Job logs.
-    pub redactor: Redactor,
+    pub redactor: LazyRedactor,
     /// Validation problems of the ArchiveBackup itself (`field: message`).
     pub spec_problems: Vec<String>,
     /// This run as a claim holder (`<namespace>/<name>`).
@@ -71,8 +71,9 @@ pub enum OtherRuns {
     Fresh,
 }
 
-/// Reads the policy, the target, the run's snapshots and Jobs, and other runs of the policy
-/// (as `runs` says).
+/// Reads the policy (until the run recorded it), the target (a GET and its pods: the claim,
+/// the replicas and the pods to hook must be current), the run's children from the shared
+/// index, and other runs of the policy (as `runs` says).
 pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> Result<Observed, Error> {
     let namespace = backup.namespace().ok_or_else(|| Error::MissingNamespace(backup.name_any()))?;
     let name = backup.name_any();
@@ -99,52 +100,27 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> 
         (Some(p), Some(t)) => capture_plan(&name, p, &t.shape),
         _ => Vec::new(),
     };
-    // What the run made carries the label `archivist.dev/backup: <name>`. A name too long for
-    // a label value cannot be selected by (the API server refuses the selector), and such a
-    // run never made anything: it fails `InvalidSpec` before it begins (`spec_problems`).
+    // What the run made carries the label `archivist.dev/backup: <name>`, and is read from the
+    // index of the unfinished runs' children (`controllers::caches::RunChildren`), which woke
+    // this reconcile when it changed. A name too long for a label value cannot carry it: such a
+    // run never made anything, and fails `InvalidSpec` before it begins (`spec_problems`).
     let label_safe = name.len() <= crate::plan::validate::names::LABEL_VALUE_MAX;
-    let by_backup = ListParams::default().labels(&format!("{BACKUP}={name}"));
-    let snapshots: BTreeMap<String, VolumeSnapshot> = if label_safe {
-        Api::<VolumeSnapshot>::namespaced(client.clone(), &namespace)
-            .list(&by_backup)
-            .await
-            .during(|| format!("failed to list VolumeSnapshots of {namespace}/{name}"))?
-            .items
-            .into_iter()
-            .map(|s| (s.name_any(), s))
-            .collect()
-    } else {
-        BTreeMap::new()
-    };
+    let children = if label_safe { ctx.caches.children.of(&namespace, &name) } else { Children::default() };
+    let snapshots = children.snapshots;
     let snapshot_obs = snapshots.iter().map(|(n, s)| (n.clone(), s.observe())).collect();
-    let redactor = match &policy {
-        Some(p) => Redactor::load(client, &namespace, dump::referenced_secrets(p))
-            .await
-            .during(|| format!("failed to read the Secrets of {namespace}/{name} (to redact them)"))?,
-        None => Redactor::default(),
-    };
-    let mut jobs = if label_safe {
-        dump::list_jobs(client, &namespace, &name, &redactor)
-            .await
-            .during(|| format!("failed to list dump Jobs of {namespace}/{name}"))?
-    } else {
-        BTreeMap::new()
-    };
+    // The Secrets are read only if there is something to redact (a failed Job, a hook).
+    let redactor = LazyRedactor::new(client, &namespace, policy.as_ref().map(dump::referenced_secrets).unwrap_or_default());
+    let mut jobs = jobs::observe_all(client, &namespace, children.jobs.values(), &redactor)
+        .await
+        .during(|| format!("failed to read why a Job of {namespace}/{name} failed"))?;
     let verify_job = jobs.remove(&backup::verify_job_name(&name));
     let verify_prefix = format!("{name}-verify-");
-    let verify_claims = if label_safe {
-        Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace)
-            .list(&by_backup)
-            .await
-            .during(|| format!("failed to list PVCs of {namespace}/{name}"))?
-            .items
-            .into_iter()
-            .filter(|c| c.name_any().starts_with(&verify_prefix))
-            .map(|c| (c.name_any(), c.status.and_then(|s| s.phase).as_deref() == Some("Bound")))
-            .collect()
-    } else {
-        BTreeMap::new()
-    };
+    let verify_claims = children
+        .claims
+        .iter()
+        .filter(|(claim, _)| claim.starts_with(&verify_prefix))
+        .map(|(claim, c)| (claim.clone(), c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")))
+        .collect();
     let phase = status.phase.unwrap_or(BackupPhase::Pending);
     let other_active_run = if phase == BackupPhase::Pending {
         let runs: Vec<ArchiveBackup> = match runs {

@@ -10,7 +10,7 @@ use crate::api::{
     RestorePhase, RestoreRequest, RestoreRequestStatus, RetainedVolume, TargetKind, WorkloadCopy,
 };
 use crate::kube::{self as k, restore as build, workload, FIELD_MANAGER};
-use crate::plan::claim::{ClaimObs as WorkloadClaim, Holder, CLAIM_POLL, WORKLOAD_CLAIMED};
+use crate::plan::claim::{ClaimObs as WorkloadClaim, Holder, WORKLOAD_CLAIMED};
 use crate::plan::conditions;
 use crate::plan::restore::ownership::{copy_name, kind_word};
 use crate::plan::restore::{self, shape, ItemKind, RestoreItem, RestoreStep};
@@ -24,6 +24,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 const SOON: Duration = Duration::from_millis(10);
+/// How long a restore waits for a watch event before it looks again anyway: its pre-restore
+/// backup, its target's workload and pods, its restored PVCs and its Jobs all wake it
+/// (`controllers::caches`, and the controller's own watches); this is only a safety net.
+const SAFETY_NET: Duration = Duration::from_secs(30);
 
 /// Performs `step` and records the result.
 pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: RestoreStep) -> Result<Action, Error> {
@@ -79,7 +83,7 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
             pre.metadata.labels = Some(BTreeMap::from([(build::RESTORE.to_string(), obs.name.clone())]));
             let api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &obs.namespace);
             k::create_if_absent(&api, &pre).await.during(|| format!("failed to create pre-restore ArchiveBackup {}/{name}", obs.namespace))?;
-            return Ok(Action::requeue(Duration::from_secs(1)));
+            return Ok(Action::requeue(SAFETY_NET));
         }
         RestoreStep::ClaimWorkload => {
             let target = obs.target_ref.clone().ok_or_else(|| Error::Inconsistent("no target to claim".into()))?;
@@ -96,7 +100,7 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
             let what = format!("waiting: {:?} {} is quiesced by {holder}", target.kind, target.name);
             conditions::set(&mut status.conditions, WORKLOAD_CLAIMED, ConditionStatus::False, "HeldByAnother", what.clone(), now, generation);
             status.message = Some(what);
-            Action::requeue(CLAIM_POLL)
+            Action::requeue(SAFETY_NET)
         }
         RestoreStep::RecordReplicas(replicas) => {
             status.original_replicas = Some(replicas);
@@ -108,7 +112,7 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
                 .await
                 .during(|| format!("failed to stop {}/{}", obs.namespace, target.name))?;
             status.message = Some(format!("stopped {}; replacing its claims", target.name));
-            Action::requeue(Duration::from_millis(500))
+            Action::requeue(SAFETY_NET)
         }
         RestoreStep::RetainVolume { claim, volume } => {
             if !status.retained_volumes.iter().any(|r| r.volume == volume) {
@@ -136,6 +140,8 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
             k::delete_if_present(&claims, &claim, &DeleteParams::default())
                 .await
                 .during(|| format!("failed to delete old PVC {}/{claim}", obs.namespace))?;
+            // The old claim is the user's (not labelled, not watched): look again shortly for
+            // it to be gone.
             Action::requeue(Duration::from_millis(500))
         }
         RestoreStep::Create(indices) => {
@@ -144,7 +150,7 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
                     create_item(ctx, request, &obs, item).await?;
                 }
             }
-            Action::requeue(Duration::from_secs(1))
+            Action::requeue(SAFETY_NET)
         }
         RestoreStep::CreateWorkloadCopy => {
             if let Some(made) = create_copy(ctx, request, &obs, &items).await? {
@@ -172,7 +178,7 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
                 k::create_if_absent(&api, &job).await.during(|| format!("failed to create hook Job for {}", hook.name))?;
                 status.message = Some(format!("running post-restore hook {}", hook.name));
             }
-            Action::requeue(Duration::from_secs(1))
+            Action::requeue(SAFETY_NET)
         }
         RestoreStep::ScaleBack(replicas) => {
             let target = obs.target_ref.clone().ok_or_else(|| Error::Inconsistent("no target to start".into()))?;

@@ -4,7 +4,7 @@ use super::super::error::{Context as _, Error};
 use super::super::Context;
 use crate::api::{ArchiveBackup, RestoreRequest, RestoreRequestSpec, RestoreRequestStatus, TargetKind, TargetRef};
 use crate::kube::dump;
-use crate::kube::redact::Redactor;
+use crate::kube::redact::LazyRedactor;
 use crate::kube::restore::RESTORE;
 use crate::kube::workload;
 use crate::plan::backup::JobObs;
@@ -138,12 +138,10 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
         .as_ref()
         .and_then(|b| backups.iter().find(|x| x.metadata.name.as_ref() == Some(b)))
         .or_else(|| restore::resolve(&spec, &namespace, &backups).ok());
-    let redactor = Redactor::load(client, &namespace, referenced_secrets(&spec, resolved))
-        .await
-        .during(|| format!("failed to read the Secrets of {namespace}/{name} (to redact them)"))?;
+    let redactor = LazyRedactor::new(client, &namespace, referenced_secrets(&spec, resolved));
     let jobs = crate::kube::jobs::list(client, &namespace, &format!("{RESTORE}={name}"), &redactor)
         .await
-        .during(|| format!("failed to list Jobs of {namespace}/{name}"))?;
+        .during(|| format!("failed to list Jobs of {namespace}/{name} (or, for a failed one, its Secrets to redact)"))?;
     let target_ref = resolved.and_then(|b| b.status.as_ref()).and_then(|s| s.policy_spec.as_ref()).map(|p| p.target.clone());
     let mapping = Api::<ConfigMap>::namespaced(client.clone(), &namespace)
         .get_metadata_opt(&restore::mapping_config_map_name(&name))

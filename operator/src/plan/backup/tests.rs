@@ -252,7 +252,7 @@ fn every_transition() {
         Case {
             quiesce: quiesced_at(0),
             workload: Some(WorkloadObs { replicas: 0, live_pods: 1, ready_pods: vec![] }),
-            ..base("stop waits for pods to go, looking again soon", Some(Quiescing), Step::Wait { what: String::new(), requeue: Some(POD_GONE_POLL) })
+            ..base("stop waits for pods to go, woken by their removal, until the quiesce deadline", Some(Quiescing), Step::Wait { what: String::new(), requeue: Some(Duration::from_secs(30)) })
         },
         Case { quiesce: quiesced_at(0), workload: stopped.clone(), ..base("stopped: capture metadata", Some(Quiescing), Step::EnterPhase(CapturingMetadata)) },
         Case {
@@ -407,9 +407,9 @@ fn waiting_while_quiesced_requeues_at_the_deadline() {
 }
 
 #[test]
-fn waiting_for_stopped_pods_polls_every_second_not_the_idle_requeue() {
-    // Regression: the run waited IDLE_REQUEUE (30 s) for the pods to be gone, because no watch
-    // event reliably follows a pod's removal, and the archive stayed down 30 s longer than needed.
+fn waiting_for_stopped_pods_requeues_only_at_the_quiesce_deadline() {
+    // The pods' removal wakes the run (the operator watches pods); the run's own requeue is the
+    // quiesce deadline, never a poll.
     let case = Case {
         quiesce: quiesced_at(0),
         now: 1,
@@ -418,16 +418,15 @@ fn waiting_for_stopped_pods_polls_every_second_not_the_idle_requeue() {
     };
     assert_eq!(
         run(&case),
-        Step::Wait { what: "1 pod(s) of the target still running after scaling to 0".into(), requeue: Some(POD_GONE_POLL) }
+        Step::Wait { what: "1 pod(s) of the target still running after scaling to 0".into(), requeue: Some(IDLE_REQUEUE) }
     );
-    // 300 ms before the deadline the run looks again at the deadline, not a poll later.
+    // 300 ms before the deadline the run looks again at the deadline.
     let quiesced = t(0) - chrono::Duration::milliseconds(700);
     let near_deadline = Case {
         now: 59,
         quiesce: Some(QuiesceStatus { quiesced_at: Some(quiesced), original_replicas: Some(2), ..Default::default() }),
         ..case
     };
-    assert_ne!(Duration::from_millis(300), POD_GONE_POLL, "the expected value must differ from the poll interval");
     assert_eq!(
         run(&near_deadline),
         Step::Wait { what: "1 pod(s) of the target still running after scaling to 0".into(), requeue: Some(Duration::from_millis(300)) }

@@ -7,6 +7,11 @@
 //!   stores (`Controller::for_shared_stream`).
 //! - ClusterRetentionPolicies, and the metadata of Namespaces, StatefulSets and Deployments
 //!   (metadata-only watches), for the BackupPolicy controller's observation and the sweeper.
+//! - The VolumeSnapshots, Jobs and PVCs labelled `archivist.dev/backup` (watches selected by
+//!   that label), projected into [`RunChildren`] for the runs that are not settled: a run
+//!   observes what it made from there and is woken by its changes.
+//! - The metadata of Pods (no store): their events, and those of the workloads, wake the runs
+//!   and restores of their namespace that wait on a target (`target_waiters`).
 //!
 //! **Why a cache may be trusted here.** Each store is written *before* the change it saw is
 //! passed on, and every change of every store the BackupPolicy controller reads is passed on
@@ -21,7 +26,12 @@
 //! or a restore (`controllers::fresh`).
 
 use crate::api::{ArchiveBackup, ClusterRetentionPolicy, ClusterRetentionPolicySpec, RestoreRequest, TargetKind};
+use crate::kube::labels::BACKUP;
+use crate::kube::snapshot::VolumeSnapshot;
+use crate::plan::backup::{settled, RELEASE_FINALIZER};
 use crate::plan::restore::RESTORE_LABEL as RESTORE;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -31,6 +41,12 @@ use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Resource, ResourceExt};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+mod run_children;
+mod target_waiters;
+pub use run_children::{Child, Children, RunChildren, RunKey};
+use target_waiters::TargetWaiters;
 
 /// How many changes a shared store buffers for a subscriber that is behind.
 const SUBSCRIBER_BUFFER: usize = 1024;
@@ -85,12 +101,14 @@ pub struct Caches {
     pub stateful_sets: Store<PartialObjectMeta<StatefulSet>>,
     /// The metadata of the Deployments in scope.
     pub deployments: Store<PartialObjectMeta<Deployment>>,
+    /// What the unfinished runs made (their labelled VolumeSnapshots, Jobs and PVCs).
+    pub children: Arc<RunChildren>,
     /// How many of the [`CACHES`] stores have been listed once.
     listed: tokio::sync::watch::Receiver<usize>,
 }
 
 /// How many stores [`Caches`] has.
-const CACHES: usize = 6;
+const CACHES: usize = 9;
 
 /// Counts a store as listed at its first complete list.
 struct FirstList {
@@ -114,10 +132,15 @@ pub struct Subscriptions {
     /// The RestoreRequest controller's trigger.
     pub restores: ReflectHandle<RestoreRequest>,
     /// Wakes a RestoreRequest when an ArchiveBackup labelled with it changes (the pre-restore
-    /// backup of an in-place restore).
+    /// backup of an in-place restore), and an unfinished one when a workload or pod of its
+    /// namespace changes (`target_waiters`).
     pub restores_by_backup: UnboundedReceiver<ObjectRef<RestoreRequest>>,
     /// Every change the BackupPolicy controller looks at.
     pub policy_changes: UnboundedReceiver<Change>,
+    /// Wakes an ArchiveBackup when one of its children changed, after [`Caches::children`]
+    /// shows the change, and a run waiting on its target when a workload or pod of its
+    /// namespace changes (`target_waiters`).
+    pub backups_by_child: UnboundedReceiver<ObjectRef<ArchiveBackup>>,
 }
 
 impl Caches {
@@ -198,11 +221,15 @@ pub fn start(client: &kube::Client, scope: Option<&str>) -> (Caches, Subscriptio
     let first_list = || FirstList { done: false, listed: listed_tx.clone() };
     let (restore_tx, restores_by_backup) = unbounded();
 
+    let children = Arc::new(RunChildren::default());
+    let (backups_listed_tx, backups_listed) = tokio::sync::watch::channel(false);
     let (backups, backups_writer) = reflector::store_shared::<ArchiveBackup>(SUBSCRIBER_BUFFER);
     // `store_shared` always makes a writer that can be subscribed to.
     let backups_sub = backups_writer.subscribe().expect("a shared store has subscribers");
     let backups_feed = {
         let policy_tx = policy_tx.clone();
+        let restore_tx = restore_tx.clone();
+        let children = children.clone();
         let mut first = first_list();
         watcher(watched(client, scope), watcher::Config::default().any_semantic())
             .default_backoff()
@@ -211,6 +238,16 @@ pub fn start(client: &kube::Client, scope: Option<&str>) -> (Caches, Subscriptio
             .for_each(move |event| {
                 first.saw(&event);
                 if let Some(event) = logged("ArchiveBackup", &event) {
+                    // The store shows the change already: a child event now finds the run
+                    // settled, and what it made so far is dropped here (`RunChildren`).
+                    match event {
+                        watcher::Event::Apply(b) | watcher::Event::InitApply(b) if is_settled(b) => children.forget(&run_key(b)),
+                        watcher::Event::Delete(b) => children.forget(&run_key(b)),
+                        watcher::Event::InitDone => {
+                            backups_listed_tx.send_replace(true);
+                        }
+                        _ => {}
+                    }
                     for backup in changed(event, &policy_tx) {
                         if let Some(namespace) = backup.namespace() {
                             let _ = policy_tx.unbounded_send(Change::Backup { namespace: namespace.clone(), policy: backup.spec.policy_name.clone() });
@@ -287,16 +324,38 @@ pub fn start(client: &kube::Client, scope: Option<&str>) -> (Caches, Subscriptio
             })
     };
 
+    let (child_tx, backups_by_child) = unbounded();
+    let waiters = || {
+        Arc::new(TargetWaiters { backups: backups.clone(), restores: restores.clone(), backup_tx: child_tx.clone(), restore_tx: restore_tx.clone() })
+    };
     let (stateful_sets, sts_writer) = reflector::store::<PartialObjectMeta<StatefulSet>>();
-    let sts_feed = workloads(watched::<PartialObjectMeta<StatefulSet>>(client, scope), sts_writer, TargetKind::StatefulSet, policy_tx.clone(), first_list());
+    let sts_feed = workloads(watched::<PartialObjectMeta<StatefulSet>>(client, scope), sts_writer, TargetKind::StatefulSet, policy_tx.clone(), first_list(), waiters());
     let (deployments, deploy_writer) = reflector::store::<PartialObjectMeta<Deployment>>();
-    let deploy_feed = workloads(watched::<PartialObjectMeta<Deployment>>(client, scope), deploy_writer, TargetKind::Deployment, policy_tx, first_list());
+    let deploy_feed = workloads(watched::<PartialObjectMeta<Deployment>>(client, scope), deploy_writer, TargetKind::Deployment, policy_tx, first_list(), waiters());
+    let pods_feed = {
+        let waiters = waiters();
+        watcher(watched::<PartialObjectMeta<Pod>>(client, scope), watcher::Config::default().any_semantic())
+            .default_backoff()
+            .for_each(move |event| {
+                match logged("Pod", &event) {
+                    Some(watcher::Event::Apply(p) | watcher::Event::Delete(p)) => waiters.wake(p.namespace().as_deref()),
+                    Some(watcher::Event::InitDone) => waiters.wake(None),
+                    _ => {}
+                }
+                futures::future::ready(())
+            })
+    };
+
+    let child_feed = |first| ChildFeed { children: children.clone(), backups: backups.clone(), wake: child_tx.clone(), first, backups_listed: backups_listed.clone() };
+    let snapshots_feed = child_feed(first_list()).drive(watched::<VolumeSnapshot>(client, scope));
+    let jobs_feed = child_feed(first_list()).drive(watched::<Job>(client, scope));
+    let claims_feed = child_feed(first_list()).drive(watched::<PersistentVolumeClaim>(client, scope));
 
     let drive = async move {
-        futures::join!(backups_feed, restores_feed, cluster_feed, namespaces_feed, sts_feed, deploy_feed);
+        futures::join!(backups_feed, restores_feed, cluster_feed, namespaces_feed, sts_feed, deploy_feed, snapshots_feed, jobs_feed, claims_feed, pods_feed);
     };
-    let caches = Caches { backups, restores, cluster_policies, namespaces, stateful_sets, deployments, listed };
-    let subscriptions = Subscriptions { backups: backups_sub, restores: restores_sub, restores_by_backup, policy_changes };
+    let caches = Caches { backups, restores, cluster_policies, namespaces, stateful_sets, deployments, children, listed };
+    let subscriptions = Subscriptions { backups: backups_sub, restores: restores_sub, restores_by_backup, policy_changes, backups_by_child };
     (caches, subscriptions, drive)
 }
 
@@ -340,6 +399,7 @@ fn workloads<K>(
     kind: TargetKind,
     policy_tx: UnboundedSender<Change>,
     mut first: FirstList,
+    waiters: Arc<TargetWaiters>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
@@ -361,11 +421,14 @@ where
                     if known.insert(key(o)) {
                         send(key(o));
                     }
+                    // A claim dropped, replicas scaled: the runs waiting on it look again.
+                    waiters.wake(o.namespace().as_deref());
                 }
                 Some(watcher::Event::Delete(o)) => {
                     if known.remove(&key(o)) {
                         send(key(o));
                     }
+                    waiters.wake(o.namespace().as_deref());
                 }
                 Some(watcher::Event::Init) => listing.clear(),
                 Some(watcher::Event::InitApply(o)) => {
@@ -377,11 +440,58 @@ where
                         send(gone_or_new);
                     }
                     known = listed;
+                    waiters.wake(None);
                 }
                 None => {}
             }
             futures::future::ready(())
         })
+}
+
+/// A run's key in [`RunChildren`].
+fn run_key(backup: &ArchiveBackup) -> RunKey {
+    (backup.namespace().unwrap_or_default(), backup.name_any())
+}
+
+/// Whether a run is settled (`plan::backup::settled`): it observes nothing any more.
+fn is_settled(backup: &ArchiveBackup) -> bool {
+    let has_release_finalizer = backup.finalizers().iter().any(|f| f == RELEASE_FINALIZER);
+    backup.status.as_ref().is_some_and(|s| settled(s, has_release_finalizer))
+}
+
+/// One kind of the runs' children, watched by the label `archivist.dev/backup` and applied to
+/// [`RunChildren`]; each run whose children changed is woken after the index shows it.
+struct ChildFeed {
+    children: Arc<RunChildren>,
+    backups: Store<ArchiveBackup>,
+    wake: UnboundedSender<ObjectRef<ArchiveBackup>>,
+    first: FirstList,
+    backups_listed: tokio::sync::watch::Receiver<bool>,
+}
+
+impl ChildFeed {
+    async fn drive<K>(self, api: Api<K>)
+    where
+        K: Child + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    {
+        let ChildFeed { children, backups, wake, mut first, mut backups_listed } = self;
+        // Only once the runs are known: the children of settled runs are then never kept, not
+        // even for a moment (20,000 snapshots at 10,000 restore points).
+        let _ = backups_listed.wait_for(|listed| *listed).await;
+        watcher(api, watcher::Config::default().labels(BACKUP).any_semantic())
+            .default_backoff()
+            .for_each(|event| {
+                first.saw(&event);
+                if let Some(event) = logged(K::KIND, &event) {
+                    let keep = |(namespace, name): &RunKey| !backups.get(&ObjectRef::new(name).within(namespace)).is_some_and(|b| is_settled(&b));
+                    for (namespace, name) in children.apply(event, keep) {
+                        let _ = wake.unbounded_send(ObjectRef::new(&name).within(&namespace));
+                    }
+                }
+                futures::future::ready(())
+            })
+            .await;
+    }
 }
 
 /// An API for kind `K` in the watched scope: one namespace, or all.

@@ -1,0 +1,105 @@
+//! Wake-ups on a target's changes: a run or a restore that waits on its target workload (a
+//! claim another run holds, pods still to stop after scaling to zero) is woken by the events
+//! of the workloads and pods of its namespace, not by a timer.
+//!
+//! The mapping is by namespace: the workload and pod watches carry no link to the runs, and a
+//! pod carries only its workload's labels. Every waiting run of the namespace is woken and
+//! looks at its own target again (a GET and its pods); a run that is not waiting is not woken.
+
+use crate::api::{ArchiveBackup, BackupPhase, RestorePhase, RestoreRequest};
+use futures::channel::mpsc::UnboundedSender;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::ResourceExt;
+
+/// Whether a run waits on its target: pending (for a claim another run holds, or to begin)
+/// or quiescing (a stopped workload's pods to go).
+pub fn backup_waits_on_target(backup: &ArchiveBackup) -> bool {
+    let phase = backup.status.as_ref().and_then(|s| s.phase).unwrap_or(BackupPhase::Pending);
+    matches!(phase, BackupPhase::Pending | BackupPhase::Quiescing)
+}
+
+/// Whether a restore may wait on its target: an unfinished one (an in-place restore claims,
+/// stops and starts its target).
+pub fn restore_waits_on_target(request: &RestoreRequest) -> bool {
+    let phase = request.status.as_ref().and_then(|s| s.phase).unwrap_or(RestorePhase::Pending);
+    !matches!(phase, RestorePhase::Completed | RestorePhase::Failed)
+}
+
+/// Wakes the runs and restores waiting on a target.
+pub struct TargetWaiters {
+    /// The ArchiveBackup cache.
+    pub backups: Store<ArchiveBackup>,
+    /// The RestoreRequest cache.
+    pub restores: Store<RestoreRequest>,
+    /// The ArchiveBackup controller's trigger.
+    pub backup_tx: UnboundedSender<ObjectRef<ArchiveBackup>>,
+    /// The RestoreRequest controller's trigger.
+    pub restore_tx: UnboundedSender<ObjectRef<RestoreRequest>>,
+}
+
+impl TargetWaiters {
+    /// Wakes the waiting runs and restores of `namespace` (`None`: of every namespace, after
+    /// a watch listed everything again and may have missed an event).
+    pub fn wake(&self, namespace: Option<&str>) {
+        let here = |ns: Option<String>| namespace.is_none() || ns.as_deref() == namespace;
+        for b in self.backups.state_filter(|b| here(b.namespace()) && backup_waits_on_target(b)) {
+            if let Some(ns) = b.namespace() {
+                let _ = self.backup_tx.unbounded_send(ObjectRef::new(&b.name_any()).within(&ns));
+            }
+        }
+        for r in self.restores.state_filter(|r| here(r.namespace()) && restore_waits_on_target(r)) {
+            if let Some(ns) = r.namespace() {
+                let _ = self.restore_tx.unbounded_send(ObjectRef::new(&r.name_any()).within(&ns));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ArchiveBackupSpec, ArchiveBackupStatus, BackupReason, RestoreRequestStatus};
+
+    #[test]
+    fn only_runs_that_may_wait_on_their_target_are_woken() {
+        let cases = [
+            (None, true),
+            (Some(BackupPhase::Pending), true),
+            (Some(BackupPhase::Quiescing), true),
+            (Some(BackupPhase::CapturingMetadata), false),
+            (Some(BackupPhase::CapturingContent), false),
+            (Some(BackupPhase::Releasing), false),
+            (Some(BackupPhase::Finalizing), false),
+            (Some(BackupPhase::Verifying), false),
+            (Some(BackupPhase::Completed), false),
+            (Some(BackupPhase::Failed), false),
+        ];
+        for (phase, waits) in cases {
+            let mut b = ArchiveBackup::new("b1", ArchiveBackupSpec { policy_name: "p".into(), reason: BackupReason::Manual, hold: false });
+            b.status = phase.map(|p| ArchiveBackupStatus { phase: Some(p), ..Default::default() });
+            assert_eq!(backup_waits_on_target(&b), waits, "{phase:?}");
+        }
+    }
+
+    #[test]
+    fn only_unfinished_restores_are_woken() {
+        let cases = [
+            (None, true),
+            (Some(RestorePhase::Pending), true),
+            (Some(RestorePhase::Restoring), true),
+            (Some(RestorePhase::RunningHooks), true),
+            (Some(RestorePhase::Completed), false),
+            (Some(RestorePhase::Failed), false),
+        ];
+        for (phase, waits) in cases {
+            let mut r: RestoreRequest = serde_json::from_value(serde_json::json!({
+                "apiVersion": "archivist.dev/v1alpha1", "kind": "RestoreRequest",
+                "metadata": {"name": "r1", "namespace": "mail"},
+                "spec": {"source": {"backupName": "b1"}}
+            }))
+            .expect("a RestoreRequest");
+            r.status = phase.map(|p| RestoreRequestStatus { phase: Some(p), ..Default::default() });
+            assert_eq!(restore_waits_on_target(&r), waits, "{phase:?}");
+        }
+    }
+}
