@@ -30,6 +30,7 @@ use archivist::api::{ArchiveBackup, BackupPhase, BackupPolicy};
 use archivist_e2e::testing::operator::{ensure_crds, repo_dir};
 use archivist_e2e::testing::proxy::{since, writes_by_resource, ApiProxy};
 use archivist_e2e::testing::volumes::pvc;
+use archivist_e2e::snapshot_api::VolumeSnapshot;
 use archivist_e2e::testing::client;
 use clap::Parser;
 use futures::{stream, StreamExt, TryStreamExt};
@@ -231,9 +232,10 @@ async fn setup(client: &Client, args: &Args) -> anyhow::Result<()> {
 }
 
 /// The value of [`COMPLETE`] on a namespace whose objects were all created for these
-/// arguments (`v2`: restore points with the status the operator writes).
+/// arguments (`v2`: restore points with the status the operator writes; `v3`: and their two
+/// VolumeSnapshots).
 fn complete_label(args: &Args) -> String {
-    format!("v2-{}-{}-{}", args.policies, args.restore_points, args.burst)
+    format!("v3-{}-{}-{}", args.policies, args.restore_points, args.burst)
 }
 
 /// Creates `object` unless one of its name exists.
@@ -279,6 +281,7 @@ async fn create_policy(client: &Client, args: &Args, j: usize, restore_points: u
     }))?;
     create_absent(&Api::namespaced(client.clone(), &ns), &policy).await?;
     let backups = Api::<ArchiveBackup>::namespaced(client.clone(), &ns);
+    let snapshots = Api::<VolumeSnapshot>::namespaced(client.clone(), &ns);
     for k in 0..restore_points {
         let backup_name = format!("{name}-rp-{k}");
         let backup: ArchiveBackup = serde_json::from_value(serde_json::json!({
@@ -318,6 +321,20 @@ async fn create_policy(client: &Client, args: &Args, j: usize, restore_points: u
             .patch_status(&backup_name, &PatchParams::default(), &Patch::Merge(&status))
             .await
             .with_context(|| format!("status of {ns}/{backup_name}"))?;
+        // Its two snapshots, labelled as the operator labels them: the operator's watch of
+        // the runs' children lists them all at start-up (and keeps none: the run is settled).
+        // Pre-provisioned (a content name as source), so the simulator leaves them alone.
+        for component in ["metadata", "content"] {
+            let snapshot: VolumeSnapshot = serde_json::from_value(serde_json::json!({
+                "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+                "metadata": {"name": format!("{backup_name}-{component}"), "labels": {
+                    "archivist.dev/policy": name, "archivist.dev/backup": backup_name,
+                    "archivist.dev/component": component, "archivist.dev/store": "s1"
+                }},
+                "spec": {"source": {"volumeSnapshotContentName": format!("snapcontent-{backup_name}-{component}")}}
+            }))?;
+            create_absent(&snapshots, &snapshot).await?;
+        }
     }
     Ok(())
 }

@@ -56,6 +56,12 @@ async fn two_policies_on_one_workload_take_turns() {
             anyhow::bail!("missing times: a {qa:?}, b {qb:?}");
         };
         anyhow::ensure!(a_released <= b_quiesced, "the two runs overlapped: a released {a_released}, b quiesced {b_quiesced}");
+        // a dropping its claim wakes b (the workload watch), not b's 30 s safety net (which a
+        // missing wake-up would meet within 5 s only by chance, one time in six; the mapping
+        // itself is pinned by `caches::target_waiters`' unit tests).
+        let waited = (b_quiesced - a_released).num_milliseconds();
+        println!("b quiesced {waited} ms after a released the archive");
+        anyhow::ensure!(waited < 5_000, "b quiesced {waited} ms after a released the archive: it was not woken by the release");
         anyhow::ensure!(replicas(&client, &ns, "archive").await? == 2, "the archive was not scaled back to 2");
         wait_ready_replicas(&client, &ns, "archive", 2).await
     })

@@ -65,6 +65,9 @@ async fn stop_mode_scales_to_zero_while_capturing_and_back_after() {
         anyhow::ensure!(quiesce.original_replicas == Some(1), "originalReplicas: {quiesce:?}");
         let window = quiesce.window_seconds.ok_or_else(|| anyhow::anyhow!("no quiesce.windowSeconds: {quiesce:?}"))?;
         anyhow::ensure!(window > 0.0, "window {window}");
+        // The pods' removal wakes the stopping run (the pod watch): the window is the two cut
+        // delays (5 s) and the pods' stop, not the run's 30 s safety net.
+        anyhow::ensure!(window < 20.0, "the archive was stopped {window} s: the run was not woken by its pods going");
 
         // The content snapshot, restored into a new PVC mounted by a pod, holds the message.
         let content = snapshot_of(&backup, Component::Content)?;

@@ -1,7 +1,9 @@
-//! The writes of one run, by the operator alone (issue 12): a Freeze run with 3 volumes (one
+//! The requests of one run, by the operator alone (issue 12): a Freeze run with 3 volumes (one
 //! metadata, two content), HTTP hooks, the operator behind `ApiProxy`. It prints the writes
-//! by verb and resource (the figure in `e2e/BENCHMARKS.md`), and proves that a finished run
-//! settles: once it is Completed, nothing writes to it or about it again.
+//! and the reads by verb and resource (the figures in `e2e/BENCHMARKS.md`), proves that the run
+//! observes what it made from the operator's caches (no LIST of its snapshots, Jobs or PVCs by
+//! its label), and that a finished run settles: once it is Completed, nothing writes to it or
+//! about it again.
 
 mod backup_support;
 
@@ -42,6 +44,7 @@ async fn a_freeze_run_of_three_volumes_writes_little_and_then_nothing() {
         http_hook_policy(&client, &ns, "archive", &["meta"], &["content-a", "content-b"]).await?;
         // The policy's own first writes (its finalizer, its first status) come before the run.
         let before = settled_writes(&proxy, Duration::from_secs(3)).await?;
+        let before_reads = proxy.snapshot();
         start_backup(&client, &ns, "b1", "archive").await?;
         let b1 = wait_completed(&client, &ns, "b1", &mut operator).await?;
         // Fewer writes, not fewer Events: every Event of a good run (api.md), in order.
@@ -58,6 +61,15 @@ async fn a_freeze_run_of_three_volumes_writes_little_and_then_nothing() {
         let by_run = since(&run, &before);
         let total: u64 = by_run.values().sum();
         println!("one Freeze run, 3 volumes: {total} operator writes (Leases left out): {by_run:?}");
+        // Reads: the run's children come from the caches, woken by their watches; a LIST by
+        // the run's own label (`archivist.dev/backup=b1`) would be a reconcile listing them.
+        let reads: BTreeMap<String, u64> = since(&proxy.snapshot(), &before_reads)
+            .into_iter()
+            .filter(|(k, _)| (k.starts_with("GET ") || k.starts_with("LIST ")) && !k.contains("leases"))
+            .collect();
+        println!("one Freeze run, 3 volumes: operator reads: {reads:?}");
+        let listed_children: Vec<&String> = reads.keys().filter(|k| k.starts_with("LIST ") && k.ends_with("by archivist.dev/backup=")).collect();
+        anyhow::ensure!(listed_children.is_empty(), "the run listed what it made instead of reading the caches: {listed_children:?}");
         eprintln!("{}", timeline(&b1));
         // Settled: a finished run costs nothing. 15 s more without a single write (a timer, a
         // resync or a status rewrite would show here).

@@ -81,9 +81,10 @@ operator/src/kube); keep them in step when the code changes. Two lists:
   verbs: [get, list, watch, patch]
 # Its pods: which are live and ready, and exec for freeze/thaw hooks. pods/exec needs `get`
 # for WebSocket exec on API servers up to 1.29 and `create` from 1.30 on (and for SPDY).
+# watch (metadata only, nothing stored): a pod going away wakes a stopping run at once.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list]
+  verbs: [get, list, watch]
 - apiGroups: [""]
   resources: [pods/exec]
   verbs: [create, get]

@@ -478,7 +478,10 @@ impl ChildFeed {
         // Only once the runs are known: the children of settled runs are then never kept, not
         // even for a moment (20,000 snapshots at 10,000 restore points).
         let _ = backups_listed.wait_for(|listed| *listed).await;
-        watcher(api, watcher::Config::default().labels(BACKUP).any_semantic())
+        // Listed in pages from etcd (not `any_semantic`, which the API server answers whole
+        // from its watch cache): at start-up the settled runs' snapshots stream through a
+        // page at a time, and are dropped.
+        watcher(api, watcher::Config::default().labels(BACKUP))
             .default_backoff()
             .for_each(|event| {
                 first.saw(&event);

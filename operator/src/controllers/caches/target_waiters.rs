@@ -81,6 +81,67 @@ mod tests {
         }
     }
 
+    fn backup(namespace: &str, name: &str, phase: Option<BackupPhase>) -> ArchiveBackup {
+        let mut b = ArchiveBackup::new(name, ArchiveBackupSpec { policy_name: "p".into(), reason: BackupReason::Manual, hold: false });
+        b.metadata.namespace = Some(namespace.into());
+        b.status = phase.map(|p| ArchiveBackupStatus { phase: Some(p), ..Default::default() });
+        b
+    }
+
+    fn restore(namespace: &str, name: &str, phase: Option<RestorePhase>) -> RestoreRequest {
+        let mut r: RestoreRequest = serde_json::from_value(serde_json::json!({
+            "apiVersion": "archivist.dev/v1alpha1", "kind": "RestoreRequest",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"source": {"backupName": "b1"}}
+        }))
+        .expect("a RestoreRequest");
+        r.status = phase.map(|p| RestoreRequestStatus { phase: Some(p), ..Default::default() });
+        r
+    }
+
+    /// What was sent on `rx` so far, as sorted `namespace/name`s.
+    fn drain<K: kube::Resource<DynamicType = ()>>(rx: &mut futures::channel::mpsc::UnboundedReceiver<ObjectRef<K>>) -> Vec<String> {
+        use futures::StreamExt;
+        let mut woken: Vec<String> = Vec::new();
+        while let Some(Some(r)) = futures::executor::block_on(futures::future::poll_immediate(rx.next())) {
+            woken.push(format!("{}/{}", r.namespace.unwrap_or_default(), r.name));
+        }
+        woken.sort();
+        woken
+    }
+
+    /// A workload or pod event of a namespace wakes that namespace's waiting runs and restores,
+    /// and only them; a relist (no namespace) wakes every waiting one.
+    #[test]
+    fn a_namespace_event_wakes_its_waiting_runs_and_restores() {
+        let (backups, mut backups_writer) = kube::runtime::reflector::store::<ArchiveBackup>();
+        let (restores, mut restores_writer) = kube::runtime::reflector::store::<RestoreRequest>();
+        for b in [
+            backup("mail", "pending", Some(BackupPhase::Pending)),
+            backup("mail", "new", None),
+            backup("mail", "stopping", Some(BackupPhase::Quiescing)),
+            backup("mail", "capturing", Some(BackupPhase::CapturingContent)),
+            backup("mail", "done", Some(BackupPhase::Completed)),
+            backup("other", "pending", Some(BackupPhase::Pending)),
+        ] {
+            backups_writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(b));
+        }
+        for r in [restore("mail", "in-place", Some(RestorePhase::Restoring)), restore("mail", "done", Some(RestorePhase::Completed)), restore("other", "r", None)] {
+            restores_writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(r));
+        }
+        let (backup_tx, mut backup_rx) = futures::channel::mpsc::unbounded();
+        let (restore_tx, mut restore_rx) = futures::channel::mpsc::unbounded();
+        let waiters = TargetWaiters { backups, restores, backup_tx, restore_tx };
+        waiters.wake(Some("mail"));
+        assert_eq!(drain(&mut backup_rx), ["mail/new", "mail/pending", "mail/stopping"]);
+        assert_eq!(drain(&mut restore_rx), ["mail/in-place"]);
+        waiters.wake(Some("empty"));
+        assert!(drain(&mut backup_rx).is_empty() && drain(&mut restore_rx).is_empty());
+        waiters.wake(None);
+        assert_eq!(drain(&mut backup_rx), ["mail/new", "mail/pending", "mail/stopping", "other/pending"]);
+        assert_eq!(drain(&mut restore_rx), ["mail/in-place", "other/r"]);
+    }
+
     #[test]
     fn only_unfinished_restores_are_woken() {
         let cases = [
