@@ -75,9 +75,7 @@ mod tests {
             (Some(BackupPhase::Failed), false),
         ];
         for (phase, waits) in cases {
-            let mut b = ArchiveBackup::new("b1", ArchiveBackupSpec { policy_name: "p".into(), reason: BackupReason::Manual, hold: false });
-            b.status = phase.map(|p| ArchiveBackupStatus { phase: Some(p), ..Default::default() });
-            assert_eq!(backup_waits_on_target(&b), waits, "{phase:?}");
+            assert_eq!(backup_waits_on_target(&backup("mail", "b1", phase)), waits, "{phase:?}");
         }
     }
 
@@ -153,14 +151,7 @@ mod tests {
             (Some(RestorePhase::Failed), false),
         ];
         for (phase, waits) in cases {
-            let mut r: RestoreRequest = serde_json::from_value(serde_json::json!({
-                "apiVersion": "archivist.dev/v1alpha1", "kind": "RestoreRequest",
-                "metadata": {"name": "r1", "namespace": "mail"},
-                "spec": {"source": {"backupName": "b1"}}
-            }))
-            .expect("a RestoreRequest");
-            r.status = phase.map(|p| RestoreRequestStatus { phase: Some(p), ..Default::default() });
-            assert_eq!(restore_waits_on_target(&r), waits, "{phase:?}");
+            assert_eq!(restore_waits_on_target(&restore("mail", "r1", phase)), waits, "{phase:?}");
         }
     }
 }
