@@ -26,7 +26,6 @@
 //! or a restore (`controllers::fresh`).
 
 use crate::api::{ArchiveBackup, ClusterRetentionPolicy, ClusterRetentionPolicySpec, RestoreRequest, TargetKind};
-use crate::kube::labels::BACKUP;
 use crate::kube::snapshot::VolumeSnapshot;
 use crate::plan::backup::{settled, RELEASE_FINALIZER};
 use crate::plan::restore::RESTORE_LABEL as RESTORE;
@@ -43,8 +42,10 @@ use kube::{Api, Resource, ResourceExt};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+mod child_feed;
 mod run_children;
 mod target_waiters;
+use child_feed::ChildFeed;
 pub use run_children::{Child, Children, RunChildren, RunKey};
 use target_waiters::TargetWaiters;
 
@@ -111,13 +112,13 @@ pub struct Caches {
 const CACHES: usize = 9;
 
 /// Counts a store as listed at its first complete list.
-struct FirstList {
+pub(super) struct FirstList {
     done: bool,
     listed: std::sync::Arc<tokio::sync::watch::Sender<usize>>,
 }
 
 impl FirstList {
-    fn saw<K>(&mut self, event: &Result<watcher::Event<K>, watcher::Error>) {
+    pub(super) fn saw<K>(&mut self, event: &Result<watcher::Event<K>, watcher::Error>) {
         if !self.done && matches!(event, Ok(watcher::Event::InitDone)) {
             self.done = true;
             self.listed.send_modify(|n| *n += 1);
@@ -361,7 +362,7 @@ pub fn start(client: &kube::Client, scope: Option<&str>) -> (Caches, Subscriptio
 
 /// The event, or `None` after logging a watch error (the watcher retries with backoff; until
 /// its first complete list the store is not ready, and reconciles that read it wait).
-fn logged<'a, K>(kind: &str, event: &'a Result<watcher::Event<K>, watcher::Error>) -> Option<&'a watcher::Event<K>> {
+pub(super) fn logged<'a, K>(kind: &str, event: &'a Result<watcher::Event<K>, watcher::Error>) -> Option<&'a watcher::Event<K>> {
     match event {
         Ok(event) => Some(event),
         Err(error) => {
@@ -454,47 +455,9 @@ fn run_key(backup: &ArchiveBackup) -> RunKey {
 }
 
 /// Whether a run is settled (`plan::backup::settled`): it observes nothing any more.
-fn is_settled(backup: &ArchiveBackup) -> bool {
+pub(super) fn is_settled(backup: &ArchiveBackup) -> bool {
     let has_release_finalizer = backup.finalizers().iter().any(|f| f == RELEASE_FINALIZER);
     backup.status.as_ref().is_some_and(|s| settled(s, has_release_finalizer))
-}
-
-/// One kind of the runs' children, watched by the label `archivist.dev/backup` and applied to
-/// [`RunChildren`]; each run whose children changed is woken after the index shows it.
-struct ChildFeed {
-    children: Arc<RunChildren>,
-    backups: Store<ArchiveBackup>,
-    wake: UnboundedSender<ObjectRef<ArchiveBackup>>,
-    first: FirstList,
-    backups_listed: tokio::sync::watch::Receiver<bool>,
-}
-
-impl ChildFeed {
-    async fn drive<K>(self, api: Api<K>)
-    where
-        K: Child + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    {
-        let ChildFeed { children, backups, wake, mut first, mut backups_listed } = self;
-        // Only once the runs are known: the children of settled runs are then never kept, not
-        // even for a moment (20,000 snapshots at 10,000 restore points).
-        let _ = backups_listed.wait_for(|listed| *listed).await;
-        // Listed in pages from etcd (not `any_semantic`, which the API server answers whole
-        // from its watch cache): at start-up the settled runs' snapshots stream through a
-        // page at a time, and are dropped.
-        watcher(api, watcher::Config::default().labels(BACKUP))
-            .default_backoff()
-            .for_each(|event| {
-                first.saw(&event);
-                if let Some(event) = logged(K::KIND, &event) {
-                    let keep = |(namespace, name): &RunKey| !backups.get(&ObjectRef::new(name).within(namespace)).is_some_and(|b| is_settled(&b));
-                    for (namespace, name) in children.apply(event, keep) {
-                        let _ = wake.unbounded_send(ObjectRef::new(&name).within(&namespace));
-                    }
-                }
-                futures::future::ready(())
-            })
-            .await;
-    }
 }
 
 /// An API for kind `K` in the watched scope: one namespace, or all.
