@@ -133,8 +133,8 @@ pub struct Subscriptions {
     /// The RestoreRequest controller's trigger.
     pub restores: ReflectHandle<RestoreRequest>,
     /// Wakes a RestoreRequest when an ArchiveBackup labelled with it changes (the pre-restore
-    /// backup of an in-place restore), and an unfinished one when a workload or pod of its
-    /// namespace changes (`target_waiters`).
+    /// backup of an in-place restore), and an unfinished in-place one when a workload or pod
+    /// of its namespace changes (`target_waiters`).
     pub restores_by_backup: UnboundedReceiver<ObjectRef<RestoreRequest>>,
     /// Every change the BackupPolicy controller looks at.
     pub policy_changes: UnboundedReceiver<Change>,

@@ -1,12 +1,12 @@
-//! Wake-ups on a target's changes: a run or a restore that waits on its target workload (a
-//! claim another run holds, pods still to stop after scaling to zero) is woken by the events
-//! of the workloads and pods of its namespace, not by a timer.
+//! Wake-ups on a target's changes: a run or an in-place restore that waits on its target
+//! workload (a claim another run holds, pods still to stop after scaling to zero) is woken by
+//! the events of the workloads and pods of its namespace, not by a timer.
 //!
 //! The mapping is by namespace: the workload and pod watches carry no link to the runs, and a
 //! pod carries only its workload's labels. Every waiting run of the namespace is woken and
 //! looks at its own target again (a GET and its pods); a run that is not waiting is not woken.
 
-use crate::api::{ArchiveBackup, BackupPhase, RestorePhase, RestoreRequest};
+use crate::api::{ArchiveBackup, BackupPhase, RestoreMode, RestorePhase, RestoreRequest};
 use futures::channel::mpsc::UnboundedSender;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::ResourceExt;
@@ -18,11 +18,12 @@ pub fn backup_waits_on_target(backup: &ArchiveBackup) -> bool {
     matches!(phase, BackupPhase::Pending | BackupPhase::Quiescing)
 }
 
-/// Whether a restore may wait on its target: an unfinished one (an in-place restore claims,
-/// stops and starts its target).
+/// Whether a restore may wait on its target: an unfinished in-place one (it claims, stops and
+/// starts its target). Other restores never wait on a workload, and are not woken by every pod
+/// of their namespace (their own hook Jobs' pods among them).
 pub fn restore_waits_on_target(request: &RestoreRequest) -> bool {
     let phase = request.status.as_ref().and_then(|s| s.phase).unwrap_or(RestorePhase::Pending);
-    !matches!(phase, RestorePhase::Completed | RestorePhase::Failed)
+    request.spec.target.mode == RestoreMode::InPlace && !matches!(phase, RestorePhase::Completed | RestorePhase::Failed)
 }
 
 /// Wakes the runs and restores waiting on a target.
@@ -87,10 +88,14 @@ mod tests {
     }
 
     fn restore(namespace: &str, name: &str, phase: Option<RestorePhase>) -> RestoreRequest {
+        restore_in_mode(namespace, name, phase, "InPlace")
+    }
+
+    fn restore_in_mode(namespace: &str, name: &str, phase: Option<RestorePhase>, mode: &str) -> RestoreRequest {
         let mut r: RestoreRequest = serde_json::from_value(serde_json::json!({
             "apiVersion": "archivist.dev/v1alpha1", "kind": "RestoreRequest",
             "metadata": {"name": name, "namespace": namespace},
-            "spec": {"source": {"backupName": "b1"}}
+            "spec": {"source": {"backupName": "b1"}, "target": {"mode": mode}}
         }))
         .expect("a RestoreRequest");
         r.status = phase.map(|p| RestoreRequestStatus { phase: Some(p), ..Default::default() });
@@ -124,7 +129,12 @@ mod tests {
         ] {
             backups_writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(b));
         }
-        for r in [restore("mail", "in-place", Some(RestorePhase::Restoring)), restore("mail", "done", Some(RestorePhase::Completed)), restore("other", "r", None)] {
+        for r in [
+            restore("mail", "in-place", Some(RestorePhase::Restoring)),
+            restore("mail", "done", Some(RestorePhase::Completed)),
+            restore_in_mode("mail", "side-by-side", Some(RestorePhase::Restoring), "SideBySide"),
+            restore("other", "r", None),
+        ] {
             restores_writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(r));
         }
         let (backup_tx, mut backup_rx) = futures::channel::mpsc::unbounded();
@@ -141,7 +151,7 @@ mod tests {
     }
 
     #[test]
-    fn only_unfinished_restores_are_woken() {
+    fn only_unfinished_in_place_restores_are_woken() {
         let cases = [
             (None, true),
             (Some(RestorePhase::Pending), true),
@@ -152,6 +162,9 @@ mod tests {
         ];
         for (phase, waits) in cases {
             assert_eq!(restore_waits_on_target(&restore("mail", "r1", phase)), waits, "{phase:?}");
+            for mode in ["Volumes", "SideBySide"] {
+                assert!(!restore_waits_on_target(&restore_in_mode("mail", "r1", phase, mode)), "{mode} {phase:?}");
+            }
         }
     }
 }
