@@ -101,6 +101,14 @@ pub async fn reconcile(backup: Arc<ArchiveBackup>, ctx: Arc<Context>) -> Result<
         }
         let mut backup = backup;
         let mut observed = observe::observe(&backup, &ctx, OtherRuns::Cached).await?;
+        if ctx.caches.settled_now(&observed.namespace, &observed.name) {
+            // The object this reconcile holds is older than the cache, which has seen the run
+            // settle meanwhile, and the children index has forgotten what it made: deciding
+            // from both would see its snapshots gone. Checked after observing, so a run that
+            // settles later was observed with its children still there.
+            tracing::trace!("settled since this reconcile began");
+            return Ok(Action::await_change());
+        }
         let mut step = observed.next_step(&ctx);
         if step.has_side_effect() {
             // A stale status could repeat a side effect (`controllers::fresh`), and a stale

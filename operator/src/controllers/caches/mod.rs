@@ -175,6 +175,14 @@ impl Caches {
         in_namespace(&self.restores, namespace)
     }
 
+    /// Whether the newest version of run `namespace`/`name` that the cache holds is settled
+    /// (`plan::backup::settled`). A reconcile may hold an older version than the cache: once the
+    /// cache sees the run settled, [`RunChildren`] forgets what it made, and a reconcile of the
+    /// older version would see its children gone (and record a stale status over the settled one).
+    pub fn settled_now(&self, namespace: &str, name: &str) -> bool {
+        self.backups.get(&ObjectRef::new(name).within(namespace)).is_some_and(|b| is_settled(&b))
+    }
+
     /// Whether the target workload exists.
     pub fn target_exists(&self, namespace: &str, kind: TargetKind, name: &str) -> bool {
         match kind {
