@@ -494,6 +494,12 @@ pub fn settled(status: &ArchiveBackupStatus, has_release_finalizer: bool) -> boo
     status.phase.is_some_and(BackupPhase::is_finished) && !holds_archive(status) && !has_release_finalizer
 }
 
+/// Whether the run `backup` is [`settled`], from its status and its release finalizer.
+pub fn is_settled(backup: &crate::api::ArchiveBackup) -> bool {
+    let has_release_finalizer = backup.metadata.finalizers.iter().flatten().any(|f| f == RELEASE_FINALIZER);
+    backup.status.as_ref().is_some_and(|s| settled(s, has_release_finalizer))
+}
+
 /// Decides the next step of a run.
 pub fn next(obs: &RunObservation<'_>) -> Step {
     let phase = obs.status.phase.unwrap_or(BackupPhase::Pending);

@@ -17,7 +17,7 @@ use kube::runtime::reflector::{ObjectRef, ReflectHandle};
 use kube::runtime::Controller;
 use kube::ResourceExt;
 use std::sync::Arc;
-use crate::plan::backup::{settled, RELEASE_FINALIZER};
+use crate::plan::backup::is_settled;
 use crate::plan::claim::holds_archive;
 use std::time::Duration;
 use tracing::Instrument;
@@ -93,8 +93,7 @@ pub async fn reconcile(backup: Arc<ArchiveBackup>, ctx: Arc<Context>) -> Result<
     let span = tracing::info_span!("reconcile", kind = "ArchiveBackup", namespace = backup.namespace().unwrap_or_default(), name = backup.name_any());
     let key = backoff::key("ArchiveBackup", backup.namespace().as_deref(), &backup.name_any());
     let result = async {
-        let has_release_finalizer = backup.finalizers().iter().any(|f| f == RELEASE_FINALIZER);
-        if backup.status.as_ref().is_some_and(|s| settled(s, has_release_finalizer)) {
+        if is_settled(&backup) {
             // Nothing left to do (`plan::backup::settled`): no request at all.
             tracing::trace!("settled");
             return Ok(Action::await_change());

@@ -1,7 +1,7 @@
 //! The feed of one kind of the runs' children into [`RunChildren`] (see `run_children` for
 //! why only unfinished runs are kept, and why the index may be trusted).
 
-use super::{is_settled, logged, FirstList, RunChildren, RunKey};
+use super::{logged, settled_in, FirstList, RunChildren, RunKey};
 use super::run_children::Child;
 use crate::api::ArchiveBackup;
 use crate::kube::labels::BACKUP;
@@ -45,7 +45,7 @@ impl ChildFeed {
             .for_each(|event| {
                 first.saw(&event);
                 if let Some(event) = logged(K::KIND, &event) {
-                    let keep = |(namespace, name): &RunKey| !backups.get(&ObjectRef::new(name).within(namespace)).is_some_and(|b| is_settled(&b));
+                    let keep = |(namespace, name): &RunKey| !settled_in(&backups, namespace, name);
                     for (namespace, name) in children.apply(event, keep) {
                         let _ = wake.unbounded_send(ObjectRef::new(&name).within(&namespace));
                     }

@@ -27,7 +27,7 @@
 
 use crate::api::{ArchiveBackup, ClusterRetentionPolicy, ClusterRetentionPolicySpec, RestoreRequest, TargetKind};
 use crate::kube::snapshot::VolumeSnapshot;
-use crate::plan::backup::{settled, RELEASE_FINALIZER};
+use crate::plan::backup::is_settled;
 use crate::plan::restore::RESTORE_LABEL as RESTORE;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -180,7 +180,7 @@ impl Caches {
     /// cache sees the run settled, [`RunChildren`] forgets what it made, and a reconcile of the
     /// older version would see its children gone (and record a stale status over the settled one).
     pub fn settled_now(&self, namespace: &str, name: &str) -> bool {
-        self.backups.get(&ObjectRef::new(name).within(namespace)).is_some_and(|b| is_settled(&b))
+        settled_in(&self.backups, namespace, name)
     }
 
     /// Whether the target workload exists.
@@ -462,10 +462,10 @@ fn run_key(backup: &ArchiveBackup) -> RunKey {
     (backup.namespace().unwrap_or_default(), backup.name_any())
 }
 
-/// Whether a run is settled (`plan::backup::settled`): it observes nothing any more.
-pub(super) fn is_settled(backup: &ArchiveBackup) -> bool {
-    let has_release_finalizer = backup.finalizers().iter().any(|f| f == RELEASE_FINALIZER);
-    backup.status.as_ref().is_some_and(|s| settled(s, has_release_finalizer))
+/// Whether the newest version of run `namespace`/`name` in `backups` is settled
+/// (`plan::backup::is_settled`): it observes nothing any more.
+pub(super) fn settled_in(backups: &Store<ArchiveBackup>, namespace: &str, name: &str) -> bool {
+    backups.get(&ObjectRef::new(name).within(namespace)).is_some_and(|b| is_settled(&b))
 }
 
 /// An API for kind `K` in the watched scope: one namespace, or all.

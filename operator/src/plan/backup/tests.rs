@@ -806,3 +806,22 @@ fn a_release_completes_the_run_at_once_only_when_nothing_is_left() {
         assert_eq!(observing(&case, completes_at_release), want, "{}", case.name);
     }
 }
+
+/// A run object is settled when its status is and it has no release finalizer.
+#[test]
+fn a_run_object_is_settled_by_its_status_and_finalizer() {
+    use crate::api::{ArchiveBackup, ArchiveBackupSpec, BackupReason};
+    let cases = [
+        (None, false, false),
+        (Some(BackupPhase::Finalizing), false, false),
+        (Some(BackupPhase::Completed), false, true),
+        (Some(BackupPhase::Failed), false, true),
+        (Some(BackupPhase::Completed), true, false),
+    ];
+    for (phase, finalizer, want) in cases {
+        let mut b = ArchiveBackup::new("b1", ArchiveBackupSpec { policy_name: "p".into(), reason: BackupReason::Manual, hold: false });
+        b.status = phase.map(|p| ArchiveBackupStatus { phase: Some(p), ..Default::default() });
+        b.metadata.finalizers = finalizer.then(|| vec![RELEASE_FINALIZER.to_string()]);
+        assert_eq!(is_settled(&b), want, "{phase:?} finalizer {finalizer}");
+    }
+}
