@@ -130,7 +130,7 @@ async fn deleting_a_policy_with_delete_keeps_held_backups() {
         let backups = Api::<ArchiveBackup>::namespaced(client.clone(), &ns);
         wait_for(&backups, "b1", Duration::from_secs(60), "the unheld backup to be deleted", |b| b.is_none()).await?;
         anyhow::ensure!(backups.get_opt("held").await?.is_some(), "the held backup was deleted with its policy");
-        let reasons = archivist_e2e::testing::operator::event_reasons(&client, &ns, "BackupPolicy", "archive").await?;
+        let reasons = archivist_e2e::testing::operator::event_reasons_through(&client, &ns, "BackupPolicy", "archive", "HeldBackupsKept").await?;
         anyhow::ensure!(reasons.iter().any(|r| r == "HeldBackupsKept"), "no HeldBackupsKept Event: {reasons:?}");
         Ok(())
     })

@@ -32,7 +32,7 @@ async fn fails_with(client: &Client, ns: &str, name: &str, operator: &mut archiv
     let message = status.message.unwrap_or_default();
     anyhow::ensure!(message.contains(says), "{name}: the message does not say {says:?}: {message}");
     anyhow::ensure!(status.quiesce.and_then(|q| q.quiesced_at).is_none(), "{name} quiesced the archive");
-    let reasons = run_event_reasons(client, ns, name).await?;
+    let reasons = run_event_reasons_through(client, ns, name, "BackupFailed").await?;
     anyhow::ensure!(reasons.iter().any(|r| r == "BackupFailed"), "{name}: no BackupFailed Event: {reasons:?}");
     Ok(())
 }

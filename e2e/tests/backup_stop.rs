@@ -88,7 +88,7 @@ spec:
         anyhow::ensure!(ok && out == "message 1\n", "restored content: {out:?} {err}");
 
         // The story, in the order of api.md.
-        let reasons = run_event_reasons(&client, &ns, "b1").await?;
+        let reasons = run_event_reasons_through(&client, &ns, "b1", "BackupCompleted").await?;
         let expected = ["BackupStarted", "Quiesced", "MetadataCaptured", "ContentCaptured", "Released", "BackupCompleted"];
         anyhow::ensure!(reasons == expected, "Events: {reasons:?}, expected {expected:?}");
         eprintln!("stop mode: {}", timeline(&backup));

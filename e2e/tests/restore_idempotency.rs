@@ -74,7 +74,7 @@ async fn applying_twice_and_killing_the_operator_mid_restore_makes_one_set() {
         ensure!(dbs == [SQL_DATABASE.to_string(), format!("{SQL_DATABASE}_restored")], "databases {dbs:?}");
         let rows = pg.psql(&format!("{SQL_DATABASE}_restored"), "SELECT id, subject FROM messages ORDER BY id")?;
         ensure!(rows == archive.sql_rows, "restored rows differ from the dump");
-        let reasons = archivist_e2e::testing::operator::event_reasons(&client, &ns, "RestoreRequest", "r1").await?;
+        let reasons = archivist_e2e::testing::operator::event_reasons_through(&client, &ns, "RestoreRequest", "r1", "RestoreCompleted").await?;
         eprintln!("events: {reasons:?}");
         ensure!(reasons.iter().filter(|r| *r == "RestoreCompleted").count() == 1, "events {reasons:?}");
         Ok(())

@@ -55,7 +55,7 @@ async fn partial_restore_of_one_store_runs_the_index_rebuild_hook() {
         ensure!(pod_read(&client, &ns, "reader", "main", "/content-s2-p/index-rebuilt").await? == "rebuilt\n", "hook marker missing");
         let seen = pod_checksums(&client, &ns, "reader", "main", "/meta-s2-p").await?;
         ensure!(seen == archive.checksums["meta-s2"], "meta-s2 differs:\n{seen}");
-        let reasons = archivist_e2e::testing::operator::event_reasons(&client, &ns, "RestoreRequest", "r1").await?;
+        let reasons = archivist_e2e::testing::operator::event_reasons_through(&client, &ns, "RestoreRequest", "r1", "RestoreCompleted").await?;
         ensure!(reasons == ["RestoreStarted", "VolumesRestored", "HooksCompleted", "RestoreCompleted"], "events {reasons:?}");
 
         // A failing hook fails the request, with the hook named in the message.
@@ -70,7 +70,7 @@ async fn partial_restore_of_one_store_runs_the_index_rebuild_hook() {
 "#).await?;
         let message = wait_restore_failed(&client, &ns, "r2", &mut archive.operator).await?;
         ensure!(message.contains("replay-journal"), "message does not name the hook: {message}");
-        let reasons = archivist_e2e::testing::operator::event_reasons(&client, &ns, "RestoreRequest", "r2").await?;
+        let reasons = archivist_e2e::testing::operator::event_reasons_through(&client, &ns, "RestoreRequest", "r2", "RestoreFailed").await?;
         ensure!(reasons.last().map(String::as_str) == Some("RestoreFailed"), "events {reasons:?}");
         eprintln!("failed hook message: {message}");
         Ok(())

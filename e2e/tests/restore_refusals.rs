@@ -34,7 +34,7 @@ async fn failed_before_creating(client: &kube::Client, ns: &str, name: &str, arc
     ensure!(reason.as_deref() == Some(ready_reason), "{name}: Ready reason {reason:?}, not {ready_reason}");
     ensure!(r.status.as_ref().and_then(|s| s.resolved_backup.clone()).is_none(), "{name}: a refused request resolved a backup");
     assert_nothing_created(client, ns, name).await?;
-    let reasons = archivist_e2e::testing::operator::event_reasons(client, ns, "RestoreRequest", name).await?;
+    let reasons = archivist_e2e::testing::operator::event_reasons_through(client, ns, "RestoreRequest", name, "RestoreFailed").await?;
     ensure!(reasons == ["RestoreFailed"], "{name}: events {reasons:?}");
     eprintln!("{name} refused: {message}");
     Ok(message)

@@ -72,7 +72,7 @@ async fn side_by_side_copy_runs_on_restored_data_and_ttl_removes_only_the_copy()
             ensure!(pvc.metadata.labels.as_ref().and_then(|l| l.get(RESTORE_LABEL)).map(String::as_str) == Some("r1"), "{claim}-sbs labels {:?}", pvc.metadata.labels);
             ensure!(pvc.metadata.owner_references.is_none(), "{claim}-sbs is owned: {:?}", pvc.metadata.owner_references);
         }
-        let reasons = archivist_e2e::testing::operator::event_reasons(&client, &ns, "RestoreRequest", "r1").await?;
+        let reasons = archivist_e2e::testing::operator::event_reasons_through(&client, &ns, "RestoreRequest", "r1", "WorkloadRemoved").await?;
         ensure!(reasons.iter().any(|r| r == "WorkloadRemoved"), "events: {reasons:?}");
         // The original archive is still there and running.
         wait_running(&client, &ns, &format!("{ARCHIVE}-0")).await?;

@@ -73,7 +73,7 @@ async fn volumes_restore_is_byte_identical_and_leaves_the_originals_alone() {
         }
         ensure!(pg.psql(SQL_DATABASE, "SELECT id, subject FROM messages ORDER BY id")? == source_rows_after, "the source database changed");
 
-        let reasons = archivist_e2e::testing::operator::event_reasons(&client, &ns, "RestoreRequest", "r1").await?;
+        let reasons = archivist_e2e::testing::operator::event_reasons_through(&client, &ns, "RestoreRequest", "r1", "RestoreCompleted").await?;
         ensure!(reasons == ["RestoreStarted", "VolumesRestored", "RestoreCompleted"], "events: {reasons:?}");
         Ok(())
     })

@@ -252,6 +252,23 @@ pub async fn event_reasons(client: &Client, namespace: &str, kind: &str, name: &
         .collect())
 }
 
+/// The reasons of [`events_of`] once one of them is `last`, polling for up to 20 s; after that,
+/// the reasons as they are, so the caller's assertion names what was there.
+///
+/// The operator publishes an Event after it records the status it reports (status first, so a
+/// failed write never announces what did not happen), so a test that has just seen a status must
+/// wait for its Event.
+pub async fn event_reasons_through(client: &Client, namespace: &str, kind: &str, name: &str, last: &str) -> anyhow::Result<Vec<String>> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let reasons = event_reasons(client, namespace, kind, name).await?;
+        if reasons.iter().any(|r| r == last) || tokio::time::Instant::now() >= deadline {
+            return Ok(reasons);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// How many times an Event of `reason` was reported about the object: each Event once, or as
 /// many times as its series counts (kube's recorder aggregates repeats of one Event).
 pub async fn event_count(client: &Client, namespace: &str, kind: &str, name: &str, reason: &str) -> anyhow::Result<i32> {

@@ -300,6 +300,12 @@ pub async fn run_event_reasons(client: &Client, namespace: &str, backup: &str) -
     Ok(all)
 }
 
+/// [`run_event_reasons`] once one of them is `last` (Events follow the status they report; see
+/// `event_reasons_through`).
+pub async fn run_event_reasons_through(client: &Client, namespace: &str, backup: &str, last: &str) -> anyhow::Result<Vec<String>> {
+    archivist_e2e::testing::operator::event_reasons_through(client, namespace, "ArchiveBackup", backup, last).await
+}
+
 /// Waits until `check` holds, polling every 100 ms.
 pub async fn until<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
 where
