@@ -68,6 +68,9 @@ async fn perf_ten_volumes() {
         // creation to its last snapshot's cut. The window minus both spans is the operator's
         // own share (quiescing, deciding, creating, releasing); the spans beyond the 1 s cut
         // delay are the simulated CSI driver's.
+        for stage in [Component::Metadata, Component::Content] {
+            eprintln!("{stage:?} snapshots (appeared -> cut, ms): {:?}", seen.offsets(&snapshots_of(&backup, stage)));
+        }
         let spans = seen.spans(&snapshots_of(&backup, Component::Metadata), &snapshots_of(&backup, Component::Content));
         match spans {
             Some((metadata, content)) => println!(
@@ -105,6 +108,18 @@ impl SeenCuts {
             Some(last.duration_since(first).as_secs_f64())
         };
         Some((span(metadata)?, span(content)?))
+    }
+
+    /// Each snapshot of a stage: when it appeared and when it was cut, in milliseconds from the
+    /// stage's first appearance (where the span's time beyond the cut delay goes).
+    fn offsets(&self, names: &[String]) -> Vec<String> {
+        let Ok(seen) = self.seen.lock() else { return Vec::new() };
+        let Some(first) = names.iter().filter_map(|n| seen.get(n).map(|(c, _)| *c)).min() else { return Vec::new() };
+        let ms = |t: Instant| t.duration_since(first).as_millis();
+        names
+            .iter()
+            .filter_map(|n| seen.get(n).map(|(c, cut)| format!("{n}: +{} -> {}", ms(*c), cut.map_or("-".to_string(), |t| format!("+{}", ms(t))))))
+            .collect()
     }
 }
 

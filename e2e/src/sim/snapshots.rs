@@ -2,12 +2,13 @@
 //!
 //! - Keeps the default VolumeSnapshotClass `archivist-local` (driver `archivist.dev/local`,
 //!   deletionPolicy Delete).
-//! - For each VolumeSnapshot of a PVC (class with this driver, or none): at the cut, creates the
-//!   bound VolumeSnapshotContent `snapcontent-<snapshot uid>`, copies the volume's directory to
-//!   `<state-dir>/snapshots/<content-name>`, records the cut in the content's status, then sets
-//!   the snapshot's `boundVolumeSnapshotContentName`, `creationTime` and `restoreSize` (and
-//!   `readyToUse: true` at once when there is no ready delay, else after it). The cut reads
-//!   only caches: it costs three writes, so its report follows its cut delay closely.
+//! - For each VolumeSnapshot of a PVC (class with this driver, or none): when first seen, creates
+//!   the bound VolumeSnapshotContent `snapcontent-<snapshot uid>` (as the CSI snapshot controller
+//!   does); after the cut delay, the cut copies the volume's directory to
+//!   `<state-dir>/snapshots/<content-name>` and records the cut in the content's status, then
+//!   sets the snapshot's `boundVolumeSnapshotContentName`, `creationTime` and `restoreSize` (and
+//!   `readyToUse: true` at once when there is no ready delay, else after it). The cut reads only
+//!   caches and makes two writes after its delay, so its report follows the delay closely.
 //! - Knobs, as annotations on the source PVC: see [`super::snapshot_knobs`].
 //! - Deletion: see [`super::snapshot_contents`].
 
@@ -232,15 +233,13 @@ async fn reconcile_snapshot(
     let content_status = if bound {
         // Cut and reported: only readiness is left, read from the content (its cut time is
         // exact to the nanosecond; the snapshot's is whole seconds).
-        contents
-            .get_opt(&content_name)
-            .await?
-            .and_then(|c| c.status)
-            .unwrap_or_default()
-    } else {
-        if let Some(left) = until(after(first_seen, knobs.cut_delay), now()) {
-            return Ok(Action::requeue(left));
+        let cut_status = |c: Option<VolumeSnapshotContent>| c.and_then(|c| c.status).filter(|s| s.creation_time.is_some());
+        // The cache first; it may not have seen the cut's status yet, then a GET.
+        match cut_status(sctx.contents.get(&ObjectRef::new(&content_name)).map(|c| c.as_ref().clone())) {
+            Some(status) => status,
+            None => cut_status(contents.get_opt(&content_name).await?).unwrap_or_default(),
         }
+    } else {
         let Some(pv_name) = pvc
             .spec
             .as_ref()
@@ -250,7 +249,15 @@ async fn reconcile_snapshot(
             tracing::debug!("{id}: source PVC {pvc_name} is not bound yet");
             return Ok(Action::requeue(SOURCE_POLL));
         };
-        cut(&sctx, &snapshot, &class, &pv_name, &content_name, knobs.ready_delay)
+        // As the CSI snapshot controller does, the content is made when the snapshot is first
+        // seen; the cut delay is the driver's CreateSnapshot call, and only the cut follows it.
+        let pv = ensure_content(&sctx, &snapshot, &class, &pv_name, &content_name)
+            .await
+            .with_context(|| format!("{id}: creating its content failed"))?;
+        if let Some(left) = until(after(first_seen, knobs.cut_delay), now()) {
+            return Ok(Action::requeue(left));
+        }
+        cut(&sctx, &pv, &content_name, knobs.ready_delay)
             .await
             .with_context(|| format!("{id}: cut failed"))?
     };
@@ -293,16 +300,69 @@ async fn reconcile_snapshot(
     Ok(wait.map_or_else(Action::await_change, Action::requeue))
 }
 
-/// The cut: creates the bound VolumeSnapshotContent, copies the volume's directory, and records
-/// the cut time, size and (with no ready delay) readiness in the content's status: two writes
-/// and a copy, no read (the caches hold the PV and the content). A content whose status holds a
-/// cut time was cut already (a simulator restarted after the cut, before reporting it): its
-/// status is returned as it is, and the data is not copied again.
-async fn cut(
+/// Creates the VolumeSnapshotContent bound to `snapshot` unless it exists (one write, once), and
+/// returns the source PV (from the cache).
+async fn ensure_content(
     sctx: &SnapshotCtx,
     snapshot: &VolumeSnapshot,
     class: &VolumeSnapshotClass,
     pv_name: &str,
+    content_name: &str,
+) -> anyhow::Result<PersistentVolume> {
+    let ctx = &sctx.sim;
+    let contents = Api::<VolumeSnapshotContent>::all(ctx.client.clone());
+    let pv = cached(&sctx.volumes, Api::<PersistentVolume>::all(ctx.client.clone()), None, pv_name)
+        .await?
+        .with_context(|| format!("PV {pv_name} does not exist"))?;
+    if cached(&sctx.contents, contents.clone(), None, content_name).await?.is_some() {
+        return Ok(pv);
+    }
+    let content = VolumeSnapshotContent {
+        metadata: ObjectMeta {
+            name: Some(content_name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        spec: VolumeSnapshotContentSpec {
+            deletion_policy: class.deletion_policy,
+            driver: DRIVER.to_owned(),
+            source: VolumeSnapshotContentSource {
+                volume_handle: Some(pv_name.to_owned()),
+                snapshot_handle: None,
+            },
+            source_volume_mode: Some(
+                pv.spec
+                    .as_ref()
+                    .and_then(|s| s.volume_mode.clone())
+                    .unwrap_or_else(|| "Filesystem".to_owned()),
+            ),
+            volume_snapshot_class_name: class.metadata.name.clone(),
+            volume_snapshot_ref: ObjectReference {
+                api_version: Some("snapshot.storage.k8s.io/v1".to_owned()),
+                kind: Some("VolumeSnapshot".to_owned()),
+                namespace: snapshot.namespace(),
+                name: Some(snapshot.name_any()),
+                uid: snapshot.uid(),
+                resource_version: snapshot.resource_version(),
+                ..ObjectReference::default()
+            },
+        },
+        status: None,
+    };
+    match contents.create(&PostParams::default(), &content).await {
+        Ok(_) => Ok(pv),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(pv),
+        Err(err) => Err(anyhow::Error::new(err).context(format!("failed to create VolumeSnapshotContent {content_name}"))),
+    }
+}
+
+/// The cut: copies the volume's directory and records the cut time, size and (with no ready
+/// delay) readiness in the content's status: one write and a copy, no read (the caches hold the
+/// content). A content whose status holds a cut time was cut already (a simulator restarted
+/// after the cut, before reporting it): its status is returned as it is, and the data is not
+/// copied again.
+async fn cut(
+    sctx: &SnapshotCtx,
+    pv: &PersistentVolume,
     content_name: &str,
     ready_delay: Duration,
 ) -> anyhow::Result<VolumeSnapshotContentStatus> {
@@ -313,9 +373,7 @@ async fn cut(
         return Ok(status);
     }
     let cut_at = now();
-    let pv = cached(&sctx.volumes, Api::<PersistentVolume>::all(ctx.client.clone()), None, pv_name)
-        .await?
-        .with_context(|| format!("PV {pv_name} does not exist"))?;
+    let pv_name = pv.name_any();
     let capacity = pv
         .spec
         .as_ref()
@@ -323,50 +381,7 @@ async fn cut(
         .and_then(|c| c.get("storage"))
         .with_context(|| format!("PV {pv_name} has no capacity"))?;
     let restore_size = i64::try_from(quantity_bytes(&capacity.0)?).context("capacity too large")?;
-
-    if existing.is_none() {
-        let content = VolumeSnapshotContent {
-            metadata: ObjectMeta {
-                name: Some(content_name.to_owned()),
-                ..ObjectMeta::default()
-            },
-            spec: VolumeSnapshotContentSpec {
-                deletion_policy: class.deletion_policy,
-                driver: DRIVER.to_owned(),
-                source: VolumeSnapshotContentSource {
-                    volume_handle: Some(pv_name.to_owned()),
-                    snapshot_handle: None,
-                },
-                source_volume_mode: Some(
-                    pv.spec
-                        .as_ref()
-                        .and_then(|s| s.volume_mode.clone())
-                        .unwrap_or_else(|| "Filesystem".to_owned()),
-                ),
-                volume_snapshot_class_name: class.metadata.name.clone(),
-                volume_snapshot_ref: ObjectReference {
-                    api_version: Some("snapshot.storage.k8s.io/v1".to_owned()),
-                    kind: Some("VolumeSnapshot".to_owned()),
-                    namespace: snapshot.namespace(),
-                    name: Some(snapshot.name_any()),
-                    uid: snapshot.uid(),
-                    resource_version: snapshot.resource_version(),
-                    ..ObjectReference::default()
-                },
-            },
-            status: None,
-        };
-        match contents.create(&PostParams::default(), &content).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(err) => {
-                return Err(anyhow::Error::new(err).context(format!(
-                    "failed to create VolumeSnapshotContent {content_name}"
-                )))
-            }
-        }
-    }
-    let source = volume_dir(&ctx.args.state_dir, pv_name);
+    let source = volume_dir(&ctx.args.state_dir, &pv_name);
     let target = snapshot_dir(&ctx.args.state_dir, content_name);
     create_dir_from(Some(&source), &target).await?;
     let status = VolumeSnapshotContentStatus {
