@@ -24,6 +24,7 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 pub mod databases;
+pub mod helm;
 pub mod operator;
 pub mod pods;
 pub mod proxy;

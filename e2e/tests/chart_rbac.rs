@@ -48,33 +48,6 @@ async fn admin_client() -> Client {
     Client::try_from(config).expect("client")
 }
 
-/// `$HELM`, else the newest helm that `charts/test.sh` cached.
-fn helm() -> PathBuf {
-    if let Some(path) = std::env::var_os("HELM") {
-        let path = PathBuf::from(path);
-        assert!(path.is_file(), "HELM={} does not exist", path.display());
-        return path;
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .expect("HOME or XDG_CACHE_HOME")
-        .join("archivist/helm");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&cache)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .map(|e| e.path().join("helm"))
-        .filter(|p| p.is_file())
-        .collect();
-    found.sort();
-    found.pop().unwrap_or_else(|| {
-        panic!(
-            "helm not found: set HELM to a helm binary, or fetch one into {} with `charts/test.sh --helm-path`",
-            cache.display()
-        )
-    })
-}
 
 /// A private copy of the `archivist` binary (`$ARCHIVIST_BIN`, else built now): the shared
 /// target directory's binary may be replaced by another build while the test runs.
@@ -151,7 +124,7 @@ async fn install_crds(client: &Client) {
 
 /// `helm template` of the ServiceAccount and RBAC templates, one YAML value per object.
 fn render_rbac(release: &str, namespace: &str, set: &[String]) -> Vec<serde_yaml::Value> {
-    let mut cmd = Command::new(helm());
+    let mut cmd = Command::new(archivist_e2e::testing::helm::helm_binary().expect("helm"));
     cmd.args(["template", release])
         .arg(repo().join("charts/archivist"))
         .args(["--namespace", namespace, "--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml"]);

@@ -45,6 +45,10 @@ pub struct SimArgs {
     /// Name of the simulated node.
     #[arg(long, default_value = "local-node")]
     pub node_name: String,
+    /// `host:port` of the local image registry: images named below it are pulled and run
+    /// from their own rootfs; every other image runs host programs.
+    #[arg(long)]
+    pub registry: Option<String>,
 }
 
 /// Marker naming the crate directory this binary was built from. `e2e/local-cluster` looks for
@@ -90,7 +94,14 @@ pub async fn main(args: SimArgs) -> ExitCode {
     let (client, args) = (ctx.client.clone(), ctx.args.clone());
     spawn_part(&mut parts, "node", node::run(client.clone(), args.node_name.clone(), args.kubelet_port));
     spawn_part(&mut parts, "scheduler", scheduler::run(client.clone(), args.node_name.clone()));
-    spawn_part(&mut parts, "kubelet", kubelet::run(client, args.node_name, args.state_dir, args.kubelet_port));
+    let in_cluster = match kubelet::in_cluster::InCluster::from_kubeconfig(&args.kubeconfig, args.state_dir.join("pki").join("ca.crt")) {
+        Ok(in_cluster) => in_cluster,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    spawn_part(&mut parts, "kubelet", kubelet::run(client, args.node_name, args.state_dir, args.kubelet_port, args.registry, in_cluster));
 
     let code = tokio::select! {
         finished = parts.join_next() => {

@@ -12,6 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::sync::{watch, Notify};
 
 use super::env::expand;
+use super::images::{image_argv, ImageConfig};
 use super::probes::{self, ProbeTarget};
 use super::sandbox;
 use super::status::{ContainerRecord, PodRuntime, State, Termination};
@@ -42,10 +43,17 @@ pub fn should_restart(slot: Slot, restart_policy: &str, exit_code: i32) -> bool 
     }
 }
 
-/// The process a container runs: `command` + `args` with `$(VAR)` expanded; `args` alone
-/// when there is no command (images are ignored); an idle process when there is neither.
-pub fn argv(spec: &Container, env: &[(String, String)]) -> Vec<String> {
+/// The process a container runs, with `$(VAR)` expanded. From an image: the image's entrypoint
+/// and cmd as `command` and `args` override them. For host programs: `command` + `args`;
+/// `args` alone when there is no command; an idle process when there is neither.
+pub fn argv(spec: &Container, env: &[(String, String)], image: Option<&ImageConfig>) -> Vec<String> {
     let defined: BTreeMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let expand_all = |items: Option<&Vec<String>>| items.map(|v| v.iter().map(|a| expand(a, &defined)).collect::<Vec<_>>());
+    if let Some(config) = image {
+        let command = expand_all(spec.command.as_ref());
+        let args = expand_all(spec.args.as_ref());
+        return image_argv(config, command.as_deref(), args.as_deref());
+    }
     let argv: Vec<String> = spec
         .command
         .iter()
@@ -104,7 +112,8 @@ impl ContainerRun {
     /// Runs the container until it ends for good (`Some(exit code)`) or the pod is being
     /// deleted (`None` when it never ran to an exit of its own).
     pub async fn run(mut self) -> Option<i32> {
-        let argv = argv(&self.spec, &self.handle.sandbox.env);
+        let sandbox = &self.handle.sandbox;
+        let argv = argv(&self.spec, &sandbox.env, sandbox.image.as_deref().map(|i| &i.config));
         let mut restarts = 0;
         let mut backoff = BASE_BACKOFF;
         loop {
@@ -324,17 +333,17 @@ mod tests {
     #[test]
     fn argv_defaults_and_expansion() {
         let env = vec![("NAME".to_string(), "web".to_string())];
-        assert_eq!(argv(&Container::default(), &env), vec!["sleep", "infinity"]);
+        assert_eq!(argv(&Container::default(), &env, None), vec!["sleep", "infinity"]);
         let spec = Container {
             command: Some(vec!["echo".into()]),
             args: Some(vec!["$(NAME)".into(), "$(OTHER)".into()]),
             ..Default::default()
         };
-        assert_eq!(argv(&spec, &env), vec!["echo", "web", "$(OTHER)"]);
+        assert_eq!(argv(&spec, &env, None), vec!["echo", "web", "$(OTHER)"]);
         let args_only = Container {
             args: Some(vec!["true".into()]),
             ..Default::default()
         };
-        assert_eq!(argv(&args_only, &env), vec!["true"]);
+        assert_eq!(argv(&args_only, &env, None), vec!["true"]);
     }
 }

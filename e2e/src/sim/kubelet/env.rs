@@ -84,12 +84,15 @@ impl Sources {
     }
 }
 
-/// The environment of `container` in `pod`, whose IP is `pod_ip`, in order of definition.
+/// The environment of `container` in `pod`, whose IP is `pod_ip`, in order of definition: the
+/// defaults (`PATH`, `HOSTNAME`, `HOME`), then `base` (an image's `ENV`, the in-cluster
+/// variables), then the container's `envFrom` and `env`.
 pub fn container_env(
     container: &Container,
     pod: &Pod,
     pod_ip: &str,
     sources: &Sources,
+    base: &[(String, String)],
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), DEFAULT_PATH.into()),
@@ -100,6 +103,9 @@ pub fn container_env(
         env.retain(|(k, _)| *k != key);
         env.push((key, value));
     };
+    for (key, value) in base {
+        set(&mut env, key.clone(), value.clone());
+    }
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         let entries = if let Some(cm) = &from.config_map_ref {
@@ -348,7 +354,7 @@ mod tests {
             ]),
             ..Default::default()
         };
-        let env = container_env(&container, &pod(), "127.0.1.7", &sources()).unwrap();
+        let env = container_env(&container, &pod(), "127.0.1.7", &sources(), &[]).unwrap();
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("CFG_MODE"), Some("fast"));
         assert_eq!(get("CFG_LEVEL"), Some("3"));
@@ -375,14 +381,14 @@ mod tests {
             )]),
             ..Default::default()
         };
-        let err = container_env(&missing(None), &pod(), "", &sources()).unwrap_err();
+        let err = container_env(&missing(None), &pod(), "", &sources(), &[]).unwrap_err();
         assert!(matches!(
             err,
             ConfigError::MissingKey { kind: "Secret", .. }
         ));
-        let env = container_env(&missing(Some(true)), &pod(), "", &sources()).unwrap();
+        let env = container_env(&missing(Some(true)), &pod(), "", &sources(), &[]).unwrap();
         assert!(!env.iter().any(|(k, _)| k == "X"));
-        let err = container_env(&missing(None), &pod(), "", &Sources::default()).unwrap_err();
+        let err = container_env(&missing(None), &pod(), "", &Sources::default(), &[]).unwrap_err();
         assert_eq!(err, ConfigError::MissingSecret("creds".into()));
     }
 

@@ -6,11 +6,15 @@
 //! - [`sandbox`], [`volumes`] ([`volume_sources`], [`volume_files`]), [`env`], [`downward`]:
 //!   how a container's process is set up.
 //! - [`probes`], [`status`], [`logs`]: readiness/liveness, pod status, log files.
+//! - [`images`], [`in_cluster`]: containers from images of the local registry, with the
+//!   service-account token and API server address an in-cluster client needs.
 //! - [`server`]: the HTTPS endpoint (`/exec`, `/containerLogs`) the API server proxies to.
 
 pub mod container;
 pub mod downward;
 pub mod env;
+pub mod images;
+pub mod in_cluster;
 pub mod logs;
 pub mod pod_worker;
 pub mod probes;
@@ -93,16 +97,22 @@ pub struct Kubelet {
     pub node_name: String,
     /// The cluster's state directory; pods live under `<state-dir>/pods`.
     pub state_dir: PathBuf,
+    /// Images of the local registry, unpacked under `<state-dir>/images`.
+    pub images: images::Images,
+    /// How containers from images reach the API server.
+    pub in_cluster: in_cluster::InCluster,
     ips: Mutex<IpPool>,
     containers: Mutex<BTreeMap<ContainerKey, Arc<ContainerHandle>>>,
 }
 
 impl Kubelet {
     /// A kubelet with no pods yet.
-    pub fn new(client: Client, node_name: String, state_dir: PathBuf) -> Self {
+    pub fn new(client: Client, node_name: String, state_dir: PathBuf, registry: Option<String>, in_cluster: in_cluster::InCluster) -> Self {
         Kubelet {
             client,
             node_name,
+            images: images::Images::new(registry, state_dir.join("images")),
+            in_cluster,
             state_dir,
             ips: Mutex::default(),
             containers: Mutex::default(),
@@ -184,8 +194,10 @@ pub async fn run(
     node_name: String,
     state_dir: PathBuf,
     port: u16,
+    registry: Option<String>,
+    in_cluster: in_cluster::InCluster,
 ) -> anyhow::Result<()> {
-    let kubelet = Arc::new(Kubelet::new(client.clone(), node_name.clone(), state_dir));
+    let kubelet = Arc::new(Kubelet::new(client.clone(), node_name.clone(), state_dir, registry, in_cluster));
     let server = tokio::spawn(server::serve(kubelet.clone(), port));
     let pods: Api<Pod> = Api::all(client);
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, SecurityContext};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::ResourceExt as _;
@@ -15,12 +15,17 @@ use tokio::sync::{watch, Notify};
 
 use super::container::{ContainerRun, Slot};
 use super::logs::LogDir;
-use super::sandbox::Sandbox;
+use super::images::{ImageConfig, ImageSource};
+use super::in_cluster;
+use super::sandbox::{Mount, Sandbox};
 use super::status::{self, ContainerRecord, PodRuntime, State, Transitions};
 use super::{env, volume_sources, volumes, ContainerHandle, ContainerKey, Kubelet};
 
 /// How long to wait before retrying a pod whose volumes or configuration are not ready.
 const PREPARE_RETRY: Duration = Duration::from_secs(1);
+/// The longest wait between two pulls of an image that failed (doubling from
+/// [`PREPARE_RETRY`]).
+const MAX_PULL_BACKOFF: Duration = Duration::from_secs(20);
 
 /// A pod being run by the kubelet.
 struct PodWorker {
@@ -34,6 +39,8 @@ struct PodWorker {
     changed: Arc<Notify>,
     stop: watch::Sender<Option<Duration>>,
     handles: Mutex<Vec<(ContainerKey, Arc<ContainerHandle>)>>,
+    /// Failed image pulls in a row (their backoff).
+    pull_failures: std::sync::atomic::AtomicU32,
 }
 
 /// Runs the pod whose latest version `updates` carries (`None`: it is gone from the API).
@@ -60,6 +67,7 @@ pub async fn run(kubelet: Arc<Kubelet>, mut updates: watch::Receiver<Option<Pod>
         changed: Arc::default(),
         stop,
         handles: Mutex::default(),
+        pull_failures: std::sync::atomic::AtomicU32::new(0),
     });
     let terminal = matches!(
         worker.pod.status.as_ref().and_then(|s| s.phase.as_deref()),
@@ -173,8 +181,14 @@ impl PodWorker {
                         }
                     });
                     let mut stop = self.stop.subscribe();
+                    let retry = if reason == "ErrImagePull" || reason == "ImagePullBackOff" {
+                        let failures = self.pull_failures.load(std::sync::atomic::Ordering::Relaxed).min(5);
+                        (PREPARE_RETRY * 2u32.pow(failures)).min(MAX_PULL_BACKOFF)
+                    } else {
+                        PREPARE_RETRY
+                    };
                     tokio::select! {
-                        _ = tokio::time::sleep(PREPARE_RETRY) => {}
+                        _ = tokio::time::sleep(retry) => {}
                         _ = stop.wait_for(|s| s.is_some()) => return self.kubelet.release_ip(&pod_ip),
                     }
                 }
@@ -240,6 +254,7 @@ impl PodWorker {
                 mounts: vec![],
                 env: vec![],
                 working_dir: "/".into(),
+                ..Sandbox::default()
             }),
             logs: LogDir(self.dir.join("logs").join(&spec.name)),
             running,
@@ -276,6 +291,18 @@ impl PodWorker {
                 other => creating(&other),
             })?;
         let (init, apps) = self.spec_containers();
+        let images = self.pull_images(init.iter().chain(apps.iter())).await?;
+        // Containers from images get the in-cluster configuration (host programs never had it).
+        let service_account = if images.values().any(|i| i.pulled().is_some()) {
+            self.kubelet
+                .in_cluster
+                .project(&self.kubelet.client, &self.pod, &self.dir.join("serviceaccount"))
+                .await
+                .map_err(|e| creating(&format!("{e:#}")))?
+        } else {
+            None
+        };
+        let pod_security = self.pod.spec.as_ref().and_then(|s| s.security_context.clone()).unwrap_or_default();
         let mut sandboxes = BTreeMap::new();
         for spec in init.iter().chain(apps.iter()) {
             let config_error = |e: &dyn std::fmt::Display| {
@@ -284,10 +311,29 @@ impl PodWorker {
                     format!("container {}: {e}", spec.name),
                 )
             };
-            let env = env::container_env(spec, &self.pod, pod_ip, &sources)
+            let image = images.get(&spec.name).and_then(|i| i.pulled()).cloned().map(Arc::new);
+            let mut base = Vec::new();
+            if let Some(image) = &image {
+                base.extend(image.config.env_pairs());
+                base.extend(self.kubelet.in_cluster.env());
+            }
+            let env = env::container_env(spec, &self.pod, pod_ip, &sources, &base)
                 .map_err(|e| config_error(&e))?;
-            let mounts = volumes::container_mounts(spec, &host_volumes, &env)
+            let mut mounts = volumes::container_mounts(spec, &host_volumes, &env)
                 .map_err(|e| config_error(&e))?;
+            let security = spec.security_context.clone().unwrap_or_default();
+            let (user, read_only_root, image_dir) = match &image {
+                None => (None, false, None),
+                Some(image) => {
+                    let user = container_user(&security, &pod_security, &image.config).map_err(|e| config_error(&e))?;
+                    if let Some(dir) = &service_account {
+                        if !mounts.iter().any(|m| m.target.trim_end_matches('/') == in_cluster::MOUNT_PATH) {
+                            mounts.push(Mount { host: dir.clone(), target: in_cluster::MOUNT_PATH.into(), read_only: true });
+                        }
+                    }
+                    (Some(user), security.read_only_root_filesystem == Some(true), image.config.working_dir.clone())
+                }
+            };
             let sandbox = Sandbox {
                 rootfs: self.dir.join("rootfs").join(&spec.name),
                 mounts,
@@ -295,8 +341,12 @@ impl PodWorker {
                 working_dir: spec
                     .working_dir
                     .clone()
+                    .or(image_dir)
                     .filter(|w| !w.is_empty())
                     .unwrap_or_else(|| "/".into()),
+                image,
+                user,
+                read_only_root,
             };
             sandbox
                 .prepare_rootfs()
@@ -304,6 +354,37 @@ impl PodWorker {
             sandboxes.insert(spec.name.clone(), sandbox);
         }
         Ok(sandboxes)
+    }
+
+    /// Resolves each container's image (pulling those of the local registry) and records its
+    /// `imageID`. A failed pull is `ErrImagePull` the first time, `ImagePullBackOff` after.
+    async fn pull_images<'a>(
+        &self,
+        specs: impl Iterator<Item = &'a Container>,
+    ) -> Result<BTreeMap<String, ImageSource>, (&'static str, String)> {
+        let mut resolved = BTreeMap::new();
+        for spec in specs {
+            let image = spec.image.clone().unwrap_or_default();
+            match self.kubelet.images.resolve(&image).await {
+                Ok(source) => {
+                    let image_id = source.image_id(&image);
+                    let name = spec.name.clone();
+                    self.update(|rt| {
+                        for record in rt.init.iter_mut().chain(rt.containers.iter_mut()).filter(|r| r.name == name) {
+                            record.image_id = Some(image_id.clone());
+                        }
+                    });
+                    resolved.insert(spec.name.clone(), source);
+                }
+                Err(err) => {
+                    let failures = self.pull_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let reason = if failures == 0 { "ErrImagePull" } else { "ImagePullBackOff" };
+                    return Err((reason, format!("failed to pull image {image:?}: {err:#}")));
+                }
+            }
+        }
+        self.pull_failures.store(0, std::sync::atomic::Ordering::Relaxed);
+        Ok(resolved)
     }
 
     /// Writes the pod status whenever the runtime record changes (and it differs).
@@ -372,6 +453,54 @@ impl PodWorker {
             if err.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(dir = %self.dir.display(), error = %err, "removing the pod directory failed");
             }
+        }
+    }
+}
+
+/// The user and group a container from an image runs as: the container's `securityContext`,
+/// then the pod's, then the image's `USER` (group 0 when none says). `runAsNonRoot` refuses
+/// user 0, as a kubelet does.
+fn container_user(container: &SecurityContext, pod: &PodSecurityContext, image: &ImageConfig) -> Result<(u32, u32), String> {
+    let number = |v: Option<i64>, what: &str| -> Result<Option<u32>, String> {
+        v.map(|n| u32::try_from(n).map_err(|_| format!("{what} {n} is out of range"))).transpose()
+    };
+    let from_image = image.numeric_user()?;
+    let uid = number(container.run_as_user, "runAsUser")?
+        .or(number(pod.run_as_user, "runAsUser")?)
+        .or(from_image.map(|(u, _)| u))
+        .unwrap_or(0);
+    let gid = number(container.run_as_group, "runAsGroup")?
+        .or(number(pod.run_as_group, "runAsGroup")?)
+        .or(from_image.and_then(|(_, g)| g))
+        .unwrap_or(0);
+    if uid == 0 && container.run_as_non_root.or(pod.run_as_non_root) == Some(true) {
+        return Err("runAsNonRoot is set and the container would run as root (uid 0)".into());
+    }
+    Ok((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_runs_as_the_spec_says_then_as_the_image_says() {
+        let image = |user: &str| ImageConfig { user: Some(user.into()), ..ImageConfig::default() };
+        let container = |uid: Option<i64>, non_root: Option<bool>| SecurityContext { run_as_user: uid, run_as_non_root: non_root, ..SecurityContext::default() };
+        let pod = |uid: Option<i64>, gid: Option<i64>| PodSecurityContext { run_as_user: uid, run_as_group: gid, ..PodSecurityContext::default() };
+        let cases = [
+            (container(None, None), pod(None, None), image("65532:65532"), Ok((65532, 65532))),
+            (container(Some(1000), None), pod(Some(2000), Some(3000)), image("65532:65532"), Ok((1000, 3000))),
+            (container(None, None), pod(Some(2000), None), image("65532"), Ok((2000, 0))),
+            (container(None, None), pod(None, None), ImageConfig::default(), Ok((0, 0))),
+            (container(None, Some(true)), pod(None, None), ImageConfig::default(), Err(())),
+            (container(None, Some(true)), pod(None, None), image("65532"), Ok((65532, 0))),
+            (container(Some(-1), None), pod(None, None), image("1"), Err(())),
+            (container(None, None), pod(None, None), image("nobody"), Err(())),
+        ];
+        for (c, p, i, want) in cases {
+            let got = container_user(&c, &p, &i);
+            assert_eq!(got.as_ref().map_err(|_| ()), want.as_ref().map_err(|_| ()), "{c:?} {p:?} {i:?}: {got:?}");
         }
     }
 }

@@ -201,6 +201,7 @@ mod tests {
                 mounts: vec![],
                 env: vec![],
                 working_dir: "/".into(),
+                ..Sandbox::default()
             },
             pgid: 0,
         }

@@ -10,8 +10,11 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 
 use anyhow::Context as _;
+
+use super::images::PulledImage;
 
 /// The default `PATH` of a container whose spec does not set one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -28,7 +31,7 @@ pub struct Mount {
 }
 
 /// Everything needed to start a process "inside" a container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Sandbox {
     /// The container's own writable root directory on the host.
     pub rootfs: PathBuf,
@@ -38,6 +41,14 @@ pub struct Sandbox {
     pub env: Vec<(String, String)>,
     /// Working directory inside the sandbox.
     pub working_dir: String,
+    /// The image the container runs from: its root is a copy of the image's rootfs, with no
+    /// host directory in it. `None`: host programs (the host's `/usr` and `/etc`).
+    pub image: Option<Arc<PulledImage>>,
+    /// The user and group the process runs as (in a user namespace that maps them to the
+    /// simulator's own user); `None`: root.
+    pub user: Option<(u32, u32)>,
+    /// `readOnlyRootFilesystem`: the root is remounted read-only once the volumes are mounted.
+    pub read_only_root: bool,
 }
 
 impl Sandbox {
@@ -48,18 +59,24 @@ impl Sandbox {
             args.extend(items.iter().map(|i| i.as_ref().to_os_string()));
         };
         push(&[&"--bind", &self.rootfs, &"/"]);
-        push(&[&"--ro-bind", &"/usr", &"/usr"]);
-        if self.mounts.iter().any(|m| m.target.starts_with("/etc/")) {
+        if self.image.is_some() {
+            // The image's own /usr and /etc, copied into the root.
+        } else if self.mounts.iter().any(|m| m.target.starts_with("/etc/")) {
+            push(&[&"--ro-bind", &"/usr", &"/usr"]);
             // bwrap cannot create mount points inside a read-only /etc: bind its entries one
             // by one into the container's own (writable) /etc instead.
             for entry in host_entries("/etc") {
                 push(&[&"--ro-bind-try", &entry, &entry]);
             }
         } else {
+            push(&[&"--ro-bind", &"/usr", &"/usr"]);
             push(&[&"--ro-bind", &"/etc", &"/etc"]);
         }
         push(&[&"--proc", &"/proc", &"--dev", &"/dev"]);
         push(&[&"--unshare-pid", &"--die-with-parent"]);
+        if let Some((uid, gid)) = self.user {
+            push(&[&"--unshare-user", &"--uid", &uid.to_string(), &"--gid", &gid.to_string()]);
+        }
         let mut mounts: Vec<&Mount> = self.mounts.iter().collect();
         // Parents before children, whatever order the spec lists them in.
         mounts.sort_by_key(|m| m.target.trim_end_matches('/').matches('/').count());
@@ -72,13 +89,22 @@ impl Sandbox {
             push(&[&flag, &mount.host, &mount.target]);
         }
         push(&[&"--dir", &self.working_dir, &"--chdir", &self.working_dir]);
+        if self.read_only_root {
+            push(&[&"--remount-ro", &"/"]);
+        }
         args
     }
 
-    /// Creates the root directory's skeleton (merged-/usr symlinks, `/tmp`, `/root`).
+    /// Creates the root directory: for an image, a copy of its rootfs (once: a restarted
+    /// container keeps what it wrote, as a container's writable layer does) and the mount
+    /// points bubblewrap needs; for host programs, a skeleton (merged-/usr symlinks, `/tmp`,
+    /// `/root`).
     pub fn prepare_rootfs(&self) -> anyhow::Result<()> {
         use std::os::unix::fs::PermissionsExt as _;
         let root = &self.rootfs;
+        if let Some(image) = &self.image {
+            return copy_image_rootfs(&image.rootfs, root);
+        }
         for dir in ["tmp", "root", "usr", "etc", "proc", "dev", "var/tmp", "run"] {
             std::fs::create_dir_all(root.join(dir))
                 .with_context(|| format!("failed to create {}", root.join(dir).display()))?;
@@ -152,6 +178,30 @@ impl Sandbox {
         }
         command
     }
+}
+
+/// Copies an image's rootfs to a container's root directory unless it was copied before (the
+/// marker `<root>.copied`), and makes the mount points `/proc`, `/dev` and `/tmp`.
+fn copy_image_rootfs(image: &Path, root: &Path) -> anyhow::Result<()> {
+    let marker = root.with_extension("copied");
+    if !marker.exists() {
+        if root.exists() {
+            std::fs::remove_dir_all(root).with_context(|| format!("failed to remove {}", root.display()))?;
+        }
+        std::fs::create_dir_all(root).with_context(|| format!("failed to create {}", root.display()))?;
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(image.join("."))
+            .arg(root)
+            .status()
+            .context("failed to run cp")?;
+        anyhow::ensure!(status.success(), "copying the image's rootfs {} failed", image.display());
+        std::fs::write(&marker, b"").with_context(|| format!("failed to write {}", marker.display()))?;
+    }
+    for dir in ["proc", "dev", "tmp"] {
+        std::fs::create_dir_all(root.join(dir)).with_context(|| format!("failed to create {}", root.join(dir).display()))?;
+    }
+    Ok(())
 }
 
 /// The absolute paths of the entries of directory `dir` on the host, sorted.
@@ -267,6 +317,7 @@ mod tests {
                 ("GREETING".into(), "hi there".into()),
             ],
             working_dir: "/work".into(),
+            ..Sandbox::default()
         }
     }
 

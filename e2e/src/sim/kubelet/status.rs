@@ -62,8 +62,10 @@ pub enum State {
 pub struct ContainerRecord {
     /// Container name.
     pub name: String,
-    /// The spec's image (ignored for running, reported back).
+    /// The spec's image (reported back).
     pub image: String,
+    /// The pulled image's `imageID`; `None`: host programs (`host://<image>`).
+    pub image_id: Option<String>,
     /// Current state.
     pub state: State,
     /// The previous instance's end, if it was restarted.
@@ -80,6 +82,7 @@ impl ContainerRecord {
         ContainerRecord {
             name: name.to_string(),
             image: image.to_string(),
+            image_id: None,
             state: State::Waiting {
                 reason: waiting_reason.to_string(),
                 message: None,
@@ -273,7 +276,7 @@ fn container_status(c: &ContainerRecord) -> ContainerStatus {
     ContainerStatus {
         name: c.name.clone(),
         image: c.image.clone(),
-        image_id: format!("sim://{}", c.image),
+        image_id: c.image_id.clone().unwrap_or_else(|| format!("host://{}", c.image)),
         container_id,
         ready: c.ready,
         restart_count: c.restart_count,

@@ -1,0 +1,205 @@
+//! Installed as users install it: the operator image built from this checkout and pushed to the
+//! local cluster's registry, `helm install charts/archivist` with that image, and the operator
+//! running as a pod of the simulated kubelet (the image's own rootfs, user 65532, a read-only
+//! root, the in-cluster ServiceAccount token) under the chart's ServiceAccount and RBAC alone.
+//! The Deployment becomes Ready through its `/readyz` probe; the pod takes a Freeze backup
+//! (exec hooks) and makes a SideBySide restore; `helm uninstall` keeps the CRDs and the backup.
+//!
+//! Needs `e2e/local-cluster up` (its registry: `LOCAL_REGISTRY`, else the address `up` wrote),
+//! helm (`$HELM`, else `charts/test.sh --helm-path`), and the packages `operator/build-image`
+//! installs (buildah).
+//!
+//! ```sh
+//! cargo test -p archivist-e2e --test helm_install -- --ignored --nocapture
+//! ```
+
+mod backup_support;
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context as _};
+use archivist::api::{ArchiveBackup, BackupPhase, RestorePhase, RestoreRequest};
+use archivist_e2e::testing::helm::{build_and_push_operator_image, helm, local_registry};
+use archivist_e2e::testing::with_namespace;
+use backup_support::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, LogParams};
+use kube::{Api, Client, ResourceExt};
+
+/// How long the operator's Deployment may take to become Ready (pull, unpack, start, sync).
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long a backup or restore by the operator pod may take.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn helm_installed_operator_backs_up_and_restores_as_a_pod() {
+    with_namespace("helm", |client, ns| async move {
+        let registry = local_registry()?;
+        let image = tokio::task::spawn_blocking(move || build_and_push_operator_image(&registry, "e2e")).await??;
+        eprintln!("pushed {}:{}@{}", image.repository, image.tag, image.digest);
+
+        // The release is named after the namespace: its ClusterRole names are then unique.
+        let release = ns.clone();
+        let install = [
+            "install", &release, "charts/archivist", "--namespace", &ns,
+            "--set", &format!("image.repository={}", image.repository),
+            "--set", &format!("image.tag={}", image.tag),
+            "--set", "image.pullPolicy=Always",
+            "--set", &format!("watchNamespace={ns}"),
+        ];
+        let out = tokio::task::spawn_blocking({
+            let install: Vec<String> = install.iter().map(|s| s.to_string()).collect();
+            move || helm(&install.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await??;
+        eprintln!("{out}");
+
+        let operator_pod = wait_deployment_ready(&client, &ns, &release).await?;
+        let status = operator_pod.status.clone().unwrap_or_default();
+        let container = status.container_statuses.unwrap_or_default().into_iter().next().context("no container status")?;
+        let want_id = format!("docker-pullable://{}@{}", image.repository, image.digest);
+        ensure!(container.image_id == want_id, "the operator runs image {:?}, not the pushed {want_id}", container.image_id);
+
+        // A Freeze backup with exec hooks, by the operator pod.
+        data_pvc(&client, &ns, "meta", &[]).await?;
+        let content = data_pvc(&client, &ns, "content", &[]).await?;
+        std::fs::write(content.join("msg-1.eml"), "message 1\n")?;
+        archive_statefulset(&client, &ns, "archive", 1, &["meta", "content"]).await?;
+        policy(&client, &ns, "archive", r#"
+  target: {kind: StatefulSet, name: archive}
+  quiesce:
+    mode: Freeze
+    freeze: {exec: {container: server, command: ["sh", "-c", "echo frozen > /meta/frozen"]}}
+    thaw: {exec: {container: server, command: ["sh", "-c", "rm -f /meta/frozen"]}}
+    timeoutSeconds: 60
+  stores:
+  - name: s1
+    metadata: {volumeClaims: [meta]}
+    content: {volumeClaims: [content]}
+"#).await?;
+        start_backup(&client, &ns, "b1", "archive").await?;
+        let backups = Api::<ArchiveBackup>::namespaced(client.clone(), &ns);
+        let backup = wait_phase(&client, &ns, &operator_pod.name_any(), "ArchiveBackup b1", || {
+            let backups = backups.clone();
+            async move {
+                let b = backups.get("b1").await?;
+                let phase = phase(&b);
+                Ok(phase.is_finished().then_some((phase == BackupPhase::Completed, b)))
+            }
+        })
+        .await?;
+        eprintln!("{}", timeline(&backup));
+
+        // A SideBySide restore of it, by the operator pod.
+        create::<RestoreRequest>(&client, &ns, r#"
+apiVersion: archivist.dev/v1alpha1
+kind: RestoreRequest
+metadata: {name: r1}
+spec:
+  source: {backupName: b1}
+  target: {mode: SideBySide, nameSuffix: -sbs}
+"#).await?;
+        let requests = Api::<RestoreRequest>::namespaced(client.clone(), &ns);
+        wait_phase(&client, &ns, &operator_pod.name_any(), "RestoreRequest r1", || {
+            let requests = requests.clone();
+            async move {
+                let r = requests.get("r1").await?;
+                let phase = r.status.as_ref().and_then(|s| s.phase);
+                Ok(matches!(phase, Some(RestorePhase::Completed | RestorePhase::Failed)).then_some((phase == Some(RestorePhase::Completed), r)))
+            }
+        })
+        .await?;
+        let restored = Api::<Pod>::namespaced(client.clone(), &ns);
+        until("the restored copy archive-sbs-0 to run", Duration::from_secs(60), || {
+            let restored = restored.clone();
+            async move { Ok(archivist_e2e::testing::pods::is_ready(restored.get_opt("archive-sbs-0").await?.as_ref())) }
+        })
+        .await?;
+        let (out, err, ok) = exec(&client, &ns, "archive-sbs-0", "server", &["cat", "/content/msg-1.eml"]).await?;
+        ensure!(ok && out == "message 1\n", "the restored copy reads {out:?} ({err})");
+
+        // The operator acted as the chart's ServiceAccount: nothing in its log was forbidden.
+        let log = pod_log(&client, &ns, &operator_pod.name_any()).await;
+        ensure!(!log.contains("forbidden"), "the operator's log has a forbidden request:\n{log}");
+
+        // Uninstalling keeps the CRDs and the restore points.
+        let out = tokio::task::spawn_blocking({
+            let (release, ns) = (release.clone(), ns.clone());
+            move || helm(&["uninstall", &release, "--namespace", &ns])
+        })
+        .await??;
+        eprintln!("{out}");
+        let crds = Api::<CustomResourceDefinition>::all(client.clone());
+        for crd in ["archivebackups.archivist.dev", "backuppolicies.archivist.dev", "restorerequests.archivist.dev"] {
+            ensure!(crds.get_opt(crd).await?.is_some(), "helm uninstall removed the CRD {crd}");
+        }
+        ensure!(backups.get_opt("b1").await?.is_some(), "helm uninstall removed the ArchiveBackup b1");
+        Ok(())
+    })
+    .await;
+}
+
+/// Waits until the release's Deployment has a ready replica; returns that pod. On timeout the
+/// error shows the pods' container states and the operator's log.
+async fn wait_deployment_ready(client: &Client, ns: &str, release: &str) -> anyhow::Result<Pod> {
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    // The chart names the Deployment `<release>-archivist`; it and its pods carry the release.
+    let selector = format!("app.kubernetes.io/instance={release}");
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        let ready: i32 = deployments
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+            .iter()
+            .filter_map(|d| d.status.as_ref().and_then(|s| s.ready_replicas))
+            .sum();
+        let listed = pods.list(&ListParams::default().labels(&selector)).await?.items;
+        if ready >= 1 {
+            if let Some(pod) = listed.into_iter().find(|p| archivist_e2e::testing::pods::is_ready(Some(p))) {
+                return Ok(pod);
+            }
+        } else if tokio::time::Instant::now() >= deadline {
+            let mut report = String::new();
+            for pod in &listed {
+                let states = pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
+                report.push_str(&format!("pod {}: {:?}\n{}\n", pod.name_any(), states.iter().map(|c| &c.state).collect::<Vec<_>>(), pod_log(client, ns, &pod.name_any()).await));
+            }
+            anyhow::bail!("Deployment {release} not ready after {READY_TIMEOUT:?}:\n{report}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Polls `check` until it returns `Some((succeeded, object))`; fails with the operator pod's log
+/// when it did not succeed or on timeout.
+async fn wait_phase<T, F, Fut>(client: &Client, ns: &str, operator_pod: &str, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    T: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<(bool, T)>>>,
+{
+    let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
+    loop {
+        if let Some((succeeded, object)) = check().await? {
+            if succeeded {
+                return Ok(object);
+            }
+            anyhow::bail!("{what} failed: {object:?}\noperator log:\n{}", pod_log(client, ns, operator_pod).await);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("{what} did not finish within {RUN_TIMEOUT:?}\noperator log:\n{}", pod_log(client, ns, operator_pod).await);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The last 60 lines of the pod's log (through the API server and the simulated kubelet).
+async fn pod_log(client: &Client, ns: &str, pod: &str) -> String {
+    let params = LogParams { tail_lines: Some(60), ..LogParams::default() };
+    Api::<Pod>::namespaced(client.clone(), ns).logs(pod, &params).await.unwrap_or_else(|e| format!("(no log: {e})"))
+}
