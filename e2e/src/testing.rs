@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 
 pub mod databases;
 pub mod helm;
+pub mod images;
 pub mod operator;
 pub mod pods;
 pub mod proxy;

@@ -4,7 +4,9 @@
 //!
 //! - `/var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt,namespace}`: a token of the
 //!   pod's ServiceAccount from the TokenRequest API, bound to the pod (it stops working when
-//!   the pod goes), the cluster's CA and the pod's namespace. The token is valid for 24 hours and
+//!   the pod goes; a pod that names no account gets an unbound token of `default`, since the
+//!   ServiceAccount admission plugin that would name it is off), the cluster's CA and the
+//!   pod's namespace. The token is valid for 24 hours and
 //!   is not refreshed: a pod of the local cluster that lives longer needs a restart.
 //! - `KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT`: the API server (pods share the
 //!   host's network, so its loopback address works).
@@ -73,11 +75,10 @@ impl InCluster {
     pub async fn project(&self, client: &kube::Client, pod: &Pod, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
         let namespace = pod.namespace().unwrap_or_default();
         let spec = pod.spec.clone().unwrap_or_default();
-        let account = spec
-            .service_account_name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "default".to_string());
+        // The ServiceAccount admission plugin (off in the local cluster) would set `default`;
+        // the API server binds a token only to a pod that names its account.
+        let named = spec.service_account_name.clone().filter(|n| !n.is_empty());
+        let account = named.clone().unwrap_or_else(|| "default".to_string());
         if spec.automount_service_account_token == Some(false) {
             return Ok(None);
         }
@@ -94,7 +95,7 @@ impl InCluster {
             spec: TokenRequestSpec {
                 audiences: Vec::new(),
                 expiration_seconds: Some(TOKEN_SECONDS),
-                bound_object_ref: Some(BoundObjectReference {
+                bound_object_ref: named.is_some().then(|| BoundObjectReference {
                     api_version: Some("v1".into()),
                     kind: Some("Pod".into()),
                     name: pod.metadata.name.clone(),
