@@ -3,7 +3,8 @@
 //! running as a pod of the simulated kubelet (the image's own rootfs, user 65532, a read-only
 //! root, the in-cluster ServiceAccount token) under the chart's ServiceAccount and RBAC alone.
 //! The Deployment becomes Ready through its `/readyz` probe; the pod takes a Freeze backup
-//! (exec hooks) and makes a SideBySide restore; `helm uninstall` keeps the CRDs and the backup.
+//! (exec hooks), reports it in its `/metrics` gauges (scraped from the pod's IP, as Prometheus
+//! does), and makes a SideBySide restore; `helm uninstall` keeps the CRDs and the backup.
 //!
 //! Needs `e2e/local-cluster up` (its registry: `LOCAL_REGISTRY`, else the address `up` wrote),
 //! helm (`$HELM`, else `charts/test.sh --helm-path`), and the packages `operator/build-image`
@@ -92,6 +93,21 @@ async fn helm_installed_operator_backs_up_and_restores_as_a_pod() {
         })
         .await?;
         eprintln!("{}", timeline(&backup));
+
+        // What Prometheus scrapes from the pod's IP: the gauges computed from the objects. (The
+        // API server's pod proxy refuses loopback addresses, which the simulated pods have.)
+        let pod_ip = status.pod_ip.clone().context("the operator pod has no IP")?;
+        let scraped = http_get(&format!("{pod_ip}:8080"), "/metrics").await?;
+        let done = backup.status.as_ref().and_then(|s| s.completion_time).context("no completionTime")?;
+        for want in [
+            format!(r#"archivist_restore_points{{namespace="{ns}",policy="archive"}} 1"#),
+            format!(r#"archivist_backup_in_progress{{namespace="{ns}",policy="archive"}} 0"#),
+            format!(r#"archivist_backup_last_success_timestamp_seconds{{namespace="{ns}",policy="archive"}} {}"#, done.timestamp_millis() as f64 / 1000.0),
+        ] {
+            ensure!(scraped.lines().any(|l| l == want || l.starts_with(&format!("{want}.")) ), "/metrics lacks {want:?}:\n{scraped}");
+        }
+        let held = format!(r#"archivist_archive_quiesced{{namespace="{ns}",workload="archive"}} 1"#);
+        ensure!(!scraped.lines().any(|l| l == held), "/metrics says the released archive is held quiesced:\n{scraped}");
 
         // A SideBySide restore of it, by the operator pod.
         create::<RestoreRequest>(&client, &ns, r#"
@@ -202,4 +218,16 @@ where
 async fn pod_log(client: &Client, ns: &str, pod: &str) -> String {
     let params = LogParams { tail_lines: Some(60), ..LogParams::default() };
     Api::<Pod>::namespaced(client.clone(), ns).logs(pod, &params).await.unwrap_or_else(|e| format!("(no log: {e})"))
+}
+
+/// The body of `GET path` from `addr` (plain HTTP/1.0, as a scraper would ask).
+async fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response.split_once("\r\n\r\n").with_context(|| format!("no HTTP response from {addr}: {response:?}"))?;
+    ensure!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "GET {path} from {addr}: {head}");
+    Ok(body.to_string())
 }

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod gauges;
 pub mod controllers;
 pub mod kube;
 pub mod memory;

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub restore_duration: Histogram,
     /// `archivist_leader`: 1 while this process leads (runs the controllers), 0 on a standby.
     pub leader: prometheus_client::metrics::gauge::Gauge,
+    /// The gauges computed from the ArchiveBackups at each scrape (see [`crate::gauges`]).
+    pub backup_gauges: crate::gauges::BackupGauges,
     registry: Registry,
     ready: AtomicBool,
 }
@@ -61,7 +63,9 @@ impl Default for Metrics {
         registry.register("restore_duration_seconds", "Duration of restores from acceptance to Completed or Failed", restore_duration.clone());
         let leader = prometheus_client::metrics::gauge::Gauge::default();
         registry.register("leader", "1 while this process holds the leader-election Lease and runs the controllers, 0 on a standby", leader.clone());
-        Self { backups, quiesce_window, backup_duration, restores, restore_duration, leader, registry, ready: AtomicBool::new(false) }
+        let backup_gauges = crate::gauges::BackupGauges::default();
+        registry.register_collector(Box::new(backup_gauges.clone()));
+        Self { backups, quiesce_window, backup_duration, restores, restore_duration, leader, backup_gauges, registry, ready: AtomicBool::new(false) }
     }
 }
 

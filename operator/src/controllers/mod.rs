@@ -38,6 +38,7 @@ pub fn controller_config() -> kube::runtime::controller::Config {
 /// after `shutdown_timeout` (keep it below the pod's `terminationGracePeriodSeconds`).
 pub async fn run(client: kube::Client, metrics: Arc<Metrics>, namespace: Option<String>, shutdown_timeout: Duration) {
     let (caches, subscriptions, watches) = caches::start(&client, namespace.as_deref());
+    metrics.backup_gauges.observe(caches.backups.clone());
     let watches = tokio::spawn(watches);
     let trims = tokio::spawn({
         let caches = caches.clone();
