@@ -100,6 +100,21 @@ sys.exit(0 if ok else 1)
 PY
 }
 lacks() { ! has "$@"; }
+# rule_is_file RENDERED FILE: the PrometheusRule's spec in RENDERED is FILE, as it is.
+rule_is_file() {
+  python3 - "$@" <<'PY'
+import sys
+rendered, source = sys.argv[1:3]
+docs = open(rendered).read().split("\n---")
+rule = next((d for d in docs if "\nkind: PrometheusRule" in d), None)
+if rule is None:
+    sys.exit(1)
+lines = rule.split("\n")
+spec = lines[lines.index("spec:") + 1:]
+body = "\n".join(l[2:] if l.startswith("  ") else l for l in spec).strip()
+sys.exit(0 if body == open(source).read().strip() else 1)
+PY
+}
 contains() { grep -qF -- "$2" "$1"; }
 lacks_text() { ! grep -qF -- "$2" "$1"; }
 contains_all() { local f=$1 t; shift; for t in "$@"; do grep -qF -- "$t" "$f" || return 1; done; }
@@ -129,6 +144,7 @@ if check "helm template (defaults)" template "$OUT/default.yaml" --include-crds;
   check "  terminationGracePeriodSeconds 30, shutdown timeout 25" contains_all "$f" "terminationGracePeriodSeconds: 30" "- --shutdown-timeout-seconds" '- "25"'
   check "  metrics Service" has "$f" Service archivist-metrics archivist-system
   check "  no ServiceMonitor by default" lacks "$f" ServiceMonitor archivist
+  check "  no PrometheusRule by default" lacks "$f" PrometheusRule archivist
   for crd in archivebackups backuppolicies clusterretentionpolicies restorerequests; do
     check "  CRD $crd.archivist.dev" has "$f" CustomResourceDefinition "$crd.archivist.dev"
   done
@@ -152,12 +168,16 @@ if check "helm template (watchNamespace=mail)" template "$OUT/ns.yaml" --set wat
   check "  the Namespace read is limited to mail" contains "$f" 'resourceNames: ["mail"]'
 fi
 
-# Options: ServiceMonitor, another port and log level, an existing ServiceAccount.
-if check "helm template (serviceMonitor, port 9090, existing ServiceAccount)" template "$OUT/opts.yaml" \
+# Options: ServiceMonitor, PrometheusRule, another port and log level, an existing ServiceAccount.
+if check "helm template (serviceMonitor, prometheusRule, port 9090, existing ServiceAccount)" template "$OUT/opts.yaml" \
   --set metrics.serviceMonitor.enabled=true --set metrics.port=9090 --set logLevel=debug \
+  --set prometheusRule.enabled=true --set prometheusRule.labels.release=kps \
   --set serviceAccount.create=false --set serviceAccount.name=ops-archivist; then
   f=$OUT/opts.yaml
   check "  ServiceMonitor" has "$f" ServiceMonitor archivist archivist-system
+  check "  PrometheusRule" has "$f" PrometheusRule archivist archivist-system
+  check "  PrometheusRule labelled release: kps" contains "$f" "release: kps"
+  check "  the PrometheusRule's spec is files/alerts.yaml" rule_is_file "$f" "$CHART/files/alerts.yaml"
   check "  args: --metrics-addr 0.0.0.0:9090" contains "$f" "- 0.0.0.0:9090"
   check "  containerPort 9090" contains "$f" "containerPort: 9090"
   check "  RUST_LOG debug" contains "$f" 'value: "debug"'
@@ -171,6 +191,15 @@ if check "helm template (replicas=2)" template "$OUT/ha.yaml" --set replicas=2; 
   check "  replicas: 2" contains "$f" "replicas: 2"
   check "  RollingUpdate, maxUnavailable 0" contains_all "$f" "type: RollingUpdate" "maxUnavailable: 0"
   check "  PodDisruptionBudget minAvailable 1" has "$f" PodDisruptionBudget archivist archivist-system
+fi
+
+# The alerts themselves, on series: Debian's package `prometheus` has promtool.
+if command -v promtool >/dev/null; then
+  check "promtool check rules (files/alerts.yaml)" promtool check rules "$CHART/files/alerts.yaml"
+  check "promtool test rules (charts/alerts-test.yaml)" promtool test rules "$REPO/charts/alerts-test.yaml"
+else
+  log "FAIL: promtool not found (apt-get install prometheus): the alert rules are untested"
+  failures=$((failures + 1))
 fi
 
 # What must be refused.

@@ -10,6 +10,14 @@
 //!   or stopped (quiesced and not yet released), 0 for the other targets of runs in progress.
 //!   Settled runs are cached without their copy of the policy (`plan::backup::cached`), so a
 //!   workload with no run in progress has no series; a settled run never holds its workload.
+//! - `archivist_archive_quiesce_overdue{namespace,workload}`: 1 while a run has held the
+//!   workload longer than its policy's `quiesce.timeoutSeconds` (the operator releases at the
+//!   deadline, so this means the release itself is failing).
+//! - `archivist_backup_verification_failed{namespace,policy}`: 1 when the newest verified run
+//!   of the policy (by `verification.finishedAt`) failed verification, 0 when it passed.
+//! - `archivist_backup_schedule_interval_seconds{namespace,policy}`: the time between the
+//!   policy's next two scheduled runs, for scheduled policies that are not suspended (the alert
+//!   on a missing backup compares the last success with it).
 //!
 //! A standby (not leading) has no cache and reports none of them.
 
@@ -23,7 +31,10 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
-use crate::api::{ArchiveBackup, BackupPhase};
+use chrono::{DateTime, Utc};
+
+use crate::api::{ArchiveBackup, BackupPhase, BackupPolicy, BackupPolicySpec, VerificationState};
+use crate::plan::schedule::Schedule;
 
 /// Labels of the per-policy gauges.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
@@ -54,11 +65,28 @@ pub struct ObjectGauges {
     pub in_progress: BTreeMap<PolicyLabels, i64>,
     /// 1 for a workload held quiesced, 0 for the other workloads runs have targeted.
     pub quiesced: BTreeMap<WorkloadLabels, i64>,
+    /// 1 for a workload held longer than its quiesce timeout, 0 for the other targets.
+    pub quiesce_overdue: BTreeMap<WorkloadLabels, i64>,
+    /// 1 when the policy's newest verification failed, 0 when it passed.
+    pub verification_failed: BTreeMap<PolicyLabels, i64>,
+    /// Seconds between the next two scheduled runs of each scheduled, unsuspended policy.
+    pub schedule_interval: BTreeMap<PolicyLabels, f64>,
 }
 
-/// Computes the gauges from `backups`.
-pub fn compute<'a>(backups: impl IntoIterator<Item = &'a ArchiveBackup>) -> ObjectGauges {
+/// Computes the gauges from `backups` and `policies` at `now`.
+pub fn compute<'a>(
+    backups: impl IntoIterator<Item = &'a ArchiveBackup>,
+    policies: impl IntoIterator<Item = &'a BackupPolicy>,
+    now: DateTime<Utc>,
+) -> ObjectGauges {
     let mut gauges = ObjectGauges::default();
+    let mut newest_verification: BTreeMap<PolicyLabels, (DateTime<Utc>, bool)> = BTreeMap::new();
+    for policy in policies {
+        let labels = PolicyLabels { namespace: policy.namespace().unwrap_or_default(), policy: policy.name_any() };
+        if let Some(interval) = schedule_interval(&policy.spec, now) {
+            gauges.schedule_interval.insert(labels, interval);
+        }
+    }
     for backup in backups {
         let namespace = backup.namespace().unwrap_or_default();
         let policy = PolicyLabels { namespace: namespace.clone(), policy: backup.spec.policy_name.clone() };
@@ -71,33 +99,70 @@ pub fn compute<'a>(backups: impl IntoIterator<Item = &'a ArchiveBackup>) -> Obje
             *points += 1;
             if let Some(done) = status.and_then(|s| s.completion_time) {
                 let seconds = done.timestamp_millis() as f64 / 1000.0;
-                let last = gauges.last_success.entry(policy).or_insert(seconds);
+                let last = gauges.last_success.entry(policy.clone()).or_insert(seconds);
                 *last = last.max(seconds);
             }
         }
-        if let Some(target) = status.and_then(|s| s.policy_spec.as_ref()).map(|p| &p.target) {
-            let held = status
+        if let Some(verification) = status.and_then(|s| s.verification.as_ref()) {
+            let failed = match verification.state {
+                VerificationState::Failed => Some(true),
+                VerificationState::Passed => Some(false),
+                VerificationState::Pending | VerificationState::Skipped => None,
+            };
+            if let (Some(failed), Some(at)) = (failed, verification.finished_at) {
+                let newest = newest_verification.entry(policy.clone()).or_insert((at, failed));
+                if at > newest.0 {
+                    *newest = (at, failed);
+                }
+            }
+        }
+        if let Some(spec) = status.and_then(|s| s.policy_spec.as_ref()) {
+            let held_since = status
                 .and_then(|s| s.quiesce.as_ref())
-                .is_some_and(|q| q.quiesced_at.is_some() && q.released_at.is_none());
-            let workload = WorkloadLabels { namespace, workload: target.name.clone() };
-            let value = gauges.quiesced.entry(workload).or_default();
-            *value = (*value).max(i64::from(held));
+                .filter(|q| q.released_at.is_none())
+                .and_then(|q| q.quiesced_at);
+            let overdue = held_since.is_some_and(|at| (now - at).num_milliseconds() > i64::from(spec.quiesce.timeout_seconds) * 1000);
+            let workload = WorkloadLabels { namespace, workload: spec.target.name.clone() };
+            let value = gauges.quiesced.entry(workload.clone()).or_default();
+            *value = (*value).max(i64::from(held_since.is_some()));
+            let value = gauges.quiesce_overdue.entry(workload).or_default();
+            *value = (*value).max(i64::from(overdue));
         }
     }
+    gauges.verification_failed = newest_verification.into_iter().map(|(k, (_, failed))| (k, i64::from(failed))).collect();
     gauges
 }
 
-/// The collector registered with the metrics: reads the ArchiveBackup cache, once the
-/// controllers have made it, at each scrape.
+/// The seconds between a policy's next two scheduled runs after `now`; `None` for a manual,
+/// suspended or invalid schedule.
+fn schedule_interval(spec: &BackupPolicySpec, now: DateTime<Utc>) -> Option<f64> {
+    if spec.suspend {
+        return None;
+    }
+    let schedule = Schedule::parse(spec.schedule.as_deref()?, &spec.time_zone).ok()?;
+    let first = schedule.next_after(now)?;
+    let second = schedule.next_after(first)?;
+    Some((second - first).num_milliseconds() as f64 / 1000.0)
+}
+
+/// The collector registered with the metrics: reads the ArchiveBackup and BackupPolicy caches,
+/// once the controllers have made them, at each scrape.
 #[derive(Debug, Default, Clone)]
 pub struct BackupGauges {
     backups: Arc<OnceLock<Store<ArchiveBackup>>>,
+    policies: Arc<OnceLock<Store<BackupPolicy>>>,
 }
 
 impl BackupGauges {
     /// Starts reporting from `backups` (the controllers' cache); later calls change nothing.
     pub fn observe(&self, backups: Store<ArchiveBackup>) {
         let _ = self.backups.set(backups);
+    }
+
+    /// Adds the policies (the BackupPolicy controller's store) for the schedule intervals;
+    /// later calls change nothing.
+    pub fn observe_policies(&self, policies: Store<BackupPolicy>) {
+        let _ = self.policies.set(policies);
     }
 }
 
@@ -107,11 +172,15 @@ impl Collector for BackupGauges {
             return Ok(());
         };
         let backups = store.state();
-        let gauges = compute(backups.iter().map(AsRef::as_ref));
+        let policies = self.policies.get().map(Store::state).unwrap_or_default();
+        let gauges = compute(backups.iter().map(AsRef::as_ref), policies.iter().map(AsRef::as_ref), Utc::now());
         encode_family(&mut encoder, "backup_last_success_timestamp_seconds", "Completion time of the newest Completed backup of the policy (Unix seconds)", &gauges.last_success)?;
         encode_family(&mut encoder, "restore_points", "Completed backups (restore points) of the policy", &gauges.restore_points)?;
         encode_family(&mut encoder, "backup_in_progress", "Backups of the policy not yet Completed or Failed", &gauges.in_progress)?;
         encode_family(&mut encoder, "archive_quiesced", "1 while a backup holds the workload frozen or stopped", &gauges.quiesced)?;
+        encode_family(&mut encoder, "archive_quiesce_overdue", "1 while a backup has held the workload longer than its quiesce timeout", &gauges.quiesce_overdue)?;
+        encode_family(&mut encoder, "backup_verification_failed", "1 when the newest verification of the policy's backups failed, 0 when it passed", &gauges.verification_failed)?;
+        encode_family(&mut encoder, "backup_schedule_interval_seconds", "Seconds between the next two scheduled backups of the policy", &gauges.schedule_interval)?;
         Ok(())
     }
 }
@@ -136,26 +205,45 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::QuiesceStatus;
+    use crate::api::{QuiesceStatus, VerificationStatus};
 
-    fn backup(ns: &str, policy: &str, phase: Option<BackupPhase>, completed_at: Option<&str>, quiesce: Option<(bool, bool)>) -> ArchiveBackup {
-        let mut b: ArchiveBackup = serde_json::from_value(serde_json::json!({
+    fn at(t: &str) -> DateTime<Utc> {
+        t.parse().expect("time")
+    }
+
+    /// A run of `policy` (target `<policy>-server`, quiesce timeout 60 s).
+    fn backup(ns: &str, name: &str, policy: &str, phase: Option<BackupPhase>, completed_at: Option<&str>) -> ArchiveBackup {
+        serde_json::from_value(serde_json::json!({
             "apiVersion": "archivist.dev/v1alpha1", "kind": "ArchiveBackup",
-            "metadata": {"name": format!("{policy}-{}", completed_at.unwrap_or("x")), "namespace": ns},
+            "metadata": {"name": name, "namespace": ns},
             "spec": {"policyName": policy},
-            "status": {"policySpec": {"target": {"kind": "StatefulSet", "name": format!("{policy}-server")}}}
+            "status": {
+                "phase": phase,
+                "completionTime": completed_at,
+                "policySpec": {"target": {"kind": "StatefulSet", "name": format!("{policy}-server")}, "quiesce": {"mode": "Freeze", "timeoutSeconds": 60}, "stores": []}
+            }
         }))
-        .expect("backup");
+        .expect("backup")
+    }
+
+    fn quiesced(mut b: ArchiveBackup, since: &str, released: bool) -> ArchiveBackup {
         let status = b.status.get_or_insert_with(Default::default);
-        status.phase = phase;
-        status.completion_time = completed_at.map(|t| t.parse().expect("time"));
-        let at: chrono::DateTime<chrono::Utc> = "2026-12-01T00:00:00Z".parse().expect("time");
-        status.quiesce = quiesce.map(|(quiesced, released)| QuiesceStatus {
-            quiesced_at: quiesced.then_some(at),
-            released_at: released.then_some(at),
-            ..QuiesceStatus::default()
-        });
+        status.quiesce = Some(QuiesceStatus { quiesced_at: Some(at(since)), released_at: released.then(|| at(since)), ..QuiesceStatus::default() });
         b
+    }
+
+    fn verified(mut b: ArchiveBackup, state: VerificationState, finished: &str) -> ArchiveBackup {
+        b.status.get_or_insert_with(Default::default).verification = Some(VerificationStatus { state, finished_at: Some(at(finished)), message: None });
+        b
+    }
+
+    fn policy_object(ns: &str, name: &str, schedule: Option<&str>, suspend: bool) -> BackupPolicy {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "archivist.dev/v1alpha1", "kind": "BackupPolicy",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"target": {"kind": "StatefulSet", "name": "x"}, "schedule": schedule, "suspend": suspend, "quiesce": {"mode": "None"}, "stores": []}
+        }))
+        .expect("policy")
     }
 
     fn policy(ns: &str, policy: &str) -> PolicyLabels {
@@ -167,24 +255,33 @@ mod tests {
     }
 
     #[test]
-    fn gauges_follow_the_runs() {
+    fn gauges_follow_the_runs_and_the_policies() {
+        let now = at("2026-12-03T12:00:00Z");
         let runs = [
-            backup("mail", "a", Some(BackupPhase::Completed), Some("2026-12-01T10:00:00Z"), Some((true, true))),
-            backup("mail", "a", Some(BackupPhase::Completed), Some("2026-12-02T10:00:00Z"), Some((true, true))),
-            backup("mail", "a", Some(BackupPhase::Failed), Some("2026-12-03T10:00:00Z"), Some((true, true))),
-            backup("mail", "a", Some(BackupPhase::CapturingContent), None, Some((true, false))),
-            backup("mail", "b", Some(BackupPhase::Failed), Some("2026-12-03T10:00:00Z"), None),
-            backup("other", "a", None, None, None),
+            verified(quiesced(backup("mail", "a1", "a", Some(BackupPhase::Completed), Some("2026-12-01T10:00:00Z")), "2026-12-01T09:59:00Z", true), VerificationState::Failed, "2026-12-01T10:05:00Z"),
+            verified(quiesced(backup("mail", "a2", "a", Some(BackupPhase::Completed), Some("2026-12-02T10:00:00Z")), "2026-12-02T09:59:00Z", true), VerificationState::Passed, "2026-12-02T10:05:00Z"),
+            backup("mail", "a3", "a", Some(BackupPhase::Failed), Some("2026-12-03T10:00:00Z")),
+            // Held for 30 s (within the 60 s timeout).
+            quiesced(backup("mail", "a4", "a", Some(BackupPhase::CapturingContent), None), "2026-12-03T11:59:30Z", false),
+            // Failed, and its release has been failing for 5 minutes.
+            verified(quiesced(backup("mail", "b1", "b", Some(BackupPhase::Failed), Some("2026-12-03T11:55:00Z")), "2026-12-03T11:55:00Z", false), VerificationState::Failed, "2026-12-03T11:56:00Z"),
+            verified(backup("other", "a1", "a", None, None), VerificationState::Pending, "2026-12-03T11:00:00Z"),
         ];
-        let gauges = compute(runs.iter());
-        let newest = "2026-12-02T10:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().expect("time").timestamp() as f64;
-        assert_eq!(gauges.last_success, BTreeMap::from([(policy("mail", "a"), newest)]));
+        let policies = [
+            policy_object("mail", "a", Some("0 */6 * * *"), false),
+            policy_object("mail", "b", Some("@daily"), true),
+            policy_object("other", "a", None, false),
+            policy_object("other", "bad", Some("not a schedule"), false),
+        ];
+        let gauges = compute(runs.iter(), policies.iter(), now);
+        assert_eq!(gauges.last_success, BTreeMap::from([(policy("mail", "a"), at("2026-12-02T10:00:00Z").timestamp() as f64)]));
         assert_eq!(gauges.restore_points, BTreeMap::from([(policy("mail", "a"), 2), (policy("mail", "b"), 0), (policy("other", "a"), 0)]));
         assert_eq!(gauges.in_progress, BTreeMap::from([(policy("mail", "a"), 1), (policy("mail", "b"), 0), (policy("other", "a"), 1)]));
-        assert_eq!(
-            gauges.quiesced,
-            BTreeMap::from([(workload("mail", "a-server"), 1), (workload("mail", "b-server"), 0), (workload("other", "a-server"), 0)])
-        );
+        assert_eq!(gauges.quiesced, BTreeMap::from([(workload("mail", "a-server"), 1), (workload("mail", "b-server"), 1), (workload("other", "a-server"), 0)]));
+        assert_eq!(gauges.quiesce_overdue, BTreeMap::from([(workload("mail", "a-server"), 0), (workload("mail", "b-server"), 1), (workload("other", "a-server"), 0)]));
+        // The newest verdict counts: a's failure was followed by a pass; pending ones do not.
+        assert_eq!(gauges.verification_failed, BTreeMap::from([(policy("mail", "a"), 0), (policy("mail", "b"), 1)]));
+        assert_eq!(gauges.schedule_interval, BTreeMap::from([(policy("mail", "a"), 6.0 * 3600.0)]));
     }
 
     #[test]
@@ -199,18 +296,21 @@ mod tests {
         };
         assert!(!encode(&registry).contains("archivist_restore_points"));
         let (store, mut writer) = kube::runtime::reflector::store::<ArchiveBackup>();
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(backup(
-            "mail",
-            "a",
-            Some(BackupPhase::Completed),
-            Some("2026-12-01T10:00:00Z"),
-            None,
-        )));
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(backup("mail", "a1", "a", Some(BackupPhase::Completed), Some("2026-12-01T10:00:00Z"))));
         gauges.observe(store);
+        let (policies, mut writer) = kube::runtime::reflector::store::<BackupPolicy>();
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(policy_object("mail", "a", Some("@hourly"), false)));
+        gauges.observe_policies(policies);
         let text = encode(&registry);
-        assert!(text.contains(r#"archivist_restore_points{namespace="mail",policy="a"} 1"#), "{text}");
-        assert!(text.contains(r#"archivist_backup_in_progress{namespace="mail",policy="a"} 0"#), "{text}");
-        assert!(text.contains(r#"archivist_backup_last_success_timestamp_seconds{namespace="mail",policy="a"} 1796119200"#), "{text}");
-        assert!(text.contains("# TYPE archivist_archive_quiesced gauge"), "{text}");
+        for want in [
+            r#"archivist_restore_points{namespace="mail",policy="a"} 1"#,
+            r#"archivist_backup_in_progress{namespace="mail",policy="a"} 0"#,
+            r#"archivist_backup_last_success_timestamp_seconds{namespace="mail",policy="a"} 1796119200"#,
+            r#"archivist_backup_schedule_interval_seconds{namespace="mail",policy="a"} 3600"#,
+            r#"archivist_archive_quiesced{namespace="mail",workload="a-server"} 0"#,
+            "# TYPE archivist_archive_quiesce_overdue gauge",
+        ] {
+            assert!(text.contains(want), "no {want} in\n{text}");
+        }
     }
 }

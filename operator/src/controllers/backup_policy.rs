@@ -45,6 +45,7 @@ pub async fn run(ctx: Arc<Context>, changes: UnboundedReceiver<Change>, stop: im
     // The controller's own store, without managedFields (no reader uses them; a policy's are
     // about as large as the rest of it).
     let (policies, writer) = kube::runtime::reflector::store::<BackupPolicy>();
+    ctx.metrics.backup_gauges.observe_policies(policies.clone());
     let trigger = watcher(ctx.watched::<BackupPolicy>(), watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(|p: &mut BackupPolicy| p.managed_fields_mut().clear())
