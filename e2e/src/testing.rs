@@ -42,6 +42,16 @@ pub fn kubeconfig_path() -> PathBuf {
     }
 }
 
+/// Archivist's cache outside the repository: `${XDG_CACHE_HOME:-$HOME/.cache}/archivist` (helm,
+/// buildah's storage, the release build).
+pub fn cache_dir() -> anyhow::Result<PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .context("neither HOME nor XDG_CACHE_HOME is set")?;
+    Ok(cache.join("archivist"))
+}
+
 /// A client for the local cluster.
 pub async fn client() -> anyhow::Result<Client> {
     let path = kubeconfig_path();

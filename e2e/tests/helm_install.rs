@@ -15,13 +15,15 @@
 //! ```
 
 mod backup_support;
+mod restore_support;
 
 use std::time::Duration;
 
 use anyhow::{ensure, Context as _};
 use archivist::api::{ArchiveBackup, BackupPhase, RestorePhase, RestoreRequest};
 use archivist_e2e::testing::helm::{build_and_push_operator_image, helm, local_registry};
-use archivist_e2e::testing::with_namespace;
+use archivist_e2e::testing::pods::is_ready;
+use archivist_e2e::testing::{wait_for, with_namespace};
 use backup_support::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
@@ -44,18 +46,14 @@ async fn helm_installed_operator_backs_up_and_restores_as_a_pod() {
 
         // The release is named after the namespace: its ClusterRole names are then unique.
         let release = ns.clone();
-        let install = [
-            "install", &release, "charts/archivist", "--namespace", &ns,
-            "--set", &format!("image.repository={}", image.repository),
-            "--set", &format!("image.tag={}", image.tag),
-            "--set", "image.pullPolicy=Always",
-            "--set", &format!("watchNamespace={ns}"),
+        let install: Vec<String> = vec![
+            "install".into(), release.clone(), "charts/archivist".into(), "--namespace".into(), ns.clone(),
+            "--set".into(), format!("image.repository={}", image.repository),
+            "--set".into(), format!("image.tag={}", image.tag),
+            "--set".into(), "image.pullPolicy=Always".into(),
+            "--set".into(), format!("watchNamespace={ns}"),
         ];
-        let out = tokio::task::spawn_blocking({
-            let install: Vec<String> = install.iter().map(|s| s.to_string()).collect();
-            move || helm(&install.iter().map(String::as_str).collect::<Vec<_>>())
-        })
-        .await??;
+        let out = tokio::task::spawn_blocking(move || helm(&install)).await??;
         eprintln!("{out}");
 
         let operator_pod = wait_deployment_ready(&client, &ns, &release).await?;
@@ -110,43 +108,29 @@ async fn helm_installed_operator_backs_up_and_restores_as_a_pod() {
         ensure!(!scraped.lines().any(|l| l == held), "/metrics says the released archive is held quiesced:\n{scraped}");
 
         // A SideBySide restore of it, by the operator pod.
-        create::<RestoreRequest>(&client, &ns, r#"
-apiVersion: archivist.dev/v1alpha1
-kind: RestoreRequest
-metadata: {name: r1}
-spec:
-  source: {backupName: b1}
-  target: {mode: SideBySide, nameSuffix: -sbs}
-"#).await?;
+        restore_support::request(&client, &ns, "r1", "  source: {backupName: b1}\n  target: {mode: SideBySide, nameSuffix: -sbs}\n").await?;
         let requests = Api::<RestoreRequest>::namespaced(client.clone(), &ns);
         wait_phase(&client, &ns, &operator_pod.name_any(), "RestoreRequest r1", || {
             let requests = requests.clone();
             async move {
                 let r = requests.get("r1").await?;
-                let phase = r.status.as_ref().and_then(|s| s.phase);
-                Ok(matches!(phase, Some(RestorePhase::Completed | RestorePhase::Failed)).then_some((phase == Some(RestorePhase::Completed), r)))
+                let phase = restore_support::restore_phase(&r);
+                Ok(matches!(phase, RestorePhase::Completed | RestorePhase::Failed).then_some((phase == RestorePhase::Completed, r)))
             }
         })
         .await?;
-        let restored = Api::<Pod>::namespaced(client.clone(), &ns);
-        until("the restored copy archive-sbs-0 to run", Duration::from_secs(60), || {
-            let restored = restored.clone();
-            async move { Ok(archivist_e2e::testing::pods::is_ready(restored.get_opt("archive-sbs-0").await?.as_ref())) }
-        })
-        .await?;
-        let (out, err, ok) = exec(&client, &ns, "archive-sbs-0", "server", &["cat", "/content/msg-1.eml"]).await?;
-        ensure!(ok && out == "message 1\n", "the restored copy reads {out:?} ({err})");
+        let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+        wait_for(&pods, "archive-sbs-0", Duration::from_secs(60), "the restored copy archive-sbs-0 to be ready", is_ready).await?;
+        let read = restore_support::pod_read(&client, &ns, "archive-sbs-0", "server", "/content/msg-1.eml").await?;
+        ensure!(read == "message 1\n", "the restored copy reads {read:?}");
 
         // The operator acted as the chart's ServiceAccount: nothing in its log was forbidden.
         let log = pod_log(&client, &ns, &operator_pod.name_any()).await;
         ensure!(!log.contains("forbidden"), "the operator's log has a forbidden request:\n{log}");
 
         // Uninstalling keeps the CRDs and the restore points.
-        let out = tokio::task::spawn_blocking({
-            let (release, ns) = (release.clone(), ns.clone());
-            move || helm(&["uninstall", &release, "--namespace", &ns])
-        })
-        .await??;
+        let uninstall = vec!["uninstall".into(), release.clone(), "--namespace".into(), ns.clone()];
+        let out = tokio::task::spawn_blocking(move || helm(&uninstall)).await??;
         eprintln!("{out}");
         let crds = Api::<CustomResourceDefinition>::all(client.clone());
         for crd in ["archivebackups.archivist.dev", "backuppolicies.archivist.dev", "restorerequests.archivist.dev"] {
@@ -176,7 +160,7 @@ async fn wait_deployment_ready(client: &Client, ns: &str, release: &str) -> anyh
             .sum();
         let listed = pods.list(&ListParams::default().labels(&selector)).await?.items;
         if ready >= 1 {
-            if let Some(pod) = listed.into_iter().find(|p| archivist_e2e::testing::pods::is_ready(Some(p))) {
+            if let Some(pod) = listed.into_iter().find(|p| is_ready(Some(p))) {
                 return Ok(pod);
             }
         } else if tokio::time::Instant::now() >= deadline {

@@ -1,14 +1,12 @@
 //! Installing Archivist as users do: the operator image built and pushed to the local cluster's
 //! registry (`operator/build-image`), and the real `helm`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{bail, Context as _};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use super::operator::repo_dir as repo;
 
 /// `$HELM`, else the newest helm that `charts/test.sh --helm-path` cached in
 /// `~/.cache/archivist/helm/<version>/helm`.
@@ -18,11 +16,7 @@ pub fn helm_binary() -> anyhow::Result<PathBuf> {
         anyhow::ensure!(path.is_file(), "HELM={} does not exist", path.display());
         return Ok(path);
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .context("neither HOME nor XDG_CACHE_HOME is set")?
-        .join("archivist/helm");
+    let cache = super::cache_dir()?.join("helm");
     let mut found: Vec<PathBuf> = std::fs::read_dir(&cache)
         .into_iter()
         .flatten()
@@ -38,7 +32,7 @@ pub fn helm_binary() -> anyhow::Result<PathBuf> {
 
 /// Runs helm with `args` against the local cluster (`KUBECONFIG`); its stdout, or its stderr as
 /// the error.
-pub fn helm(args: &[&str]) -> anyhow::Result<String> {
+pub fn helm(args: &[String]) -> anyhow::Result<String> {
     let output = Command::new(helm_binary()?)
         .args(args)
         .env("KUBECONFIG", super::kubeconfig_path())

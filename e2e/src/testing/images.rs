@@ -1,22 +1,15 @@
 //! Test images for the local cluster's registry, built with buildah (`FROM scratch`, no daemon)
 //! in the storage `operator/build-image` uses.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context as _};
 
-/// buildah's storage: `${XDG_CACHE_HOME:-~/.cache}/archivist/buildah` (outside the repository).
-fn buildah_root() -> anyhow::Result<PathBuf> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .context("neither HOME nor XDG_CACHE_HOME is set")?;
-    Ok(cache.join("archivist/buildah"))
-}
-
+/// Runs buildah with its storage where `operator/build-image` keeps it:
+/// `${XDG_CACHE_HOME:-~/.cache}/archivist/buildah` (outside the repository).
 fn buildah(args: &[&str], dir: &Path) -> anyhow::Result<String> {
-    let root = buildah_root()?;
+    let root = super::cache_dir()?.join("buildah");
     let output = Command::new("buildah")
         .arg("--root")
         .arg(root.join("storage"))

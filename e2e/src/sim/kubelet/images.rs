@@ -110,7 +110,7 @@ impl ImageSource {
     }
 
     /// The pulled image, if any.
-    pub fn pulled(&self) -> Option<&PulledImage> {
+    pub fn pulled(&self) -> Option<&Arc<PulledImage>> {
         match self {
             ImageSource::Host => None,
             ImageSource::Pulled(pulled) => Some(pulled),

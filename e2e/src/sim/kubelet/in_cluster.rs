@@ -71,7 +71,8 @@ impl InCluster {
     }
 
     /// Writes the service-account files of `pod` into `dir` (created) and returns it, or `None`
-    /// when the pod (or its ServiceAccount) opts out of the token.
+    /// when the pod (or its ServiceAccount) opts out of the token. A pod whose start is retried
+    /// keeps the files of its first attempt (one TokenRequest per pod).
     pub async fn project(&self, client: &kube::Client, pod: &Pod, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
         let namespace = pod.namespace().unwrap_or_default();
         let spec = pod.spec.clone().unwrap_or_default();
@@ -81,6 +82,11 @@ impl InCluster {
         let account = named.clone().unwrap_or_else(|| "default".to_string());
         if spec.automount_service_account_token == Some(false) {
             return Ok(None);
+        }
+        if dir.join("namespace").is_file() {
+            // Projected by an earlier attempt to start this pod (`namespace` is written last, so
+            // it marks all three); the token is bound to this pod already.
+            return Ok(Some(dir.to_path_buf()));
         }
         let accounts = Api::<ServiceAccount>::namespaced(client.clone(), &namespace);
         let found = accounts

@@ -181,12 +181,10 @@ impl PodWorker {
                         }
                     });
                     let mut stop = self.stop.subscribe();
-                    let retry = if reason == "ErrImagePull" || reason == "ImagePullBackOff" {
-                        let failures = self.pull_failures.load(std::sync::atomic::Ordering::Relaxed).min(5);
-                        (PREPARE_RETRY * 2u32.pow(failures)).min(MAX_PULL_BACKOFF)
-                    } else {
-                        PREPARE_RETRY
-                    };
+                    // Doubling after failed pulls (a successful pull resets the count): 1 s
+                    // for anything else.
+                    let failures = self.pull_failures.load(std::sync::atomic::Ordering::Relaxed).min(5);
+                    let retry = (PREPARE_RETRY * 2u32.pow(failures)).min(MAX_PULL_BACKOFF);
                     tokio::select! {
                         _ = tokio::time::sleep(retry) => {}
                         _ = stop.wait_for(|s| s.is_some()) => return self.kubelet.release_ip(&pod_ip),
@@ -311,7 +309,7 @@ impl PodWorker {
                     format!("container {}: {e}", spec.name),
                 )
             };
-            let image = images.get(&spec.name).and_then(|i| i.pulled()).cloned().map(Arc::new);
+            let image = images.get(&spec.name).and_then(|i| i.pulled()).cloned();
             let mut base = Vec::new();
             if let Some(image) = &image {
                 base.extend(image.config.env_pairs());

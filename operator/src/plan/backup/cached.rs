@@ -20,7 +20,7 @@
 //! finished phase is final, and the finalizer is never added back), so a reconcile that acts
 //! never reads a slimmed object.
 
-use super::settled;
+use super::is_settled;
 use crate::api::{ArchiveBackup, ArchiveBackupStatus, QuiesceStatus, VerificationStatus};
 use crate::plan::restore::RESTORE_LABEL;
 use std::collections::BTreeMap;
@@ -32,11 +32,10 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// it is. `managedFields` are dropped from every run (no reader uses them).
 pub fn cached_form(backup: &mut ArchiveBackup) {
     backup.metadata.managed_fields = None;
-    let has_release_finalizer = backup.metadata.finalizers.iter().flatten().any(|f| f == super::RELEASE_FINALIZER);
-    let Some(status) = backup.status.as_ref() else { return };
-    if !settled(status, has_release_finalizer) {
+    if !is_settled(backup) {
         return;
     }
+    let Some(status) = backup.status.as_ref() else { return };
     let restore = backup.metadata.labels.as_ref().and_then(|l| l.get(RESTORE_LABEL)).cloned();
     backup.metadata.labels = restore.map(|r| BTreeMap::from([(RESTORE_LABEL.to_string(), r)]));
     if let Some(annotations) = backup.metadata.annotations.as_mut() {
@@ -63,6 +62,7 @@ pub fn cached_form(backup: &mut ArchiveBackup) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::backup::settled;
     use crate::api::{ArchiveBackupSpec, BackupPhase, BackupReason, CapturedItem, Component, QuiesceMode, VerificationState};
     use chrono::{TimeZone, Utc};
 
