@@ -135,7 +135,7 @@ pub fn compute<'a>(
 
 /// The seconds between a policy's next two scheduled runs after `now`; `None` for a manual,
 /// suspended or invalid schedule.
-fn schedule_interval(spec: &BackupPolicySpec, now: DateTime<Utc>) -> Option<f64> {
+pub fn schedule_interval(spec: &BackupPolicySpec, now: DateTime<Utc>) -> Option<f64> {
     if spec.suspend {
         return None;
     }

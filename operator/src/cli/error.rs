@@ -33,6 +33,33 @@ pub enum CliError {
         /// What is wrong.
         message: String,
     },
+    /// An object in the cluster is bad input for the command: its name, or one of its fields
+    /// (for example a policy that is not valid, or a request the command would create).
+    #[error("{object}: {}{message}", field_prefix(field))]
+    Object {
+        /// The object, as `<Kind> <namespace>/<name>`.
+        object: String,
+        /// The field at fault, as a dotted path (empty for the whole object).
+        field: String,
+        /// What is wrong, in words.
+        message: String,
+    },
+    /// The object the command names does not exist.
+    #[error("{kind} {object} not found")]
+    NotFound {
+        /// Its kind, for example `ArchiveBackup`.
+        kind: String,
+        /// `<namespace>/<name>`.
+        object: String,
+    },
+    /// The object the command would create exists already.
+    #[error("{kind} {object} already exists")]
+    AlreadyExists {
+        /// Its kind.
+        kind: String,
+        /// `<namespace>/<name>`.
+        object: String,
+    },
     /// The operator could not start or stopped on an error.
     #[error("{0}")]
     Runtime(String),

@@ -25,6 +25,18 @@ pub fn manual_backup_name(policy: &str, request: &str) -> String {
     fit(&format!("{policy}-now-{:08x}", fnv1a(request.as_bytes()) as u32), MAX_NAME)
 }
 
+/// The ArchiveBackup `archivist backup create` makes: `<policy>-manual-<yyyymmddhhmmss>` (UTC),
+/// at most 63 characters (the name is a label value on every snapshot).
+pub fn requested_backup_name(policy: &str, at: DateTime<Utc>) -> String {
+    fit(&format!("{policy}-manual-{}", at.format("%Y%m%d%H%M%S")), MAX_LABEL_NAME)
+}
+
+/// The RestoreRequest `archivist restore create` makes: `<backup or policy>-restore-<yyyymmddhhmmss>`
+/// (UTC), at most 63 characters.
+pub fn requested_restore_name(source: &str, at: DateTime<Utc>) -> String {
+    fit(&format!("{source}-restore-{}", at.format("%Y%m%d%H%M%S")), MAX_LABEL_NAME)
+}
+
 /// The word a component has in names and labels.
 pub fn component_word(component: Component) -> &'static str {
     match component {
@@ -93,10 +105,14 @@ mod tests {
             (snapshot_name("b", Component::Content, "store-2024", "content-2024"), "b-content-store-2024-content-2024"),
             (dump_name("b", Component::Metadata, "s1"), "b-dump-metadata-s1"),
             (secret_copy_name("b"), "b-secrets"),
+            (requested_backup_name("mailstore", at), "mailstore-manual-20261122020000"),
+            (requested_restore_name("mailstore-manual-20261122020000", at), "mailstore-manual-20261122020000-restore-20261122020000"),
         ];
         for (got, want) in cases {
             assert_eq!(got, want);
         }
+        let long = requested_restore_name(&"p".repeat(60), at);
+        assert!(long.len() <= MAX_LABEL_NAME && long.starts_with("ppp"), "{long}");
     }
 
     /// The names of `archivist.dev/backup-now` backups are pinned: the operator finds the backup
