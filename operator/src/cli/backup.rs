@@ -9,7 +9,7 @@ use super::view::backup::{describe, list_table};
 use crate::api::{ArchiveBackup, ArchiveBackupSpec, BackupPolicy, BackupReason};
 use crate::plan::names::requested_backup_name;
 use crate::plan::validate::{validate_archive_backup_object, validate_backup_policy_object};
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -110,10 +110,11 @@ async fn create(args: &CreateArgs, out: &mut dyn Write) -> Result<ExitCode, CliE
     }
     let api = Api::<ArchiveBackup>::namespaced(cluster.client.clone(), namespace);
     let started = Instant::now();
-    let created = api.create(&PostParams::default(), &backup).await.map_err(|e| match e {
+    let mut created = api.create(&super::fetch::post_params(), &backup).await.map_err(|e| match e {
         kube::Error::Api(status) if status.code == 409 => CliError::AlreadyExists { kind: "ArchiveBackup".into(), object: format!("{namespace}/{name}") },
         other => CliError::Runtime(format!("cannot create ArchiveBackup {namespace}/{name}: {other}")),
     })?;
+    super::fetch::without_managed_fields(&mut created);
     match args.output {
         OutputFormat::Table => writeln!(out, "archivebackup {namespace}/{name} created")?,
         format => write_structured(out, format, &created)?,
@@ -137,6 +138,7 @@ async fn list_backups(args: &ListArgs, out: &mut dyn Write) -> Result<ExitCode, 
     let cluster = connect(&args.cluster).await?;
     let scope = (!args.all_namespaces).then_some(cluster.namespace.as_str());
     let mut backups: Vec<ArchiveBackup> = list(&cluster.client, scope).await?;
+    backups.iter_mut().for_each(super::fetch::without_managed_fields);
     if let Some(policy) = &args.policy {
         backups.retain(|b| &b.spec.policy_name == policy);
     }
@@ -154,7 +156,8 @@ async fn list_backups(args: &ListArgs, out: &mut dyn Write) -> Result<ExitCode, 
 /// Describes one backup with its Events.
 async fn describe_backup(args: &DescribeArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     let cluster = connect(&args.cluster).await?;
-    let backup: ArchiveBackup = get(&cluster.client, &cluster.namespace, &args.name).await?;
+    let mut backup: ArchiveBackup = get(&cluster.client, &cluster.namespace, &args.name).await?;
+    super::fetch::without_managed_fields(&mut backup);
     match args.output {
         OutputFormat::Table => {
             let events = events(&cluster.client, &cluster.namespace, "ArchiveBackup", &args.name).await?;

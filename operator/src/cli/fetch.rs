@@ -4,7 +4,7 @@
 use super::cluster::api_error;
 use super::error::CliError;
 use k8s_openapi::api::core::v1::Event;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 
@@ -56,4 +56,18 @@ pub fn check_name<K: Resource<DynamicType = ()>>(namespace: &str, name: &str) ->
         }),
         None => Ok(()),
     }
+}
+
+/// The field manager of objects the command line creates, so `managedFields` says who made
+/// them.
+pub const FIELD_MANAGER: &str = "archivist-cli";
+
+/// Create options naming [`FIELD_MANAGER`].
+pub fn post_params() -> PostParams {
+    PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() }
+}
+
+/// Drops `metadata.managedFields` before printing, as kubectl does: bookkeeping, not state.
+pub fn without_managed_fields<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
 }

@@ -9,7 +9,7 @@ use super::view::restore::{describe, list_table};
 use crate::api::{ArchiveBackup, BackupPolicy, RestoreMode, RestoreRequest, RestoreRequestSpec, RestoreSelect, RestoreSource, RestoreTarget};
 use crate::plan::names::requested_restore_name;
 use crate::plan::validate::validate_restore_request_object;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -66,8 +66,9 @@ pub struct CreateArgs {
     /// The namespace to restore into. Default: the request's namespace.
     #[arg(long, value_name = "NAMESPACE")]
     pub target_namespace: Option<String>,
-    /// Appended to every restored name. Default: `-r-` and 5 characters of the request's uid.
-    #[arg(long, value_name = "SUFFIX")]
+    /// Appended to every restored name, usually starting with `-` (`--name-suffix -copy`).
+    /// Default: `-r-` and 5 characters of the request's uid.
+    #[arg(long, value_name = "SUFFIX", allow_hyphen_values = true)]
     pub name_suffix: Option<String>,
     /// Restore only these stores (comma-separated); default every store.
     #[arg(long, value_delimiter = ',', value_name = "STORE,...")]
@@ -206,10 +207,11 @@ async fn create(args: &CreateArgs, out: &mut dyn Write) -> Result<ExitCode, CliE
     }
     let api = Api::<RestoreRequest>::namespaced(cluster.client.clone(), namespace);
     let started = Instant::now();
-    let created = api.create(&PostParams::default(), &request).await.map_err(|e| match e {
+    let mut created = api.create(&super::fetch::post_params(), &request).await.map_err(|e| match e {
         kube::Error::Api(status) if status.code == 409 => CliError::AlreadyExists { kind: "RestoreRequest".into(), object: format!("{namespace}/{name}") },
         other => CliError::Runtime(format!("cannot create RestoreRequest {namespace}/{name}: {other}")),
     })?;
+    super::fetch::without_managed_fields(&mut created);
     match args.output {
         OutputFormat::Table => writeln!(out, "restorerequest {namespace}/{name} created")?,
         format => write_structured(out, format, &created)?,
@@ -232,7 +234,8 @@ async fn create(args: &CreateArgs, out: &mut dyn Write) -> Result<ExitCode, CliE
 async fn list_requests(args: &ListArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     let cluster = connect(&args.cluster).await?;
     let scope = (!args.all_namespaces).then_some(cluster.namespace.as_str());
-    let requests: Vec<RestoreRequest> = list(&cluster.client, scope).await?;
+    let mut requests: Vec<RestoreRequest> = list(&cluster.client, scope).await?;
+    requests.iter_mut().for_each(super::fetch::without_managed_fields);
     match args.output {
         OutputFormat::Table if requests.is_empty() => {
             let scope = scope.map_or_else(|| "any namespace".to_string(), |ns| format!("namespace {ns}"));
@@ -247,7 +250,8 @@ async fn list_requests(args: &ListArgs, out: &mut dyn Write) -> Result<ExitCode,
 /// Describes one request with its Events.
 async fn describe_request(args: &DescribeArgs, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     let cluster = connect(&args.cluster).await?;
-    let request: RestoreRequest = get(&cluster.client, &cluster.namespace, &args.name).await?;
+    let mut request: RestoreRequest = get(&cluster.client, &cluster.namespace, &args.name).await?;
+    super::fetch::without_managed_fields(&mut request);
     match args.output {
         OutputFormat::Table => {
             let events = events(&cluster.client, &cluster.namespace, "RestoreRequest", &args.name).await?;
@@ -276,6 +280,7 @@ mod tests {
     #[test]
     fn the_flags_make_the_request_the_api_describes() {
         let at = chrono::DateTime::parse_from_rfc3339("2026-12-03T10:00:00Z").expect("time").to_utc();
+        assert_eq!(parse(&["--from", "b", "--name-suffix", "-copy"]).expect("a suffix may start with -").name_suffix.as_deref(), Some("-copy"));
         let args = parse(&["--policy", "mailstore", "--select", "LatestVerified", "--mode", "SideBySide", "--stores", "s1,s2", "--without-master"]).expect("parse");
         let request = request_from(&args, "mail", at);
         assert_eq!(request.metadata.name.as_deref(), Some("mailstore-restore-20261203100000"));

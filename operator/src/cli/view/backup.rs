@@ -120,10 +120,15 @@ pub fn describe(backup: &ArchiveBackup, events: &[Event], now: DateTime<Utc>) ->
 fn quiesce_line(quiesce: &QuiesceStatus, now: DateTime<Utc>) -> String {
     let mode = or_dash(quiesce.mode.map(word));
     match (quiesce.quiesced_at, quiesce.released_at, quiesce.window_seconds) {
-        (Some(from), Some(to), Some(window)) => format!("{mode}, {} ({} → {})", seconds(window), timestamp(from), timestamp(to)),
+        (Some(from), Some(to), Some(window)) => format!("{mode}, {} ({} → {})", seconds(window), precise(from), precise(to)),
         (Some(from), None, _) => format!("{mode}, quiesced since {} ({} ago), not released yet", timestamp(from), age(Some(from), now)),
         _ => format!("{mode}, not quiesced yet"),
     }
+}
+
+/// A time to the millisecond: quiesce windows are often under a second.
+fn precise(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The Items section: what was captured, in capture order.
