@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests the Helm chart charts/archivist without a cluster: `helm lint` and `helm template` with
-# the default values, with watchNamespace set, and with the ServiceMonitor on; checks what each
-# renders; and checks that charts/archivist/crds/ is a byte-for-byte copy of crds/.
+# the default values, with watchNamespace set, with the ServiceMonitor, PrometheusRule and
+# Grafana dashboard on; checks what each renders; checks the alerts and the dashboard's
+# queries with promtool; runs the Argo CD health checks (charts/argocd) on their cases; and checks that charts/archivist/crds/ is a byte-for-byte copy of crds/.
 #
 #   charts/test.sh               lint and template (exit status non-zero on any failure)
 #   charts/test.sh --helm-path   only fetch helm (if missing) and print its path
@@ -115,6 +116,39 @@ body = "\n".join(l[2:] if l.startswith("  ") else l for l in spec).strip()
 sys.exit(0 if body == open(source).read().strip() else 1)
 PY
 }
+# dashboard_is_file RENDERED FILE: the ConfigMap's archivist.json in RENDERED parses as JSON and
+# is FILE.
+dashboard_is_file() {
+  python3 - "$@" <<'PY'
+import json, sys
+rendered, source = sys.argv[1:3]
+lines = open(rendered).read().split("\n")
+start = next(i for i, l in enumerate(lines) if l.strip() == "archivist.json: |-") + 1
+body = []
+for l in lines[start:]:
+    if l.startswith("    ") or l == "":
+        body.append(l[4:])
+    else:
+        break
+sys.exit(0 if json.loads("\n".join(body)) == json.load(open(source)) else 1)
+PY
+}
+# dashboard_queries_parse FILE: writes every query of the dashboard (with its variables filled
+# in) as a recording rule and has promtool check that they parse as PromQL.
+dashboard_queries_parse() {
+  python3 - "$1" "$OUT/dashboard-rules.yaml" <<'PY'
+import json, sys
+dash = json.load(open(sys.argv[1]))
+exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+exprs.append(dash["templating"]["list"][1]["definition"].replace("label_values(", "group by (namespace) (").replace(", namespace)", ")"))
+with open(sys.argv[2], "w") as out:
+    out.write("groups:\n- name: dashboard\n  rules:\n")
+    for i, e in enumerate(exprs):
+        e = e.replace("$namespace", ".*")
+        out.write(f"  - record: dashboard:query{i}\n    expr: {json.dumps(e)}\n")
+PY
+  promtool check rules "$OUT/dashboard-rules.yaml" >/dev/null
+}
 contains() { grep -qF -- "$2" "$1"; }
 lacks_text() { ! grep -qF -- "$2" "$1"; }
 contains_all() { local f=$1 t; shift; for t in "$@"; do grep -qF -- "$t" "$f" || return 1; done; }
@@ -185,6 +219,16 @@ if check "helm template (serviceMonitor, prometheusRule, port 9090, existing Ser
   check "  bound to ops-archivist" contains "$f" "name: ops-archivist"
 fi
 
+# The Grafana dashboard ConfigMap: files/dashboard.json as it is, labelled for the sidecar.
+if check "helm template (grafanaDashboard, folder Backups)" template "$OUT/dash.yaml" \
+  --set grafanaDashboard.enabled=true --set grafanaDashboard.folder=Backups --set grafanaDashboard.namespace=monitoring; then
+  f=$OUT/dash.yaml
+  check "  ConfigMap archivist-dashboard in monitoring" has "$f" ConfigMap archivist-dashboard monitoring
+  check "  labelled grafana_dashboard: \"1\", folder annotation" contains_all "$f" 'grafana_dashboard: "1"' 'grafana_folder: "Backups"'
+  check "  its archivist.json is files/dashboard.json" dashboard_is_file "$f" "$CHART/files/dashboard.json"
+  check "  no dashboard by default" lacks "$OUT/default.yaml" ConfigMap archivist-dashboard
+fi
+
 # A warm standby: two replicas roll one at a time and a PodDisruptionBudget keeps one up.
 if check "helm template (replicas=2)" template "$OUT/ha.yaml" --set replicas=2; then
   f=$OUT/ha.yaml
@@ -197,8 +241,18 @@ fi
 if command -v promtool >/dev/null; then
   check "promtool check rules (files/alerts.yaml)" promtool check rules "$CHART/files/alerts.yaml"
   check "promtool test rules (charts/alerts-test.yaml)" promtool test rules "$REPO/charts/alerts-test.yaml"
+  check "the dashboard's queries parse (promtool check rules)" dashboard_queries_parse "$CHART/files/dashboard.json"
 else
   log "FAIL: promtool not found (apt-get install prometheus): the alert rules are untested"
+  failures=$((failures + 1))
+fi
+
+# The Argo CD health checks on their cases, in Lua 5.1 (Debian's lua5.1; Argo CD's gopher-lua is
+# a Lua 5.1), and argocd-cm.yaml carrying each script verbatim.
+if command -v lua5.1 >/dev/null && python3 -c "import yaml" 2>/dev/null; then
+  check "Argo CD health checks (charts/argocd/test_health.py)" python3 "$REPO/charts/argocd/test_health.py" lua5.1
+else
+  log "FAIL: lua5.1 or python3-yaml not found (apt-get install lua5.1 python3-yaml): the Argo CD health checks are untested"
   failures=$((failures + 1))
 fi
 

@@ -104,6 +104,15 @@ async fn helm_installed_operator_backs_up_and_restores_as_a_pod() {
         ] {
             ensure!(scraped.lines().any(|l| l == want || l.starts_with(&format!("{want}.")) ), "/metrics lacks {want:?}:\n{scraped}");
         }
+        // Every metric the chart's dashboard and alerts query is one the operator exports.
+        for file in ["charts/archivist/files/dashboard.json", "charts/archivist/files/alerts.yaml"] {
+            let text = std::fs::read_to_string(archivist_e2e::testing::operator::repo_dir().join(file))?;
+            let queried = metric_names(&text);
+            ensure!(!queried.is_empty(), "{file} queries no archivist_ metric");
+            for name in queried {
+                ensure!(scraped.lines().any(|l| l.starts_with(&format!("# TYPE {name} "))), "{file} queries {name}, which /metrics does not export:\n{scraped}");
+            }
+        }
         let held = format!(r#"archivist_archive_quiesced{{namespace="{ns}",workload="archive"}} 1"#);
         ensure!(!scraped.lines().any(|l| l == held), "/metrics says the released archive is held quiesced:\n{scraped}");
 
@@ -202,6 +211,21 @@ where
 async fn pod_log(client: &Client, ns: &str, pod: &str) -> String {
     let params = LogParams { tail_lines: Some(60), ..LogParams::default() };
     Api::<Pod>::namespaced(client.clone(), ns).logs(pod, &params).await.unwrap_or_else(|e| format!("(no log: {e})"))
+}
+
+/// The metric families a text of queries names: each `archivist_…` word, with the suffixes of
+/// a histogram's or counter's series (`_bucket`, `_sum`, `_count`, `_total`) taken off.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (start, _) in text.match_indices("archivist_") {
+        if text[..start].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        let word: String = text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let family = ["_bucket", "_sum", "_count", "_total"].iter().find_map(|s| word.strip_suffix(s)).unwrap_or(&word);
+        names.insert(family.to_string());
+    }
+    names
 }
 
 /// The body of `GET path` from `addr` (plain HTTP/1.0, as a scraper would ask).

@@ -185,16 +185,14 @@ impl Collector for BackupGauges {
     }
 }
 
-/// Writes one gauge family; nothing when it has no series.
+/// Writes one gauge family: its `# HELP` and `# TYPE` always (so every family the dashboard and
+/// alerts query is discoverable), then its series, if any.
 fn encode_family<L, N>(encoder: &mut DescriptorEncoder, name: &str, help: &str, values: &BTreeMap<L, N>) -> Result<(), std::fmt::Error>
 where
     L: EncodeLabelSet,
     N: Copy + std::fmt::Debug,
     ConstGauge<N>: prometheus_client::encoding::EncodeMetric,
 {
-    if values.is_empty() {
-        return Ok(());
-    }
     let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (labels, value) in values {
         ConstGauge::new(*value).encode(family.encode_family(labels)?)?;
@@ -309,8 +307,11 @@ mod tests {
             r#"archivist_backup_schedule_interval_seconds{namespace="mail",policy="a"} 3600"#,
             r#"archivist_archive_quiesced{namespace="mail",workload="a-server"} 0"#,
             "# TYPE archivist_archive_quiesce_overdue gauge",
+            // No verification ran: the family is announced with no series.
+            "# TYPE archivist_backup_verification_failed gauge",
         ] {
             assert!(text.contains(want), "no {want} in\n{text}");
         }
+        assert!(!text.contains("archivist_backup_verification_failed{"), "{text}");
     }
 }
