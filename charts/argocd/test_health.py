@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs every archivist.dev/<Kind>/health.lua on its health_test.yaml cases with a real Lua 5.1
 interpreter (Argo CD runs health checks in gopher-lua, a Lua 5.1), and checks that
-argocd-cm.yaml carries each script verbatim. Prints one line per case; exits 1 on a failure.
+argocd-cm.yaml and charts/README.md carry each script verbatim. Prints one line per case; exits 1 on a failure.
 
     python3 charts/argocd/test_health.py [LUA]    (default: lua5.1)
 """
@@ -47,6 +47,7 @@ def run_case(script, obj):
 
 failures = 0
 config = yaml.safe_load(open(os.path.join(HERE, "argocd-cm.yaml")))
+readme = open(os.path.join(HERE, "..", "README.md")).read()
 kinds = sorted(os.listdir(os.path.join(HERE, "archivist.dev")))
 for kind in kinds:
     folder = os.path.join(HERE, "archivist.dev", kind)
@@ -54,6 +55,10 @@ for kind in kinds:
     key = f"resource.customizations.health.archivist.dev_{kind}"
     if config["data"].get(key, "").strip() != open(script).read().strip():
         print(f"FAIL argocd-cm.yaml {key} is not {os.path.relpath(script, HERE)}")
+        failures += 1
+    block = f"#### `archivist.dev/{kind}`\n```lua\n{open(script).read().rstrip()}\n```"
+    if block not in readme:
+        print(f"FAIL charts/README.md does not carry {os.path.relpath(script, HERE)} verbatim")
         failures += 1
     for case in yaml.safe_load(open(os.path.join(folder, "health_test.yaml")))["cases"]:
         status, message = run_case(script, case["object"])
