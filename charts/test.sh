@@ -235,6 +235,12 @@ if check "helm template (replicas=2)" template "$OUT/ha.yaml" --set replicas=2; 
   check "  replicas: 2" contains "$f" "replicas: 2"
   check "  RollingUpdate, maxUnavailable 0" contains_all "$f" "type: RollingUpdate" "maxUnavailable: 0"
   check "  PodDisruptionBudget minAvailable 1" has "$f" PodDisruptionBudget archivist archivist-system
+  check "  listens on 0.0.0.0 by default" contains "$f" "- 0.0.0.0:8080"
+fi
+if check "helm template (metrics.listenOnPodIP)" template "$OUT/podip.yaml" --set metrics.listenOnPodIP=true; then
+  f=$OUT/podip.yaml
+  check "  --metrics-addr \$(POD_IP):8080, POD_IP from status.podIP" contains_all "$f" '- $(POD_IP):8080' "fieldPath: status.podIP"
+  check "  not 0.0.0.0" lacks_text "$f" "- 0.0.0.0:8080"
 fi
 
 # The alerts themselves, on series: Debian's package `prometheus` has promtool.

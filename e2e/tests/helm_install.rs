@@ -4,7 +4,9 @@
 //! root, the in-cluster ServiceAccount token) under the chart's ServiceAccount and RBAC alone.
 //! The Deployment becomes Ready through its `/readyz` probe; the pod takes a Freeze backup
 //! (exec hooks), reports it in its `/metrics` gauges (scraped from the pod's IP, as Prometheus
-//! does), and makes a SideBySide restore; `helm uninstall` keeps the CRDs and the backup.
+//! does), and makes a SideBySide restore. `helm upgrade` to a second image tag with two
+//! replicas, while a backup runs, makes that run once and leaves one leader; `helm uninstall`
+//! keeps the CRDs and the backups.
 //!
 //! Needs `e2e/local-cluster up` (its registry: `LOCAL_REGISTRY`, else the address `up` wrote),
 //! helm (`$HELM`, else `charts/test.sh --helm-path`), and the packages `operator/build-image`
@@ -52,6 +54,8 @@ async fn helm_installed_operator_backs_up_and_restores_as_a_pod() {
             "--set".into(), format!("image.tag={}", image.tag),
             "--set".into(), "image.pullPolicy=Always".into(),
             "--set".into(), format!("watchNamespace={ns}"),
+            // The simulated pods share the host's network: each replica listens on its own IP.
+            "--set".into(), "metrics.listenOnPodIP=true".into(),
         ];
         let out = tokio::task::spawn_blocking(move || helm(&install)).await??;
         eprintln!("{out}");
@@ -71,7 +75,7 @@ async fn helm_installed_operator_backs_up_and_restores_as_a_pod() {
   target: {kind: StatefulSet, name: archive}
   quiesce:
     mode: Freeze
-    freeze: {exec: {container: server, command: ["sh", "-c", "echo frozen > /meta/frozen"]}}
+    freeze: {exec: {container: server, command: ["sh", "-c", "echo frozen > /meta/frozen; echo x >> /meta/freezes"]}}
     thaw: {exec: {container: server, command: ["sh", "-c", "rm -f /meta/frozen"]}}
     timeoutSeconds: 60
   stores:
@@ -137,6 +141,53 @@ async fn helm_installed_operator_backs_up_and_restores_as_a_pod() {
         let log = pod_log(&client, &ns, &operator_pod.name_any()).await;
         ensure!(!log.contains("forbidden"), "the operator's log has a forbidden request:\n{log}");
 
+        // `helm upgrade` to a second tag with two replicas, a backup started as the rollout
+        // begins: the old pod hands the Lease over, and the run is made once (one freeze, one
+        // BackupStarted, one snapshot per item), whoever finishes it.
+        let registry = local_registry()?;
+        let second = tokio::task::spawn_blocking(move || build_and_push_operator_image(&registry, "e2e-2")).await??;
+        let upgrade: Vec<String> = vec![
+            "upgrade".into(), release.clone(), "charts/archivist".into(), "--namespace".into(), ns.clone(), "--reuse-values".into(),
+            "--set".into(), format!("image.tag={}", second.tag),
+            "--set".into(), "replicas=2".into(),
+        ];
+        let out = tokio::task::spawn_blocking(move || helm(&upgrade)).await??;
+        eprintln!("{out}");
+        start_backup(&client, &ns, "b2", "archive").await?;
+        let b2 = wait_phase(&client, &ns, &operator_pod.name_any(), "ArchiveBackup b2", || {
+            let backups = backups.clone();
+            async move {
+                let b = backups.get("b2").await?;
+                let phase = phase(&b);
+                Ok(phase.is_finished().then_some((phase == BackupPhase::Completed, b)))
+            }
+        })
+        .await?;
+        eprintln!("{}", timeline(&b2));
+        let upgraded = wait_rolled_out(&client, &ns, &release, &format!("{}:{}", second.repository, second.tag), 2).await?;
+        let freezes = restore_support::pod_read(&client, &ns, "archive-0", "server", "/meta/freezes").await?;
+        ensure!(freezes.lines().count() == 2, "the freeze hook ran {} times for b1 and b2", freezes.lines().count());
+        for reason in ["BackupStarted", "Quiesced", "Released", "BackupCompleted"] {
+            let count = archivist_e2e::testing::operator::event_count(&client, &ns, "ArchiveBackup", "b2", reason).await?;
+            ensure!(count == 1, "b2 reported {reason} {count} times");
+        }
+        let snapshots = Api::<archivist_e2e::snapshot_api::VolumeSnapshot>::namespaced(client.clone(), &ns)
+            .list(&ListParams::default().labels("archivist.dev/backup=b2"))
+            .await?
+            .items;
+        ensure!(snapshots.len() == 2, "b2 has {} VolumeSnapshots, not one per item", snapshots.len());
+
+        // Exactly one of the two new pods leads.
+        let mut leaders = Vec::new();
+        for pod in &upgraded {
+            let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).context("an upgraded pod has no IP")?;
+            let scraped = http_get(&format!("{ip}:8080"), "/metrics").await?;
+            if scraped.lines().any(|l| l == "archivist_leader 1") {
+                leaders.push(pod.name_any());
+            }
+        }
+        ensure!(leaders.len() == 1, "leaders after the upgrade: {leaders:?}");
+
         // Uninstalling keeps the CRDs and the restore points.
         let uninstall = vec!["uninstall".into(), release.clone(), "--namespace".into(), ns.clone()];
         let out = tokio::task::spawn_blocking(move || helm(&uninstall)).await??;
@@ -179,6 +230,27 @@ async fn wait_deployment_ready(client: &Client, ns: &str, release: &str) -> anyh
                 report.push_str(&format!("pod {}: {:?}\n{}\n", pod.name_any(), states.iter().map(|c| &c.state).collect::<Vec<_>>(), pod_log(client, ns, &pod.name_any()).await));
             }
             anyhow::bail!("Deployment {release} not ready after {READY_TIMEOUT:?}:\n{report}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Waits until the release's Deployment runs `replicas` ready pods of `image` and no other pod;
+/// returns them.
+async fn wait_rolled_out(client: &Client, ns: &str, release: &str, image: &str, replicas: usize) -> anyhow::Result<Vec<Pod>> {
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let selector = format!("app.kubernetes.io/instance={release}");
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        let listed = pods.list(&ListParams::default().labels(&selector)).await?.items;
+        let runs_image = |p: &Pod| p.spec.as_ref().is_some_and(|s| s.containers.iter().all(|c| c.image.as_deref() == Some(image)));
+        let rolled = listed.len() == replicas && listed.iter().all(|p| runs_image(p) && is_ready(Some(p)) && p.metadata.deletion_timestamp.is_none());
+        if rolled {
+            return Ok(listed);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let states: Vec<String> = listed.iter().map(|p| format!("{} ready={} image_ok={}", p.name_any(), is_ready(Some(p)), runs_image(p))).collect();
+            anyhow::bail!("the rollout to {image} did not finish within {READY_TIMEOUT:?}: {states:?}");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -12,6 +12,7 @@ pub mod backup;
 pub mod cluster;
 pub mod crds;
 pub mod fetch;
+pub mod finalizers;
 pub mod output;
 pub mod restore;
 pub mod status;
@@ -72,6 +73,10 @@ pub enum Command {
     /// One line per BackupPolicy: last success, next run, restore points, verification, and
     /// what is failing.
     Status(status::StatusArgs),
+    /// After `helm uninstall`: remove Archivist's finalizers so namespaces and policies can be
+    /// deleted without the operator; a run that may hold its archive quiesced keeps its own
+    /// (exit 1, naming it).
+    ReleaseFinalizers(finalizers::ReleaseFinalizersArgs),
     /// Retention planning (offline).
     Retention {
         /// The retention subcommand.
@@ -94,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Backup { command } => backup::run(command, &mut stdout),
         Command::Restore { command } => restore::run(command, &mut stdout),
         Command::Status(args) => status::run(&args, &mut stdout),
+        Command::ReleaseFinalizers(args) => finalizers::run(&args, &mut stdout),
     };
     match result {
         Ok(code) => code,

@@ -99,6 +99,18 @@ pub fn holds_archive(status: &ArchiveBackupStatus) -> bool {
     status.quiesce.as_ref().is_some_and(|q| q.quiesced_at.is_some() && q.released_at.is_none())
 }
 
+/// Whether a run's release finalizer may be removed with no operator running (`archivist
+/// release-finalizers`, after `helm uninstall`): only when the run cannot be holding the
+/// archive: not [`holds_archive`], and not in a phase where quiescing or releasing may have
+/// begun without being recorded yet (Quiescing through Releasing).
+pub fn release_finalizer_removable_unattended(status: &ArchiveBackupStatus) -> bool {
+    let phase_may_hold = matches!(
+        status.phase,
+        Some(BackupPhase::Quiescing | BackupPhase::CapturingMetadata | BackupPhase::CapturingContent | BackupPhase::Releasing)
+    );
+    !holds_archive(status) && !phase_may_hold
+}
+
 /// What the sweeper found about a claim's holder.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HolderState<'a> {
@@ -163,6 +175,35 @@ mod tests {
     use super::*;
     use crate::api::QuiesceStatus;
     use chrono::{TimeZone, Utc};
+
+    /// Each case: the run's phase, whether it recorded quiescing and releasing, and whether its
+    /// release finalizer may go with no operator running.
+    #[test]
+    fn a_release_finalizer_goes_unattended_only_when_the_run_cannot_hold_the_archive() {
+        use BackupPhase::*;
+        let at = Utc.with_ymd_and_hms(2026, 12, 3, 10, 0, 0).single();
+        let cases = [
+            (None, None, None, true),
+            (Some(Pending), None, None, true),
+            (Some(Quiescing), None, None, false),
+            (Some(CapturingMetadata), at, None, false),
+            (Some(CapturingContent), at, None, false),
+            (Some(Releasing), at, at, false),
+            (Some(Finalizing), at, at, true),
+            (Some(Verifying), at, at, true),
+            (Some(Completed), at, at, true),
+            (Some(Failed), at, at, true),
+            (Some(Failed), at, None, false),
+        ];
+        for (phase, quiesced_at, released_at, removable) in cases {
+            let status = ArchiveBackupStatus {
+                phase,
+                quiesce: Some(QuiesceStatus { quiesced_at, released_at, ..Default::default() }),
+                ..Default::default()
+            };
+            assert_eq!(release_finalizer_removable_unattended(&status), removable, "{phase:?} {quiesced_at:?} {released_at:?}");
+        }
+    }
 
     #[test]
     fn holders_round_trip_and_refuse_what_archivist_never_writes() {
