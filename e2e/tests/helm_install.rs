@@ -197,6 +197,26 @@ async fn helm_installed_operator_backs_up_and_restores_as_a_pod() {
             ensure!(crds.get_opt(crd).await?.is_some(), "helm uninstall removed the CRD {crd}");
         }
         ensure!(backups.get_opt("b1").await?.is_some(), "helm uninstall removed the ArchiveBackup b1");
+
+        // The documented uninstall (charts/README.md): `archivist release-finalizers` takes the
+        // finalizers no operator will clear any more, and the namespace then deletes cleanly.
+        let policies = Api::<archivist::api::BackupPolicy>::namespaced(client.clone(), &ns);
+        ensure!(!policies.get("archive").await?.finalizers().is_empty(), "the policy has no finalizer to release");
+        let out = tokio::process::Command::new(archivist_e2e::testing::operator::archivist_bin())
+            .args(["release-finalizers", "-n", &ns, "--kubeconfig"])
+            .arg(archivist_e2e::testing::kubeconfig_path())
+            .output()
+            .await?;
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!("{said}{}", String::from_utf8_lossy(&out.stderr));
+        ensure!(out.status.success() && said.contains(&format!("backuppolicy {ns}/archive: removed archivist.dev/deletion-policy")), "release-finalizers: {said}");
+        let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
+        namespaces.delete(&ns, &Default::default()).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while namespaces.get_opt(&ns).await?.is_some() {
+            ensure!(tokio::time::Instant::now() < deadline, "namespace {ns} still Terminating 120 s after the documented uninstall");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
         Ok(())
     })
     .await;
