@@ -425,12 +425,12 @@ mod tests {
     }
 
     /// Fails the test, loudly, when `program` is missing: the simulated kubelet runs every
-    /// container with it, so a test that skipped would hide a broken machine (`.ci/run`
+    /// container with it, so a test that skipped would hide a broken machine (`e2e/test-all`
     /// installs `package` before `cargo test --workspace`).
     fn require(program: &str, package: &str) {
         assert!(
             which(program).is_some(),
-            "{program} is not installed (Debian package {package}; .ci/run installs it): the sandbox cannot be tested"
+            "{program} is not installed (Debian package {package}; e2e/test-all installs it): the sandbox cannot be tested"
         );
     }
 
