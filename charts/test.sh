@@ -150,6 +150,7 @@ PY
   promtool check rules "$OUT/dashboard-rules.yaml" >/dev/null
 }
 contains() { grep -qF -- "$2" "$1"; }
+has_line() { grep -qxF -- "$2" "$1"; }
 lacks_text() { ! grep -qF -- "$2" "$1"; }
 contains_all() { local f=$1 t; shift; for t in "$@"; do grep -qF -- "$t" "$f" || return 1; done; }
 refused() { ! "$HELM_BIN" template archivist "$CHART" "$@" >/dev/null 2>&1; }
@@ -236,6 +237,11 @@ if check "helm template (replicas=2)" template "$OUT/ha.yaml" --set replicas=2; 
   check "  RollingUpdate, maxUnavailable 0" contains_all "$f" "type: RollingUpdate" "maxUnavailable: 0"
   check "  PodDisruptionBudget minAvailable 1" has "$f" PodDisruptionBudget archivist archivist-system
   check "  listens on 0.0.0.0 by default" contains "$f" "- 0.0.0.0:8080"
+  check "  PodDisruptionBudget policy/v1beta1 without policy/v1 (Kubernetes 1.20)" has_line "$f" "apiVersion: policy/v1beta1"
+fi
+if check "helm template (replicas=2, a cluster serving policy/v1)" template "$OUT/ha-v1.yaml" --set replicas=2 \
+  --api-versions policy/v1/PodDisruptionBudget; then
+  check "  PodDisruptionBudget policy/v1" has_line "$OUT/ha-v1.yaml" "apiVersion: policy/v1"
 fi
 if check "helm template (metrics.listenOnPodIP)" template "$OUT/podip.yaml" --set metrics.listenOnPodIP=true; then
   f=$OUT/podip.yaml

@@ -108,15 +108,6 @@ async fn helm_installed_operator_backs_up_and_restores_as_a_pod() {
         ] {
             ensure!(scraped.lines().any(|l| l == want || l.starts_with(&format!("{want}.")) ), "/metrics lacks {want:?}:\n{scraped}");
         }
-        // Every metric the chart's dashboard and alerts query is one the operator exports.
-        for file in ["charts/archivist/files/dashboard.json", "charts/archivist/files/alerts.yaml"] {
-            let text = std::fs::read_to_string(archivist_e2e::testing::operator::repo_dir().join(file))?;
-            let queried = metric_names(&text);
-            ensure!(!queried.is_empty(), "{file} queries no archivist_ metric");
-            for name in queried {
-                ensure!(scraped.lines().any(|l| l.starts_with(&format!("# TYPE {name} "))), "{file} queries {name}, which /metrics does not export:\n{scraped}");
-            }
-        }
         let held = format!(r#"archivist_archive_quiesced{{namespace="{ns}",workload="archive"}} 1"#);
         ensure!(!scraped.lines().any(|l| l == held), "/metrics says the released archive is held quiesced:\n{scraped}");
 
@@ -132,6 +123,26 @@ async fn helm_installed_operator_backs_up_and_restores_as_a_pod() {
             }
         })
         .await?;
+        // Every metric the chart's dashboard and alerts query is one the operator exports, once
+        // it has made a backup and a restore (a counter appears with its first sample, which
+        // the operator records after the status the test saw: scraped until it is there).
+        let mut queried = std::collections::BTreeSet::new();
+        for file in ["charts/archivist/files/dashboard.json", "charts/archivist/files/alerts.yaml"] {
+            let text = std::fs::read_to_string(archivist_e2e::testing::operator::repo_dir().join(file))?;
+            let names = metric_names(&text);
+            ensure!(!names.is_empty(), "{file} queries no archivist_ metric");
+            queried.extend(names);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let scraped = http_get(&format!("{pod_ip}:8080"), "/metrics").await?;
+            let missing: Vec<&String> = queried.iter().filter(|name| !scraped.lines().any(|l| l.starts_with(&format!("# TYPE {name} ")))).collect();
+            if missing.is_empty() {
+                break;
+            }
+            ensure!(tokio::time::Instant::now() < deadline, "the dashboard or alerts query {missing:?}, which /metrics does not export:\n{scraped}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
         let pods = Api::<Pod>::namespaced(client.clone(), &ns);
         wait_for(&pods, "archive-sbs-0", Duration::from_secs(60), "the restored copy archive-sbs-0 to be ready", is_ready).await?;
         let read = restore_support::pod_read(&client, &ns, "archive-sbs-0", "server", "/content/msg-1.eml").await?;
