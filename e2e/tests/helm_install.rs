@@ -188,16 +188,29 @@ async fn helm_installed_operator_backs_up_and_restores_as_a_pod() {
             .items;
         ensure!(snapshots.len() == 2, "b2 has {} VolumeSnapshots, not one per item", snapshots.len());
 
-        // Exactly one of the two new pods leads.
-        let mut leaders = Vec::new();
-        for pod in &upgraded {
-            let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).context("an upgraded pod has no IP")?;
-            let scraped = http_get(&format!("{ip}:8080"), "/metrics").await?;
-            if scraped.lines().any(|l| l == "archivist_leader 1") {
-                leaders.push(pod.name_any());
+        // One of the two new pods takes the Lease (within its takeover time), and from then on
+        // exactly one leads at every scrape.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        let mut led_since: Option<tokio::time::Instant> = None;
+        loop {
+            let mut leaders = Vec::new();
+            for pod in &upgraded {
+                let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).context("an upgraded pod has no IP")?;
+                let scraped = http_get(&format!("{ip}:8080"), "/metrics").await?;
+                if scraped.lines().any(|l| l == "archivist_leader 1") {
+                    leaders.push(pod.name_any());
+                }
             }
+            ensure!(leaders.len() <= 1, "two pods lead at once: {leaders:?}");
+            match (leaders.len(), led_since) {
+                (1, None) => led_since = Some(tokio::time::Instant::now()),
+                (1, Some(since)) if since.elapsed() >= Duration::from_secs(5) => break,
+                (0, Some(_)) => anyhow::bail!("the leader stopped leading with no upgrade going on"),
+                _ => {}
+            }
+            ensure!(tokio::time::Instant::now() < deadline, "no pod leads 40 s after the rollout");
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        ensure!(leaders.len() == 1, "leaders after the upgrade: {leaders:?}");
 
         // Uninstalling keeps the CRDs and the restore points.
         let uninstall = vec!["uninstall".into(), release.clone(), "--namespace".into(), ns.clone()];

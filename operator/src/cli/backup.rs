@@ -4,7 +4,8 @@ use super::cluster::{block_on, connect, ClusterArgs};
 use super::error::CliError;
 use super::fetch::{events, get, list};
 use super::output::{write_structured, ObjectList, OutputFormat};
-use super::view::progress::{BackupProgress, Outcome};
+use super::view::progress::BackupProgress;
+use super::wait::{create_then_follow, CreateOptions};
 use super::view::backup::{describe, list_table};
 use crate::api::{ArchiveBackup, ArchiveBackupSpec, BackupPolicy, BackupReason};
 use crate::plan::names::requested_backup_name;
@@ -12,7 +13,7 @@ use crate::plan::validate::{validate_archive_backup_object, validate_backup_poli
 use kube::api::Api;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The `backup` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -109,28 +110,12 @@ async fn create(args: &CreateArgs, out: &mut dyn Write) -> Result<ExitCode, CliE
         return Err(CliError::Object { object: format!("ArchiveBackup {namespace}/{name}"), field, message: problem.message });
     }
     let api = Api::<ArchiveBackup>::namespaced(cluster.client.clone(), namespace);
-    let started = Instant::now();
-    let mut created = api.create(&super::fetch::post_params(), &backup).await.map_err(|e| match e {
-        kube::Error::Api(status) if status.code == 409 => CliError::AlreadyExists { kind: "ArchiveBackup".into(), object: format!("{namespace}/{name}") },
-        other => CliError::Runtime(format!("cannot create ArchiveBackup {namespace}/{name}: {other}")),
-    })?;
-    super::fetch::without_managed_fields(&mut created);
-    match args.output {
-        OutputFormat::Table => writeln!(out, "archivebackup {namespace}/{name} created")?,
-        format => write_structured(out, format, &created)?,
-    }
-    if !args.wait {
-        return Ok(ExitCode::SUCCESS);
-    }
+    let options = CreateOptions { output: args.output, wait: args.wait, timeout: Duration::from_secs(args.timeout) };
     let mut progress = BackupProgress::default();
-    let outcome = super::wait::follow(api, &name, started, Duration::from_secs(args.timeout), out, |b: &ArchiveBackup, elapsed| {
+    create_then_follow(api, &backup, options, out, |b: &ArchiveBackup, elapsed| {
         (progress.observe(b.status.as_ref(), elapsed), BackupProgress::outcome(b.status.as_ref()))
     })
-    .await?;
-    Ok(match outcome {
-        Outcome::Completed => ExitCode::SUCCESS,
-        Outcome::Failed => ExitCode::FAILURE,
-    })
+    .await
 }
 
 /// Lists the backups of the namespace (or every namespace).

@@ -83,6 +83,36 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     text
 }
 
+/// A `describe` section: `Title:` and the table indented by two spaces, or `Title:  <none>`
+/// without rows.
+pub fn section(title: &str, headers: &[&str], rows: &[Vec<String>]) -> String {
+    if rows.is_empty() {
+        return format!("{title}:  <none>\n");
+    }
+    let mut text = format!("{title}:\n");
+    for line in table(headers, rows).lines() {
+        text.push_str("  ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
+
+/// A list command's table: with `all_namespaces`, a first column NAMESPACE holding each row's
+/// namespace.
+pub fn namespaced_table(all_namespaces: bool, headers: &[&str], rows: Vec<(String, Vec<String>)>) -> String {
+    let mut all_headers = Vec::with_capacity(headers.len() + 1);
+    if all_namespaces {
+        all_headers.push("NAMESPACE");
+    }
+    all_headers.extend_from_slice(headers);
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|(namespace, row)| if all_namespaces { std::iter::once(namespace).chain(row).collect() } else { row })
+        .collect();
+    table(&all_headers, &rows)
+}
+
 /// A duration in kubectl's short form: `45s`, `3m12s`, `5h3m`, `2d4h`, `400d`. Negative
 /// durations (clock skew) read as `0s`.
 pub fn short_duration(seconds: i64) -> String {
@@ -142,6 +172,19 @@ mod tests {
     fn a_table_aligns_every_column_to_its_widest_cell_without_trailing_spaces() {
         let rows = vec![vec!["a-long-name".to_string(), "x".into(), "".into()], vec!["b".into(), "yy".into(), "z".into()]];
         assert_eq!(table(&["NAME", "P", "LAST"], &rows), "NAME          P    LAST\na-long-name   x\nb             yy   z\n");
+    }
+
+    #[test]
+    fn a_section_is_an_indented_table_or_none() {
+        assert_eq!(section("Items", &["A", "B"], &[vec!["x".into(), "y".into()]]), "Items:\n  A   B\n  x   y\n");
+        assert_eq!(section("Items", &["A"], &[]), "Items:  <none>\n");
+    }
+
+    #[test]
+    fn a_namespaced_table_adds_the_namespace_column_only_for_every_namespace() {
+        let rows = || vec![("mail".to_string(), vec!["b1".to_string()])];
+        assert_eq!(namespaced_table(true, &["NAME"], rows()), "NAMESPACE   NAME\nmail        b1\n");
+        assert_eq!(namespaced_table(false, &["NAME"], rows()), "NAME\nb1\n");
     }
 
     #[test]

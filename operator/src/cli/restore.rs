@@ -4,7 +4,8 @@ use super::cluster::{block_on, connect, ClusterArgs};
 use super::error::CliError;
 use super::fetch::{events, get, list};
 use super::output::{write_structured, ObjectList, OutputFormat};
-use super::view::progress::{Outcome, RestoreProgress};
+use super::view::progress::RestoreProgress;
+use super::wait::{create_then_follow, CreateOptions};
 use super::view::restore::{describe, list_table};
 use crate::api::{ArchiveBackup, BackupPolicy, RestoreMode, RestoreRequest, RestoreRequestSpec, RestoreSelect, RestoreSource, RestoreTarget};
 use crate::plan::names::requested_restore_name;
@@ -12,7 +13,7 @@ use crate::plan::validate::validate_restore_request_object;
 use kube::api::Api;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The `restore` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -206,28 +207,12 @@ async fn create(args: &CreateArgs, out: &mut dyn Write) -> Result<ExitCode, CliE
         get::<BackupPolicy>(&cluster.client, namespace, policy).await?;
     }
     let api = Api::<RestoreRequest>::namespaced(cluster.client.clone(), namespace);
-    let started = Instant::now();
-    let mut created = api.create(&super::fetch::post_params(), &request).await.map_err(|e| match e {
-        kube::Error::Api(status) if status.code == 409 => CliError::AlreadyExists { kind: "RestoreRequest".into(), object: format!("{namespace}/{name}") },
-        other => CliError::Runtime(format!("cannot create RestoreRequest {namespace}/{name}: {other}")),
-    })?;
-    super::fetch::without_managed_fields(&mut created);
-    match args.output {
-        OutputFormat::Table => writeln!(out, "restorerequest {namespace}/{name} created")?,
-        format => write_structured(out, format, &created)?,
-    }
-    if !args.wait {
-        return Ok(ExitCode::SUCCESS);
-    }
+    let options = CreateOptions { output: args.output, wait: args.wait, timeout: Duration::from_secs(args.timeout) };
     let mut progress = RestoreProgress::default();
-    let outcome = super::wait::follow(api, &name, started, Duration::from_secs(args.timeout), out, |r: &RestoreRequest, elapsed| {
+    create_then_follow(api, &request, options, out, |r: &RestoreRequest, elapsed| {
         (progress.observe(r.status.as_ref(), elapsed), RestoreProgress::outcome(r.status.as_ref()))
     })
-    .await?;
-    Ok(match outcome {
-        Outcome::Completed => ExitCode::SUCCESS,
-        Outcome::Failed => ExitCode::FAILURE,
-    })
+    .await
 }
 
 /// Lists the requests of the namespace (or every namespace).

@@ -1,6 +1,8 @@
-//! `--wait`: following one object through a watch until its run ends.
+//! `create … [--wait]`: creating one object and following it through a watch until its run
+//! ends.
 
 use super::error::CliError;
+use super::output::{write_structured, OutputFormat};
 use super::view::progress::Outcome;
 use futures::StreamExt;
 use kube::api::Api;
@@ -8,7 +10,50 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::Resource;
 use serde::de::DeserializeOwned;
 use std::io::Write;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+/// How a `create` command ends: its `-o`, `--wait` and `--timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct CreateOptions {
+    /// How to print the created object (`table`: `<kind> <namespace>/<name> created`).
+    pub output: OutputFormat,
+    /// Follow the run until it ends.
+    pub wait: bool,
+    /// Give up following after this long.
+    pub timeout: Duration,
+}
+
+/// Creates `object` (named, in its namespace) and prints it; with `wait`, follows it (see
+/// [`follow`]) and exits 0 when it completes, 1 when it fails. A taken name is exit 2, naming
+/// the object.
+pub async fn create_then_follow<K, F>(api: Api<K>, object: &K, options: CreateOptions, out: &mut dyn Write, observe: F) -> Result<ExitCode, CliError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug + Send + 'static,
+    F: FnMut(&K, f64) -> (Vec<String>, Option<Outcome>),
+{
+    let kind = K::kind(&());
+    let meta = object.meta();
+    let object_name = format!("{}/{}", meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default());
+    let started = Instant::now();
+    let mut created = api.create(&super::fetch::post_params(), object).await.map_err(|e| match e {
+        kube::Error::Api(status) if status.code == 409 => CliError::AlreadyExists { kind: kind.to_string(), object: object_name.clone() },
+        other => CliError::Runtime(format!("cannot create {kind} {object_name}: {other}")),
+    })?;
+    super::fetch::without_managed_fields(&mut created);
+    match options.output {
+        OutputFormat::Table => writeln!(out, "{} {object_name} created", kind.to_lowercase())?,
+        format => write_structured(out, format, &created)?,
+    }
+    if !options.wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let name = meta.name.clone().unwrap_or_default();
+    Ok(match follow(api, &name, started, options.timeout, out, observe).await? {
+        Outcome::Completed => ExitCode::SUCCESS,
+        Outcome::Failed => ExitCode::FAILURE,
+    })
+}
 
 /// Watches `name` and hands each version seen to `observe`, with the seconds since `started`;
 /// prints the lines it returns at once, and returns when it reports an outcome. A deleted

@@ -1,6 +1,6 @@
 //! `archivist backup list` and `archivist backup describe`.
 
-use super::super::output::{age, seconds, table, timestamp};
+use super::super::output::{age, namespaced_table, seconds, section, timestamp};
 use super::{or_dash, word};
 use crate::api::{ArchiveBackup, ArchiveBackupStatus, QuiesceStatus};
 use chrono::{DateTime, Utc};
@@ -32,15 +32,11 @@ pub fn list_table(backups: &[ArchiveBackup], all_namespaces: bool, now: DateTime
     sorted.sort_by(|a, b| {
         a.metadata.namespace.cmp(&b.metadata.namespace).then_with(|| backup_time(b).cmp(&backup_time(a))).then_with(|| a.metadata.name.cmp(&b.metadata.name))
     });
-    let rows: Vec<Vec<String>> = sorted
+    let rows = sorted
         .iter()
         .map(|b| {
             let status = b.status.clone().unwrap_or_default();
-            let mut row = Vec::new();
-            if all_namespaces {
-                row.push(b.metadata.namespace.clone().unwrap_or_default());
-            }
-            row.extend([
+            let row = vec![
                 b.metadata.name.clone().unwrap_or_default(),
                 b.spec.policy_name.clone(),
                 word(b.spec.reason),
@@ -50,16 +46,11 @@ pub fn list_table(backups: &[ArchiveBackup], all_namespaces: bool, now: DateTime
                 status.items.len().to_string(),
                 if b.spec.hold { "yes".into() } else { "-".into() },
                 age(backup_time(b), now),
-            ]);
-            row
+            ];
+            (b.metadata.namespace.clone().unwrap_or_default(), row)
         })
         .collect();
-    let mut headers = Vec::new();
-    if all_namespaces {
-        headers.push("NAMESPACE");
-    }
-    headers.extend(["NAME", "POLICY", "REASON", "PHASE", "QUIESCED", "VERIFIED", "ITEMS", "HOLD", "AGE"]);
-    table(&headers, &rows)
+    namespaced_table(all_namespaces, &["NAME", "POLICY", "REASON", "PHASE", "QUIESCED", "VERIFIED", "ITEMS", "HOLD", "AGE"], rows)
 }
 
 /// `backup describe`: the backup's run, quiesce window, verification, items and Events.
@@ -133,9 +124,6 @@ fn precise(time: DateTime<Utc>) -> String {
 
 /// The Items section: what was captured, in capture order.
 fn items_section(status: &ArchiveBackupStatus) -> String {
-    if status.items.is_empty() {
-        return "Items:  <none>\n".into();
-    }
     let rows: Vec<Vec<String>> = status
         .items
         .iter()
@@ -151,13 +139,7 @@ fn items_section(status: &ArchiveBackupStatus) -> String {
             ]
         })
         .collect();
-    let mut text = String::from("Items:\n");
-    for line in table(&["COMPONENT", "STORE", "SOURCE", "SNAPSHOT", "CAPTURED", "READY", "SIZE"], &rows).lines() {
-        text.push_str("  ");
-        text.push_str(line);
-        text.push('\n');
-    }
-    text
+    section("Items", &["COMPONENT", "STORE", "SOURCE", "SNAPSHOT", "CAPTURED", "READY", "SIZE"], &rows)
 }
 
 #[cfg(test)]

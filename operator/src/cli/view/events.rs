@@ -1,6 +1,6 @@
 //! The Events section of `describe`.
 
-use super::super::output::{age, table};
+use super::super::output::{age, section};
 use crate::plan::retention::from_jiff;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Event;
@@ -21,9 +21,6 @@ pub fn event_time(event: &Event) -> Option<DateTime<Utc>> {
 /// The Events, oldest first, as `AGE TYPE REASON MESSAGE` rows (`xN` after the age when the
 /// Event repeated); `<none>` without any.
 pub fn events_section(events: &[Event], now: DateTime<Utc>) -> String {
-    if events.is_empty() {
-        return "Events:  <none>\n".into();
-    }
     let mut sorted: Vec<&Event> = events.iter().collect();
     sorted.sort_by_key(|e| event_time(e));
     let rows: Vec<Vec<String>> = sorted
@@ -39,13 +36,7 @@ pub fn events_section(events: &[Event], now: DateTime<Utc>) -> String {
             ]
         })
         .collect();
-    let mut text = String::from("Events:\n");
-    for line in table(&["AGE", "TYPE", "REASON", "MESSAGE"], &rows).lines() {
-        text.push_str("  ");
-        text.push_str(line);
-        text.push('\n');
-    }
-    text
+    section("Events", &["AGE", "TYPE", "REASON", "MESSAGE"], &rows)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `archivist restore list` and `archivist restore describe`.
 
-use super::super::output::{age, seconds, table, timestamp};
+use super::super::output::{age, namespaced_table, seconds, section, timestamp};
 use super::{or_dash, word};
 use crate::api::{RestoreRequest, RestoreRequestStatus};
 use chrono::{DateTime, Utc};
@@ -25,31 +25,22 @@ pub fn list_table(requests: &[RestoreRequest], all_namespaces: bool, now: DateTi
     let created = |r: &RestoreRequest| r.metadata.creation_timestamp.as_ref().map(crate::kube::time::from_kube);
     let mut sorted: Vec<&RestoreRequest> = requests.iter().collect();
     sorted.sort_by(|a, b| a.metadata.namespace.cmp(&b.metadata.namespace).then_with(|| created(b).cmp(&created(a))));
-    let rows: Vec<Vec<String>> = sorted
+    let rows = sorted
         .iter()
         .map(|r| {
             let status = r.status.clone().unwrap_or_default();
-            let mut row = Vec::new();
-            if all_namespaces {
-                row.push(r.metadata.namespace.clone().unwrap_or_default());
-            }
-            row.extend([
+            let row = vec![
                 r.metadata.name.clone().unwrap_or_default(),
                 word(r.spec.target.mode),
                 or_dash(status.resolved_backup.clone()),
                 or_dash(status.phase.map(word)),
                 status.mapping.len().to_string(),
                 age(created(r), now),
-            ]);
-            row
+            ];
+            (r.metadata.namespace.clone().unwrap_or_default(), row)
         })
         .collect();
-    let mut headers = Vec::new();
-    if all_namespaces {
-        headers.push("NAMESPACE");
-    }
-    headers.extend(["NAME", "MODE", "BACKUP", "PHASE", "ITEMS", "AGE"]);
-    table(&headers, &rows)
+    namespaced_table(all_namespaces, &["NAME", "MODE", "BACKUP", "PHASE", "ITEMS", "AGE"], rows)
 }
 
 /// `restore describe`: the request's source and target, its phase, where each item went, and
@@ -94,21 +85,12 @@ pub fn describe(request: &RestoreRequest, events: &[Event], now: DateTime<Utc>) 
         text.push_str(&format!("{:<width$}{value}\n", format!("{key}:")));
     }
     text.push_str(&super::conditions::conditions_section(&status.conditions));
-    if status.mapping.is_empty() {
-        text.push_str("Restored:  <none>\n");
-    } else {
-        let rows: Vec<Vec<String>> = status
-            .mapping
-            .iter()
-            .map(|m| vec![word(m.component).to_lowercase(), or_dash(Some(m.store.clone())), m.original.clone(), m.restored.clone()])
-            .collect();
-        text.push_str("Restored:\n");
-        for line in table(&["COMPONENT", "STORE", "ORIGINAL", "RESTORED"], &rows).lines() {
-            text.push_str("  ");
-            text.push_str(line);
-            text.push('\n');
-        }
-    }
+    let rows: Vec<Vec<String>> = status
+        .mapping
+        .iter()
+        .map(|m| vec![word(m.component).to_lowercase(), or_dash(Some(m.store.clone())), m.original.clone(), m.restored.clone()])
+        .collect();
+    text.push_str(&section("Restored", &["COMPONENT", "STORE", "ORIGINAL", "RESTORED"], &rows));
     text.push_str(&super::events::events_section(events, now));
     text
 }

@@ -1,7 +1,7 @@
 //! `archivist status`: one line per BackupPolicy, computed from the policy and its
 //! ArchiveBackups.
 
-use super::super::output::{age, short_duration, table};
+use super::super::output::{age, namespaced_table, short_duration};
 use super::word;
 use crate::api::{ArchiveBackup, BackupPhase, BackupPolicy, ConditionStatus, VerificationState};
 use chrono::{DateTime, Utc};
@@ -98,13 +98,9 @@ pub fn policy_health(policy: &BackupPolicy, backups: &[ArchiveBackup], now: Date
 pub fn status_table(rows: &[PolicyHealth], all_namespaces: bool, now: DateTime<Utc>) -> String {
     let mut sorted: Vec<&PolicyHealth> = rows.iter().collect();
     sorted.sort_by(|a, b| (&a.namespace, &a.policy).cmp(&(&b.namespace, &b.policy)));
-    let lines: Vec<Vec<String>> = sorted
+    let rows = sorted
         .iter()
         .map(|h| {
-            let mut row = Vec::new();
-            if all_namespaces {
-                row.push(h.namespace.clone());
-            }
             let last = match (&h.last_success, h.last_success_time) {
                 (Some(name), Some(at)) => format!("{name} ({} ago)", age(Some(at), now)),
                 (Some(name), None) => name.clone(),
@@ -117,23 +113,18 @@ pub fn status_table(rows: &[PolicyHealth], all_namespaces: bool, now: DateTime<U
                 (other, _) => other.to_lowercase(),
             };
             let points = if h.in_progress > 0 { format!("{} (+{} running)", h.restore_points, h.in_progress) } else { h.restore_points.to_string() };
-            row.extend([
+            let row = vec![
                 h.policy.clone(),
                 last,
                 next,
                 points,
                 h.verified.clone().unwrap_or_else(|| "-".into()),
                 if h.failing.is_empty() { "-".into() } else { h.failing.join("; ") },
-            ]);
-            row
+            ];
+            (h.namespace.clone(), row)
         })
         .collect();
-    let mut headers = Vec::new();
-    if all_namespaces {
-        headers.push("NAMESPACE");
-    }
-    headers.extend(["POLICY", "LAST SUCCESS", "NEXT RUN", "RESTORE POINTS", "VERIFIED", "FAILING"]);
-    table(&headers, &lines)
+    namespaced_table(all_namespaces, &["POLICY", "LAST SUCCESS", "NEXT RUN", "RESTORE POINTS", "VERIFIED", "FAILING"], rows)
 }
 
 #[cfg(test)]
