@@ -344,7 +344,9 @@ pub struct VerificationSpec {
     /// The verify Job's container image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// Optional cron expression (as `schedule`) for a periodic restore drill of the newest backup.
+    /// Optional cron expression (as `schedule`) for a periodic restore drill of the newest
+    /// backup. Drills do not run yet: a drill schedule does not make backups verified, so
+    /// `keepVerified` and `select: LatestVerified` count only on `afterBackup`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill_schedule: Option<String>,
     /// The longest verification may take, from entering phase `Verifying` (restoring the

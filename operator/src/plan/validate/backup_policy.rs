@@ -36,7 +36,7 @@ pub fn validate_backup_policy_object(policy: &BackupPolicy) -> Vec<FieldError> {
 /// Decisions where the API is silent:
 /// - hooks set with `quiesce.mode` `Stop` or `None` are reported (they would be ignored);
 /// - a PVC may be captured only once per policy (master, metadata, content and index together);
-/// - with verification on (`afterBackup` or a `drillSchedule`) and any retention rule set,
+/// - with verification on (`afterBackup`; see [`verifies_backups`]) and any retention rule set,
 ///   `keepVerified` must be at least 1: the retention rules alone could otherwise prune the last
 ///   verified restore point before a newer one is verified, which Archivist promises never to do;
 /// - retention that would prune every restore point (only `keepFailed`, or only `keepVerified`
@@ -226,16 +226,23 @@ fn check_verification(problems: &mut Problems, verification: &VerificationSpec, 
     }
 }
 
+/// Whether the policy's backups ever get `verification.state: Passed`, which `keepVerified`
+/// and `select: LatestVerified` count on: only with `afterBackup`. A `drillSchedule` does not
+/// count: restore drills do not run yet, so they verify nothing, and counting them let a policy
+/// with only `keepVerified` prune every restore point.
+pub fn verifies_backups(verification: Option<&VerificationSpec>) -> bool {
+    verification.is_some_and(|v| v.after_backup)
+}
+
 fn check_retention(problems: &mut Problems, rules: &RetentionRules, verification: Option<&VerificationSpec>) {
     let n = |rule: Option<u32>| rule.unwrap_or(0);
     let keeps_completed = [rules.keep_last, rules.keep_hourly, rules.keep_daily, rules.keep_weekly, rules.keep_monthly, rules.keep_yearly]
         .into_iter()
         .any(|rule| n(rule) > 0);
     let prunes = keeps_completed || n(rules.keep_verified) > 0 || n(rules.keep_failed) > 0;
-    let after_backup = verification.is_some_and(|v| v.after_backup);
-    let verifies = verification.is_some_and(|v| v.after_backup || v.drill_schedule.is_some());
+    let verifies = verifies_backups(verification);
     if !prunes {
-        if after_backup {
+        if verifies {
             problems.push(
                 "spec.retention",
                 "every rule is 0 or absent, so no restore point is ever pruned although every backup is verified; set keepVerified and keepLast or a calendar rule",
@@ -258,7 +265,7 @@ fn check_retention(problems: &mut Problems, rules: &RetentionRules, verification
     if !verifies && !keeps_completed && n(rules.keep_verified) > 0 {
         problems.push(
             "spec.retention.keepVerified",
-            "keeps nothing because no backup is ever verified (no verification.afterBackup or drillSchedule), and no other rule keeps Completed backups: every restore point would be pruned",
+            "keeps nothing because no backup is ever verified (no verification.afterBackup; a drillSchedule verifies nothing yet), and no other rule keeps Completed backups: every restore point would be pruned",
         );
     }
 }

@@ -105,16 +105,15 @@ pub fn validate_restore_request(spec: &RestoreRequestSpec) -> Vec<FieldError> {
 /// Checks a RestoreRequest against the BackupPolicy its `source.policyName` names, when that
 /// policy is known (for example both are in the manifests given to `archivist validate`):
 /// [`restore_store_problems`], [`restored_database_problems`], and `select: LatestVerified`
-/// needs a policy that verifies its backups (`verification.afterBackup` or a
-/// `drillSchedule`).
+/// needs a policy that verifies its backups (see [`super::backup_policy::verifies_backups`]).
 pub fn validate_restore_against_policy(spec: &RestoreRequestSpec, policy: &BackupPolicySpec) -> Vec<FieldError> {
     let mut all = restore_store_problems(spec, policy);
     let policy_name = spec.source.policy_name.as_deref().unwrap_or_default();
-    let verifies = policy.verification.as_ref().is_some_and(|v| v.after_backup || v.drill_schedule.is_some());
+    let verifies = super::backup_policy::verifies_backups(policy.verification.as_ref());
     if spec.source.select == Some(RestoreSelect::LatestVerified) && !verifies {
         all.push(FieldError::new(
             "spec.source.select",
-            format!("LatestVerified never finds a backup: BackupPolicy {policy_name} verifies none (no verification.afterBackup or drillSchedule)"),
+            format!("LatestVerified never finds a backup: BackupPolicy {policy_name} verifies none (no verification.afterBackup; a drillSchedule verifies nothing yet)"),
         ));
     }
     all.extend(restored_database_problems(spec, policy));

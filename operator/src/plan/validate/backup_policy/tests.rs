@@ -207,9 +207,17 @@ fn each_rule_names_its_field() {
         ),
         ("keepVerified 0 with verification", |s| s.retention.keep_verified = Some(0), vec!["spec.retention.keepVerified"]),
         (
-            "keepVerified 0 with a drill only",
+            "keepVerified 0 with a drill only is fine: drills verify nothing yet",
             |s| {
                 s.retention.keep_verified = None;
+                set_verification(s, |v| v.after_backup = false);
+            },
+            vec![],
+        ),
+        (
+            "only keepVerified with a drill only would prune every restore point",
+            |s| {
+                s.retention = RetentionRules { keep_verified: Some(2), ..Default::default() };
                 set_verification(s, |v| v.after_backup = false);
             },
             vec!["spec.retention.keepVerified"],
