@@ -3,7 +3,9 @@
 //!   would prune) until a run Completes again; then the older restore point and the failed
 //!   run go (`keepFailed` absent keeps no failed run) and the new one stays;
 //! - while an unfinished RestoreRequest reads a backup: it is kept (`restore-source`), and
-//!   pruned once the restore has finished.
+//!   pruned once the restore has finished;
+//! - under a ClusterRetentionPolicy's `legalHold` matching the namespace: nothing is pruned,
+//!   and once the hold is lifted the next run prunes as the policy says.
 
 mod backup_support;
 
@@ -148,6 +150,54 @@ spec:
         wait_pruned(&client, &ns, &["b1"]).await?;
         anyhow::ensure!(exists(&client, &ns, "b2").await?, "b2 was pruned");
         Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn a_cluster_legal_hold_keeps_every_restore_point_until_lifted() {
+    with_namespace("bk-ret-hold", |client, ns| async move {
+        use archivist::api::ClusterRetentionPolicy;
+        use k8s_openapi::api::core::v1::Namespace;
+        use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+
+        let mut operator = start_operator(&client, &ns).await?;
+        // A hold that matches this namespace alone, by a label only it carries.
+        let namespaces = Api::<Namespace>::all(client.clone());
+        let label = serde_json::json!({"metadata": {"labels": {"e2e.archivist.dev/legal-hold": ns.clone()}}});
+        namespaces.patch(&ns, &PatchParams::default(), &Patch::Merge(&label)).await?;
+        let holds = Api::<ClusterRetentionPolicy>::all(client.clone());
+        let hold: ClusterRetentionPolicy = serde_json::from_value(serde_json::json!({
+            "apiVersion": "archivist.dev/v1alpha1", "kind": "ClusterRetentionPolicy",
+            "metadata": {"name": format!("hold-{ns}")},
+            "spec": {"namespaceSelector": {"matchLabels": {"e2e.archivist.dev/legal-hold": ns.clone()}}, "legalHold": true},
+        }))?;
+        holds.create(&PostParams::default(), &hold).await?;
+        let result = async {
+            archive(&client, &ns).await?;
+            for name in ["b1", "b2"] {
+                start_backup(&client, &ns, name, "archive").await?;
+                wait_completed(&client, &ns, name, &mut operator).await?;
+            }
+            // keepLast 1 would prune b1 after b2; the hold keeps it.
+            tokio::time::sleep(SETTLE).await;
+            let pruned = pruned_events(&client, &ns).await?;
+            anyhow::ensure!(pruned.is_empty(), "retention pruned under a legal hold: {pruned:?}");
+            anyhow::ensure!(exists(&client, &ns, "b1").await?, "b1 is gone under a legal hold");
+
+            // Lifted: the next run prunes as the policy says.
+            let lift = serde_json::json!({"spec": {"legalHold": false}});
+            holds.patch(&format!("hold-{ns}"), &PatchParams::default(), &Patch::Merge(&lift)).await?;
+            start_backup(&client, &ns, "b3", "archive").await?;
+            wait_completed(&client, &ns, "b3", &mut operator).await?;
+            wait_pruned(&client, &ns, &["b1", "b2"]).await?;
+            anyhow::ensure!(exists(&client, &ns, "b3").await?, "the newest restore point b3 was pruned");
+            Ok(())
+        }
+        .await;
+        holds.delete(&format!("hold-{ns}"), &DeleteParams::default()).await?;
+        result
     })
     .await;
 }

@@ -45,6 +45,11 @@ pub struct ClusterRetentionPolicySpec {
     /// the last verified restore point excepted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_restore_points_per_policy: Option<u32>,
+    /// Legal hold: while true, every ArchiveBackup of every matching policy is kept, whatever
+    /// its phase, the policy's rules and the ceilings say (retention reason `cluster-hold`).
+    /// Setting it back to false lets retention prune again at the policies' next evaluation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legal_hold: bool,
 }
 
 /// The observed state of a ClusterRetentionPolicy.

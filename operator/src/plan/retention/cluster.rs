@@ -31,6 +31,10 @@
 //! undone, so conflicting configuration errs on keeping. Ceilings still prune what only the
 //! policy's own rules keep.
 //!
+//! **Legal hold**: when any matching cluster policy has `legalHold: true`, every backup, of any
+//! phase, is kept with reason `cluster-hold` (added to its other reasons): neither the policy's
+//! rules nor a ceiling prunes anything.
+//!
 //! With no cluster policy, [`plan_with_cluster`] decides exactly like [`plan`](super::plan).
 
 use super::{
@@ -54,6 +58,8 @@ pub struct ClusterLimits {
     pub max_retention_days: Option<u32>,
     /// At most this many kept Completed backups (`None`: no limit).
     pub max_restore_points: Option<u32>,
+    /// Some matching policy has `legalHold: true`: every backup is kept.
+    pub legal_hold: bool,
 }
 
 impl ClusterLimits {
@@ -71,6 +77,7 @@ impl ClusterLimits {
             min_retention_days: floor(acc.min_retention_days, s.min_retention_days),
             max_retention_days: ceiling(acc.max_retention_days, s.max_retention_days),
             max_restore_points: ceiling(acc.max_restore_points, s.max_restore_points_per_policy),
+            legal_hold: acc.legal_hold || s.legal_hold,
         })
     }
 }
@@ -127,6 +134,9 @@ pub fn plan_with_cluster(
     for (pos, &i) in order.iter().enumerate() {
         let c = &candidates[i];
         let age = now.signed_duration_since(c.time);
+        if limits.legal_hold {
+            reasons[pos].insert(Reason::ClusterHold);
+        }
         if c.state == RunState::Completed
             && limits.min_retention_days > 0
             && age < days(limits.min_retention_days)
@@ -137,6 +147,7 @@ pub fn plan_with_cluster(
             continue; // already pruned by the policy's own rules
         }
         let protected = c.protected()
+            || limits.legal_hold
             || Some(pos) == newest_verified
             || !floors[pos].is_empty()
             || reasons[pos].contains(Reason::MinRetention);

@@ -38,8 +38,11 @@ fn limits_combine_highest_floor_and_lowest_ceiling() {
             min_retention_days: 10,
             max_retention_days: Some(30),
             max_restore_points: Some(20),
+            legal_hold: false,
         }
     );
+    let held = spec(|s| s.legal_hold = true);
+    assert!(ClusterLimits::combine([&a, &held, &b]).legal_hold, "one legal hold is enough");
     assert_eq!(ClusterLimits::combine([]), ClusterLimits::default());
 }
 
@@ -220,6 +223,25 @@ fn cases() -> Vec<Case> {
                 "pre-failed-old keep pre-restore",
                 "d300 prune max-retention",
             ],
+        },
+        Case {
+            name: "a legal hold keeps every backup, whatever the rules and ceilings",
+            rules: RetentionRules { keep_last: Some(1), keep_failed: Some(0), ..Default::default() },
+            cluster: vec![
+                spec(|s| {
+                    s.max_retention_days = Some(3);
+                    s.max_restore_points_per_policy = Some(1);
+                }),
+                spec(|s| s.legal_hold = true),
+            ],
+            backups: vec![
+                ago("d1", 1),
+                ago("d2", 2),
+                RetentionCandidate { state: RunState::Failed, ..ago("f3", 3) },
+                ago("d9", 9),
+                RetentionCandidate { state: RunState::InProgress, ..ago("run", 10) },
+            ],
+            want: &["d1 keep cluster-hold,last", "d2 keep cluster-hold", "f3 keep cluster-hold", "d9 keep cluster-hold", "run keep in-progress,cluster-hold"],
         },
         Case {
             name: "what the policy prunes stays pruned, reason expired",

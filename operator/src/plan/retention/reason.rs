@@ -31,6 +31,8 @@ pub enum Reason {
     InProgress,
     /// Kept: `spec.hold` is true.
     Hold,
+    /// Kept: a matching ClusterRetentionPolicy has `legalHold: true`.
+    ClusterHold,
     /// Kept: an unfinished RestoreRequest reads from it (its `status.resolvedBackup`, or the
     /// backup its source names while it is not resolved yet).
     RestoreSource,
@@ -65,9 +67,10 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in order.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::InProgress,
         Reason::Hold,
+        Reason::ClusterHold,
         Reason::RestoreSource,
         Reason::PreRestore,
         Reason::Failed,
@@ -89,6 +92,7 @@ impl Reason {
         match self {
             Reason::InProgress => "in-progress",
             Reason::Hold => "hold",
+            Reason::ClusterHold => "cluster-hold",
             Reason::RestoreSource => "restore-source",
             Reason::PreRestore => "pre-restore",
             Reason::Failed => "failed",
