@@ -132,6 +132,18 @@ fn cluster_policies_add_floors_and_ceilings() {
 }
 
 #[test]
+fn a_cluster_legal_hold_keeps_every_backup() {
+    let cluster = fixture("cluster-legal-hold.yaml");
+    let got = json_of(&preview("policy.yaml", "backups-list.yaml", &with_json(&["--cluster-policy", &cluster])));
+    let items = got.as_array().expect("array");
+    assert_eq!(items.len(), 10);
+    for item in items {
+        assert_eq!(item["action"], "keep", "{item}");
+        assert!(item["reasons"].as_array().is_some_and(|r| r.contains(&json!("cluster-hold"))), "{item}");
+    }
+}
+
+#[test]
 fn restores_keep_the_backups_unfinished_requests_read() {
     let restores = fixture("restores-list.yaml");
     let run = preview("policy.yaml", "backups-list.yaml", &with_json(&["--restores", &restores]));
