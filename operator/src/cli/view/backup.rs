@@ -64,13 +64,7 @@ pub fn describe(backup: &ArchiveBackup, events: &[Event], now: DateTime<Utc>) ->
         ("Hold", backup.spec.hold.to_string()),
         ("Phase", or_dash(status.phase.map(word))),
     ];
-    if let Some(start) = status.start_time {
-        fields.push(("Started", format!("{} ({} ago)", timestamp(start), age(Some(start), now))));
-    }
-    if let Some(end) = status.completion_time {
-        let took = status.start_time.map(|s| format!(" (took {})", seconds((end - s).num_milliseconds() as f64 / 1000.0)));
-        fields.push(("Finished", format!("{}{}", timestamp(end), took.unwrap_or_default())));
-    }
+    super::push_run_times(&mut fields, status.start_time, status.completion_time, now);
     if let Some(quiesce) = &status.quiesce {
         fields.push(("Quiesce", quiesce_line(quiesce, now)));
         if !quiesce.pods.is_empty() {
@@ -96,11 +90,7 @@ pub fn describe(backup: &ArchiveBackup, events: &[Event], now: DateTime<Utc>) ->
     if let Some(message) = status.message.as_deref().filter(|m| !m.is_empty()) {
         fields.push(("Message", message.to_string()));
     }
-    let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 2;
-    let mut text = String::new();
-    for (key, value) in &fields {
-        text.push_str(&format!("{:<width$}{value}\n", format!("{key}:")));
-    }
+    let mut text = super::fields_text(&fields);
     text.push_str(&super::conditions::conditions_section(&status.conditions));
     text.push_str(&items_section(&status));
     text.push_str(&super::events::events_section(events, now));

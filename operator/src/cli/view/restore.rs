@@ -1,6 +1,6 @@
 //! `archivist restore list` and `archivist restore describe`.
 
-use super::super::output::{age, namespaced_table, seconds, section, timestamp};
+use super::super::output::{age, namespaced_table, section};
 use super::{or_dash, word};
 use crate::api::{RestoreRequest, RestoreRequestStatus};
 use chrono::{DateTime, Utc};
@@ -60,13 +60,7 @@ pub fn describe(request: &RestoreRequest, events: &[Event], now: DateTime<Utc>) 
         ("Master", if request.spec.include_master { "included".into() } else { "not included".into() }),
         ("Phase", or_dash(status.phase.map(word))),
     ];
-    if let Some(start) = status.start_time {
-        fields.push(("Started", format!("{} ({} ago)", timestamp(start), age(Some(start), now))));
-    }
-    if let Some(end) = status.completion_time {
-        let took = status.start_time.map(|s| format!(" (took {})", seconds((end - s).num_milliseconds() as f64 / 1000.0)));
-        fields.push(("Finished", format!("{}{}", timestamp(end), took.unwrap_or_default())));
-    }
+    super::push_run_times(&mut fields, status.start_time, status.completion_time, now);
     if let Some(backup) = &status.pre_restore_backup {
         fields.push(("Pre-restore backup", backup.clone()));
     }
@@ -79,11 +73,7 @@ pub fn describe(request: &RestoreRequest, events: &[Event], now: DateTime<Utc>) 
     if let Some(message) = status.message.as_deref().filter(|m| !m.is_empty()) {
         fields.push(("Message", message.to_string()));
     }
-    let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 2;
-    let mut text = String::new();
-    for (key, value) in &fields {
-        text.push_str(&format!("{:<width$}{value}\n", format!("{key}:")));
-    }
+    let mut text = super::fields_text(&fields);
     text.push_str(&super::conditions::conditions_section(&status.conditions));
     let rows: Vec<Vec<String>> = status
         .mapping
