@@ -65,9 +65,10 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, CliError> {
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let client = kube::Client::try_default()
+        let clients = crate::kube::client::connect()
             .await
             .map_err(|e| CliError::Runtime(format!("cannot connect to the Kubernetes API (kubeconfig or in-cluster): {e}")))?;
+        let client = clients.api.clone();
         let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
         let server = crate::metrics::serve(metrics.clone(), args.metrics_addr);
         let addr = args.metrics_addr;
@@ -80,7 +81,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, CliError> {
         tracing::info!(metrics = %args.metrics_addr, "archivist operator starting");
         let shutdown_timeout = std::time::Duration::from_secs(args.shutdown_timeout_seconds);
         if !args.leader_election {
-            crate::controllers::run(client, metrics, args.namespace.clone(), shutdown_timeout).await;
+            crate::controllers::run(clients, metrics, args.namespace.clone(), shutdown_timeout).await;
             tracing::info!("archivist operator stopped");
             return Ok(ExitCode::SUCCESS);
         }
@@ -97,7 +98,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, CliError> {
         metrics.leader.set(1);
         tracing::info!(identity = elector.identity(), "leading: running the controllers");
         tokio::select! {
-            () = crate::controllers::run(client, metrics.clone(), args.namespace.clone(), shutdown_timeout) => {
+            () = crate::controllers::run(clients, metrics.clone(), args.namespace.clone(), shutdown_timeout) => {
                 if let Err(e) = elector.release().await {
                     tracing::warn!(error = %e, "could not release the leader-election Lease; a standby takes over when it expires");
                 }

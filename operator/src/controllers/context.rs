@@ -9,8 +9,10 @@ use std::sync::{Arc, Mutex};
 
 /// Shared state of the controllers.
 pub struct Context {
-    /// The API client.
+    /// The API client: every request and watch (HTTP/2 where offered, `kube::client`).
     pub client: Client,
+    /// The client for `pods/exec` (freeze and thaw hooks), HTTP/1.1 for the WebSocket.
+    pub exec_client: Client,
     /// Publishes Events as `archivist`.
     pub recorder: Recorder,
     /// The exported metrics.
@@ -29,11 +31,12 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context for `client`, recording into `metrics`, reading `caches`.
-    pub fn new(client: Client, metrics: Arc<Metrics>, namespace: Option<String>, caches: super::caches::Caches) -> Self {
+    /// A context for `clients`, recording into `metrics`, reading `caches`.
+    pub fn new(clients: crate::kube::client::ApiClients, metrics: Arc<Metrics>, namespace: Option<String>, caches: super::caches::Caches) -> Self {
         let instance = std::env::var("POD_NAME").ok().or_else(|| std::env::var("HOSTNAME").ok());
         let reporter = Reporter { controller: "archivist".into(), instance };
-        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, namespace, backoff: Default::default(), caches, shutting_down: AtomicBool::new(false), driven: Mutex::new(HashSet::new()) }
+        let crate::kube::client::ApiClients { api: client, exec: exec_client } = clients;
+        Self { recorder: Recorder::new(client.clone(), reporter), client, exec_client, metrics, namespace, backoff: Default::default(), caches, shutting_down: AtomicBool::new(false), driven: Mutex::new(HashSet::new()) }
     }
 
     /// An API for kind `K` in the watched scope: one namespace, or all.

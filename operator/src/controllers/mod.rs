@@ -36,7 +36,8 @@ pub fn controller_config() -> kube::runtime::controller::Config {
 /// run that has an archive quiesced releases it (thaw, or scale back) and fails with
 /// `OperatorShutdown`, and the process returns once no run in scope holds an archive, or
 /// after `shutdown_timeout` (keep it below the pod's `terminationGracePeriodSeconds`).
-pub async fn run(client: kube::Client, metrics: Arc<Metrics>, namespace: Option<String>, shutdown_timeout: Duration) {
+pub async fn run(clients: crate::kube::client::ApiClients, metrics: Arc<Metrics>, namespace: Option<String>, shutdown_timeout: Duration) {
+    let client = clients.api.clone();
     let (caches, subscriptions, watches) = caches::start(&client, namespace.as_deref());
     metrics.backup_gauges.observe(caches.backups.clone());
     let watches = tokio::spawn(watches);
@@ -51,7 +52,7 @@ pub async fn run(client: kube::Client, metrics: Arc<Metrics>, namespace: Option<
             }
         }
     });
-    let ctx = Arc::new(Context::new(client, metrics, namespace, caches));
+    let ctx = Arc::new(Context::new(clients, metrics, namespace, caches));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signalled = {
         let ctx = ctx.clone();

@@ -227,7 +227,7 @@ async fn thaw_orphan(ctx: &Context, namespace: &str, target: &TargetRef, holder:
                 }
             },
         };
-        if let Err(e) = hooks::run(&ctx.client, namespace, &pod, ip.as_deref(), &hook, THAW_TIMEOUT, &redactor).await {
+        if let Err(e) = hooks::run(&ctx.exec_client, namespace, &pod, ip.as_deref(), &hook, THAW_TIMEOUT, &redactor).await {
             errors.push(e.to_string());
         }
     }

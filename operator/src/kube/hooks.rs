@@ -51,7 +51,7 @@ pub enum HookError {
 }
 
 /// Runs `hook` on one pod, within `timeout`; the stderr quoted when it fails goes through
-/// `redactor`.
+/// `redactor`. `client` runs exec hooks, so it must speak HTTP/1.1 (`ApiClients::exec`).
 pub async fn run(client: &Client, namespace: &str, pod: &str, pod_ip: Option<&str>, hook: &Hook, timeout: Duration, redactor: &Redactor) -> Result<(), HookError> {
     let call = async {
         if let Some(exec) = &hook.exec {

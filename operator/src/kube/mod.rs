@@ -1,6 +1,7 @@
 //! The only place that talks to the API server: typed adapters for the objects Archivist
 //! reads and writes (VolumeSnapshots, workloads, pods, Jobs, Secrets) and the status writer.
 
+pub mod client;
 pub mod dump;
 pub mod finalizers;
 pub mod hooks;

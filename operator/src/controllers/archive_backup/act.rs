@@ -424,7 +424,7 @@ async fn run_hooks(ctx: &Context, obs: &Observed, pods: &[String], hook: Option<
     let redactor = &*redactor;
     let calls = pods.iter().map(|pod| {
         let ip = ips.get(pod).cloned();
-        async move { hooks::run(&ctx.client, &obs.namespace, pod, ip.as_deref(), hook, timeout, redactor).await }
+        async move { hooks::run(&ctx.exec_client, &obs.namespace, pod, ip.as_deref(), hook, timeout, redactor).await }
     });
     futures::future::join_all(calls).await
 }
@@ -695,7 +695,7 @@ async fn thaw(ctx: &Context, obs: &Observed, policy: &crate::api::BackupPolicySp
                 Err(e) => return (pod.clone(), Err(format!("failed to read pod {pod}: {e}"))),
             },
         };
-        let result = hooks::run(&ctx.client, &obs.namespace, pod, ip.as_deref(), hook, THAW_TIMEOUT, redactor).await;
+        let result = hooks::run(&ctx.exec_client, &obs.namespace, pod, ip.as_deref(), hook, THAW_TIMEOUT, redactor).await;
         (pod.clone(), result.map_err(|e| e.to_string()))
     });
     futures::future::join_all(calls).await
