@@ -42,10 +42,15 @@ pub async fn connect() -> Result<ApiClients, kube::Error> {
     clients(config)
 }
 
+/// Set to a non-empty value, HTTP/2 is not offered and every request uses HTTP/1.1, as with
+/// client-go (for proxies in front of the API server that break HTTP/2).
+pub const DISABLE_HTTP2_ENV: &str = "DISABLE_HTTP2";
+
 /// The two clients for `config`.
 pub fn clients(config: Config) -> Result<ApiClients, kube::Error> {
     let exec = Client::try_from(config.clone())?;
-    let api = multiplexed(config)?;
+    let http2_disabled = std::env::var_os(DISABLE_HTTP2_ENV).is_some_and(|v| !v.is_empty());
+    let api = if http2_disabled { exec.clone() } else { multiplexed(config)? };
     Ok(ApiClients { api, exec })
 }
 
