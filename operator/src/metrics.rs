@@ -28,6 +28,26 @@ pub struct RestoreLabels {
     pub result: String,
 }
 
+/// Labels of `archivist_export_bytes_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExportLabels {
+    /// The policy's namespace.
+    pub namespace: String,
+    /// The policy.
+    pub policy: String,
+}
+
+/// Labels of `archivist_exports_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExportResultLabels {
+    /// The policy's namespace.
+    pub namespace: String,
+    /// The policy.
+    pub policy: String,
+    /// `exported` or `failed`.
+    pub result: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     /// `archivist_backups_total{policy,result}`: finished backup runs.
@@ -40,6 +60,12 @@ pub struct Metrics {
     pub restores: Family<RestoreLabels, Counter>,
     /// `archivist_restore_duration_seconds`: request accepted to Completed/Failed.
     pub restore_duration: Histogram,
+    /// `archivist_exports_total{namespace,policy,result}`: finished exports.
+    pub exports: Family<ExportResultLabels, Counter>,
+    /// `archivist_export_duration_seconds`: export start to Exported/Failed.
+    pub export_duration: Histogram,
+    /// `archivist_export_bytes_total{namespace,policy}`: bytes exports added to repositories.
+    pub export_bytes: Family<ExportLabels, Counter>,
     /// `archivist_leader`: 1 while this process leads (runs the controllers), 0 on a standby.
     pub leader: prometheus_client::metrics::gauge::Gauge,
     /// The gauges computed from the ArchiveBackups at each scrape (see [`crate::gauges`]).
@@ -61,11 +87,17 @@ impl Default for Metrics {
         registry.register("backup_duration_seconds", "Duration of backup runs from start to Completed or Failed", backup_duration.clone());
         registry.register("restores", "Finished restores by result", restores.clone());
         registry.register("restore_duration_seconds", "Duration of restores from acceptance to Completed or Failed", restore_duration.clone());
+        let exports = Family::<ExportResultLabels, Counter>::default();
+        let export_duration = Histogram::new([10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4.0 * 3600.0, 12.0 * 3600.0]);
+        let export_bytes = Family::<ExportLabels, Counter>::default();
+        registry.register("exports", "Finished exports of restore points to restic repositories, by policy and result", exports.clone());
+        registry.register("export_duration_seconds", "Duration of exports from start to Exported or Failed", export_duration.clone());
+        registry.register("export_bytes", "Bytes that exports added to restic repositories (after deduplication)", export_bytes.clone());
         let leader = prometheus_client::metrics::gauge::Gauge::default();
         registry.register("leader", "1 while this process holds the leader-election Lease and runs the controllers, 0 on a standby", leader.clone());
         let backup_gauges = crate::gauges::BackupGauges::default();
         registry.register_collector(Box::new(backup_gauges.clone()));
-        Self { backups, quiesce_window, backup_duration, restores, restore_duration, leader, backup_gauges, registry, ready: AtomicBool::new(false) }
+        Self { backups, quiesce_window, backup_duration, restores, restore_duration, exports, export_duration, export_bytes, leader, backup_gauges, registry, ready: AtomicBool::new(false) }
     }
 }
 
@@ -76,6 +108,17 @@ impl Metrics {
         self.backups.get_or_create(&BackupLabels { policy: format!("{namespace}/{policy}"), result: result.into() }).inc();
         if let Some(d) = duration_seconds {
             self.backup_duration.observe(d);
+        }
+    }
+
+    /// Counts a finished export, and the bytes it added.
+    pub fn export_finished(&self, namespace: &str, policy: &str, exported: bool, duration_seconds: Option<f64>, bytes_added: u64) {
+        let result = if exported { "exported" } else { "failed" };
+        let labels = ExportResultLabels { namespace: namespace.into(), policy: policy.into(), result: result.into() };
+        self.exports.get_or_create(&labels).inc();
+        self.export_bytes.get_or_create(&ExportLabels { namespace: namespace.into(), policy: policy.into() }).inc_by(bytes_added);
+        if let Some(d) = duration_seconds {
+            self.export_duration.observe(d);
         }
     }
 
@@ -154,6 +197,12 @@ mod tests {
         let text = m.encode();
         assert!(text.contains(r#"archivist_restores_total{result="failed"} 1"#), "{text}");
         assert!(text.contains("archivist_restore_duration_seconds_count 1"), "{text}");
+        m.export_finished("mail", "mailstore", true, Some(60.0), 4096);
+        m.export_finished("mail", "mailstore", false, Some(5.0), 0);
+        let text = m.encode();
+        assert!(text.contains(r#"archivist_export_bytes_total{namespace="mail",policy="mailstore"} 4096"#), "{text}");
+        assert!(text.contains(r#"archivist_exports_total{namespace="mail",policy="mailstore",result="failed"} 1"#), "{text}");
+        assert!(text.contains("archivist_export_duration_seconds_count 2"), "{text}");
         assert_eq!(m.answer("/readyz").0, StatusCode::SERVICE_UNAVAILABLE);
         m.set_ready();
         assert_eq!(m.answer("/readyz").0, StatusCode::OK);

@@ -188,6 +188,65 @@ pub struct VerificationStatus {
     pub message: Option<String>,
 }
 
+/// Where the export of a restore point stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ExportState {
+    /// Due: the run is a restore point and waits for its export to start.
+    Pending,
+    /// The export Job runs.
+    Running,
+    /// Every item is in the repository (`snapshots`).
+    Exported,
+    /// The export failed (`message`); the restore point is still valid in the cluster, and
+    /// the next run exports normally.
+    Failed,
+}
+
+/// The export of a restore point to a restic repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportStatus {
+    /// `Pending`, `Running`, `Exported` or `Failed`.
+    pub state: ExportState,
+    /// The repository (`RESTIC_REPOSITORY`) with any credentials removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// When the export Job was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the export ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Bytes the export added to the repository (after restic's deduplication and
+    /// compression), summed over the items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_added: Option<u64>,
+    /// What happened, in words (why it failed, or what it waits for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// One restic snapshot per exported item, in capture order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<ExportedSnapshot>,
+}
+
+/// One item of a restore point in the restic repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportedSnapshot {
+    /// The item's component.
+    pub component: Component,
+    /// The item's store; empty for master and secrets.
+    // Omitted when empty, as `CapturedItem.store` (the 1.20 API server rejects "" in arrays).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub store: String,
+    /// The PVC the item was captured from (for an SQL source, the dump PVC).
+    pub claim: String,
+    /// The restic snapshot's id, as restic printed it.
+    pub id: String,
+    /// Bytes of the item's files restic read.
+    pub bytes: u64,
+}
+
 /// The observed state of a backup run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -228,6 +287,10 @@ pub struct ArchiveBackupStatus {
     /// The verification result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationStatus>,
+    /// The off-cluster copy (`BackupPolicy.spec.export`); absent when the policy exports
+    /// nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportStatus>,
     /// Why the run failed (or what it waits for), in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

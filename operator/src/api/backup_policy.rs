@@ -66,6 +66,10 @@ pub struct BackupPolicySpec {
     /// Verification of new backups and periodic restore drills.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationSpec>,
+    /// An encrypted copy of every restore point off the cluster, in a restic repository
+    /// (`ArchiveBackup.status.export`). Absent: restore points stay in the cluster only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportSpec>,
     /// The longest a run waits, after the archive was released (phase `Finalizing`), for every
     /// VolumeSnapshot to become `readyToUse`; then the run fails (reason
     /// `SnapshotReadyTimeout`), so a snapshot that is never ready blocks neither later runs nor
@@ -367,6 +371,48 @@ impl Default for VerificationSpec {
     fn default() -> Self {
         Self { after_backup: false, command: Vec::new(), image: None, drill_schedule: None, timeout_seconds: default_verification_timeout() }
     }
+}
+
+/// The image of the export Job when `export.image` is not set.
+pub const DEFAULT_EXPORT_IMAGE: &str = "restic/restic:0.17.3";
+
+/// Exporting every restore point to a restic repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportSpec {
+    /// The Secret, in the policy's namespace, whose keys are restic's own environment
+    /// variables: `RESTIC_REPOSITORY` and `RESTIC_PASSWORD`, plus whatever the backend needs
+    /// (`AWS_ACCESS_KEY_ID`, ...), as with VolSync and K8up. The export Job gets them through
+    /// `envFrom` only: never in its arguments, a log line, an Event or a status.
+    pub repository_secret: String,
+    /// The mover image; it needs `restic` and `sh` on its PATH. Default
+    /// `restic/restic:0.17.3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// When a run is exported: `Completed` (as soon as it is a restore point) or `Verified`
+    /// (only once its verification passed; a run whose verification failed is not exported,
+    /// `Exported=False` reason `NotVerified`). Default: `Verified` when
+    /// `verification.afterBackup` is on, else `Completed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<ExportAfter>,
+    /// Cron expression (in `timeZone`) of the repository's maintenance (`restic prune`).
+    /// Default weekly: `0 5 * * 0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_schedule: Option<String>,
+    /// Above 0: after each export, `restic check --read-data-subset=N%` reads back that
+    /// share of the repository's data, and a mismatch fails the export. Default 0.
+    #[serde(default)]
+    #[schemars(range(max = 100))]
+    pub check_read_data_percent: u8,
+}
+
+/// When a run is exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ExportAfter {
+    /// Once the run is Completed (a restore point).
+    Completed,
+    /// Once the run's verification passed.
+    Verified,
 }
 
 /// What happens to a policy's backups when the policy is deleted.

@@ -11,10 +11,10 @@ pub mod restore_request;
 
 pub use archive_backup::{
     ArchiveBackup, ArchiveBackupSpec, ArchiveBackupStatus, BackupPhase, BackupReason,
-    CapturedItem, Component, QuiesceStatus, VerificationState, VerificationStatus,
+    CapturedItem, Component, ExportState, ExportStatus, ExportedSnapshot, QuiesceStatus, VerificationState, VerificationStatus,
 };
 pub use backup_policy::{
-    BackupPolicy, BackupPolicySpec, BackupPolicyStatus, DataSource, DeletionPolicy, DumpSpec,
+    BackupPolicy, BackupPolicySpec, BackupPolicyStatus, DataSource, DeletionPolicy, DumpSpec, ExportAfter, ExportSpec, DEFAULT_EXPORT_IMAGE,
     ExecHook, Hook, HttpHook, HttpScheme, MasterSpec, QuiesceMode, QuiesceSpec, RetentionRules, SqlEngine,
     SqlSource, StoreSpec, TargetKind, TargetRef, VerificationSpec,
 };

@@ -165,7 +165,8 @@ pub fn observe_job(job: &Job) -> JobObs {
 pub fn referenced_secrets(policy: &BackupPolicySpec) -> Vec<&str> {
     let sql = policy.stores.iter().flat_map(|s| [Some(&s.metadata), Some(&s.content), s.index.as_ref()]).flatten().filter_map(|d| d.sql.as_ref());
     let master = policy.master.iter().flat_map(|m| m.secrets.iter());
-    sql.map(|s| s.credentials_secret.as_str()).chain(master.map(String::as_str)).collect()
+    let export = policy.export.iter().map(|e| e.repository_secret.as_str());
+    sql.map(|s| s.credentials_secret.as_str()).chain(master.map(String::as_str)).chain(export).collect()
 }
 
 /// Deletes a dump Job (with its pods) and its PVC; already gone is fine.

@@ -25,12 +25,19 @@ pub fn mount_path(plan: &[PlannedItem], index: usize) -> String {
     format!("/verify/{}/{store}/{n}", component_word(item.component))
 }
 
-/// The scratch PVC of plan item `index`, restored from its snapshot and owned by the backup.
+/// The verify Job's scratch PVC of plan item `index`, restored from its snapshot and owned by
+/// the backup.
 pub fn scratch_claim(backup: &ArchiveBackup, plan: &[PlannedItem], index: usize, size: Option<String>) -> PersistentVolumeClaim {
+    scratch_claim_named(backup, plan, index, size, verify_claim_name(&backup.name_any(), index))
+}
+
+/// A scratch PVC `name` of plan item `index`, restored from its snapshot, labelled as the
+/// item and owned by the backup (verification's, and the export's).
+pub fn scratch_claim_named(backup: &ArchiveBackup, plan: &[PlannedItem], index: usize, size: Option<String>, name: String) -> PersistentVolumeClaim {
     let item = &plan[index];
     PersistentVolumeClaim {
         metadata: ObjectMeta {
-            name: Some(verify_claim_name(&backup.name_any(), index)),
+            name: Some(name),
             namespace: backup.namespace(),
             labels: Some(item_labels(&backup.spec.policy_name, &backup.name_any(), item.component, &item.store)),
             owner_references: Some(owned_by(backup)),

@@ -135,6 +135,8 @@ pub struct RunObservation<'a> {
     pub verify_claims: &'a BTreeMap<String, bool>,
     /// Verification: the verify Job, if created.
     pub verify_job: Option<&'a JobObs>,
+    /// The export (`status.export`): its scratch PVCs, Job, and repository.
+    pub export: exporting::ExportObs<'a>,
 }
 
 /// What a run records when quiescing starts (with `quiesce.quiescedAt`), before doing it.
@@ -340,6 +342,23 @@ pub enum Step {
         /// What it reported.
         message: String,
     },
+    /// A run whose export is `Pending`: record `Running`, `startedAt` and the repository
+    /// (credentials removed), condition `Exported=Unknown`; publish `ExportStarted`.
+    BeginExport {
+        /// `RESTIC_REPOSITORY`, credentials removed.
+        repository: String,
+    },
+    /// Create the export's scratch PVCs of these plan items (restored from their snapshots).
+    CreateExportClaims(Vec<usize>),
+    /// Create the export Job with every scratch PVC mounted.
+    CreateExportJob,
+    /// Delete the export Job and its scratch PVCs, then record how the export ended
+    /// (`Exported` with the repository snapshots, or `Failed`), condition `Exported`, and
+    /// publish `Exported` or `ExportFailed`. The run stays Completed either way.
+    FinishExport {
+        /// The repository snapshots and the bytes added, or why the export failed.
+        outcome: Result<(Vec<crate::api::ExportedSnapshot>, u64), String>,
+    },
     /// Record `Completed`.
     Complete,
     /// Record `Failed` (nothing is quiesced).
@@ -486,12 +505,15 @@ pub fn release_retry_at(status: &ArchiveBackupStatus) -> Option<DateTime<Utc>> {
 }
 
 /// Whether a run is settled: finished, holding nothing (the archive released, so its claim
-/// dropped) and without the release finalizer. Nothing is left to do for it, so a reconcile
+/// dropped), without the release finalizer, and with no export under way. Nothing is left to do for it, so a reconcile
 /// returns before observing anything: a finished restore point costs no API request until it
 /// changes (a finished run without the finalizer has dropped its claim, since the finalizer is
 /// removed only after the claim).
 pub fn settled(status: &ArchiveBackupStatus, has_release_finalizer: bool) -> bool {
-    status.phase.is_some_and(BackupPhase::is_finished) && !holds_archive(status) && !has_release_finalizer
+    status.phase.is_some_and(BackupPhase::is_finished)
+        && !holds_archive(status)
+        && !has_release_finalizer
+        && !super::export::in_flight(status)
 }
 
 /// Whether the run `backup` is [`settled`], from its status and its release finalizer.
@@ -532,6 +554,9 @@ pub fn next(obs: &RunObservation<'_>) -> Step {
         if let Some(step) = settle(obs) {
             return step;
         }
+    }
+    if phase == BackupPhase::Completed && super::export::in_flight(obs.status) {
+        return exporting::next(obs);
     }
     if phase.is_finished() {
         return Step::Done;
@@ -875,5 +900,6 @@ fn stage_word(stage: CaptureStage) -> &'static str {
 }
 
 pub mod cached;
+pub mod exporting;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod capture;
 pub mod claim;
 pub mod conditions;
+pub mod export;
 pub mod leader;
 pub mod names;
 pub mod policy;

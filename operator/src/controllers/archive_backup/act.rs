@@ -201,6 +201,7 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             status.phase = Some(BackupPhase::Completed);
             status.completion_time = Some(now);
             status.message = None;
+            super::export::mark_due(&mut status, obs.policy.as_ref(), now, generation);
             record(ctx, backup, &obs, &mut status).await?;
             ctx.set_driven(&obs.uid, false);
             finished_metric(ctx, backup, &status, true);
@@ -208,8 +209,26 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             publish(ctx, backup, type_, reason, message).await;
             return Ok(Action::await_change());
         }
+        Step::BeginExport { repository } => {
+            super::export::begin(ctx, backup, &obs, &mut status, repository).await?;
+            return Ok(Action::requeue(SOON));
+        }
+        Step::CreateExportClaims(indices) => {
+            super::export::create_claims(ctx, backup, &obs, &indices).await?;
+            // Their binding wakes the run (`controllers::caches::RunChildren`).
+            Action::requeue(IDLE_REQUEUE)
+        }
+        Step::CreateExportJob => {
+            super::export::create_job(ctx, backup, &obs).await?;
+            // The Job's progress wakes the run.
+            Action::requeue(IDLE_REQUEUE)
+        }
+        Step::FinishExport { outcome } => {
+            super::export::finish(ctx, backup, &obs, &mut status, outcome).await?;
+            return Ok(Action::await_change());
+        }
         Step::Complete => {
-            mark_completed(&mut status, now, generation);
+            mark_completed(&mut status, obs.policy.as_ref(), now, generation);
             record(ctx, backup, &obs, &mut status).await?;
             announce_completed(ctx, backup, &obs, &status).await;
             return Ok(Action::await_change());
@@ -281,7 +300,7 @@ async fn release_and_record(
             status.phase = Some(BackupPhase::Failed);
             finish_failed(&mut status, f, now, generation);
         }
-        None if complete => mark_completed(&mut status, now, generation),
+        None if complete => mark_completed(&mut status, obs.policy.as_ref(), now, generation),
         None => {
             status.phase = Some(BackupPhase::Finalizing);
             status.message = None;
@@ -314,12 +333,14 @@ async fn announce_failed(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, 
     publish(ctx, backup, EventType::Warning, "BackupFailed", failure.message).await;
 }
 
-/// A run whose snapshots are all ready: phase `Completed` (`Ready=True`).
-fn mark_completed(status: &mut ArchiveBackupStatus, now: DateTime<Utc>, generation: Option<i64>) {
+/// A run whose snapshots are all ready: phase `Completed` (`Ready=True`), and its export due
+/// when the policy exports (`export::mark_due`).
+fn mark_completed(status: &mut ArchiveBackupStatus, policy: Option<&crate::api::BackupPolicySpec>, now: DateTime<Utc>, generation: Option<i64>) {
     status.phase = Some(BackupPhase::Completed);
     status.completion_time = Some(now);
     status.message = None;
     conditions::set(&mut status.conditions, "Ready", ConditionStatus::True, "Completed", "every snapshot is ready to use", now, generation);
+    super::export::mark_due(status, policy, now, generation);
 }
 
 trait ExpectPolicy<'a> {
@@ -334,7 +355,7 @@ impl<'a> ExpectPolicy<'a> for Option<&'a crate::api::BackupPolicySpec> {
 
 /// Writes the run's status (server-side apply), stamping `phaseStartTime` when the phase
 /// differs from the one the step was decided from.
-async fn record(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, status: &mut ArchiveBackupStatus) -> Result<(), Error> {
+pub(super) async fn record(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, status: &mut ArchiveBackupStatus) -> Result<(), Error> {
     stamp_phase_start(status, backup.status.as_ref().and_then(|s| s.phase), obs.now);
     let api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &obs.namespace);
     k::apply_status(&api, &obs.name, status)

@@ -2,6 +2,7 @@
 //! `plan::backup`, one step per reconcile: observe, decide, act, record.
 
 mod act;
+mod export;
 mod observe;
 
 use super::backoff;

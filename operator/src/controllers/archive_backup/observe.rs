@@ -2,7 +2,9 @@
 
 use super::super::error::{Context as _, Error};
 use super::super::Context;
-use crate::api::{ArchiveBackup, BackupPhase, BackupPolicy, BackupPolicySpec};
+use crate::api::{ArchiveBackup, BackupPhase, BackupPolicy, BackupPolicySpec, ExportState};
+use crate::plan::backup::exporting::ExportObs;
+use crate::plan::export;
 use crate::kube::snapshot::VolumeSnapshot;
 use crate::kube::workload::{self, Target};
 use crate::kube::dump;
@@ -41,6 +43,14 @@ pub struct Observed {
     pub verify_job: Option<JobObs>,
     /// The scratch PVCs of verification by name, `true` when bound.
     pub verify_claims: BTreeMap<String, bool>,
+    /// The export Job.
+    pub export_job: Option<JobObs>,
+    /// The export's scratch PVCs by name, `true` when bound.
+    pub export_claims: BTreeMap<String, bool>,
+    /// The export Job's log, once it succeeded.
+    export_log: Option<String>,
+    /// The export's repository (redacted), or why it cannot be used; read while `Pending`.
+    export_repository: Option<Result<String, String>>,
     /// Another unfinished run of the same policy.
     pub other_active_run: Option<String>,
     /// Validation problems of the policy (`field: message`).
@@ -114,13 +124,35 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> 
         .await
         .during(|| format!("failed to read why a Job of {namespace}/{name} failed"))?;
     let verify_job = jobs.remove(&backup::verify_job_name(&name));
-    let verify_prefix = format!("{name}-verify-");
-    let verify_claims = children
-        .claims
-        .iter()
-        .filter(|(claim, _)| claim.starts_with(&verify_prefix))
-        .map(|(claim, c)| (claim.clone(), c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")))
-        .collect();
+    let bound_with_prefix = |prefix: String| -> BTreeMap<String, bool> {
+        children
+            .claims
+            .iter()
+            .filter(|(claim, _)| claim.starts_with(&prefix))
+            .map(|(claim, c)| (claim.clone(), c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")))
+            .collect()
+    };
+    let verify_claims = bound_with_prefix(format!("{name}-verify-"));
+    let export_job_name = export::export_job_name(&name);
+    let export_job = jobs.remove(&export_job_name);
+    let export_claims = bound_with_prefix(format!("{name}-export-"));
+    let export_state = status.export.as_ref().map(|e| e.state);
+    // The Job's result lines: read once, when it succeeded and before they are recorded.
+    let export_log = if export_state == Some(ExportState::Running) && export_job == Some(JobObs::Succeeded) {
+        jobs::job_log(client, &namespace, &export_job_name).await
+    } else {
+        None
+    };
+    // The repository, when the export starts: a fresh GET (a Secret is not cached).
+    let export_repository = match (export_state, policy.as_ref().and_then(|p| p.export.as_ref())) {
+        (Some(ExportState::Pending), Some(spec)) => Some(
+            crate::kube::export::repository(client, &namespace, &spec.repository_secret)
+                .await
+                .during(|| format!("failed to read Secret {namespace}/{} (export.repositorySecret)", spec.repository_secret))?,
+        ),
+        (Some(ExportState::Pending), None) => Some(Err("the run's policy copy has no export".to_string())),
+        _ => None,
+    };
     let phase = status.phase.unwrap_or(BackupPhase::Pending);
     let other_active_run = if phase == BackupPhase::Pending {
         let runs: Vec<ArchiveBackup> = match runs {
@@ -171,6 +203,10 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> 
         jobs,
         verify_job,
         verify_claims,
+        export_job,
+        export_claims,
+        export_log,
+        export_repository,
         other_active_run,
         snapshot_obs,
         status,
@@ -211,6 +247,12 @@ impl Observed {
             plan: &self.plan,
             snapshots: &self.snapshot_obs,
             dump_jobs: &self.jobs,
+            export: ExportObs {
+                claims: &self.export_claims,
+                job: self.export_job.as_ref(),
+                log: self.export_log.as_deref(),
+                repository: self.export_repository.as_ref(),
+            },
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::api::{Condition, QuiesceStatus, SqlEngine, SqlSource};
-use crate::api::Component;
+use crate::api::{Component, ExportState};
 use crate::plan::claim::ClaimObs;
 use chrono::TimeZone;
 
@@ -142,6 +142,7 @@ fn observing<T>(case: &Case, f: impl FnOnce(&RunObservation<'_>) -> T) -> T {
         backup_name: "b",
         verify_claims: &verify_claims,
         verify_job: None,
+        export: Default::default(),
         status: &status,
         policy: case.has_policy.then_some(&p),
         resumed_after_restart: case.restarted,
@@ -469,6 +470,7 @@ fn verification_restores_into_scratch_claims_then_runs_the_job() {
             dump_jobs: &jobs,
             verify_claims: claims,
             verify_job: job,
+            export: Default::default(),
         })
     };
     let none = BTreeMap::new();
@@ -683,6 +685,7 @@ fn finalizing_and_verifying_end_at_their_deadlines() {
             dump_jobs: &jobs,
             verify_claims: &claims,
             verify_job: case.job.as_ref(),
+            export: Default::default(),
         });
         let name = case.name;
         match (&case.want, &got) {
@@ -780,6 +783,90 @@ fn only_finished_runs_holding_nothing_are_settled() {
         let status = ArchiveBackupStatus { phase, quiesce, ..Default::default() };
         assert_eq!(settled(&status, finalizer), want, "{case}");
     }
+    // An export under way keeps a Completed run unsettled, so its Job and claims wake it.
+    let exports = [(ExportState::Pending, false), (ExportState::Running, false), (ExportState::Exported, true), (ExportState::Failed, true)];
+    for (state, want) in exports {
+        let status = ArchiveBackupStatus { phase: Some(Completed), export: Some(export_status(state)), ..Default::default() };
+        assert_eq!(settled(&status, false), want, "export {state:?}");
+    }
+}
+
+fn export_status(state: ExportState) -> crate::api::ExportStatus {
+    crate::api::ExportStatus { state, repository: Some("rest:http://h/".into()), started_at: Some(t(0)), finished_at: None, bytes_added: None, message: None, snapshots: Vec::new() }
+}
+
+#[test]
+fn an_export_restores_into_scratch_claims_runs_the_job_and_records_what_it_reported() {
+    use crate::plan::export::export_claim_name;
+    let p = policy(QuiesceMode::Stop);
+    let plan = plan();
+    let snapshots = BTreeMap::new();
+    let jobs = BTreeMap::new();
+    let none = BTreeMap::new();
+    let mut bound: BTreeMap<String, bool> = (0..3).map(|i| (export_claim_name("b", i), true)).collect();
+    let repo = |r: Result<&str, &str>| r.map(String::from).map_err(String::from);
+    let summary = |i: usize| format!("archivist-export {i} {{\"snapshot_id\":\"id{i}\",\"total_bytes_processed\":10,\"data_added\":{i}}}\n");
+    let full_log: String = (0..3).map(summary).collect();
+    let ok_repo = repo(Ok("rest:http://h/"));
+    let missing = repo(Err("export.repositorySecret: Secret mail/r not found"));
+    // (case, state, now, claims, job, log, repository, want)
+    let cases: Vec<(&str, ExportState, i64, &BTreeMap<String, bool>, Option<JobObs>, Option<&str>, Option<&Result<String, String>>, Step)> = vec![
+        ("pending with the repository begins", ExportState::Pending, 0, &none, None, None, Some(&ok_repo), Step::BeginExport { repository: "rest:http://h/".into() }),
+        ("pending without a usable Secret fails the export", ExportState::Pending, 0, &none, None, None, Some(&missing), Step::FinishExport { outcome: Err("export.repositorySecret: Secret mail/r not found".into()) }),
+        ("running restores every item", ExportState::Running, 1, &none, None, None, None, Step::CreateExportClaims(vec![0, 1, 2])),
+        ("claims bound: the Job", ExportState::Running, 1, &bound, None, None, None, Step::CreateExportJob),
+        (
+            "the Job failed",
+            ExportState::Running,
+            1,
+            &bound,
+            Some(JobObs::Failed { message: "BackoffLimitExceeded; its pod said: Fatal: wrong password".into() }),
+            None,
+            None,
+            Step::FinishExport { outcome: Err("the export Job failed: BackoffLimitExceeded; its pod said: Fatal: wrong password".into()) },
+        ),
+        ("the Job succeeded without a readable log", ExportState::Running, 1, &bound, Some(JobObs::Succeeded), None, None, Step::FinishExport { outcome: Err("the export Job succeeded, but its log could not be read".into()) }),
+        ("past the export timeout", ExportState::Running, 12 * 3600, &bound, Some(JobObs::Running), None, None, Step::FinishExport { outcome: Err("the export did not finish within 12 hours".into()) }),
+        ("exported is done", ExportState::Exported, 1, &bound, None, None, None, Step::Done),
+        ("failed is done", ExportState::Failed, 1, &bound, None, None, None, Step::Done),
+    ];
+    let run = |state, now, claims: &BTreeMap<String, bool>, job: Option<&JobObs>, log, repository| {
+        let status = ArchiveBackupStatus { phase: Some(BackupPhase::Completed), export: Some(export_status(state)), ..Default::default() };
+        next(&RunObservation {
+            now: t(now),
+            backup_name: "b",
+            status: &status,
+            policy: Some(&p),
+            resumed_after_restart: false,
+            deleting: false,
+            shutting_down: false,
+            has_release_finalizer: false,
+            claim: &ClaimObs::Free,
+            spec_problems: &[],
+            policy_problems: &[],
+            other_active_run: None,
+            workload: None,
+            plan: &plan,
+            snapshots: &snapshots,
+            dump_jobs: &jobs,
+            verify_claims: &none,
+            verify_job: None,
+            export: crate::plan::backup::exporting::ExportObs { claims, job, log, repository },
+        })
+    };
+    for (case, state, now, claims, job, log, repository, want) in cases {
+        assert_eq!(run(state, now, claims, job.as_ref(), log, repository), want, "{case}");
+    }
+    // Waiting: a scratch claim unbound, the Job running.
+    bound.insert(export_claim_name("b", 1), false);
+    assert!(matches!(run(ExportState::Running, 1, &bound, None, None, None), Step::Wait { .. }));
+    assert!(matches!(run(ExportState::Running, 1, &bound, Some(&JobObs::Running), None, None), Step::Wait { .. }));
+    // Succeeded: what the Job reported becomes the outcome.
+    let Step::FinishExport { outcome: Ok((snapshots, added)) } = run(ExportState::Running, 1, &bound, Some(&JobObs::Succeeded), Some(&full_log), None) else {
+        panic!("a succeeded Job with every result line finishes the export");
+    };
+    assert_eq!(snapshots.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["id0", "id1", "id2"]);
+    assert_eq!(added, 3);
 }
 
 #[test]

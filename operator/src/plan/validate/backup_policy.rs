@@ -3,6 +3,7 @@
 use super::names::{self, LABEL_VALUE_MAX};
 use super::{check_metadata, schedule_problem, time_zone_problem, FieldError, NameRules, Problems};
 use crate::api::{
+    ExportAfter, ExportSpec,
     BackupPolicy, BackupPolicySpec, DataSource, Hook, QuiesceMode, QuiesceSpec, RetentionRules,
     SqlSource, VerificationSpec,
 };
@@ -58,7 +59,26 @@ pub fn validate_backup_policy(spec: &BackupPolicySpec) -> Vec<FieldError> {
         check_verification(&mut problems, verification, &spec.time_zone);
     }
     check_retention(&mut problems, &spec.retention, spec.verification.as_ref());
+    if let Some(export) = &spec.export {
+        check_export(&mut problems, export, spec);
+    }
     problems.into_vec()
+}
+
+fn check_export(problems: &mut Problems, export: &ExportSpec, spec: &BackupPolicySpec) {
+    problems.check("spec.export.repositorySecret", names::dns1123_subdomain(&export.repository_secret));
+    if export.image.as_deref().is_some_and(|i| i.trim().is_empty()) {
+        problems.push("spec.export.image", "must not be empty: leave it out for the default image");
+    }
+    if export.after == Some(ExportAfter::Verified) && !verifies_backups(spec.verification.as_ref()) {
+        problems.push("spec.export.after", "is Verified, but verification.afterBackup is off: no backup would ever be exported");
+    }
+    if let Some(schedule) = &export.prune_schedule {
+        problems.check("spec.export.pruneSchedule", schedule_problem(schedule, &spec.time_zone));
+    }
+    if export.check_read_data_percent > 100 {
+        problems.push("spec.export.checkReadDataPercent", "must be between 0 and 100");
+    }
 }
 
 fn check_quiesce(problems: &mut Problems, quiesce: &QuiesceSpec) {

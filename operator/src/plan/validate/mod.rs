@@ -18,7 +18,7 @@ mod restore_request;
 
 pub use archive_backup::{validate_archive_backup, validate_archive_backup_object, RESTORE_LABEL};
 pub use backup_policy::{
-    validate_backup_policy, validate_backup_policy_object, POLICY_NAME_MAX,
+    validate_backup_policy, validate_backup_policy_object, verifies_backups, POLICY_NAME_MAX,
 };
 pub use cluster_retention_policy::{
     validate_cluster_retention_policy, validate_cluster_retention_policy_object,

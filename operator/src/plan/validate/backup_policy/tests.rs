@@ -243,6 +243,20 @@ fn each_rule_names_its_field() {
             |s| s.retention = RetentionRules { keep_verified: Some(2), ..Default::default() },
             vec![],
         ),
+        ("export is fine", |s| s.export = Some(export("archive-repo")), vec![]),
+        ("export secret not a name", |s| s.export = Some(export("Repo'; rm")), vec!["spec.export.repositorySecret"]),
+        ("export image blank", |s| s.export = Some(ExportSpec { image: Some(" ".into()), ..export("r") }), vec!["spec.export.image"]),
+        (
+            "export after Verified without verification",
+            |s| {
+                s.export = Some(ExportSpec { after: Some(ExportAfter::Verified), ..export("r") });
+                s.verification = None;
+                s.retention = RetentionRules::default();
+            },
+            vec!["spec.export.after"],
+        ),
+        ("export prune schedule bad", |s| s.export = Some(ExportSpec { prune_schedule: Some("0 5 * *".into()), ..export("r") }), vec!["spec.export.pruneSchedule"]),
+        ("export check over 100%", |s| s.export = Some(ExportSpec { check_read_data_percent: 101, ..export("r") }), vec!["spec.export.checkReadDataPercent"]),
     ];
     for (name, mutate, want) in cases {
         let mut spec = baseline();
@@ -250,6 +264,10 @@ fn each_rule_names_its_field() {
         let got: Vec<String> = validate_backup_policy(&spec).into_iter().map(|e| e.field).collect();
         assert_eq!(got, want, "case {name:?}");
     }
+}
+
+fn export(secret: &str) -> ExportSpec {
+    ExportSpec { repository_secret: secret.into(), image: None, after: None, prune_schedule: None, check_read_data_percent: 0 }
 }
 
 fn set_verification(spec: &mut BackupPolicySpec, change: impl FnOnce(&mut VerificationSpec)) {

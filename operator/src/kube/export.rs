@@ -1,0 +1,198 @@
+//! The export Job: every item of a restore point, restored into a scratch PVC, backed up with
+//! `restic backup` into the policy's repository. The credentials reach restic only through
+//! `envFrom` of `export.repositorySecret`; the script names no secret, and what it prints is
+//! one result line per item (`plan::export::parse_results`).
+
+use super::labels::{owned_by, BACKUP, COMPONENT, POLICY, STORE};
+use crate::api::{ArchiveBackup, ExportSpec, DEFAULT_EXPORT_IMAGE};
+use crate::plan::capture::PlannedItem;
+use crate::plan::export::{export_claim_name, export_job_name, mount_path, EXPORT_TIMEOUT, RESULT_PREFIX};
+use crate::plan::names::component_word;
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, PersistentVolumeClaim,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, SecretEnvSource, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::ResourceExt;
+use std::collections::BTreeMap;
+
+/// The repository of `export.repositorySecret` as it may be shown (credentials removed), or
+/// why the Secret cannot serve: missing, or without `RESTIC_REPOSITORY` or `RESTIC_PASSWORD`.
+/// Read once per export, when it starts; the values never leave this function but the
+/// redacted URL.
+pub async fn repository(client: &kube::Client, namespace: &str, secret: &str) -> Result<Result<String, String>, kube::Error> {
+    let api = kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), namespace);
+    let Some(found) = super::get_opt(&api, secret).await? else {
+        return Ok(Err(format!("export.repositorySecret: Secret {namespace}/{secret} not found")));
+    };
+    let value = |key: &str| {
+        let data = found.data.as_ref().and_then(|d| d.get(key)).map(|v| String::from_utf8_lossy(&v.0).into_owned());
+        data.or_else(|| found.string_data.as_ref().and_then(|d| d.get(key)).cloned()).filter(|v| !v.trim().is_empty())
+    };
+    let Some(url) = value("RESTIC_REPOSITORY") else {
+        return Ok(Err(format!("export.repositorySecret: Secret {namespace}/{secret} has no RESTIC_REPOSITORY")));
+    };
+    if value("RESTIC_PASSWORD").is_none() {
+        return Ok(Err(format!("export.repositorySecret: Secret {namespace}/{secret} has no RESTIC_PASSWORD")));
+    }
+    Ok(Ok(crate::plan::export::redact_repository(&url)))
+}
+
+/// restic's cache in the export Job (an emptyDir).
+const CACHE_DIR: &str = "/cache";
+
+/// The export's scratch PVC of plan item `index`, restored from its snapshot.
+pub fn scratch_claim(backup: &ArchiveBackup, plan: &[PlannedItem], index: usize, size: Option<String>) -> PersistentVolumeClaim {
+    super::verify::scratch_claim_named(backup, plan, index, size, export_claim_name(&backup.name_any(), index))
+}
+
+/// `value` as one shell word: single-quoted, with any `'` closed, escaped and reopened.
+pub fn shell_word(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// The export script: open the repository (initialise it when there is none; any other
+/// failure, such as a wrong password, stops the Job with restic's own words), then one
+/// `restic backup` per item, from inside its mount, tagged with the policy, backup, component,
+/// store and claim, with host `<namespace>/<policy>`.
+pub fn export_script(namespace: &str, policy: &str, backup: &str, plan: &[PlannedItem], check_read_data_percent: u8) -> String {
+    let mut script = String::from(
+        "set -eu\n\
+         if ! restic cat config >/dev/null 2>/tmp/archivist-open; then\n\
+         \x20 if grep -q 'Is there a repository' /tmp/archivist-open; then restic init >/dev/null; else cat /tmp/archivist-open >&2; exit 1; fi\n\
+         fi\n",
+    );
+    let host = shell_word(&format!("{namespace}/{policy}"));
+    for (index, item) in plan.iter().enumerate() {
+        let tags = [
+            format!("{POLICY}={policy}"),
+            format!("{BACKUP}={backup}"),
+            format!("{COMPONENT}={}", component_word(item.component)),
+            format!("{STORE}={}", item.store),
+            format!("archivist.dev/claim={}", item.claim()),
+        ];
+        let tags: Vec<String> = tags.iter().map(|t| format!("--tag {}", shell_word(t))).collect();
+        script.push_str(&format!(
+            "cd {}\nsummary=$(restic backup --json --quiet --host {host} {} .)\necho \"{RESULT_PREFIX} {index} $summary\"\n",
+            shell_word(&mount_path(index)),
+            tags.join(" "),
+        ));
+    }
+    if check_read_data_percent > 0 {
+        script.push_str(&format!("restic check --read-data-subset={check_read_data_percent}% >/dev/null\n"));
+    }
+    script
+}
+
+/// The export Job of `backup` (policy `policy`, plan `plan`) under `spec`: every scratch PVC
+/// mounted read-only at `/export/<index>`, the repository Secret as the environment, stopped
+/// by Kubernetes after `plan::export::EXPORT_TIMEOUT`.
+pub fn export_job(backup: &ArchiveBackup, plan: &[PlannedItem], spec: &ExportSpec) -> Job {
+    let name = backup.name_any();
+    let namespace = backup.namespace().unwrap_or_default();
+    let mut volumes: Vec<Volume> = (0..plan.len())
+        .map(|i| Volume {
+            name: format!("item-{i}"),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: export_claim_name(&name, i), read_only: Some(true) }),
+            ..Default::default()
+        })
+        .collect();
+    volumes.push(Volume { name: "cache".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() });
+    let mut mounts: Vec<VolumeMount> = (0..plan.len())
+        .map(|i| VolumeMount { name: format!("item-{i}"), mount_path: mount_path(i), read_only: Some(true), ..Default::default() })
+        .collect();
+    mounts.push(VolumeMount { name: "cache".into(), mount_path: CACHE_DIR.into(), ..Default::default() });
+    let labels = BTreeMap::from([(BACKUP.to_string(), name.clone())]);
+    let script = export_script(&namespace, &backup.spec.policy_name, &name, plan, spec.check_read_data_percent);
+    Job {
+        metadata: ObjectMeta {
+            name: Some(export_job_name(&name)),
+            namespace: backup.namespace(),
+            labels: Some(labels.clone()),
+            owner_references: Some(owned_by(backup)),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: i64::try_from(EXPORT_TIMEOUT.as_secs()).ok(),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    containers: vec![Container {
+                        name: "export".into(),
+                        image: Some(spec.image.clone().unwrap_or_else(|| DEFAULT_EXPORT_IMAGE.into())),
+                        command: Some(vec!["sh".into(), "-c".into(), script]),
+                        env_from: Some(vec![EnvFromSource {
+                            secret_ref: Some(SecretEnvSource { name: spec.repository_secret.clone(), optional: Some(false) }),
+                            ..Default::default()
+                        }]),
+                        env: Some(vec![EnvVar { name: "RESTIC_CACHE_DIR".into(), value: Some(CACHE_DIR.into()), ..Default::default() }]),
+                        volume_mounts: Some(mounts),
+                        ..Default::default()
+                    }],
+                    volumes: Some(volumes),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ArchiveBackupSpec, Component};
+    use crate::plan::capture::{CaptureStage, ItemSource};
+
+    fn plan() -> Vec<PlannedItem> {
+        let item = |component, store: &str, claim: &str| PlannedItem {
+            stage: CaptureStage::Metadata,
+            component,
+            store: store.into(),
+            source: ItemSource::Claim(claim.into()),
+            snapshot: format!("s-{claim}"),
+        };
+        vec![item(Component::Metadata, "s1", "meta"), item(Component::Content, "s1", "content")]
+    }
+
+    #[test]
+    fn shell_words_survive_quotes() {
+        let cases = [("plain", "'plain'"), ("it's", r"'it'\''s'"), ("", "''"), ("$(rm -rf /)", "'$(rm -rf /)'")];
+        for (value, want) in cases {
+            assert_eq!(shell_word(value), want);
+        }
+    }
+
+    #[test]
+    fn the_job_takes_the_repository_from_the_secret_only() {
+        let mut backup = ArchiveBackup::new("b1", ArchiveBackupSpec { policy_name: "mail".into(), reason: Default::default(), hold: false });
+        backup.metadata.namespace = Some("ns".into());
+        let spec = ExportSpec { repository_secret: "archive-repo".into(), image: None, after: None, prune_schedule: None, check_read_data_percent: 10 };
+        let job = export_job(&backup, &plan(), &spec);
+        let pod = job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod");
+        let container = &pod.containers[0];
+        assert_eq!(container.image.as_deref(), Some(DEFAULT_EXPORT_IMAGE));
+        let env_from = container.env_from.as_ref().expect("envFrom");
+        assert_eq!(env_from[0].secret_ref.as_ref().map(|s| s.name.as_str()), Some("archive-repo"));
+        let env = container.env.as_ref().expect("env");
+        assert!(env.iter().all(|e| !e.name.starts_with("RESTIC_REPOSITORY") && !e.name.starts_with("RESTIC_PASSWORD")), "{env:?}");
+        let command = container.command.as_ref().expect("command").join(" ");
+        assert!(!command.contains("RESTIC_PASSWORD") && !command.contains("--password") && !command.contains("-r "), "{command}");
+        for want in [
+            "--host 'ns/mail'",
+            "--tag 'archivist.dev/policy=mail' --tag 'archivist.dev/backup=b1' --tag 'archivist.dev/component=metadata' --tag 'archivist.dev/store=s1' --tag 'archivist.dev/claim=meta'",
+            "cd '/export/1'",
+            "echo \"archivist-export 1 $summary\"",
+            "restic check --read-data-subset=10%",
+        ] {
+            assert!(command.contains(want), "missing {want:?} in {command}");
+        }
+        let claims: Vec<&str> = pod.volumes.iter().flatten().filter_map(|v| v.persistent_volume_claim.as_ref()).map(|c| c.claim_name.as_str()).collect();
+        assert_eq!(claims, ["b1-export-0", "b1-export-1"]);
+        assert_eq!(job.spec.and_then(|s| s.backoff_limit), Some(0));
+    }
+}

@@ -1,0 +1,87 @@
+//! The export of a Completed run (`status.export`): `Pending` → `Running` (scratch PVCs
+//! restored from the snapshots, then the export Job) → `Exported` or `Failed`. The rules it
+//! uses (when a run is due, names, the Job's report) are in `plan::export`.
+
+use super::{until, JobObs, RunObservation, Step, IDLE_REQUEUE};
+use crate::api::ExportState;
+use crate::plan::export::{export_claim_name, parse_results, EXPORT_TIMEOUT};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+static NO_CLAIMS: BTreeMap<String, bool> = BTreeMap::new();
+
+/// What the export of a run is decided from.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportObs<'a> {
+    /// The export's scratch PVCs by name, `true` when bound.
+    pub claims: &'a BTreeMap<String, bool>,
+    /// The export Job, if created.
+    pub job: Option<&'a JobObs>,
+    /// The export Job's log, read once it succeeded (its result lines).
+    pub log: Option<&'a str>,
+    /// While the export is `Pending`: the repository (`RESTIC_REPOSITORY` of the policy's
+    /// `export.repositorySecret`, credentials removed), or why it cannot be read.
+    pub repository: Option<&'a Result<String, String>>,
+}
+
+impl Default for ExportObs<'_> {
+    fn default() -> Self {
+        Self { claims: &NO_CLAIMS, job: None, log: None, repository: None }
+    }
+}
+
+/// The next step of a Completed run whose export is under way.
+pub fn next(obs: &RunObservation<'_>) -> Step {
+    let Some(export) = &obs.status.export else { return Step::Done };
+    let export_obs = &obs.export;
+    match export.state {
+        ExportState::Pending => match export_obs.repository {
+            Some(Ok(repository)) => Step::BeginExport { repository: repository.clone() },
+            Some(Err(problem)) => Step::FinishExport { outcome: Err(problem.clone()) },
+            None => Step::Wait { what: "the export's repository Secret to be read".into(), requeue: Some(IDLE_REQUEUE) },
+        },
+        ExportState::Running => running(obs),
+        ExportState::Exported | ExportState::Failed => Step::Done,
+    }
+}
+
+fn running(obs: &RunObservation<'_>) -> Step {
+    let export_obs = &obs.export;
+    match export_obs.job {
+        Some(JobObs::Succeeded) => {
+            let outcome = match export_obs.log {
+                Some(log) => parse_results(log, obs.plan),
+                None => Err("the export Job succeeded, but its log could not be read".into()),
+            };
+            return Step::FinishExport { outcome };
+        }
+        Some(JobObs::Failed { message }) => return Step::FinishExport { outcome: Err(format!("the export Job failed: {message}")) },
+        Some(JobObs::Running) | None => {}
+    }
+    let deadline = obs
+        .status
+        .export
+        .as_ref()
+        .and_then(|e| e.started_at)
+        .map(|at| at + chrono::Duration::from_std(EXPORT_TIMEOUT).unwrap_or_else(|_| chrono::Duration::hours(12)));
+    if deadline.is_some_and(|at| obs.now >= at) {
+        return Step::FinishExport {
+            outcome: Err(format!("the export did not finish within {} hours", EXPORT_TIMEOUT.as_secs() / 3600)),
+        };
+    }
+    if export_obs.job.is_some() {
+        return Step::Wait { what: "the export Job is running".into(), requeue: Some(until(obs.now, deadline, IDLE_REQUEUE)) };
+    }
+    let missing: Vec<usize> = (0..obs.plan.len()).filter(|i| !export_obs.claims.contains_key(&export_claim_name(obs.backup_name, *i))).collect();
+    if !missing.is_empty() {
+        return Step::CreateExportClaims(missing);
+    }
+    let unbound = export_obs.claims.values().filter(|bound| !**bound).count();
+    if unbound > 0 {
+        return Step::Wait {
+            what: format!("{unbound} export scratch PVC(s) to bind"),
+            requeue: Some(until(obs.now, deadline, Duration::from_secs(2))),
+        };
+    }
+    Step::CreateExportJob
+}
