@@ -29,6 +29,7 @@ pub mod images;
 pub mod operator;
 pub mod pods;
 pub mod proxy;
+pub mod restic;
 pub mod volumes;
 
 /// Label put on every namespace made by [`with_namespace`].

@@ -33,7 +33,7 @@ fn run(command: &mut Command) -> anyhow::Result<String> {
 }
 
 /// Installs Debian packages when `probe` is not on the machine.
-fn ensure_packages(probe: &Path, packages: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn ensure_packages(probe: &Path, packages: &[&str]) -> anyhow::Result<()> {
     if probe.exists() {
         return Ok(());
     }
@@ -52,7 +52,7 @@ fn ensure_packages(probe: &Path, packages: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn wait_port(port: u16, what: &str) -> anyhow::Result<()> {
+pub(crate) fn wait_port(port: u16, what: &str) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while std::time::Instant::now() < deadline {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -63,7 +63,7 @@ fn wait_port(port: u16, what: &str) -> anyhow::Result<()> {
     bail!("{what} did not listen on 127.0.0.1:{port} within 60 s")
 }
 
-fn scratch_dir(prefix: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn scratch_dir(prefix: &str) -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!(
         "archivist-e2e-{prefix}-{}-{}",
         std::process::id(),

@@ -1,0 +1,179 @@
+//! Export of restore points to a restic repository (`BackupPolicy.spec.export`), against a
+//! real restic REST server on loopback (`rclone serve restic`) and Debian's `restic`, which the
+//! simulated kubelet runs for the export Job:
+//! - a Completed run is exported: `status.export` lists one repository snapshot per item, and
+//!   `restic snapshots --json` shows them with their tags and host; the repository holds no
+//!   plaintext of the archive; the Job and the scratch claims go;
+//! - a wrong password fails the export, not the restore point, and no credential appears in
+//!   its status, Events or the operator's log.
+
+mod backup_support;
+
+use std::time::Duration;
+
+use archivist::api::{ArchiveBackup, BackupPhase, Component, ConditionStatus, ExportState};
+use archivist_e2e::testing::restic::ResticServer;
+use archivist_e2e::testing::{wait_for, with_namespace};
+use backup_support::*;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use kube::api::ListParams;
+use kube::{Api, Client};
+
+const PASSWORD: &str = "export-pw-7Hq2";
+/// A line that is in the archive's content, and must not be in the repository's files.
+const CANARY: &str = "Subject: canary 4a1d9c7e0f plaintext that must never leave unencrypted";
+
+fn exporting(secret: &str) -> String {
+    format!(
+        r#"
+  target: {{kind: StatefulSet, name: archive}}
+  quiesce: {{mode: None}}
+  export: {{repositorySecret: {secret}}}
+  stores:
+  - name: s1
+    metadata: {{volumeClaims: [meta]}}
+    content: {{volumeClaims: [content]}}
+"#
+    )
+}
+
+async fn repository_secret(client: &Client, ns: &str, name: &str, url: &str, password: &str) -> anyhow::Result<()> {
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "stringData": {"RESTIC_REPOSITORY": url, "RESTIC_PASSWORD": password},
+    }))?;
+    Api::<Secret>::namespaced(client.clone(), ns).create(&Default::default(), &secret).await?;
+    Ok(())
+}
+
+/// Waits until the export of run `name` ended (Exported or Failed).
+async fn wait_export_ended(client: &Client, ns: &str, name: &str, operator: &archivist_e2e::testing::operator::Operator) -> anyhow::Result<ArchiveBackup> {
+    let api = Api::<ArchiveBackup>::namespaced(client.clone(), ns);
+    let ended = |b: Option<&ArchiveBackup>| {
+        b.and_then(|b| b.status.as_ref()).and_then(|s| s.export.as_ref()).is_some_and(|e| matches!(e.state, ExportState::Exported | ExportState::Failed))
+    };
+    match wait_for(&api, name, Duration::from_secs(120), &format!("the export of {name} to end"), ended).await {
+        Ok(b) => b.ok_or_else(|| anyhow::anyhow!("{name} vanished")),
+        Err(e) => Err(e.context(format!("operator log tail:\n{}", operator.log_tail(40)))),
+    }
+}
+
+async fn export_leftovers(client: &Client, ns: &str) -> anyhow::Result<usize> {
+    let jobs = Api::<Job>::namespaced(client.clone(), ns).list(&ListParams::default()).await?.items;
+    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns).list(&ListParams::default()).await?.items;
+    let is_export = |name: Option<&String>| name.is_some_and(|n| n.contains("-export"));
+    Ok(jobs.iter().filter(|j| is_export(j.metadata.name.as_ref())).count() + claims.iter().filter(|c| is_export(c.metadata.name.as_ref())).count())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn a_completed_run_is_exported_encrypted_with_its_tags() {
+    let server = std::sync::Arc::new(ResticServer::start().expect("restic server"));
+    with_namespace("bk-export", move |client, ns| async move {
+        let mut operator = start_operator(&client, &ns).await?;
+        let meta = data_pvc(&client, &ns, "meta", &[]).await?;
+        let content = data_pvc(&client, &ns, "content", &[]).await?;
+        std::fs::write(meta.join("index.db"), "row 1: msg-1.eml\n")?;
+        std::fs::write(content.join("msg-1.eml"), format!("{CANARY}\n"))?;
+        archive_statefulset(&client, &ns, "archive", 1, &[]).await?;
+        let repo = format!("repo-{ns}");
+        repository_secret(&client, &ns, "archive-repo", &server.url(&repo), PASSWORD).await?;
+        policy(&client, &ns, "mail", &exporting("archive-repo")).await?;
+        start_backup(&client, &ns, "b1", "mail").await?;
+        let completed = wait_completed(&client, &ns, "b1", &mut operator).await?;
+        anyhow::ensure!(phase(&completed) == BackupPhase::Completed);
+
+        let run = wait_export_ended(&client, &ns, "b1", &operator).await?;
+        let status = run.status.clone().unwrap_or_default();
+        let export = status.export.clone().ok_or_else(|| anyhow::anyhow!("no status.export"))?;
+        anyhow::ensure!(export.state == ExportState::Exported, "export ended {:?}: {:?}\n{}", export.state, export.message, operator.log_tail(40));
+        anyhow::ensure!(export.repository.as_deref() == Some(server.url(&repo).as_str()), "repository {:?}", export.repository);
+        anyhow::ensure!(export.started_at.is_some() && export.finished_at.is_some() && export.bytes_added.is_some_and(|b| b > 0), "{export:?}");
+        let exported: Vec<(Component, &str, &str)> = export.snapshots.iter().map(|s| (s.component, s.store.as_str(), s.claim.as_str())).collect();
+        anyhow::ensure!(exported == [(Component::Metadata, "s1", "meta"), (Component::Content, "s1", "content")], "{exported:?}");
+        let exported_condition = status.conditions.iter().find(|c| c.type_ == "Exported");
+        anyhow::ensure!(exported_condition.is_some_and(|c| c.status == ConditionStatus::True), "Exported condition {exported_condition:?}");
+        until("the ExportStarted and Exported Events", Duration::from_secs(10), || async {
+            let reasons = run_event_reasons(&client, &ns, "b1").await?;
+            Ok(reasons.iter().any(|r| r == "ExportStarted") && reasons.iter().any(|r| r == "Exported"))
+        })
+        .await?;
+
+        // The repository as a user reads it: one snapshot per item, tagged, host <ns>/<policy>.
+        let snapshots = server.snapshots(&repo, PASSWORD)?;
+        anyhow::ensure!(snapshots.len() == 2, "restic snapshots: {snapshots:?}");
+        for recorded in &export.snapshots {
+            let found = snapshots
+                .iter()
+                .find(|s| s["id"].as_str().is_some_and(|id| id.starts_with(&recorded.id)))
+                .ok_or_else(|| anyhow::anyhow!("snapshot {} is not in the repository: {snapshots:?}", recorded.id))?;
+            anyhow::ensure!(found["hostname"] == format!("{ns}/mail"), "host {}", found["hostname"]);
+            let tags: Vec<&str> = found["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str()).collect();
+            let component = if recorded.component == Component::Metadata { "metadata" } else { "content" };
+            for want in [
+                "archivist.dev/policy=mail".to_string(),
+                "archivist.dev/backup=b1".to_string(),
+                format!("archivist.dev/component={component}"),
+                "archivist.dev/store=s1".to_string(),
+                format!("archivist.dev/claim={}", recorded.claim),
+            ] {
+                anyhow::ensure!(tags.contains(&want.as_str()), "{} lacks tag {want}: {tags:?}", recorded.id);
+            }
+        }
+        // The content is in the repository (restic restores it), but never as plaintext.
+        let content_id = export.snapshots.iter().find(|s| s.component == Component::Content).map(|s| s.id.clone()).unwrap_or_default();
+        let listing = server.restic(&repo, PASSWORD, &["ls", &content_id])?;
+        let path = listing.lines().find(|l| l.ends_with("/msg-1.eml")).ok_or_else(|| anyhow::anyhow!("msg-1.eml is not in snapshot {content_id}: {listing}"))?;
+        let restored = server.restic(&repo, PASSWORD, &["dump", &content_id, path])?;
+        anyhow::ensure!(restored.contains(CANARY), "restic dump of the content gave {restored:?}");
+        anyhow::ensure!(!server.any_file_contains(&repo, CANARY.as_bytes())?, "the canary is in the repository's files as plaintext");
+        until("the export Job and scratch claims to be deleted", Duration::from_secs(30), || async { Ok(export_leftovers(&client, &ns).await? == 0) }).await
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn a_wrong_password_fails_the_export_not_the_restore_point_and_stays_secret() {
+    let server = std::sync::Arc::new(ResticServer::start().expect("restic server"));
+    with_namespace("bk-export-bad", move |client, ns| async move {
+        let mut operator = start_operator(&client, &ns).await?;
+        let meta = data_pvc(&client, &ns, "meta", &[]).await?;
+        let content = data_pvc(&client, &ns, "content", &[]).await?;
+        std::fs::write(meta.join("index.db"), "row 1\n")?;
+        std::fs::write(content.join("msg-1.eml"), "Subject: one\n")?;
+        archive_statefulset(&client, &ns, "archive", 1, &[]).await?;
+        // The repository exists with another password.
+        let repo = format!("repo-{ns}");
+        server.restic(&repo, PASSWORD, &["init"])?;
+        let wrong = "wrong-pw-Zt81x";
+        repository_secret(&client, &ns, "archive-repo", &server.url(&repo), wrong).await?;
+        policy(&client, &ns, "mail", &exporting("archive-repo")).await?;
+        start_backup(&client, &ns, "b1", "mail").await?;
+        wait_completed(&client, &ns, "b1", &mut operator).await?;
+        let run = wait_export_ended(&client, &ns, "b1", &operator).await?;
+        anyhow::ensure!(phase(&run) == BackupPhase::Completed, "the restore point stays Completed");
+        let status = run.status.clone().unwrap_or_default();
+        let export = status.export.clone().ok_or_else(|| anyhow::anyhow!("no status.export"))?;
+        anyhow::ensure!(export.state == ExportState::Failed, "{export:?}");
+        let message = export.message.clone().unwrap_or_default();
+        let url = server.url(&repo);
+        anyhow::ensure!(message.starts_with(&format!("export to {url} failed:")), "the message names the repository: {message}");
+        anyhow::ensure!(message.contains("wrong password"), "the message says why: {message}");
+        let condition = status.conditions.iter().find(|c| c.type_ == "Exported");
+        anyhow::ensure!(condition.is_some_and(|c| c.status == ConditionStatus::False && c.reason == "ExportFailed"), "{condition:?}");
+        until("the ExportFailed Event", Duration::from_secs(10), || async {
+            Ok(run_event_reasons(&client, &ns, "b1").await?.iter().any(|r| r == "ExportFailed"))
+        })
+        .await?;
+        // No credential anywhere: status, Events, the operator's log.
+        let events = archivist_e2e::testing::operator::events_of(&client, &ns, "ArchiveBackup", "b1").await?;
+        let texts = [serde_json::to_string(&status)?, serde_json::to_string(&events)?, operator.log_tail(2000)];
+        for text in texts {
+            anyhow::ensure!(!text.contains(wrong) && !text.contains(PASSWORD), "a password leaked: {text}");
+        }
+        until("the export Job and scratch claims to be deleted", Duration::from_secs(30), || async { Ok(export_leftovers(&client, &ns).await? == 0) }).await
+    })
+    .await;
+}
