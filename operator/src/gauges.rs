@@ -15,6 +15,8 @@
 //!   deadline, so this means the release itself is failing).
 //! - `archivist_backup_verification_failed{namespace,policy}`: 1 when the newest verified run
 //!   of the policy (by `verification.finishedAt`) failed verification, 0 when it passed.
+//! - `archivist_backup_export_failed{namespace,policy}`: 1 when the newest ended export of the
+//!   policy's restore points (by `export.finishedAt`) failed, 0 when it was exported.
 //! - `archivist_backup_schedule_interval_seconds{namespace,policy}`: the time between the
 //!   policy's next two scheduled runs, for scheduled policies that are not suspended (the alert
 //!   on a missing backup compares the last success with it).
@@ -33,7 +35,7 @@ use prometheus_client::metrics::MetricType;
 
 use chrono::{DateTime, Utc};
 
-use crate::api::{ArchiveBackup, BackupPhase, BackupPolicy, BackupPolicySpec, VerificationState};
+use crate::api::{ArchiveBackup, BackupPhase, BackupPolicy, BackupPolicySpec, ExportState, VerificationState};
 use crate::plan::schedule::Schedule;
 
 /// Labels of the per-policy gauges.
@@ -69,6 +71,8 @@ pub struct ObjectGauges {
     pub quiesce_overdue: BTreeMap<WorkloadLabels, i64>,
     /// 1 when the policy's newest verification failed, 0 when it passed.
     pub verification_failed: BTreeMap<PolicyLabels, i64>,
+    /// 1 when the policy's newest ended export failed, 0 when it was exported.
+    pub export_failed: BTreeMap<PolicyLabels, i64>,
     /// Seconds between the next two scheduled runs of each scheduled, unsuspended policy.
     pub schedule_interval: BTreeMap<PolicyLabels, f64>,
 }
@@ -81,6 +85,7 @@ pub fn compute<'a>(
 ) -> ObjectGauges {
     let mut gauges = ObjectGauges::default();
     let mut newest_verification: BTreeMap<PolicyLabels, (DateTime<Utc>, bool)> = BTreeMap::new();
+    let mut newest_export: BTreeMap<PolicyLabels, (DateTime<Utc>, bool)> = BTreeMap::new();
     for policy in policies {
         let labels = PolicyLabels { namespace: policy.namespace().unwrap_or_default(), policy: policy.name_any() };
         if let Some(interval) = schedule_interval(&policy.spec, now) {
@@ -116,6 +121,19 @@ pub fn compute<'a>(
                 }
             }
         }
+        if let Some(export) = status.and_then(|s| s.export.as_ref()) {
+            let failed = match export.state {
+                ExportState::Failed => Some(true),
+                ExportState::Exported => Some(false),
+                ExportState::Pending | ExportState::Running => None,
+            };
+            if let (Some(failed), Some(at)) = (failed, export.finished_at) {
+                let newest = newest_export.entry(policy.clone()).or_insert((at, failed));
+                if at > newest.0 {
+                    *newest = (at, failed);
+                }
+            }
+        }
         if let Some(spec) = status.and_then(|s| s.policy_spec.as_ref()) {
             let held_since = status
                 .and_then(|s| s.quiesce.as_ref())
@@ -130,6 +148,7 @@ pub fn compute<'a>(
         }
     }
     gauges.verification_failed = newest_verification.into_iter().map(|(k, (_, failed))| (k, i64::from(failed))).collect();
+    gauges.export_failed = newest_export.into_iter().map(|(k, (_, failed))| (k, i64::from(failed))).collect();
     gauges
 }
 
@@ -180,6 +199,7 @@ impl Collector for BackupGauges {
         encode_family(&mut encoder, "archive_quiesced", "1 while a backup holds the workload frozen or stopped", &gauges.quiesced)?;
         encode_family(&mut encoder, "archive_quiesce_overdue", "1 while a backup has held the workload longer than its quiesce timeout", &gauges.quiesce_overdue)?;
         encode_family(&mut encoder, "backup_verification_failed", "1 when the newest verification of the policy's backups failed, 0 when it passed", &gauges.verification_failed)?;
+        encode_family(&mut encoder, "backup_export_failed", "1 when the newest export of the policy's restore points failed, 0 when it was exported", &gauges.export_failed)?;
         encode_family(&mut encoder, "backup_schedule_interval_seconds", "Seconds between the next two scheduled backups of the policy", &gauges.schedule_interval)?;
         Ok(())
     }
@@ -207,6 +227,30 @@ mod tests {
 
     fn at(t: &str) -> DateTime<Utc> {
         t.parse().expect("time")
+    }
+
+    fn exported(mut b: ArchiveBackup, state: ExportState, finished: Option<&str>) -> ArchiveBackup {
+        let export = crate::api::ExportStatus { state, repository: None, started_at: None, finished_at: finished.map(at), bytes_added: None, message: None, snapshots: vec![] };
+        b.status.get_or_insert_with(Default::default).export = Some(export);
+        b
+    }
+
+    #[test]
+    fn the_newest_ended_export_decides_export_failed() {
+        let done = |name: &str, policy: &str| backup("mail", name, policy, Some(BackupPhase::Completed), Some("2026-12-01T10:00:00Z"));
+        let runs = [
+            // a: failed, then a newer one was exported: 0.
+            exported(done("a1", "a"), ExportState::Failed, Some("2026-12-01T10:10:00Z")),
+            exported(done("a2", "a"), ExportState::Exported, Some("2026-12-02T10:10:00Z")),
+            // b: exported, then a newer one failed; one still running does not count: 1.
+            exported(done("b1", "b"), ExportState::Exported, Some("2026-12-01T10:10:00Z")),
+            exported(done("b2", "b"), ExportState::Failed, Some("2026-12-02T10:10:00Z")),
+            exported(done("b3", "b"), ExportState::Running, None),
+            // c: nothing ended yet: no series.
+            exported(done("c1", "c"), ExportState::Pending, None),
+        ];
+        let gauges = compute(runs.iter(), [].iter(), at("2026-12-03T12:00:00Z"));
+        assert_eq!(gauges.export_failed, BTreeMap::from([(policy("mail", "a"), 0), (policy("mail", "b"), 1)]));
     }
 
     /// A run of `policy` (target `<policy>-server`, quiesce timeout 60 s).

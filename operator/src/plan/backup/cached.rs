@@ -6,6 +6,7 @@
 //!   `holds_archive`, the finalizers) and returns;
 //! - the BackupPolicy controller (`plan::policy`, retention) reads its name, spec (policy,
 //!   reason, hold), creation time, phase, `startTime` and verification state;
+//! - the gauges (`crate::gauges`) read the verification's and the export's state and end;
 //! - a pending run of the same policy reads its phase and creation time;
 //! - the cache's own feed reads the label `archivist.dev/restore` (a pre-restore backup wakes
 //!   its RestoreRequest).
@@ -21,7 +22,7 @@
 //! never reads a slimmed object.
 
 use super::is_settled;
-use crate::api::{ArchiveBackup, ArchiveBackupStatus, QuiesceStatus, VerificationStatus};
+use crate::api::{ArchiveBackup, ArchiveBackupStatus, ExportStatus, QuiesceStatus, VerificationStatus};
 use crate::plan::restore::RESTORE_LABEL;
 use std::collections::BTreeMap;
 
@@ -55,6 +56,15 @@ pub fn cached_form(backup: &mut ArchiveBackup) {
             ..Default::default()
         }),
         verification: status.verification.as_ref().map(|v| VerificationStatus { state: v.state, finished_at: v.finished_at, message: None }),
+        export: status.export.as_ref().map(|e| ExportStatus {
+            state: e.state,
+            repository: None,
+            started_at: None,
+            finished_at: e.finished_at,
+            bytes_added: None,
+            message: None,
+            snapshots: Vec::new(),
+        }),
         ..Default::default()
     });
 }
