@@ -23,13 +23,16 @@ use kube::{Api, Client};
 const PASSWORD: &str = "export-pw-7Hq2";
 /// A line that is in the archive's content, and must not be in the repository's files.
 const CANARY: &str = "Subject: canary 4a1d9c7e0f plaintext that must never leave unencrypted";
+/// The archive's master key: exported (encrypted) with the restore point, never in plaintext.
+const KEY: &str = "master-key-value-Qm93Rk2";
 
-fn exporting(secret: &str) -> String {
+fn exporting(secret: &str, master: bool) -> String {
+    let master = if master { "\n  master: {volumeClaims: [master], secrets: [master-key]}" } else { "" };
     format!(
         r#"
   target: {{kind: StatefulSet, name: archive}}
   quiesce: {{mode: None}}
-  export: {{repositorySecret: {secret}}}
+  export: {{repositorySecret: {secret}}}{master}
   stores:
   - name: s1
     metadata: {{volumeClaims: [meta]}}
@@ -72,14 +75,18 @@ async fn a_completed_run_is_exported_encrypted_with_its_tags() {
     let server = std::sync::Arc::new(ResticServer::start().expect("restic server"));
     with_namespace("bk-export", move |client, ns| async move {
         let mut operator = start_operator(&client, &ns).await?;
+        let master = data_pvc(&client, &ns, "master", &[]).await?;
         let meta = data_pvc(&client, &ns, "meta", &[]).await?;
         let content = data_pvc(&client, &ns, "content", &[]).await?;
+        std::fs::write(master.join("master.db"), "store s1\n")?;
+        let key: Secret = serde_json::from_value(serde_json::json!({"metadata": {"name": "master-key"}, "stringData": {"key": KEY}}))?;
+        Api::<Secret>::namespaced(client.clone(), &ns).create(&Default::default(), &key).await?;
         std::fs::write(meta.join("index.db"), "row 1: msg-1.eml\n")?;
         std::fs::write(content.join("msg-1.eml"), format!("{CANARY}\n"))?;
         archive_statefulset(&client, &ns, "archive", 1, &[]).await?;
         let repo = format!("repo-{ns}");
         repository_secret(&client, &ns, "archive-repo", &server.url(&repo), PASSWORD).await?;
-        policy(&client, &ns, "mail", &exporting("archive-repo")).await?;
+        policy(&client, &ns, "mail", &exporting("archive-repo", true)).await?;
         start_backup(&client, &ns, "b1", "mail").await?;
         let completed = wait_completed(&client, &ns, "b1", &mut operator).await?;
         anyhow::ensure!(phase(&completed) == BackupPhase::Completed);
@@ -91,7 +98,11 @@ async fn a_completed_run_is_exported_encrypted_with_its_tags() {
         anyhow::ensure!(export.repository.as_deref() == Some(server.url(&repo).as_str()), "repository {:?}", export.repository);
         anyhow::ensure!(export.started_at.is_some() && export.finished_at.is_some() && export.bytes_added.is_some_and(|b| b > 0), "{export:?}");
         let exported: Vec<(Component, &str, &str)> = export.snapshots.iter().map(|s| (s.component, s.store.as_str(), s.claim.as_str())).collect();
-        anyhow::ensure!(exported == [(Component::Metadata, "s1", "meta"), (Component::Content, "s1", "content")], "{exported:?}");
+        let copy = status.secret_copy.clone().unwrap_or_default();
+        anyhow::ensure!(
+            exported == [(Component::Master, "", "master"), (Component::Metadata, "s1", "meta"), (Component::Content, "s1", "content"), (Component::Secrets, "", copy.as_str())],
+            "{exported:?}"
+        );
         let exported_condition = status.conditions.iter().find(|c| c.type_ == "Exported");
         anyhow::ensure!(exported_condition.is_some_and(|c| c.status == ConditionStatus::True), "Exported condition {exported_condition:?}");
         until("the ExportStarted and Exported Events", Duration::from_secs(10), || async {
@@ -102,7 +113,7 @@ async fn a_completed_run_is_exported_encrypted_with_its_tags() {
 
         // The repository as a user reads it: one snapshot per item, tagged, host <ns>/<policy>.
         let snapshots = server.snapshots(&repo, PASSWORD)?;
-        anyhow::ensure!(snapshots.len() == 2, "restic snapshots: {snapshots:?}");
+        anyhow::ensure!(snapshots.len() == 5, "4 items and the manifest: {snapshots:?}");
         for recorded in &export.snapshots {
             let found = snapshots
                 .iter()
@@ -110,12 +121,12 @@ async fn a_completed_run_is_exported_encrypted_with_its_tags() {
                 .ok_or_else(|| anyhow::anyhow!("snapshot {} is not in the repository: {snapshots:?}", recorded.id))?;
             anyhow::ensure!(found["hostname"] == format!("{ns}/mail"), "host {}", found["hostname"]);
             let tags: Vec<&str> = found["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str()).collect();
-            let component = if recorded.component == Component::Metadata { "metadata" } else { "content" };
+            let component = archivist::plan::names::component_word(recorded.component);
             for want in [
                 "archivist.dev/policy=mail".to_string(),
                 "archivist.dev/backup=b1".to_string(),
                 format!("archivist.dev/component={component}"),
-                "archivist.dev/store=s1".to_string(),
+                format!("archivist.dev/store={}", recorded.store),
                 format!("archivist.dev/claim={}", recorded.claim),
             ] {
                 anyhow::ensure!(tags.contains(&want.as_str()), "{} lacks tag {want}: {tags:?}", recorded.id);
@@ -128,6 +139,20 @@ async fn a_completed_run_is_exported_encrypted_with_its_tags() {
         let restored = server.restic(&repo, PASSWORD, &["dump", &content_id, path])?;
         anyhow::ensure!(restored.contains(CANARY), "restic dump of the content gave {restored:?}");
         anyhow::ensure!(!server.any_file_contains(&repo, CANARY.as_bytes())?, "the canary is in the repository's files as plaintext");
+        // The master key too: restorable from its snapshot, and encrypted in the files.
+        let secrets_id = export.snapshots.iter().find(|s| s.component == Component::Secrets).map(|s| s.id.clone()).unwrap_or_default();
+        let listing = server.restic(&repo, PASSWORD, &["ls", &secrets_id])?;
+        let key_file = listing.lines().find(|l| l.ends_with("/master-key.key")).ok_or_else(|| anyhow::anyhow!("no master-key.key in {listing}"))?;
+        anyhow::ensure!(server.restic(&repo, PASSWORD, &["dump", &secrets_id, key_file])? == KEY, "the exported key differs");
+        anyhow::ensure!(!server.any_file_contains(&repo, KEY.as_bytes())?, "the master key is in the repository's files as plaintext");
+        // The manifest: the ArchiveBackup as a new cluster needs it.
+        let manifest_id = export.manifest.clone().ok_or_else(|| anyhow::anyhow!("no manifest snapshot recorded"))?;
+        let manifest: serde_json::Value = serde_json::from_str(&server.restic(&repo, PASSWORD, &["dump", &manifest_id, "/manifest.json"])?)?;
+        anyhow::ensure!(manifest["metadata"]["name"] == "b1" && manifest["spec"]["policyName"] == "mail", "{manifest}");
+        anyhow::ensure!(manifest["status"]["items"].as_array().is_some_and(|i| i.len() == 4), "the manifest lists the items: {manifest}");
+        let tagged = snapshots.iter().find(|s| s["id"].as_str().is_some_and(|id| id.starts_with(&manifest_id)));
+        let tags: Vec<&str> = tagged.and_then(|s| s["tags"].as_array()).into_iter().flatten().filter_map(|t| t.as_str()).collect();
+        anyhow::ensure!(tags.contains(&"archivist.dev/component=manifest") && tags.contains(&"archivist.dev/backup=b1"), "manifest tags {tags:?}");
         until("the export Job and scratch claims to be deleted", Duration::from_secs(30), || async { Ok(export_leftovers(&client, &ns).await? == 0) }).await
     })
     .await;
@@ -149,7 +174,7 @@ async fn a_wrong_password_fails_the_export_not_the_restore_point_and_stays_secre
         server.restic(&repo, PASSWORD, &["init"])?;
         let wrong = "wrong-pw-Zt81x";
         repository_secret(&client, &ns, "archive-repo", &server.url(&repo), wrong).await?;
-        policy(&client, &ns, "mail", &exporting("archive-repo")).await?;
+        policy(&client, &ns, "mail", &exporting("archive-repo", false)).await?;
         start_backup(&client, &ns, "b1", "mail").await?;
         wait_completed(&client, &ns, "b1", &mut operator).await?;
         let run = wait_export_ended(&client, &ns, "b1", &operator).await?;

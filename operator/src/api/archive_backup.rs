@@ -224,9 +224,15 @@ pub struct ExportStatus {
     /// What happened, in words (why it failed, or what it waits for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// One restic snapshot per exported item, in capture order.
+    /// One restic snapshot per exported item, in capture order (the Secret copy last).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshots: Vec<ExportedSnapshot>,
+    /// The restic snapshot of the manifest (`manifest.json`, tagged
+    /// `archivist.dev/component=manifest`): this ArchiveBackup's spec and status as a new
+    /// cluster needs them to rebuild the restore point. Written last, so a restore point whose
+    /// manifest is in the repository has every item there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
 }
 
 /// One item of a restore point in the restic repository.

@@ -6,12 +6,15 @@
 use super::labels::{owned_by, BACKUP, COMPONENT, POLICY, STORE};
 use crate::api::{ArchiveBackup, ExportSpec, DEFAULT_EXPORT_IMAGE};
 use crate::plan::capture::PlannedItem;
-use crate::plan::export::{export_claim_name, export_job_name, mount_path, EXPORT_TIMEOUT, RESULT_PREFIX};
+use crate::plan::export::{
+    export_claim_name, export_items, export_job_name, manifest, mount_path, ExportItem, EXPORT_TIMEOUT, MANIFEST_COMPONENT,
+    MANIFEST_FILE, MANIFEST_RESULT, RESULT_PREFIX, SECRETS_MOUNT,
+};
 use crate::plan::names::component_word;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, PersistentVolumeClaim,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, SecretEnvSource, Volume, VolumeMount,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, SecretEnvSource, SecretVolumeSource, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
@@ -52,11 +55,16 @@ pub fn shell_word(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
+/// The environment variable that carries the manifest into the export Job (it holds no
+/// secret: names, sizes and times of the restore point).
+pub const MANIFEST_ENV: &str = "ARCHIVIST_MANIFEST";
+
 /// The export script: open the repository (initialise it when there is none; any other
 /// failure, such as a wrong password, stops the Job with restic's own words), then one
-/// `restic backup` per item, from inside its mount, tagged with the policy, backup, component,
-/// store and claim, with host `<namespace>/<policy>`.
-pub fn export_script(namespace: &str, policy: &str, backup: &str, plan: &[PlannedItem], check_read_data_percent: u8) -> String {
+/// `restic backup` per export item, from inside its mount, then the manifest from
+/// `$ARCHIVIST_MANIFEST` (`--stdin`), each tagged with the policy, backup, component, store and
+/// claim, with host `<namespace>/<policy>`. Every value in it is a single-quoted word.
+pub fn export_script(namespace: &str, policy: &str, backup: &str, items: &[ExportItem], check_read_data_percent: u8) -> String {
     let mut script = String::from(
         "set -eu\n\
          if ! restic cat config >/dev/null 2>/tmp/archivist-open; then\n\
@@ -64,33 +72,45 @@ pub fn export_script(namespace: &str, policy: &str, backup: &str, plan: &[Planne
          fi\n",
     );
     let host = shell_word(&format!("{namespace}/{policy}"));
-    for (index, item) in plan.iter().enumerate() {
-        let tags = [
+    let tags = |component: &str, store: &str, claim: &str| {
+        [
             format!("{POLICY}={policy}"),
             format!("{BACKUP}={backup}"),
-            format!("{COMPONENT}={}", component_word(item.component)),
-            format!("{STORE}={}", item.store),
-            format!("archivist.dev/claim={}", item.claim()),
-        ];
-        let tags: Vec<String> = tags.iter().map(|t| format!("--tag {}", shell_word(t))).collect();
+            format!("{COMPONENT}={component}"),
+            format!("{STORE}={store}"),
+            format!("archivist.dev/claim={claim}"),
+        ]
+        .iter()
+        .map(|t| format!("--tag {}", shell_word(t)))
+        .collect::<Vec<_>>()
+        .join(" ")
+    };
+    for (index, item) in items.iter().enumerate() {
         script.push_str(&format!(
             "cd {}\nsummary=$(restic backup --json --quiet --host {host} {} .)\necho \"{RESULT_PREFIX} {index} $summary\"\n",
-            shell_word(&mount_path(index)),
-            tags.join(" "),
+            shell_word(&item.path),
+            tags(component_word(item.component), &item.store, &item.claim),
         ));
     }
+    script.push_str(&format!(
+        "summary=$(printf '%s' \"${MANIFEST_ENV}\" | restic backup --json --quiet --host {host} {} --stdin --stdin-filename {MANIFEST_FILE})\necho \"{RESULT_PREFIX} {MANIFEST_RESULT} $summary\"\n",
+        tags(MANIFEST_COMPONENT, "", backup),
+    ));
     if check_read_data_percent > 0 {
         script.push_str(&format!("restic check --read-data-subset={check_read_data_percent}% >/dev/null\n"));
     }
     script
 }
 
-/// The export Job of `backup` (policy `policy`, plan `plan`) under `spec`: every scratch PVC
-/// mounted read-only at `/export/<index>`, the repository Secret as the environment, stopped
-/// by Kubernetes after `plan::export::EXPORT_TIMEOUT`.
+/// The export Job of `backup` (plan `plan`) under `spec`: every scratch PVC mounted read-only
+/// at `/export/<index>`, the Secret copy (if any) as a secret volume at `/export/secrets`, the
+/// manifest in `$ARCHIVIST_MANIFEST`, the repository Secret as the environment; stopped by
+/// Kubernetes after `plan::export::EXPORT_TIMEOUT`.
 pub fn export_job(backup: &ArchiveBackup, plan: &[PlannedItem], spec: &ExportSpec) -> Job {
     let name = backup.name_any();
     let namespace = backup.namespace().unwrap_or_default();
+    let secret_copy = backup.status.as_ref().and_then(|s| s.secret_copy.clone());
+    let items = export_items(plan, secret_copy.as_deref());
     let mut volumes: Vec<Volume> = (0..plan.len())
         .map(|i| Volume {
             name: format!("item-{i}"),
@@ -98,13 +118,21 @@ pub fn export_job(backup: &ArchiveBackup, plan: &[PlannedItem], spec: &ExportSpe
             ..Default::default()
         })
         .collect();
-    volumes.push(Volume { name: "cache".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() });
     let mut mounts: Vec<VolumeMount> = (0..plan.len())
         .map(|i| VolumeMount { name: format!("item-{i}"), mount_path: mount_path(i), read_only: Some(true), ..Default::default() })
         .collect();
+    if let Some(copy) = &secret_copy {
+        volumes.push(Volume { name: "secrets".into(), secret: Some(SecretVolumeSource { secret_name: Some(copy.clone()), ..Default::default() }), ..Default::default() });
+        mounts.push(VolumeMount { name: "secrets".into(), mount_path: SECRETS_MOUNT.into(), read_only: Some(true), ..Default::default() });
+    }
+    volumes.push(Volume { name: "cache".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() });
     mounts.push(VolumeMount { name: "cache".into(), mount_path: CACHE_DIR.into(), ..Default::default() });
     let labels = BTreeMap::from([(BACKUP.to_string(), name.clone())]);
-    let script = export_script(&namespace, &backup.spec.policy_name, &name, plan, spec.check_read_data_percent);
+    let script = export_script(&namespace, &backup.spec.policy_name, &name, &items, spec.check_read_data_percent);
+    let env = vec![
+        EnvVar { name: "RESTIC_CACHE_DIR".into(), value: Some(CACHE_DIR.into()), ..Default::default() },
+        EnvVar { name: MANIFEST_ENV.into(), value: Some(manifest(backup).to_string()), ..Default::default() },
+    ];
     Job {
         metadata: ObjectMeta {
             name: Some(export_job_name(&name)),
@@ -128,7 +156,7 @@ pub fn export_job(backup: &ArchiveBackup, plan: &[PlannedItem], spec: &ExportSpe
                             secret_ref: Some(SecretEnvSource { name: spec.repository_secret.clone(), optional: Some(false) }),
                             ..Default::default()
                         }]),
-                        env: Some(vec![EnvVar { name: "RESTIC_CACHE_DIR".into(), value: Some(CACHE_DIR.into()), ..Default::default() }]),
+                        env: Some(env),
                         volume_mounts: Some(mounts),
                         ..Default::default()
                     }],
@@ -171,6 +199,7 @@ mod tests {
     fn the_job_takes_the_repository_from_the_secret_only() {
         let mut backup = ArchiveBackup::new("b1", ArchiveBackupSpec { policy_name: "mail".into(), reason: Default::default(), hold: false });
         backup.metadata.namespace = Some("ns".into());
+        backup.status = Some(crate::api::ArchiveBackupStatus { secret_copy: Some("b1-secrets".into()), ..Default::default() });
         let spec = ExportSpec { repository_secret: "archive-repo".into(), image: None, after: None, prune_schedule: None, check_read_data_percent: 10 };
         let job = export_job(&backup, &plan(), &spec);
         let pod = job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod");
@@ -180,6 +209,9 @@ mod tests {
         assert_eq!(env_from[0].secret_ref.as_ref().map(|s| s.name.as_str()), Some("archive-repo"));
         let env = container.env.as_ref().expect("env");
         assert!(env.iter().all(|e| !e.name.starts_with("RESTIC_REPOSITORY") && !e.name.starts_with("RESTIC_PASSWORD")), "{env:?}");
+        let manifest = env.iter().find(|e| e.name == MANIFEST_ENV).and_then(|e| e.value.clone()).expect("manifest");
+        let manifest: serde_json::Value = serde_json::from_str(&manifest).expect("manifest JSON");
+        assert_eq!((manifest["kind"].as_str(), manifest["metadata"]["name"].as_str()), (Some("ArchiveBackup"), Some("b1")));
         let command = container.command.as_ref().expect("command").join(" ");
         assert!(!command.contains("RESTIC_PASSWORD") && !command.contains("--password") && !command.contains("-r "), "{command}");
         for want in [
@@ -188,11 +220,19 @@ mod tests {
             "cd '/export/1'",
             "echo \"archivist-export 1 $summary\"",
             "restic check --read-data-subset=10%",
+            "cd '/export/secrets'",
+            "--tag 'archivist.dev/component=secrets' --tag 'archivist.dev/store=' --tag 'archivist.dev/claim=b1-secrets'",
+            "echo \"archivist-export 2 $summary\"",
+            "printf '%s' \"$ARCHIVIST_MANIFEST\" | restic backup --json --quiet --host 'ns/mail'",
+            "--tag 'archivist.dev/component=manifest' --tag 'archivist.dev/store=' --tag 'archivist.dev/claim=b1' --stdin --stdin-filename manifest.json",
+            "echo \"archivist-export manifest $summary\"",
         ] {
             assert!(command.contains(want), "missing {want:?} in {command}");
         }
         let claims: Vec<&str> = pod.volumes.iter().flatten().filter_map(|v| v.persistent_volume_claim.as_ref()).map(|c| c.claim_name.as_str()).collect();
         assert_eq!(claims, ["b1-export-0", "b1-export-1"]);
+        let secrets: Vec<&str> = pod.volumes.iter().flatten().filter_map(|v| v.secret.as_ref()).filter_map(|s| s.secret_name.as_deref()).collect();
+        assert_eq!(secrets, ["b1-secrets"], "the Secret copy is a secret volume, never a PVC");
         assert_eq!(job.spec.and_then(|s| s.backoff_limit), Some(0));
     }
 }

@@ -356,8 +356,8 @@ pub enum Step {
     /// (`Exported` with the repository snapshots, or `Failed`), condition `Exported`, and
     /// publish `Exported` or `ExportFailed`. The run stays Completed either way.
     FinishExport {
-        /// The repository snapshots and the bytes added, or why the export failed.
-        outcome: Result<(Vec<crate::api::ExportedSnapshot>, u64), String>,
+        /// What the export Job reported, or why the export failed.
+        outcome: Result<super::export::ExportReport, String>,
     },
     /// Record `Completed`.
     Complete,

@@ -3,8 +3,8 @@
 //! export Job reported. The state machine's steps are in `plan::backup::exporting`.
 
 use crate::api::{
-    ArchiveBackupStatus, BackupPolicySpec, ExportAfter, ExportSpec, ExportState, ExportedSnapshot,
-    VerificationState, VerificationStatus,
+    ArchiveBackup, ArchiveBackupStatus, BackupPolicySpec, Component, ExportAfter, ExportSpec,
+    ExportState, ExportedSnapshot, VerificationState, VerificationStatus,
 };
 use crate::plan::capture::PlannedItem;
 use std::time::Duration;
@@ -12,9 +12,80 @@ use std::time::Duration;
 /// Where an item is mounted in the export Job: `/export/<i>`, the plan item's index.
 pub const MOUNT_ROOT: &str = "/export";
 
+/// Where the copy of the master's Secrets is mounted in the export Job (a secret volume: in
+/// memory, never written unencrypted to a PVC).
+pub const SECRETS_MOUNT: &str = "/export/secrets";
+
 /// What the export Job prints before each item's `restic backup --json` summary:
-/// `archivist-export <index> <summary>`.
+/// `archivist-export <index> <summary>`, and `archivist-export manifest <summary>` last.
 pub const RESULT_PREFIX: &str = "archivist-export";
+
+/// The result line of the manifest: `archivist-export manifest <summary>`.
+pub const MANIFEST_RESULT: &str = "manifest";
+
+/// The file name of the manifest in its repository snapshot.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// The tag value `archivist.dev/component=manifest` of the manifest's snapshot.
+pub const MANIFEST_COMPONENT: &str = "manifest";
+
+/// One thing the export Job backs up: a plan item's restored volume, or the Secret copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportItem {
+    /// The component it belongs to.
+    pub component: Component,
+    /// Its store; empty for master and secrets.
+    pub store: String,
+    /// The PVC it was captured from, or the Secret copy's name.
+    pub claim: String,
+    /// Where it is mounted in the Job.
+    pub path: String,
+}
+
+/// What the export Job backs up, in order: every plan item (`/export/<index>`), then the
+/// Secret copy when the run made one. The result line `archivist-export <i>` is item `i`.
+pub fn export_items(plan: &[PlannedItem], secret_copy: Option<&str>) -> Vec<ExportItem> {
+    let volumes = plan.iter().enumerate().map(|(i, item)| ExportItem {
+        component: item.component,
+        store: item.store.clone(),
+        claim: item.claim().to_string(),
+        path: mount_path(i),
+    });
+    let secrets = secret_copy.map(|copy| ExportItem { component: Component::Secrets, store: String::new(), claim: copy.to_string(), path: SECRETS_MOUNT.into() });
+    volumes.chain(secrets).collect()
+}
+
+/// What a succeeded export Job reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportReport {
+    /// One repository snapshot per export item, in order.
+    pub snapshots: Vec<ExportedSnapshot>,
+    /// Bytes added to the repository, over the items and the manifest.
+    pub bytes_added: u64,
+    /// The manifest's repository snapshot.
+    pub manifest: String,
+}
+
+/// The manifest stored beside a restore point's items: the ArchiveBackup as a new cluster
+/// needs it to rebuild the restore point (its name, namespace, labels, spec, and status with
+/// the items and the policy copy), without `status.export` (still being written) and without
+/// anything of the cluster's own (uid, resourceVersion, managedFields, owner references).
+pub fn manifest(backup: &ArchiveBackup) -> serde_json::Value {
+    let mut status = backup.status.clone().unwrap_or_default();
+    status.export = None;
+    serde_json::json!({
+        "apiVersion": "archivist.dev/v1alpha1",
+        "kind": "ArchiveBackup",
+        "metadata": {
+            "name": backup.metadata.name,
+            "namespace": backup.metadata.namespace,
+            "labels": backup.metadata.labels,
+            "creationTimestamp": backup.metadata.creation_timestamp,
+        },
+        "spec": backup.spec,
+        "status": status,
+    })
+}
 
 /// The longest an export may take, from `startedAt` (restoring the scratch volumes included;
 /// the Job gets it as `activeDeadlineSeconds`): 12 hours.
@@ -94,42 +165,50 @@ pub fn redact_repository(repository: &str) -> String {
     }
 }
 
-/// The repository snapshots the export Job reported in `log` (lines
-/// `archivist-export <index> <restic backup --json summary>`), one per plan item in order,
-/// and the bytes the export added to the repository. Every other line is ignored (it is never
-/// copied anywhere: it may hold anything). An item without its line is an error.
-pub fn parse_results(log: &str, plan: &[PlannedItem]) -> Result<(Vec<ExportedSnapshot>, u64), String> {
-    let mut found: Vec<Option<(String, u64, u64)>> = vec![None; plan.len()];
+/// What the export Job reported in `log`: lines `archivist-export <index> <summary>`, one per
+/// export item in order, and `archivist-export manifest <summary>`, where a summary is
+/// `restic backup --json`'s last line. Every other line is ignored (it is never copied
+/// anywhere: it may hold anything). An item or the manifest without its line is an error.
+pub fn parse_results(log: &str, items: &[ExportItem]) -> Result<ExportReport, String> {
+    let mut found: Vec<Option<(String, u64, u64)>> = vec![None; items.len()];
+    let mut manifest: Option<(String, u64, u64)> = None;
     for line in log.lines() {
         let Some(rest) = line.trim().strip_prefix(RESULT_PREFIX).and_then(|r| r.strip_prefix(' ')) else { continue };
-        let Some((index, summary)) = rest.split_once(' ') else { continue };
-        let Ok(index) = index.parse::<usize>() else { continue };
-        let Some(slot) = found.get_mut(index) else {
-            return Err(format!("the export Job reported item {index}, but the restore point has {} item(s)", plan.len()));
+        let Some((which, summary)) = rest.split_once(' ') else { continue };
+        let slot = if which == MANIFEST_RESULT {
+            &mut manifest
+        } else {
+            let Ok(index) = which.parse::<usize>() else { continue };
+            let count = items.len();
+            found.get_mut(index).ok_or_else(|| format!("the export Job reported item {index}, but the restore point has {count} item(s)"))?
         };
-        let summary: serde_json::Value =
-            serde_json::from_str(summary).map_err(|e| format!("the export Job's summary of item {index} is not JSON: {e}"))?;
-        let id = summary.get("snapshot_id").and_then(|v| v.as_str()).filter(|id| !id.is_empty());
-        let Some(id) = id else {
-            return Err(format!("the export Job's summary of item {index} names no snapshot_id"));
-        };
-        let number = |key: &str| summary.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
-        *slot = Some((id.to_string(), number("total_bytes_processed"), number("data_added")));
+        *slot = Some(summary_of(which, summary)?);
     }
     let missing: Vec<String> = found.iter().enumerate().filter(|(_, f)| f.is_none()).map(|(i, _)| i.to_string()).collect();
     if !missing.is_empty() {
         return Err(format!("the export Job reported no repository snapshot for item(s) {}", missing.join(", ")));
     }
-    let mut added = 0u64;
-    let snapshots = plan
+    let (manifest, _, manifest_added) = manifest.ok_or("the export Job reported no repository snapshot of the manifest")?;
+    let mut bytes_added = manifest_added;
+    let snapshots = items
         .iter()
         .zip(found.into_iter().flatten())
         .map(|(item, (id, bytes, data_added))| {
-            added = added.saturating_add(data_added);
-            ExportedSnapshot { component: item.component, store: item.store.clone(), claim: item.claim().to_string(), id, bytes }
+            bytes_added = bytes_added.saturating_add(data_added);
+            ExportedSnapshot { component: item.component, store: item.store.clone(), claim: item.claim.clone(), id, bytes }
         })
         .collect();
-    Ok((snapshots, added))
+    Ok(ExportReport { snapshots, bytes_added, manifest })
+}
+
+/// `(snapshot_id, total_bytes_processed, data_added)` of a `restic backup --json` summary.
+fn summary_of(which: &str, summary: &str) -> Result<(String, u64, u64), String> {
+    let summary: serde_json::Value =
+        serde_json::from_str(summary).map_err(|e| format!("the export Job's summary of item {which} is not JSON: {e}"))?;
+    let id = summary.get("snapshot_id").and_then(|v| v.as_str()).filter(|id| !id.is_empty());
+    let id = id.ok_or_else(|| format!("the export Job's summary of item {which} names no snapshot_id"))?;
+    let number = |key: &str| summary.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    Ok((id.to_string(), number("total_bytes_processed"), number("data_added")))
 }
 
 #[cfg(test)]

@@ -5,11 +5,11 @@ use super::super::error::{Context as _, Error};
 use super::super::events::publish;
 use super::super::Context;
 use super::observe::Observed;
-use crate::api::{ArchiveBackup, ArchiveBackupStatus, BackupPolicySpec, ConditionStatus, ExportState, ExportStatus, ExportedSnapshot};
+use crate::api::{ArchiveBackup, ArchiveBackupStatus, BackupPolicySpec, ConditionStatus, ExportState, ExportStatus};
 use crate::kube::{self as k, export};
 use crate::kube::snapshot::VolumeSnapshot;
 use crate::plan::conditions;
-use crate::plan::export::{on_completion, OnCompletion};
+use crate::plan::export::{on_completion, ExportReport, OnCompletion};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
@@ -35,6 +35,7 @@ pub fn mark_due(status: &mut ArchiveBackupStatus, policy: Option<&BackupPolicySp
                 bytes_added: None,
                 message: None,
                 snapshots: Vec::new(),
+                manifest: None,
             });
             conditions::set(&mut status.conditions, EXPORTED, ConditionStatus::Unknown, "Pending", "the export is due", now, generation);
         }
@@ -87,26 +88,31 @@ pub async fn create_job(ctx: &Context, backup: &ArchiveBackup, obs: &Observed) -
     Ok(())
 }
 
-/// `FinishExport`: deletes the Job and the scratch PVCs, records the outcome and
-/// `Exported=True|False`, publishes `Exported` or `ExportFailed`, and counts it.
+/// `FinishExport`: deletes the scratch PVCs, records the outcome and `Exported=True|False`,
+/// then deletes the Job, publishes `Exported` or `ExportFailed`, and counts it.
+///
+/// The Job goes only after the outcome is recorded: when the status write fails, the next
+/// reconcile finds the finished Job and records the same outcome, instead of exporting again.
 pub async fn finish(
     ctx: &Context,
     backup: &ArchiveBackup,
     obs: &Observed,
     status: &mut ArchiveBackupStatus,
-    outcome: Result<(Vec<ExportedSnapshot>, u64), String>,
+    outcome: Result<ExportReport, String>,
 ) -> Result<(), Error> {
-    cleanup(ctx, obs).await?;
+    delete_claims(ctx, obs).await?;
     let now = obs.now;
     let Some(export) = status.export.as_mut() else { return Ok(()) };
     let repository = export.repository.clone().unwrap_or_else(|| "the repository".into());
     export.finished_at = Some(now);
     let duration = export.started_at.and_then(|s| (now - s).to_std().ok()).map(|d| d.as_secs_f64());
     let (exported, bytes_added, message) = match outcome {
-        Ok((snapshots, added)) => {
-            let message = format!("{} item(s) exported to {repository}; {added} byte(s) added", snapshots.len());
+        Ok(report) => {
+            let added = report.bytes_added;
+            let message = format!("{} item(s) and the manifest exported to {repository}; {added} byte(s) added", report.snapshots.len());
             export.state = ExportState::Exported;
-            export.snapshots = snapshots;
+            export.snapshots = report.snapshots;
+            export.manifest = Some(report.manifest);
             export.bytes_added = Some(added);
             (true, added, message)
         }
@@ -119,19 +125,29 @@ pub async fn finish(
     let (condition, reason) = if exported { (ConditionStatus::True, "Exported") } else { (ConditionStatus::False, "ExportFailed") };
     conditions::set(&mut status.conditions, EXPORTED, condition, reason, message.clone(), now, backup.metadata.generation);
     super::act::record(ctx, backup, obs, status).await?;
+    // The run is settled now: it is not reconciled again, so a failure here is only logged
+    // (the finished Job holds no data, and goes with the ArchiveBackup it is owned by).
+    if let Err(e) = delete_job(ctx, obs).await {
+        tracing::warn!(error = %e, "the finished export Job was not deleted; it goes with its ArchiveBackup");
+    }
     ctx.metrics.export_finished(&obs.namespace, &backup.spec.policy_name, exported, duration, bytes_added);
     let type_ = if exported { EventType::Normal } else { EventType::Warning };
     publish(ctx, backup, type_, reason, message).await;
     Ok(())
 }
 
-/// Deletes the export Job (with its pods) and its scratch PVCs; already gone is fine.
-async fn cleanup(ctx: &Context, obs: &Observed) -> Result<(), Error> {
+/// Deletes the export Job with its pods; already gone is fine.
+async fn delete_job(ctx: &Context, obs: &Observed) -> Result<(), Error> {
     let jobs = Api::<Job>::namespaced(ctx.client.clone(), &obs.namespace);
     let job = crate::plan::export::export_job_name(&obs.name);
     k::delete_if_present(&jobs, &job, &kube::api::DeleteParams::background())
         .await
         .during(|| format!("failed to delete export Job {}/{job}", obs.namespace))?;
+    Ok(())
+}
+
+/// Deletes the export's scratch PVCs; already gone is fine.
+async fn delete_claims(ctx: &Context, obs: &Observed) -> Result<(), Error> {
     let claims = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &obs.namespace);
     for claim in obs.export_claims.keys() {
         k::delete_if_present(&claims, claim, &kube::api::DeleteParams::default())

@@ -51,6 +51,8 @@ pub struct Observed {
     export_log: Option<String>,
     /// The export's repository (redacted), or why it cannot be used; read while `Pending`.
     export_repository: Option<Result<String, String>>,
+    /// Another run exporting to the same repository now (`<namespace>/<name>`).
+    other_export: Option<String>,
     /// Another unfinished run of the same policy.
     pub other_active_run: Option<String>,
     /// Validation problems of the policy (`field: message`).
@@ -153,6 +155,10 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> 
         (Some(ExportState::Pending), None) => Some(Err("the run's policy copy has no export".to_string())),
         _ => None,
     };
+    let other_export = match &export_repository {
+        Some(Ok(repository)) => ctx.caches.export_running_to(repository, &namespace, &name),
+        _ => None,
+    };
     let phase = status.phase.unwrap_or(BackupPhase::Pending);
     let other_active_run = if phase == BackupPhase::Pending {
         let runs: Vec<ArchiveBackup> = match runs {
@@ -207,6 +213,7 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> 
         export_claims,
         export_log,
         export_repository,
+        other_export,
         other_active_run,
         snapshot_obs,
         status,
@@ -252,6 +259,7 @@ impl Observed {
                 job: self.export_job.as_ref(),
                 log: self.export_log.as_deref(),
                 repository: self.export_repository.as_ref(),
+                other_export: self.other_export.as_deref(),
             },
         }
     }

@@ -170,6 +170,20 @@ impl Caches {
             .collect()
     }
 
+    /// Another run (`<namespace>/<name>`, not `namespace`/`name`) whose export to `repository`
+    /// (as recorded: credentials removed) is running; exports to one repository go one at a time.
+    pub fn export_running_to(&self, repository: &str, namespace: &str, name: &str) -> Option<String> {
+        self.backups
+            .state_filter(|b| {
+                let running = b.status.as_ref().and_then(|s| s.export.as_ref()).is_some_and(|e| {
+                    e.state == crate::api::ExportState::Running && e.repository.as_deref() == Some(repository)
+                });
+                running && !(b.namespace().as_deref() == Some(namespace) && b.name_any() == name)
+            })
+            .first()
+            .map(|b| format!("{}/{}", b.namespace().unwrap_or_default(), b.name_any()))
+    }
+
     /// The RestoreRequests of `namespace`.
     pub fn restores_in(&self, namespace: &str) -> Vec<RestoreRequest> {
         in_namespace(&self.restores, namespace)

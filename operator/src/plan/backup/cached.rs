@@ -64,6 +64,7 @@ pub fn cached_form(backup: &mut ArchiveBackup) {
             bytes_added: None,
             message: None,
             snapshots: Vec::new(),
+            manifest: None,
         }),
         ..Default::default()
     });

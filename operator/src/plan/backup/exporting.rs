@@ -4,7 +4,7 @@
 
 use super::{until, JobObs, RunObservation, Step, IDLE_REQUEUE};
 use crate::api::ExportState;
-use crate::plan::export::{export_claim_name, parse_results, EXPORT_TIMEOUT};
+use crate::plan::export::{export_claim_name, export_items, parse_results, EXPORT_TIMEOUT};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -22,11 +22,13 @@ pub struct ExportObs<'a> {
     /// While the export is `Pending`: the repository (`RESTIC_REPOSITORY` of the policy's
     /// `export.repositorySecret`, credentials removed), or why it cannot be read.
     pub repository: Option<&'a Result<String, String>>,
+    /// While the export is `Pending`: another run exporting to the same repository now.
+    pub other_export: Option<&'a str>,
 }
 
 impl Default for ExportObs<'_> {
     fn default() -> Self {
-        Self { claims: &NO_CLAIMS, job: None, log: None, repository: None }
+        Self { claims: &NO_CLAIMS, job: None, log: None, repository: None, other_export: None }
     }
 }
 
@@ -36,6 +38,12 @@ pub fn next(obs: &RunObservation<'_>) -> Step {
     let export_obs = &obs.export;
     match export.state {
         ExportState::Pending => match export_obs.repository {
+            // One export per repository at a time (restic's locks would allow more, but one
+            // mover at a time keeps a repository's load and lock contention bounded).
+            Some(Ok(repository)) if export_obs.other_export.is_some() => Step::Wait {
+                what: format!("{} is exporting to {repository}; one export per repository at a time", export_obs.other_export.unwrap_or_default()),
+                requeue: Some(IDLE_REQUEUE),
+            },
             Some(Ok(repository)) => Step::BeginExport { repository: repository.clone() },
             Some(Err(problem)) => Step::FinishExport { outcome: Err(problem.clone()) },
             None => Step::Wait { what: "the export's repository Secret to be read".into(), requeue: Some(IDLE_REQUEUE) },
@@ -50,7 +58,7 @@ fn running(obs: &RunObservation<'_>) -> Step {
     match export_obs.job {
         Some(JobObs::Succeeded) => {
             let outcome = match export_obs.log {
-                Some(log) => parse_results(log, obs.plan),
+                Some(log) => parse_results(log, &export_items(obs.plan, obs.status.secret_copy.as_deref())),
                 None => Err("the export Job succeeded, but its log could not be read".into()),
             };
             return Step::FinishExport { outcome };

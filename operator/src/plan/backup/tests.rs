@@ -792,7 +792,7 @@ fn only_finished_runs_holding_nothing_are_settled() {
 }
 
 fn export_status(state: ExportState) -> crate::api::ExportStatus {
-    crate::api::ExportStatus { state, repository: Some("rest:http://h/".into()), started_at: Some(t(0)), finished_at: None, bytes_added: None, message: None, snapshots: Vec::new() }
+    crate::api::ExportStatus { state, repository: Some("rest:http://h/".into()), started_at: Some(t(0)), finished_at: None, bytes_added: None, message: None, snapshots: Vec::new(), manifest: None }
 }
 
 #[test]
@@ -806,7 +806,7 @@ fn an_export_restores_into_scratch_claims_runs_the_job_and_records_what_it_repor
     let mut bound: BTreeMap<String, bool> = (0..3).map(|i| (export_claim_name("b", i), true)).collect();
     let repo = |r: Result<&str, &str>| r.map(String::from).map_err(String::from);
     let summary = |i: usize| format!("archivist-export {i} {{\"snapshot_id\":\"id{i}\",\"total_bytes_processed\":10,\"data_added\":{i}}}\n");
-    let full_log: String = (0..3).map(summary).collect();
+    let full_log: String = (0..3).map(summary).collect::<String>() + "archivist-export manifest {\"snapshot_id\":\"m\",\"data_added\":1}\n";
     let ok_repo = repo(Ok("rest:http://h/"));
     let missing = repo(Err("export.repositorySecret: Secret mail/r not found"));
     // (case, state, now, claims, job, log, repository, want)
@@ -851,22 +851,51 @@ fn an_export_restores_into_scratch_claims_runs_the_job_and_records_what_it_repor
             dump_jobs: &jobs,
             verify_claims: &none,
             verify_job: None,
-            export: crate::plan::backup::exporting::ExportObs { claims, job, log, repository },
+            export: crate::plan::backup::exporting::ExportObs { claims, job, log, repository, other_export: None },
         })
     };
     for (case, state, now, claims, job, log, repository, want) in cases {
         assert_eq!(run(state, now, claims, job.as_ref(), log, repository), want, "{case}");
     }
+    // Another run exports to the same repository: wait for it.
+    let status = ArchiveBackupStatus { phase: Some(BackupPhase::Completed), export: Some(export_status(ExportState::Pending)), ..Default::default() };
+    let waiting = next(&RunObservation {
+        now: t(0),
+        backup_name: "b",
+        status: &status,
+        policy: Some(&p),
+        resumed_after_restart: false,
+        deleting: false,
+        shutting_down: false,
+        has_release_finalizer: false,
+        claim: &ClaimObs::Free,
+        spec_problems: &[],
+        policy_problems: &[],
+        other_active_run: None,
+        workload: None,
+        plan: &plan,
+        snapshots: &snapshots,
+        dump_jobs: &jobs,
+        verify_claims: &none,
+        verify_job: None,
+        export: crate::plan::backup::exporting::ExportObs { repository: Some(&ok_repo), other_export: Some("other/b9"), ..Default::default() },
+    });
+    assert!(matches!(&waiting, Step::Wait { what, .. } if what.starts_with("other/b9 is exporting to rest:http://h/")), "{waiting:?}");
     // Waiting: a scratch claim unbound, the Job running.
     bound.insert(export_claim_name("b", 1), false);
     assert!(matches!(run(ExportState::Running, 1, &bound, None, None, None), Step::Wait { .. }));
     assert!(matches!(run(ExportState::Running, 1, &bound, Some(&JobObs::Running), None, None), Step::Wait { .. }));
     // Succeeded: what the Job reported becomes the outcome.
-    let Step::FinishExport { outcome: Ok((snapshots, added)) } = run(ExportState::Running, 1, &bound, Some(&JobObs::Succeeded), Some(&full_log), None) else {
+    let Step::FinishExport { outcome: Ok(report) } = run(ExportState::Running, 1, &bound, Some(&JobObs::Succeeded), Some(&full_log), None) else {
         panic!("a succeeded Job with every result line finishes the export");
     };
-    assert_eq!(snapshots.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["id0", "id1", "id2"]);
-    assert_eq!(added, 3);
+    assert_eq!(report.snapshots.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["id0", "id1", "id2"]);
+    assert_eq!((report.bytes_added, report.manifest.as_str()), (4, "m"));
+    // The status write of a finished export failed after its scratch claims were deleted: the
+    // Job is still there (it goes only after the write), so the retry records the same outcome
+    // instead of exporting again.
+    let retried = run(ExportState::Running, 2, &none, Some(&JobObs::Succeeded), Some(&full_log), None);
+    assert!(matches!(&retried, Step::FinishExport { outcome: Ok(r) } if *r == report), "{retried:?}");
 }
 
 #[test]

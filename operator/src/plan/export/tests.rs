@@ -61,23 +61,26 @@ fn repositories_are_shown_without_credentials() {
 
 #[test]
 fn the_jobs_summaries_become_the_exported_snapshots() {
-    let plan = vec![item(Component::Metadata, "s1", "meta"), item(Component::Content, "s1", "content")];
+    let plan = export_items(&[item(Component::Metadata, "s1", "meta"), item(Component::Content, "s1", "content")], None);
     let summary = |id: &str, processed: u64, added: u64| {
         format!(r#"{{"message_type":"summary","data_added":{added},"total_bytes_processed":{processed},"snapshot_id":"{id}"}}"#)
     };
+    let manifest = summary("cccc3333", 700, 10);
     let log = format!(
-        "restic says hello\narchivist-export 1 {}\nwarning: something on stderr\narchivist-export 0 {}\n",
+        "restic says hello\narchivist-export 1 {}\nwarning: something on stderr\narchivist-export 0 {}\narchivist-export manifest {manifest}\n",
         summary("bbbb2222", 2000, 1500),
         summary("aaaa1111", 100, 90)
     );
-    let (snapshots, added) = parse_results(&log, &plan).expect("parsed");
-    assert_eq!(added, 1590);
+    let ExportReport { snapshots, bytes_added: added, manifest: manifest_id } = parse_results(&log, &plan).expect("parsed");
+    assert_eq!(added, 1600);
+    assert_eq!(manifest_id, "cccc3333");
     let got: Vec<(Component, &str, &str, &str, u64)> =
         snapshots.iter().map(|s| (s.component, s.store.as_str(), s.claim.as_str(), s.id.as_str(), s.bytes)).collect();
     assert_eq!(got, [(Component::Metadata, "s1", "meta", "aaaa1111", 100), (Component::Content, "s1", "content", "bbbb2222", 2000)]);
 
     let errors = [
-        (format!("archivist-export 0 {}", summary("a", 1, 1)), "no repository snapshot for item(s) 1"),
+        (format!("archivist-export 0 {}\narchivist-export manifest {manifest}", summary("a", 1, 1)), "no repository snapshot for item(s) 1"),
+        (format!("archivist-export 0 {}\narchivist-export 1 {}", summary("a", 1, 1), summary("b", 1, 1)), "no repository snapshot of the manifest"),
         (format!("archivist-export 2 {}", summary("a", 1, 1)), "reported item 2, but the restore point has 2 item(s)"),
         ("archivist-export 0 not-json".to_string(), "summary of item 0 is not JSON"),
         ("archivist-export 0 {\"message_type\":\"summary\"}".to_string(), "summary of item 0 names no snapshot_id"),
@@ -96,4 +99,29 @@ fn names_fit_and_differ_from_verifications() {
     assert!(export_job_name(&long).len() <= crate::plan::names::MAX_LABEL_NAME);
     assert_ne!(export_claim_name("b", 0), crate::plan::backup::verify_claim_name("b", 0));
     assert_eq!(export_job_name("b"), "b-export");
+}
+
+#[test]
+fn the_secret_copy_is_exported_after_the_volumes_and_the_manifest_leaves_export_out() {
+    let plan = [item(Component::Master, "", "master-0"), item(Component::Metadata, "s1", "meta")];
+    let items = export_items(&plan, Some("b1-secrets"));
+    let got: Vec<(Component, &str, &str)> = items.iter().map(|i| (i.component, i.claim.as_str(), i.path.as_str())).collect();
+    assert_eq!(got, [(Component::Master, "master-0", "/export/0"), (Component::Metadata, "meta", "/export/1"), (Component::Secrets, "b1-secrets", SECRETS_MOUNT)]);
+    assert_eq!(export_items(&plan, None).len(), 2);
+
+    let mut backup = ArchiveBackup::new("b1", crate::api::ArchiveBackupSpec { policy_name: "mail".into(), reason: Default::default(), hold: true });
+    backup.metadata.namespace = Some("ns".into());
+    backup.metadata.uid = Some("uid-1".into());
+    backup.status = Some(ArchiveBackupStatus {
+        phase: Some(crate::api::BackupPhase::Completed),
+        export: Some(crate::api::ExportStatus { state: ExportState::Running, repository: None, started_at: None, finished_at: None, bytes_added: None, message: None, snapshots: vec![], manifest: None }),
+        ..Default::default()
+    });
+    let m = manifest(&backup);
+    assert_eq!(m["metadata"]["namespace"], "ns");
+    assert_eq!(m["spec"]["policyName"], "mail");
+    assert_eq!(m["spec"]["hold"], true);
+    assert_eq!(m["status"]["phase"], "Completed");
+    assert!(m["status"].get("export").is_none(), "{m}");
+    assert!(m["metadata"].get("uid").is_none(), "{m}");
 }
