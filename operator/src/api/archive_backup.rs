@@ -218,7 +218,7 @@ pub struct ExportStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
     /// Bytes the export added to the repository (after restic's deduplication and
-    /// compression), summed over the items.
+    /// compression), summed over the items and the manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_added: Option<u64>,
     /// What happened, in words (why it failed, or what it waits for).

@@ -395,8 +395,9 @@ pub struct ExportSpec {
     /// `verification.afterBackup` is on, else `Completed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<ExportAfter>,
-    /// Cron expression (in `timeZone`) of the repository's maintenance (`restic prune`).
-    /// Default weekly: `0 5 * * 0`.
+    /// Cron expression (in `timeZone`) of the repository's maintenance (`restic prune`),
+    /// default weekly (`0 5 * * 0`). Validated, but not run yet: repository maintenance is the
+    /// next step of the export (prune the repository with restic meanwhile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune_schedule: Option<String>,
     /// Above 0: after each export, `restic check --read-data-subset=N%` reads back that

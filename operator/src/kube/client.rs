@@ -9,7 +9,9 @@
 
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use kube::client::retry::RetryPolicy;
 use kube::client::{ClientBuilder, ConfigExt};
+use tower::retry::RetryLayer;
 use kube::{Client, Config};
 use std::time::Duration;
 use tower::{BoxError, ServiceBuilder};
@@ -50,12 +52,15 @@ pub const DISABLE_HTTP2_ENV: &str = "DISABLE_HTTP2";
 pub fn clients(config: Config) -> Result<ApiClients, kube::Error> {
     let exec = Client::try_from(config.clone())?;
     let http2_disabled = std::env::var_os(DISABLE_HTTP2_ENV).is_some_and(|v| !v.is_empty());
-    let api = if http2_disabled { exec.clone() } else { multiplexed(config)? };
+    // A kubeconfig `proxy-url` goes through kube's own stack, which tunnels through it.
+    let api = if http2_disabled || config.proxy_url.is_some() { exec.clone() } else { multiplexed(config)? };
     Ok(ApiClients { api, exec })
 }
 
 /// A client that offers HTTP/2 and HTTP/1.1 (in that order) in the TLS handshake, with the
-/// configuration's credentials, default namespace and extra headers, as kube's own stack.
+/// configuration's credentials, default namespace, extra headers and (unless disabled) kube's
+/// retry of throttled requests (429, 503, 504, honouring `Retry-After`), as kube's own stack.
+/// It does not tunnel through a `proxy-url` ([`clients`] uses kube's client then).
 pub fn multiplexed(config: Config) -> Result<Client, kube::Error> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -79,6 +84,7 @@ pub fn multiplexed(config: Config) -> Result<Client, kube::Error> {
         .build(connector);
     let service = ServiceBuilder::new()
         .layer(config.base_uri_layer())
+        .option_layer(config.default_retry.then(|| RetryLayer::new(RetryPolicy::server_retry())))
         .option_layer(config.auth_layer()?)
         .layer(config.extra_headers_layer()?)
         .map_err(BoxError::from)

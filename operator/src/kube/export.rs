@@ -59,17 +59,28 @@ pub fn shell_word(value: &str) -> String {
 /// secret: names, sizes and times of the restore point).
 pub const MANIFEST_ENV: &str = "ARCHIVIST_MANIFEST";
 
-/// The export script: open the repository (initialise it when there is none; any other
-/// failure, such as a wrong password, stops the Job with restic's own words), then one
-/// `restic backup` per export item, from inside its mount, then the manifest from
+/// The export script: one `restic backup` per export item (the first opens the repository, and
+/// initialises it when there is none; any other failure, such as a wrong password, stops the
+/// Job with restic's own words on stderr), from inside its mount, then the manifest from
 /// `$ARCHIVIST_MANIFEST` (`--stdin`), each tagged with the policy, backup, component, store and
 /// claim, with host `<namespace>/<policy>`. Every value in it is a single-quoted word.
 pub fn export_script(namespace: &str, policy: &str, backup: &str, items: &[ExportItem], check_read_data_percent: u8) -> String {
-    let mut script = String::from(
+    // `backup LABEL ARGS...` runs one `restic backup` and prints its result line. The
+    // repository is opened by the first backup itself (every restic command derives the key
+    // from the password, about 0.6 s): only when restic says there is no repository is it
+    // initialised, once, and the backup tried again.
+    let mut script = format!(
         "set -eu\n\
-         if ! restic cat config >/dev/null 2>/tmp/archivist-open; then\n\
-         \x20 if grep -q 'Is there a repository' /tmp/archivist-open; then restic init >/dev/null; else cat /tmp/archivist-open >&2; exit 1; fi\n\
-         fi\n",
+         backup() {{\n\
+         \x20 label=$1; shift\n\
+         \x20 if ! summary=$(restic backup --json --quiet \"$@\" 2>/tmp/archivist-err); then\n\
+         \x20   if [ ! -e /tmp/archivist-init ] && grep -q 'Is there a repository' /tmp/archivist-err; then\n\
+         \x20     restic init >/dev/null; touch /tmp/archivist-init\n\
+         \x20     summary=$(restic backup --json --quiet \"$@\")\n\
+         \x20   else cat /tmp/archivist-err >&2; exit 1; fi\n\
+         \x20 fi\n\
+         \x20 echo \"{RESULT_PREFIX} $label $summary\"\n\
+         }}\n"
     );
     let host = shell_word(&format!("{namespace}/{policy}"));
     let tags = |component: &str, store: &str, claim: &str| {
@@ -87,13 +98,14 @@ pub fn export_script(namespace: &str, policy: &str, backup: &str, items: &[Expor
     };
     for (index, item) in items.iter().enumerate() {
         script.push_str(&format!(
-            "cd {}\nsummary=$(restic backup --json --quiet --host {host} {} .)\necho \"{RESULT_PREFIX} {index} $summary\"\n",
+            "cd {}\nbackup {index} --host {host} {} .\n",
             shell_word(&item.path),
             tags(component_word(item.component), &item.store, &item.claim),
         ));
     }
+    // Last, so that a restore point whose manifest is in the repository has every item there.
     script.push_str(&format!(
-        "summary=$(printf '%s' \"${MANIFEST_ENV}\" | restic backup --json --quiet --host {host} {} --stdin --stdin-filename {MANIFEST_FILE})\necho \"{RESULT_PREFIX} {MANIFEST_RESULT} $summary\"\n",
+        "printf '%s' \"${MANIFEST_ENV}\" | backup {MANIFEST_RESULT} --host {host} {} --stdin --stdin-filename {MANIFEST_FILE}\n",
         tags(MANIFEST_COMPONENT, "", backup),
     ));
     if check_read_data_percent > 0 {
@@ -218,14 +230,14 @@ mod tests {
             "--host 'ns/mail'",
             "--tag 'archivist.dev/policy=mail' --tag 'archivist.dev/backup=b1' --tag 'archivist.dev/component=metadata' --tag 'archivist.dev/store=s1' --tag 'archivist.dev/claim=meta'",
             "cd '/export/1'",
-            "echo \"archivist-export 1 $summary\"",
+            "backup 1 --host 'ns/mail'",
+            "echo \"archivist-export $label $summary\"",
             "restic check --read-data-subset=10%",
             "cd '/export/secrets'",
             "--tag 'archivist.dev/component=secrets' --tag 'archivist.dev/store=' --tag 'archivist.dev/claim=b1-secrets'",
-            "echo \"archivist-export 2 $summary\"",
-            "printf '%s' \"$ARCHIVIST_MANIFEST\" | restic backup --json --quiet --host 'ns/mail'",
+            "backup 2 --host 'ns/mail'",
+            "printf '%s' \"$ARCHIVIST_MANIFEST\" | backup manifest --host 'ns/mail'",
             "--tag 'archivist.dev/component=manifest' --tag 'archivist.dev/store=' --tag 'archivist.dev/claim=b1' --stdin --stdin-filename manifest.json",
-            "echo \"archivist-export manifest $summary\"",
         ] {
             assert!(command.contains(want), "missing {want:?} in {command}");
         }

@@ -50,7 +50,7 @@ pub async fn observe_all<'a>(client: &Client, namespace: &str, jobs: impl IntoIt
 /// none to read.
 async fn log_tail(client: &Client, namespace: &str, job: &str, redactor: &Redactor) -> Option<String> {
     let params = LogParams { tail_lines: Some(LOG_TAIL_LINES), ..Default::default() };
-    let text = newest_pod_log(client, namespace, job, &params).await?;
+    let text = newest_pod_log(client, namespace, job, &params).await.ok()??;
     quote_tail(&text, redactor)
 }
 
@@ -58,18 +58,19 @@ async fn log_tail(client: &Client, namespace: &str, job: &str, redactor: &Redact
 const JOB_LOG_LIMIT_BYTES: i64 = 1 << 20;
 
 /// The log of the newest pod of Job `job` (at most 1 MiB), for a Job that reports its result
-/// there (the export Job); `None` when there is none to read. Never copy it whole into status,
-/// an Event or a log line: parse what is needed.
-pub async fn job_log(client: &Client, namespace: &str, job: &str) -> Option<String> {
+/// there (the export Job); `None` when the Job has no pod left. An error reading it is
+/// returned (the caller tries again), never taken for a missing log. Never copy it whole into
+/// status, an Event or a log line: parse what is needed.
+pub async fn job_log(client: &Client, namespace: &str, job: &str) -> Result<Option<String>, kube::Error> {
     let params = LogParams { limit_bytes: Some(JOB_LOG_LIMIT_BYTES), ..Default::default() };
     newest_pod_log(client, namespace, job, &params).await
 }
 
-async fn newest_pod_log(client: &Client, namespace: &str, job: &str, params: &LogParams) -> Option<String> {
+async fn newest_pod_log(client: &Client, namespace: &str, job: &str, params: &LogParams) -> Result<Option<String>, kube::Error> {
     let pods = Api::<Pod>::namespaced(client.clone(), namespace);
-    let list = pods.list(&ListParams::default().labels(&format!("job-name={job}"))).await.ok()?;
-    let pod = list.items.iter().max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0))?;
-    pods.logs(&pod.name_any(), params).await.ok()
+    let list = pods.list(&ListParams::default().labels(&format!("job-name={job}"))).await?;
+    let Some(pod) = list.items.iter().max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0)) else { return Ok(None) };
+    pods.logs(&pod.name_any(), params).await.map(Some)
 }
 
 /// The end of a log as quoted in a message: secret values replaced (before the text is cut,

@@ -352,9 +352,10 @@ pub enum Step {
     CreateExportClaims(Vec<usize>),
     /// Create the export Job with every scratch PVC mounted.
     CreateExportJob,
-    /// Delete the export Job and its scratch PVCs, then record how the export ended
-    /// (`Exported` with the repository snapshots, or `Failed`), condition `Exported`, and
-    /// publish `Exported` or `ExportFailed`. The run stays Completed either way.
+    /// Delete the export's scratch PVCs, record how the export ended (`Exported` with the
+    /// repository snapshots, or `Failed`) and condition `Exported`, then delete the Job (after
+    /// the write: a failed write finds the finished Job again) and publish `Exported` or
+    /// `ExportFailed`. The run stays Completed either way.
     FinishExport {
         /// What the export Job reported, or why the export failed.
         outcome: Result<super::export::ExportReport, String>,

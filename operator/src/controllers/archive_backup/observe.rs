@@ -141,7 +141,9 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> 
     let export_state = status.export.as_ref().map(|e| e.state);
     // The Job's result lines: read once, when it succeeded and before they are recorded.
     let export_log = if export_state == Some(ExportState::Running) && export_job == Some(JobObs::Succeeded) {
-        jobs::job_log(client, &namespace, &export_job_name).await
+        jobs::job_log(client, &namespace, &export_job_name)
+            .await
+            .during(|| format!("failed to read the log of export Job {namespace}/{export_job_name}"))?
     } else {
         None
     };
@@ -152,7 +154,6 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> 
                 .await
                 .during(|| format!("failed to read Secret {namespace}/{} (export.repositorySecret)", spec.repository_secret))?,
         ),
-        (Some(ExportState::Pending), None) => Some(Err("the run's policy copy has no export".to_string())),
         _ => None,
     };
     let other_export = match &export_repository {

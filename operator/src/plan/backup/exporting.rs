@@ -6,7 +6,6 @@ use super::{until, JobObs, RunObservation, Step, IDLE_REQUEUE};
 use crate::api::ExportState;
 use crate::plan::export::{export_claim_name, export_items, parse_results, EXPORT_TIMEOUT};
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 static NO_CLAIMS: BTreeMap<String, bool> = BTreeMap::new();
 
@@ -36,6 +35,10 @@ impl Default for ExportObs<'_> {
 pub fn next(obs: &RunObservation<'_>) -> Step {
     let Some(export) = &obs.status.export else { return Step::Done };
     let export_obs = &obs.export;
+    let in_flight = matches!(export.state, ExportState::Pending | ExportState::Running);
+    if in_flight && obs.policy.and_then(|p| p.export.as_ref()).is_none() {
+        return Step::FinishExport { outcome: Err("the run's copy of its policy has no export".into()) };
+    }
     match export.state {
         ExportState::Pending => match export_obs.repository {
             // One export per repository at a time (restic's locks would allow more, but one
@@ -86,10 +89,8 @@ fn running(obs: &RunObservation<'_>) -> Step {
     }
     let unbound = export_obs.claims.values().filter(|bound| !**bound).count();
     if unbound > 0 {
-        return Step::Wait {
-            what: format!("{unbound} export scratch PVC(s) to bind"),
-            requeue: Some(until(obs.now, deadline, Duration::from_secs(2))),
-        };
+        // Their binding wakes the run (`controllers::caches::RunChildren`).
+        return Step::Wait { what: format!("{unbound} export scratch PVC(s) to bind"), requeue: Some(until(obs.now, deadline, IDLE_REQUEUE)) };
     }
     Step::CreateExportJob
 }

@@ -791,6 +791,38 @@ fn only_finished_runs_holding_nothing_are_settled() {
     }
 }
 
+/// A Completed run's observation at t(0), with nothing of its export observed yet.
+fn observation_of<'a>(
+    status: &'a ArchiveBackupStatus,
+    policy: &'a BackupPolicySpec,
+    plan: &'a [PlannedItem],
+    snapshots: &'a BTreeMap<String, SnapshotObs>,
+    jobs: &'a BTreeMap<String, JobObs>,
+    claims: &'a BTreeMap<String, bool>,
+) -> RunObservation<'a> {
+    RunObservation {
+        now: t(0),
+        backup_name: "b",
+        status,
+        policy: Some(policy),
+        resumed_after_restart: false,
+        deleting: false,
+        shutting_down: false,
+        has_release_finalizer: false,
+        claim: &ClaimObs::Free,
+        spec_problems: &[],
+        policy_problems: &[],
+        other_active_run: None,
+        workload: None,
+        plan,
+        snapshots,
+        dump_jobs: jobs,
+        verify_claims: claims,
+        verify_job: None,
+        export: Default::default(),
+    }
+}
+
 fn export_status(state: ExportState) -> crate::api::ExportStatus {
     crate::api::ExportStatus { state, repository: Some("rest:http://h/".into()), started_at: Some(t(0)), finished_at: None, bytes_added: None, message: None, snapshots: Vec::new(), manifest: None }
 }
@@ -798,7 +830,9 @@ fn export_status(state: ExportState) -> crate::api::ExportStatus {
 #[test]
 fn an_export_restores_into_scratch_claims_runs_the_job_and_records_what_it_reported() {
     use crate::plan::export::export_claim_name;
-    let p = policy(QuiesceMode::Stop);
+    let mut p = policy(QuiesceMode::Stop);
+    p.export = Some(crate::api::ExportSpec { repository_secret: "r".into(), image: None, after: None, prune_schedule: None, check_read_data_percent: 0 });
+    let without_export = policy(QuiesceMode::Stop);
     let plan = plan();
     let snapshots = BTreeMap::new();
     let jobs = BTreeMap::new();
@@ -857,28 +891,15 @@ fn an_export_restores_into_scratch_claims_runs_the_job_and_records_what_it_repor
     for (case, state, now, claims, job, log, repository, want) in cases {
         assert_eq!(run(state, now, claims, job.as_ref(), log, repository), want, "{case}");
     }
+    // A run whose recorded policy has no export cannot export: it fails the export, not loops.
+    let status = ArchiveBackupStatus { phase: Some(BackupPhase::Completed), export: Some(export_status(ExportState::Running)), ..Default::default() };
+    let no_spec = next(&RunObservation { policy: Some(&without_export), ..observation_of(&status, &p, &plan, &snapshots, &jobs, &none) });
+    assert_eq!(no_spec, Step::FinishExport { outcome: Err("the run's copy of its policy has no export".into()) });
     // Another run exports to the same repository: wait for it.
     let status = ArchiveBackupStatus { phase: Some(BackupPhase::Completed), export: Some(export_status(ExportState::Pending)), ..Default::default() };
     let waiting = next(&RunObservation {
-        now: t(0),
-        backup_name: "b",
-        status: &status,
-        policy: Some(&p),
-        resumed_after_restart: false,
-        deleting: false,
-        shutting_down: false,
-        has_release_finalizer: false,
-        claim: &ClaimObs::Free,
-        spec_problems: &[],
-        policy_problems: &[],
-        other_active_run: None,
-        workload: None,
-        plan: &plan,
-        snapshots: &snapshots,
-        dump_jobs: &jobs,
-        verify_claims: &none,
-        verify_job: None,
         export: crate::plan::backup::exporting::ExportObs { repository: Some(&ok_repo), other_export: Some("other/b9"), ..Default::default() },
+        ..observation_of(&status, &p, &plan, &snapshots, &jobs, &none)
     });
     assert!(matches!(&waiting, Step::Wait { what, .. } if what.starts_with("other/b9 is exporting to rest:http://h/")), "{waiting:?}");
     // Waiting: a scratch claim unbound, the Job running.
