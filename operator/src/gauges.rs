@@ -230,7 +230,7 @@ mod tests {
     }
 
     fn exported(mut b: ArchiveBackup, state: ExportState, finished: Option<&str>) -> ArchiveBackup {
-        let export = crate::api::ExportStatus { state, repository: None, started_at: None, finished_at: finished.map(at), bytes_added: None, message: None, snapshots: vec![], manifest: None };
+        let export = crate::api::ExportStatus { state, repository: None, started_at: None, finished_at: finished.map(at), bytes_added: None, message: None, snapshots: vec![], manifest: None, forget_failed_at: None };
         b.status.get_or_insert_with(Default::default).export = Some(export);
         b
     }

@@ -233,6 +233,11 @@ pub struct ExportStatus {
     /// manifest is in the repository has every item there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
+    /// When forgetting the repository snapshots of this restore point, pruned by retention,
+    /// last failed (`message` says why); it is tried again 10 minutes later, and the restore
+    /// point is deleted only once they are forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forget_failed_at: Option<DateTime<Utc>>,
 }
 
 /// One item of a restore point in the restic repository.

@@ -7,7 +7,7 @@ use super::labels::{owned_by, BACKUP, COMPONENT, POLICY, STORE};
 use crate::api::{ArchiveBackup, ExportSpec, DEFAULT_EXPORT_IMAGE};
 use crate::plan::capture::PlannedItem;
 use crate::plan::export::{
-    export_claim_name, export_items, export_job_name, manifest, mount_path, ExportItem, EXPORT_TIMEOUT, MANIFEST_COMPONENT,
+    export_claim_name, export_items, export_job_name, forget_job_name, manifest, mount_path, ExportItem, EXPORT_TIMEOUT, MANIFEST_COMPONENT,
     MANIFEST_FILE, MANIFEST_RESULT, RESULT_PREFIX, SECRETS_MOUNT,
 };
 use crate::plan::names::component_word;
@@ -173,6 +173,51 @@ pub fn export_job(backup: &ArchiveBackup, plan: &[PlannedItem], spec: &ExportSpe
                         ..Default::default()
                     }],
                     volumes: Some(volumes),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The Job that forgets the repository snapshots `ids` of a pruned restore point:
+/// `restic forget ID...` with no shell (the ids are checked by `plan::export::is_snapshot_id`
+/// first), the repository Secret as the environment. `restic prune`, which frees the space,
+/// is the repository's maintenance, not this Job's.
+pub fn forget_job(backup: &ArchiveBackup, spec: &ExportSpec, ids: &[String]) -> Job {
+    let name = backup.name_any();
+    let labels = BTreeMap::from([(BACKUP.to_string(), name.clone())]);
+    let command = ["restic", "forget"].iter().map(ToString::to_string).chain(ids.iter().cloned()).collect();
+    Job {
+        metadata: ObjectMeta {
+            name: Some(forget_job_name(&name)),
+            namespace: backup.namespace(),
+            labels: Some(labels.clone()),
+            owner_references: Some(owned_by(backup)),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(3600),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    containers: vec![Container {
+                        name: "forget".into(),
+                        image: Some(spec.image.clone().unwrap_or_else(|| DEFAULT_EXPORT_IMAGE.into())),
+                        command: Some(command),
+                        env_from: Some(vec![EnvFromSource {
+                            secret_ref: Some(SecretEnvSource { name: spec.repository_secret.clone(), optional: Some(false) }),
+                            ..Default::default()
+                        }]),
+                        env: Some(vec![EnvVar { name: "RESTIC_CACHE_DIR".into(), value: Some(CACHE_DIR.into()), ..Default::default() }]),
+                        volume_mounts: Some(vec![VolumeMount { name: "cache".into(), mount_path: CACHE_DIR.into(), ..Default::default() }]),
+                        ..Default::default()
+                    }],
+                    volumes: Some(vec![Volume { name: "cache".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() }]),
                     ..Default::default()
                 }),
             },

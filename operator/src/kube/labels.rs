@@ -18,6 +18,11 @@ pub const STORE: &str = "archivist.dev/store";
 pub const QUIESCED_BY: &str = "archivist.dev/quiesced-by";
 /// Annotation on a workload stopped by a backup: the replicas to scale back to.
 pub const ORIGINAL_REPLICAS: &str = "archivist.dev/original-replicas";
+/// Annotation on an ArchiveBackup that retention pruned (value: `retention`) while its export
+/// is in a repository: its repository snapshots are forgotten (`restic forget`) before the
+/// ArchiveBackup controller deletes it. Deleting an ArchiveBackup any other way (by hand, with
+/// its namespace) leaves the repository alone: the copy off the cluster is what survives.
+pub const PRUNE: &str = "archivist.dev/prune";
 /// Annotation on a BackupPolicy: a new value requests a backup now.
 pub const BACKUP_NOW: &str = "archivist.dev/backup-now";
 

@@ -360,6 +360,21 @@ pub enum Step {
         /// What the export Job reported, or why the export failed.
         outcome: Result<super::export::ExportReport, String>,
     },
+    /// A pruned run's export is in a repository: create the Job that runs `restic forget` on
+    /// these repository snapshots.
+    CreateForgetJob(Vec<String>),
+    /// Forgetting the repository snapshots failed: record it (`export.forgetFailedAt`,
+    /// `export.message`), delete the Job, publish `ForgetFailed`; tried again later.
+    ForgetFailed {
+        /// Why.
+        message: String,
+    },
+    /// A pruned run with nothing left in a repository: publish `Forgotten` when snapshots were
+    /// forgotten, then delete the ArchiveBackup (its VolumeSnapshots and Secrets go with it).
+    DeletePruned {
+        /// The repository snapshots that were forgotten.
+        forgotten: Vec<String>,
+    },
     /// Record `Completed`.
     Complete,
     /// Record `Failed` (nothing is quiesced).
@@ -517,10 +532,17 @@ pub fn settled(status: &ArchiveBackupStatus, has_release_finalizer: bool) -> boo
         && !super::export::in_flight(status)
 }
 
-/// Whether the run `backup` is [`settled`], from its status and its release finalizer.
+/// Whether the run `backup` is [`settled`], from its status and its release finalizer, and
+/// not pruned ([`prune_requested`]).
 pub fn is_settled(backup: &crate::api::ArchiveBackup) -> bool {
     let has_release_finalizer = backup.metadata.finalizers.iter().flatten().any(|f| f == RELEASE_FINALIZER);
-    backup.status.as_ref().is_some_and(|s| settled(s, has_release_finalizer))
+    backup.status.as_ref().is_some_and(|s| settled(s, has_release_finalizer)) && !prune_requested(backup)
+}
+
+/// Whether retention pruned the run (annotation `archivist.dev/prune`): it is not settled
+/// until it forgot its repository snapshots and deleted itself (`exporting::pruning`).
+pub fn prune_requested(backup: &crate::api::ArchiveBackup) -> bool {
+    backup.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(crate::kube::labels::PRUNE))
 }
 
 /// Decides the next step of a run.
@@ -558,6 +580,9 @@ pub fn next(obs: &RunObservation<'_>) -> Step {
     }
     if phase == BackupPhase::Completed && super::export::in_flight(obs.status) {
         return exporting::next(obs);
+    }
+    if phase.is_finished() && obs.export.prune_requested {
+        return exporting::pruning(obs);
     }
     if phase.is_finished() {
         return Step::Done;

@@ -130,6 +130,35 @@ pub fn on_completion(policy: &BackupPolicySpec, verification: Option<&Verificati
     }
 }
 
+/// How long after a failed `restic forget` it is tried again (a pruned restore point waits
+/// meanwhile; the repository may be down or locked by another export).
+pub const FORGET_RETRY: Duration = Duration::from_secs(600);
+
+/// The Job that forgets a pruned restore point's repository snapshots.
+pub fn forget_job_name(backup: &str) -> String {
+    super::names::fit(&format!("{backup}-forget"), super::names::MAX_LABEL_NAME)
+}
+
+/// Whether `id` is a restic snapshot id (8 to 64 lowercase hexadecimal digits): the ids are
+/// read from a status, which anyone allowed to write it could change, and become arguments of
+/// `restic forget`.
+pub fn is_snapshot_id(id: &str) -> bool {
+    (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The repository snapshots of an exported restore point that `restic forget` removes: every
+/// item's and the manifest's. Empty when it was never exported; an id that is not a restic
+/// snapshot id is an error naming its field.
+pub fn forget_ids(status: &ArchiveBackupStatus) -> Result<Vec<String>, String> {
+    let Some(export) = status.export.as_ref().filter(|e| e.state == ExportState::Exported) else { return Ok(Vec::new()) };
+    let items = export.snapshots.iter().enumerate().map(|(i, s)| (format!("status.export.snapshots[{i}].id"), &s.id));
+    let manifest = export.manifest.iter().map(|m| ("status.export.manifest".to_string(), m));
+    items
+        .chain(manifest)
+        .map(|(field, id)| if is_snapshot_id(id) { Ok(id.clone()) } else { Err(format!("{field}: {id:?} is not a restic snapshot id")) })
+        .collect()
+}
+
 /// Whether the run's export is under way (`Pending` or `Running`): the run is not settled.
 pub fn in_flight(status: &ArchiveBackupStatus) -> bool {
     status.export.as_ref().is_some_and(|e| matches!(e.state, ExportState::Pending | ExportState::Running))

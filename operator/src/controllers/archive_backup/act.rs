@@ -227,6 +227,19 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             super::export::finish(ctx, backup, &obs, &mut status, outcome).await?;
             return Ok(Action::await_change());
         }
+        Step::CreateForgetJob(ids) => {
+            super::export::create_forget_job(ctx, backup, &obs, &ids).await?;
+            // The Job's progress wakes the run.
+            Action::requeue(IDLE_REQUEUE)
+        }
+        Step::ForgetFailed { message } => {
+            super::export::forget_failed(ctx, backup, &obs, &mut status, message).await?;
+            return Ok(Action::requeue(crate::plan::export::FORGET_RETRY));
+        }
+        Step::DeletePruned { forgotten } => {
+            super::export::delete_pruned(ctx, backup, &obs, &forgotten).await?;
+            return Ok(Action::await_change());
+        }
         Step::Complete => {
             mark_completed(&mut status, obs.policy.as_ref(), now, generation);
             record(ctx, backup, &obs, &mut status).await?;

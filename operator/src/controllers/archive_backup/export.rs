@@ -36,6 +36,7 @@ pub fn mark_due(status: &mut ArchiveBackupStatus, policy: Option<&BackupPolicySp
                 message: None,
                 snapshots: Vec::new(),
                 manifest: None,
+                forget_failed_at: None,
             });
             conditions::set(&mut status.conditions, EXPORTED, ConditionStatus::Unknown, "Pending", "the export is due", now, generation);
         }
@@ -156,3 +157,51 @@ async fn delete_claims(ctx: &Context, obs: &Observed) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// `CreateForgetJob`: the Job running `restic forget` on the pruned run's repository snapshots.
+pub async fn create_forget_job(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, ids: &[String]) -> Result<(), Error> {
+    let spec = obs
+        .policy
+        .as_ref()
+        .and_then(|p| p.export.as_ref())
+        .ok_or_else(|| Error::Inconsistent("forgetting needs the run's export spec, which is missing".into()))?;
+    let job = export::forget_job(backup, spec, ids);
+    let api = Api::<Job>::namespaced(ctx.client.clone(), &obs.namespace);
+    k::create_if_absent(&api, &job).await.during(|| format!("failed to create forget Job of {}/{}", obs.namespace, obs.name))?;
+    Ok(())
+}
+
+/// `ForgetFailed`: records when and why (the restore point stays), deletes the failed Job so
+/// that the retry makes a new one, and publishes `ForgetFailed`.
+pub async fn forget_failed(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, status: &mut ArchiveBackupStatus, why: String) -> Result<(), Error> {
+    let retry = crate::plan::export::FORGET_RETRY.as_secs() / 60;
+    let Some(export) = status.export.as_mut() else { return Ok(()) };
+    let repository = export.repository.clone().unwrap_or_else(|| "the repository".into());
+    let message = format!("retention pruned this restore point, but forgetting its snapshots in {repository} failed: {why}; retrying in {retry} minutes");
+    export.forget_failed_at = Some(obs.now);
+    export.message = Some(message.clone());
+    super::act::record(ctx, backup, obs, status).await?;
+    let jobs = Api::<Job>::namespaced(ctx.client.clone(), &obs.namespace);
+    let job = crate::plan::export::forget_job_name(&obs.name);
+    k::delete_if_present(&jobs, &job, &kube::api::DeleteParams::background())
+        .await
+        .during(|| format!("failed to delete forget Job {}/{job}", obs.namespace))?;
+    publish(ctx, backup, EventType::Warning, "ForgetFailed", message).await;
+    Ok(())
+}
+
+/// `DeletePruned`: publishes `Forgotten` (when repository snapshots were forgotten), then
+/// deletes the ArchiveBackup, as retention would have.
+pub async fn delete_pruned(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, forgotten: &[String]) -> Result<(), Error> {
+    if !forgotten.is_empty() {
+        let repository = obs.status_export_repository().unwrap_or_else(|| "the repository".into());
+        let note = format!("retention pruned this restore point; its {} snapshot(s) in {repository} were forgotten", forgotten.len());
+        publish(ctx, backup, EventType::Normal, "Forgotten", note).await;
+    }
+    let api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &obs.namespace);
+    k::delete_if_present(&api, &obs.name, &kube::api::DeleteParams::background())
+        .await
+        .during(|| format!("failed to delete pruned ArchiveBackup {}/{}", obs.namespace, obs.name))?;
+    Ok(())
+}
+

@@ -53,6 +53,10 @@ pub struct Observed {
     export_repository: Option<Result<String, String>>,
     /// Another run exporting to the same repository now (`<namespace>/<name>`).
     other_export: Option<String>,
+    /// Whether retention pruned the run (`archivist.dev/prune`).
+    prune_requested: bool,
+    /// The Job forgetting a pruned run's repository snapshots.
+    pub forget_job: Option<JobObs>,
     /// Another unfinished run of the same policy.
     pub other_active_run: Option<String>,
     /// Validation problems of the policy (`field: message`).
@@ -137,6 +141,7 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> 
     let verify_claims = bound_with_prefix(format!("{name}-verify-"));
     let export_job_name = export::export_job_name(&name);
     let export_job = jobs.remove(&export_job_name);
+    let forget_job = jobs.remove(&export::forget_job_name(&name));
     let export_claims = bound_with_prefix(format!("{name}-export-"));
     let export_state = status.export.as_ref().map(|e| e.state);
     // The Job's result lines: read once, when it succeeded and before they are recorded.
@@ -215,6 +220,8 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> 
         export_log,
         export_repository,
         other_export,
+        prune_requested: backup::prune_requested(backup),
+        forget_job,
         other_active_run,
         snapshot_obs,
         status,
@@ -222,6 +229,11 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> 
 }
 
 impl Observed {
+    /// The repository the run's export went to, as recorded (credentials removed).
+    pub fn status_export_repository(&self) -> Option<String> {
+        self.status.export.as_ref().and_then(|e| e.repository.clone())
+    }
+
     /// Decides the next step (pure: `plan::backup::next`).
     pub fn next_step(&self, ctx: &Context) -> Step {
         backup::next(&self.run_observation(ctx))
@@ -261,6 +273,8 @@ impl Observed {
                 log: self.export_log.as_deref(),
                 repository: self.export_repository.as_ref(),
                 other_export: self.other_export.as_deref(),
+                prune_requested: self.prune_requested,
+                forget_job: self.forget_job.as_ref(),
             },
         }
     }

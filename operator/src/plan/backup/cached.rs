@@ -65,6 +65,7 @@ pub fn cached_form(backup: &mut ArchiveBackup) {
             message: None,
             snapshots: Vec::new(),
             manifest: None,
+                forget_failed_at: None,
         }),
         ..Default::default()
     });

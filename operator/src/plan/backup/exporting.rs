@@ -4,7 +4,7 @@
 
 use super::{until, JobObs, RunObservation, Step, IDLE_REQUEUE};
 use crate::api::ExportState;
-use crate::plan::export::{export_claim_name, export_items, parse_results, EXPORT_TIMEOUT};
+use crate::plan::export::{export_claim_name, export_items, forget_ids, parse_results, EXPORT_TIMEOUT, FORGET_RETRY};
 use std::collections::BTreeMap;
 
 static NO_CLAIMS: BTreeMap<String, bool> = BTreeMap::new();
@@ -23,11 +23,15 @@ pub struct ExportObs<'a> {
     pub repository: Option<&'a Result<String, String>>,
     /// While the export is `Pending`: another run exporting to the same repository now.
     pub other_export: Option<&'a str>,
+    /// Whether retention pruned the run (annotation `archivist.dev/prune`).
+    pub prune_requested: bool,
+    /// The Job forgetting a pruned run's repository snapshots, if created.
+    pub forget_job: Option<&'a JobObs>,
 }
 
 impl Default for ExportObs<'_> {
     fn default() -> Self {
-        Self { claims: &NO_CLAIMS, job: None, log: None, repository: None, other_export: None }
+        Self { claims: &NO_CLAIMS, job: None, log: None, repository: None, other_export: None, prune_requested: false, forget_job: None }
     }
 }
 
@@ -53,6 +57,48 @@ pub fn next(obs: &RunObservation<'_>) -> Step {
         },
         ExportState::Running => running(obs),
         ExportState::Exported | ExportState::Failed => Step::Done,
+    }
+}
+
+/// The next step of a finished run that retention pruned (`archivist.dev/prune`), once no
+/// export is under way: forget its repository snapshots, then delete it. A failed forget is
+/// recorded and tried again after [`FORGET_RETRY`]; the restore point stays until then.
+pub fn pruning(obs: &RunObservation<'_>) -> Step {
+    let ids = match forget_ids(obs.status) {
+        Ok(ids) => ids,
+        // An id that is not restic's is never passed on: reported, and looked at again later.
+        Err(problem) => {
+            return match retry_due(obs) {
+                (true, _) => Step::ForgetFailed { message: problem },
+                (false, wait) => wait,
+            }
+        }
+    };
+    if ids.is_empty() {
+        return Step::DeletePruned { forgotten: Vec::new() };
+    }
+    match obs.export.forget_job {
+        Some(JobObs::Succeeded) => Step::DeletePruned { forgotten: ids },
+        Some(JobObs::Failed { message }) => Step::ForgetFailed { message: format!("the forget Job failed: {message}") },
+        Some(JobObs::Running) => Step::Wait { what: "the forget Job is running".into(), requeue: Some(IDLE_REQUEUE) },
+        None => match retry_due(obs) {
+            (true, _) => Step::CreateForgetJob(ids),
+            (false, wait) => wait,
+        },
+    }
+}
+
+/// Whether a forget may be tried now, and else how to wait: after a failure, only
+/// [`FORGET_RETRY`] later.
+fn retry_due(obs: &RunObservation<'_>) -> (bool, Step) {
+    let failed_at = obs.status.export.as_ref().and_then(|e| e.forget_failed_at);
+    let retry_at = failed_at.map(|at| at + chrono::Duration::from_std(FORGET_RETRY).unwrap_or_else(|_| chrono::Duration::minutes(10)));
+    match retry_at {
+        Some(at) if obs.now < at => (
+            false,
+            Step::Wait { what: format!("forgetting the repository snapshots failed; retrying at {}", at.to_rfc3339()), requeue: Some(until(obs.now, Some(at), FORGET_RETRY)) },
+        ),
+        _ => (true, Step::Done),
     }
 }
 

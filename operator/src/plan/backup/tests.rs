@@ -824,7 +824,7 @@ fn observation_of<'a>(
 }
 
 fn export_status(state: ExportState) -> crate::api::ExportStatus {
-    crate::api::ExportStatus { state, repository: Some("rest:http://h/".into()), started_at: Some(t(0)), finished_at: None, bytes_added: None, message: None, snapshots: Vec::new(), manifest: None }
+    crate::api::ExportStatus { state, repository: Some("rest:http://h/".into()), started_at: Some(t(0)), finished_at: None, bytes_added: None, message: None, snapshots: Vec::new(), manifest: None, forget_failed_at: None }
 }
 
 #[test]

@@ -114,7 +114,7 @@ fn the_secret_copy_is_exported_after_the_volumes_and_the_manifest_leaves_export_
     backup.metadata.uid = Some("uid-1".into());
     backup.status = Some(ArchiveBackupStatus {
         phase: Some(crate::api::BackupPhase::Completed),
-        export: Some(crate::api::ExportStatus { state: ExportState::Running, repository: None, started_at: None, finished_at: None, bytes_added: None, message: None, snapshots: vec![], manifest: None }),
+        export: Some(crate::api::ExportStatus { state: ExportState::Running, repository: None, started_at: None, finished_at: None, bytes_added: None, message: None, snapshots: vec![], manifest: None, forget_failed_at: None }),
         ..Default::default()
     });
     let m = manifest(&backup);
