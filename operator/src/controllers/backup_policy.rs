@@ -16,7 +16,7 @@ use super::Context;
 use crate::api::{
     ArchiveBackup, ArchiveBackupSpec, BackupPolicy, ClusterRetentionPolicy, DeletionPolicy, RestoreRequest, TargetKind,
 };
-use crate::kube::labels::{BACKUP_NOW, POLICY};
+use crate::kube::labels::{BACKUP_NOW, POLICY, PRUNE};
 use crate::kube::{self as k, time::from_kube};
 use crate::plan::policy::{decide, PolicyDecision, PolicyObservation};
 use crate::plan::validate::validate_backup_policy_object;
@@ -25,7 +25,7 @@ use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
@@ -249,6 +249,17 @@ async fn act_on(policy: &BackupPolicy, ctx: &Context, namespace: &str, decision:
     }
     if !decision.prune.is_empty() {
         for pruned in &decision.prune {
+            if decision.forget_first.contains(pruned) {
+                // Its export goes first: the run forgets its repository snapshots, then
+                // deletes itself (`plan::backup::exporting::pruning`).
+                let patch = serde_json::json!({"metadata": {"annotations": {PRUNE: "retention"}}});
+                match backup_api.patch(pruned, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(status)) if status.code == 404 => {}
+                    Err(e) => return Err(e).during(|| format!("failed to mark ArchiveBackup {namespace}/{pruned} pruned")),
+                }
+                continue;
+            }
             k::delete_if_present(&backup_api, pruned, &DeleteParams::background())
                 .await
                 .during(|| format!("failed to prune ArchiveBackup {namespace}/{pruned}"))?;

@@ -25,8 +25,9 @@ use super::schedule::{due_runs, parse_time_zone, Schedule};
 use super::conditions;
 use crate::api::{
     ArchiveBackup, BackupPhase, BackupPolicySpec, BackupPolicyStatus, BackupReason,
-    ClusterRetentionPolicySpec, ConditionStatus, RestoreRequest, VerificationState,
+    ClusterRetentionPolicySpec, ConditionStatus, ExportState, RestoreRequest, VerificationState,
 };
+use super::backup::prune_requested;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -81,6 +82,10 @@ pub struct PolicyDecision {
     pub skipped_runs: u32,
     /// ArchiveBackups to delete by retention, newest first.
     pub prune: Vec<String>,
+    /// Of `prune`, those whose export is in a repository: they are annotated
+    /// `archivist.dev/prune` instead of deleted, and delete themselves once their repository
+    /// snapshots are forgotten (`plan::backup::exporting::pruning`).
+    pub forget_first: Vec<String>,
     /// The status to record.
     pub status: BackupPolicyStatus,
     /// When to look again (the next scheduled time); `None`: on the next change only.
@@ -119,7 +124,7 @@ pub fn decide(obs: &PolicyObservation<'_>) -> PolicyDecision {
     };
     conditions::set(&mut status.conditions, "Suspended", suspended, if obs.spec.suspend { "Suspended" } else { "Active" }, why, now, generation);
 
-    let mut decision = PolicyDecision { create: None, skipped_runs: 0, prune: Vec::new(), status, requeue: None };
+    let mut decision = PolicyDecision { create: None, skipped_runs: 0, prune: Vec::new(), forget_first: Vec::new(), status, requeue: None };
     let set_ready = |d: &mut PolicyDecision, status, reason: &str, message: String| {
         conditions::set(&mut d.status.conditions, "Ready", status, reason, message, now, generation);
     };
@@ -160,17 +165,31 @@ pub fn decide(obs: &PolicyObservation<'_>) -> PolicyDecision {
     if !active && decision.create.is_none() && last_run_completed {
         if let Ok(tz) = parse_time_zone(&obs.spec.time_zone) {
             let sources = restore_sources(obs.restores, obs.backups);
-            let candidates: Vec<RetentionCandidate> =
-                obs.backups.iter().filter_map(|b| RetentionCandidate::try_from(b).ok()).map(|c| c.reading(&sources)).collect();
+            // A run already pruned (forgetting its repository snapshots) is on its way out.
+            let candidates: Vec<RetentionCandidate> = obs
+                .backups
+                .iter()
+                .filter(|b| !prune_requested(b))
+                .filter_map(|b| RetentionCandidate::try_from(b).ok())
+                .map(|c| c.reading(&sources))
+                .collect();
             decision.prune = plan_with_cluster(&obs.spec.retention, tz, &candidates, now, obs.cluster)
                 .into_iter()
                 .filter(|d| d.action == Action::Prune)
                 .map(|d| d.name)
                 .collect();
+            decision.forget_first = obs
+                .backups
+                .iter()
+                .filter(|b| b.metadata.name.as_ref().is_some_and(|n| decision.prune.contains(n)))
+                .filter(|b| b.status.as_ref().and_then(|s| s.export.as_ref()).is_some_and(|e| e.state == ExportState::Exported))
+                .filter_map(|b| b.metadata.name.clone())
+                .collect();
         }
     }
-    decision.status.restore_points =
-        Some(count(completed().filter(|b| b.metadata.name.as_ref().is_none_or(|n| !decision.prune.contains(n)))));
+    decision.status.restore_points = Some(count(
+        completed().filter(|b| !prune_requested(b)).filter(|b| b.metadata.name.as_ref().is_none_or(|n| !decision.prune.contains(n))),
+    ));
 
     if obs.target_exists {
         set_ready(&mut decision, ConditionStatus::True, "Ready", "the spec is valid and the target exists".to_string());

@@ -885,7 +885,7 @@ fn an_export_restores_into_scratch_claims_runs_the_job_and_records_what_it_repor
             dump_jobs: &jobs,
             verify_claims: &none,
             verify_job: None,
-            export: crate::plan::backup::exporting::ExportObs { claims, job, log, repository, other_export: None },
+            export: crate::plan::backup::exporting::ExportObs { claims, job, log, repository, other_export: None, ..Default::default() },
         })
     };
     for (case, state, now, claims, job, log, repository, want) in cases {
@@ -895,6 +895,39 @@ fn an_export_restores_into_scratch_claims_runs_the_job_and_records_what_it_repor
     let status = ArchiveBackupStatus { phase: Some(BackupPhase::Completed), export: Some(export_status(ExportState::Running)), ..Default::default() };
     let no_spec = next(&RunObservation { policy: Some(&without_export), ..observation_of(&status, &p, &plan, &snapshots, &jobs, &none) });
     assert_eq!(no_spec, Step::FinishExport { outcome: Err("the run's copy of its policy has no export".into()) });
+    // A pruned run: forget its repository snapshots, then delete itself; a failure waits.
+    let exported = |failed_at: Option<i64>| {
+        let mut export = export_status(ExportState::Exported);
+        export.snapshots = vec![crate::api::ExportedSnapshot { component: Component::Content, store: "s1".into(), claim: "c".into(), id: "0123abcd".into(), bytes: 1 }];
+        export.manifest = Some("89abcdef".into());
+        export.forget_failed_at = failed_at.map(t);
+        ArchiveBackupStatus { phase: Some(BackupPhase::Completed), export: Some(export), ..Default::default() }
+    };
+    let ids = vec!["0123abcd".to_string(), "89abcdef".to_string()];
+    let failed_job = JobObs::Failed { message: "repository is already locked".into() };
+    let mut bad_id = exported(None);
+    if let Some(e) = bad_id.export.as_mut() {
+        e.snapshots[0].id = "0123abcd; rm -rf /".into();
+    }
+    let never_exported = ArchiveBackupStatus { phase: Some(BackupPhase::Completed), ..Default::default() };
+    // (case, status, forget Job, now, want)
+    let pruned: Vec<(&str, ArchiveBackupStatus, Option<JobObs>, i64, Step)> = vec![
+        ("exported: the forget Job", exported(None), None, 0, Step::CreateForgetJob(ids.clone())),
+        ("forgotten: delete the run", exported(None), Some(JobObs::Succeeded), 0, Step::DeletePruned { forgotten: ids.clone() }),
+        ("never exported: delete at once", never_exported, None, 0, Step::DeletePruned { forgotten: vec![] }),
+        ("the forget failed", exported(None), Some(failed_job), 0, Step::ForgetFailed { message: "the forget Job failed: repository is already locked".into() }),
+        ("failed 5 minutes ago: wait", exported(Some(0)), None, 300, Step::Wait { what: format!("forgetting the repository snapshots failed; retrying at {}", t(600).to_rfc3339()), requeue: Some(Duration::from_secs(300)) }),
+        ("failed 10 minutes ago: try again", exported(Some(0)), None, 600, Step::CreateForgetJob(ids.clone())),
+        ("an id that is not restic's is never passed on", bad_id, None, 0, Step::ForgetFailed { message: r#"status.export.snapshots[0].id: "0123abcd; rm -rf /" is not a restic snapshot id"#.into() }),
+    ];
+    for (case, status, job, now, want) in pruned {
+        let got = next(&RunObservation {
+            now: t(now),
+            export: crate::plan::backup::exporting::ExportObs { prune_requested: true, forget_job: job.as_ref(), ..Default::default() },
+            ..observation_of(&status, &p, &plan, &snapshots, &jobs, &none)
+        });
+        assert_eq!(got, want, "{case}");
+    }
     // Another run exports to the same repository: wait for it.
     let status = ArchiveBackupStatus { phase: Some(BackupPhase::Completed), export: Some(export_status(ExportState::Pending)), ..Default::default() };
     let waiting = next(&RunObservation {

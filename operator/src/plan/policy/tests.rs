@@ -296,3 +296,45 @@ fn decisions_are_the_same_from_the_cached_form() {
         assert_eq!(run(&cached), run(&full), "{}", full.name);
     }
 }
+
+/// A pruned run whose export is in a repository is marked to forget it first, not deleted; a
+/// run already marked is on its way out: neither a retention candidate nor a restore point.
+#[test]
+fn exported_runs_forget_their_repository_snapshots_before_they_go() {
+    let exported = |mut b: ArchiveBackup, state: crate::api::ExportState| {
+        if let Some(status) = b.status.as_mut() {
+            status.export = Some(crate::api::ExportStatus {
+                state,
+                repository: None,
+                started_at: None,
+                finished_at: None,
+                bytes_added: None,
+                message: None,
+                snapshots: vec![],
+                manifest: None,
+                forget_failed_at: None,
+            });
+        }
+        b
+    };
+    let marked = |mut b: ArchiveBackup| {
+        b.metadata.annotations = Some([(crate::kube::labels::PRUNE.to_string(), "retention".to_string())].into());
+        b
+    };
+    let done = |n, h| backup(n, BackupPhase::Completed, t(h, 0), false);
+    let c = Case {
+        spec: spec(Some("0 * * * *"), Some(1)),
+        backups: vec![
+            marked(exported(done("a", 0), crate::api::ExportState::Exported)),
+            exported(done("b", 1), crate::api::ExportState::Exported),
+            exported(done("c", 2), crate::api::ExportState::Failed),
+            done("d", 3),
+            exported(done("e", 4), crate::api::ExportState::Exported),
+        ],
+        ..case("exported runs forget first")
+    };
+    let decision = run(&c);
+    assert_eq!(decision.prune, ["d", "c", "b"], "a is already on its way out");
+    assert_eq!(decision.forget_first, ["b"], "only a run whose export is in a repository forgets first");
+    assert_eq!(decision.status.restore_points, Some(1));
+}
