@@ -202,3 +202,45 @@ async fn a_wrong_password_fails_the_export_not_the_restore_point_and_stays_secre
     })
     .await;
 }
+
+/// The restic snapshots of repository `repo` tagged `archivist.dev/backup=<backup>`.
+fn snapshots_of_backup(server: &ResticServer, repo: &str, backup: &str) -> anyhow::Result<usize> {
+    let tag = format!("archivist.dev/backup={backup}");
+    Ok(server.snapshots(repo, PASSWORD)?.iter().filter(|s| s["tags"].as_array().is_some_and(|t| t.iter().any(|t| t == tag.as_str()))).count())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn retention_forgets_the_repository_snapshots_and_a_deletion_by_hand_does_not() {
+    let server = std::sync::Arc::new(ResticServer::start().expect("restic server"));
+    with_namespace("bk-export-forget", move |client, ns| async move {
+        let mut operator = start_operator(&client, &ns).await?;
+        let meta = data_pvc(&client, &ns, "meta", &[]).await?;
+        let content = data_pvc(&client, &ns, "content", &[]).await?;
+        std::fs::write(meta.join("index.db"), "row 1\n")?;
+        std::fs::write(content.join("msg-1.eml"), "Subject: one\n")?;
+        archive_statefulset(&client, &ns, "archive", 1, &[]).await?;
+        let repo = format!("repo-{ns}");
+        repository_secret(&client, &ns, "archive-repo", &server.url(&repo), PASSWORD).await?;
+        policy(&client, &ns, "mail", &format!("{}  retention: {{keepLast: 1}}\n", exporting("archive-repo", false))).await?;
+        for name in ["b1", "b2"] {
+            start_backup(&client, &ns, name, "mail").await?;
+            wait_completed(&client, &ns, name, &mut operator).await?;
+            let run = wait_export_ended(&client, &ns, name, &operator).await?;
+            let state = run.status.and_then(|s| s.export).map(|e| e.state);
+            anyhow::ensure!(state == Some(ExportState::Exported), "{name}: export {state:?}");
+        }
+        // keepLast 1: retention prunes b1 after b2 completed; b1 forgets its 3 repository
+        // snapshots (2 items and the manifest), then goes.
+        let backups = Api::<ArchiveBackup>::namespaced(client.clone(), &ns);
+        until("b1 to be pruned", Duration::from_secs(90), || async { Ok(backups.get_opt("b1").await?.is_none()) }).await?;
+        anyhow::ensure!(snapshots_of_backup(&server, &repo, "b1")? == 0, "b1's snapshots are still in the repository");
+        anyhow::ensure!(snapshots_of_backup(&server, &repo, "b2")? == 3, "b2's snapshots must stay");
+        // Deleted by hand (as with its namespace): the off-cluster copy stays.
+        backups.delete("b2", &Default::default()).await?;
+        until("b2 to be deleted", Duration::from_secs(60), || async { Ok(backups.get_opt("b2").await?.is_none()) }).await?;
+        anyhow::ensure!(snapshots_of_backup(&server, &repo, "b2")? == 3, "a deletion by hand forgot b2's snapshots");
+        operator.check_running()
+    })
+    .await;
+}

@@ -162,7 +162,10 @@ pub fn decide(obs: &PolicyObservation<'_>) -> PolicyDecision {
     // Retention.
     let newest_finished = newest(obs.backups.iter().filter(|b| phase_of(b).is_finished()));
     let last_run_completed = newest_finished.is_some_and(|b| phase_of(b) == BackupPhase::Completed);
-    if !active && decision.create.is_none() && last_run_completed {
+    // Not while a run exports: a pruned run's `restic forget` takes the repository's exclusive
+    // lock, which would fail the export.
+    let exporting = obs.backups.iter().any(|b| b.status.as_ref().is_some_and(super::export::in_flight));
+    if !active && !exporting && decision.create.is_none() && last_run_completed {
         if let Ok(tz) = parse_time_zone(&obs.spec.time_zone) {
             let sources = restore_sources(obs.restores, obs.backups);
             // A run already pruned (forgetting its repository snapshots) is on its way out.

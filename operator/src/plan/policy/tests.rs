@@ -333,6 +333,10 @@ fn exported_runs_forget_their_repository_snapshots_before_they_go() {
         ],
         ..case("exported runs forget first")
     };
+    // While e exports, nothing is pruned: a forget would lock the repository under it.
+    let mut while_exporting = c.clone();
+    while_exporting.backups[4] = exported(done("e", 4), crate::api::ExportState::Running);
+    assert!(run(&while_exporting).prune.is_empty());
     let decision = run(&c);
     assert_eq!(decision.prune, ["d", "c", "b"], "a is already on its way out");
     assert_eq!(decision.forget_first, ["b"], "only a run whose export is in a repository forgets first");
