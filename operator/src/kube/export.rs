@@ -3,7 +3,8 @@
 //! `envFrom` of `export.repositorySecret`; the script names no secret, and what it prints is
 //! one result line per item (`plan::export::parse_results`).
 
-use super::labels::{owned_by, BACKUP, COMPONENT, POLICY, STORE};
+use super::jobs::run_once_job;
+use super::labels::{BACKUP, COMPONENT, POLICY, STORE};
 use crate::api::{ArchiveBackup, ExportSpec, DEFAULT_EXPORT_IMAGE};
 use crate::plan::capture::PlannedItem;
 use crate::plan::export::{
@@ -11,14 +12,12 @@ use crate::plan::export::{
     MANIFEST_FILE, MANIFEST_RESULT, RESULT_PREFIX, SECRETS_MOUNT,
 };
 use crate::plan::names::component_word;
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, PersistentVolumeClaim,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, SecretEnvSource, SecretVolumeSource, Volume, VolumeMount,
+    PersistentVolumeClaimVolumeSource, SecretEnvSource, SecretVolumeSource, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
-use std::collections::BTreeMap;
 
 /// The repository of `export.repositorySecret` as it may be shown (credentials removed), or
 /// why the Secret cannot serve: missing, or without `RESTIC_REPOSITORY` or `RESTIC_PASSWORD`.
@@ -137,49 +136,37 @@ pub fn export_job(backup: &ArchiveBackup, plan: &[PlannedItem], spec: &ExportSpe
         volumes.push(Volume { name: "secrets".into(), secret: Some(SecretVolumeSource { secret_name: Some(copy.clone()), ..Default::default() }), ..Default::default() });
         mounts.push(VolumeMount { name: "secrets".into(), mount_path: SECRETS_MOUNT.into(), read_only: Some(true), ..Default::default() });
     }
-    volumes.push(Volume { name: "cache".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() });
-    mounts.push(VolumeMount { name: "cache".into(), mount_path: CACHE_DIR.into(), ..Default::default() });
-    let labels = BTreeMap::from([(BACKUP.to_string(), name.clone())]);
+    volumes.push(cache_volume());
     let script = export_script(&namespace, &backup.spec.policy_name, &name, &items, spec.check_read_data_percent);
-    let env = vec![
-        EnvVar { name: "RESTIC_CACHE_DIR".into(), value: Some(CACHE_DIR.into()), ..Default::default() },
-        EnvVar { name: MANIFEST_ENV.into(), value: Some(manifest(backup).to_string()), ..Default::default() },
-    ];
-    Job {
-        metadata: ObjectMeta {
-            name: Some(export_job_name(&name)),
-            namespace: backup.namespace(),
-            labels: Some(labels.clone()),
-            owner_references: Some(owned_by(backup)),
+    let manifest_env = EnvVar { name: MANIFEST_ENV.into(), value: Some(manifest(backup).to_string()), ..Default::default() };
+    let container = restic_container(spec, "export", vec!["sh".into(), "-c".into(), script], vec![manifest_env], mounts);
+    run_once_job(backup, export_job_name(&name), i64::try_from(EXPORT_TIMEOUT.as_secs()).ok(), container, volumes)
+}
+
+/// A container running restic `command` against `spec`'s repository: the mover image, the
+/// repository Secret as the environment (`envFrom`, the only way credentials reach restic),
+/// restic's cache on the emptyDir `cache` (which the Job must have) at `/cache`, plus `env`
+/// and `mounts`.
+fn restic_container(spec: &ExportSpec, name: &str, command: Vec<String>, env: Vec<EnvVar>, mut mounts: Vec<VolumeMount>) -> Container {
+    mounts.push(VolumeMount { name: "cache".into(), mount_path: CACHE_DIR.into(), ..Default::default() });
+    let cache = EnvVar { name: "RESTIC_CACHE_DIR".into(), value: Some(CACHE_DIR.into()), ..Default::default() };
+    Container {
+        name: name.into(),
+        image: Some(spec.image.clone().unwrap_or_else(|| DEFAULT_EXPORT_IMAGE.into())),
+        command: Some(command),
+        env_from: Some(vec![EnvFromSource {
+            secret_ref: Some(SecretEnvSource { name: spec.repository_secret.clone(), optional: Some(false) }),
             ..Default::default()
-        },
-        spec: Some(JobSpec {
-            backoff_limit: Some(0),
-            active_deadline_seconds: i64::try_from(EXPORT_TIMEOUT.as_secs()).ok(),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".into()),
-                    containers: vec![Container {
-                        name: "export".into(),
-                        image: Some(spec.image.clone().unwrap_or_else(|| DEFAULT_EXPORT_IMAGE.into())),
-                        command: Some(vec!["sh".into(), "-c".into(), script]),
-                        env_from: Some(vec![EnvFromSource {
-                            secret_ref: Some(SecretEnvSource { name: spec.repository_secret.clone(), optional: Some(false) }),
-                            ..Default::default()
-                        }]),
-                        env: Some(env),
-                        volume_mounts: Some(mounts),
-                        ..Default::default()
-                    }],
-                    volumes: Some(volumes),
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
+        }]),
+        env: Some(std::iter::once(cache).chain(env).collect()),
+        volume_mounts: Some(mounts),
         ..Default::default()
     }
+}
+
+/// restic's cache volume (an emptyDir) of the export and forget Jobs.
+fn cache_volume() -> Volume {
+    Volume { name: "cache".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() }
 }
 
 /// The Job that forgets the repository snapshots `ids` of a pruned restore point:
@@ -187,44 +174,9 @@ pub fn export_job(backup: &ArchiveBackup, plan: &[PlannedItem], spec: &ExportSpe
 /// first), the repository Secret as the environment. `restic prune`, which frees the space,
 /// is the repository's maintenance, not this Job's.
 pub fn forget_job(backup: &ArchiveBackup, spec: &ExportSpec, ids: &[String]) -> Job {
-    let name = backup.name_any();
-    let labels = BTreeMap::from([(BACKUP.to_string(), name.clone())]);
     let command = ["restic", "forget"].iter().map(ToString::to_string).chain(ids.iter().cloned()).collect();
-    Job {
-        metadata: ObjectMeta {
-            name: Some(forget_job_name(&name)),
-            namespace: backup.namespace(),
-            labels: Some(labels.clone()),
-            owner_references: Some(owned_by(backup)),
-            ..Default::default()
-        },
-        spec: Some(JobSpec {
-            backoff_limit: Some(0),
-            active_deadline_seconds: Some(3600),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".into()),
-                    containers: vec![Container {
-                        name: "forget".into(),
-                        image: Some(spec.image.clone().unwrap_or_else(|| DEFAULT_EXPORT_IMAGE.into())),
-                        command: Some(command),
-                        env_from: Some(vec![EnvFromSource {
-                            secret_ref: Some(SecretEnvSource { name: spec.repository_secret.clone(), optional: Some(false) }),
-                            ..Default::default()
-                        }]),
-                        env: Some(vec![EnvVar { name: "RESTIC_CACHE_DIR".into(), value: Some(CACHE_DIR.into()), ..Default::default() }]),
-                        volume_mounts: Some(vec![VolumeMount { name: "cache".into(), mount_path: CACHE_DIR.into(), ..Default::default() }]),
-                        ..Default::default()
-                    }],
-                    volumes: Some(vec![Volume { name: "cache".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() }]),
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    let container = restic_container(spec, "forget", command, Vec::new(), Vec::new());
+    run_once_job(backup, forget_job_name(&backup.name_any()), Some(3600), container, vec![cache_volume()])
 }
 
 #[cfg(test)]

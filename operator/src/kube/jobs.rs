@@ -5,8 +5,11 @@
 use super::dump::observe_job;
 use super::redact::{LazyRedactor, Redactor};
 use crate::plan::backup::JobObs;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use super::labels::{owned_by, BACKUP};
+use crate::api::ArchiveBackup;
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec, Volume};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ListParams, LogParams};
 use kube::{Api, Client, ResourceExt};
 use std::collections::BTreeMap;
@@ -15,6 +18,33 @@ use std::collections::BTreeMap;
 /// They have no timeout setting of their own (index rebuilds and large restores take hours), but
 /// none may run forever: Kubernetes then fails the Job (`DeadlineExceeded`) and the restore with it.
 pub const RESTORE_JOB_DEADLINE_SECONDS: i64 = 24 * 3600;
+
+/// A Job of run `backup` that runs `container` once: one pod, never retried
+/// (`backoffLimit` 0, `restartPolicy` Never), stopped by Kubernetes after `deadline_seconds`,
+/// labelled `archivist.dev/backup` (the run's children watch wakes the run on its progress)
+/// and owned by the run (it goes with it). The verify, export and forget Jobs are all this.
+pub fn run_once_job(backup: &ArchiveBackup, name: String, deadline_seconds: Option<i64>, container: Container, volumes: Vec<Volume>) -> Job {
+    let labels = BTreeMap::from([(BACKUP.to_string(), backup.name_any())]);
+    Job {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: backup.namespace(),
+            labels: Some(labels.clone()),
+            owner_references: Some(owned_by(backup)),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: deadline_seconds,
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                spec: Some(PodSpec { restart_policy: Some("Never".into()), containers: vec![container], volumes: Some(volumes), ..Default::default() }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
 
 /// How much of a failed pod's log is quoted.
 const LOG_TAIL_LINES: i64 = 3;

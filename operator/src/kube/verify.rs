@@ -1,15 +1,15 @@
 //! Verification: scratch PVCs restored from a run's snapshots and the verify Job that checks
 //! them, mounted under `/verify/<component>/<store>/<n>` (`master` for the master's store).
 
-use super::labels::{item_labels, owned_by, BACKUP};
+use super::labels::{item_labels, owned_by};
 use crate::api::{ArchiveBackup, VerificationSpec};
 use crate::plan::backup::{verify_claim_name, verify_job_name};
 use crate::plan::capture::PlannedItem;
 use crate::plan::names::component_word;
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     Container, PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
-    PodSpec, PodTemplateSpec, TypedLocalObjectReference, Volume, VolumeMount,
+    TypedLocalObjectReference, Volume, VolumeMount,
     VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -74,37 +74,8 @@ pub fn verify_job(backup: &ArchiveBackup, plan: &[PlannedItem], spec: &Verificat
     let mounts = (0..plan.len())
         .map(|i| VolumeMount { name: format!("item-{i}"), mount_path: mount_path(plan, i), read_only: Some(true), ..Default::default() })
         .collect();
-    let labels = BTreeMap::from([(BACKUP.to_string(), name.clone())]);
-    Job {
-        metadata: ObjectMeta {
-            name: Some(verify_job_name(&name)),
-            namespace: backup.namespace(),
-            labels: Some(labels.clone()),
-            owner_references: Some(owned_by(backup)),
-            ..Default::default()
-        },
-        spec: Some(JobSpec {
-            backoff_limit: Some(0),
-            active_deadline_seconds: Some(i64::from(spec.timeout_seconds)),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".into()),
-                    containers: vec![Container {
-                        name: "verify".into(),
-                        image: spec.image.clone(),
-                        command: Some(spec.command.clone()),
-                        volume_mounts: Some(mounts),
-                        ..Default::default()
-                    }],
-                    volumes: Some(volumes),
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    let container = Container { name: "verify".into(), image: spec.image.clone(), command: Some(spec.command.clone()), volume_mounts: Some(mounts), ..Default::default() };
+    super::jobs::run_once_job(backup, verify_job_name(&name), Some(i64::from(spec.timeout_seconds)), container, volumes)
 }
 
 #[cfg(test)]
