@@ -28,7 +28,7 @@ pub use common::{
 pub use restore_request::{
     PostRestoreJob, RestoreMapping, RestoreMode, RestorePhase, RestoreRequest, RestoreRequestSpec,
     ReplacedClaim, RestoreRequestStatus, RestoreSelect, RetainedVolume, RestoreSource, RestoreTarget, SqlTarget,
-    WorkloadCopy,
+    RepositoryRestore, RepositorySource, SourceFrom, WorkloadCopy,
 };
 
 /// The API group of every Archivist kind.

@@ -72,6 +72,46 @@ pub struct RestoreSource {
     /// With `policyName`: `Latest` (default) or `LatestVerified`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub select: Option<RestoreSelect>,
+    /// Where the data comes from: `Snapshots` (the restore point's VolumeSnapshots and Secret
+    /// copy in the cluster), `Repository` (its off-cluster copy in a restic repository), or
+    /// `Auto` (default): the snapshots when they all exist, else the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<SourceFrom>,
+    /// The restic repository to restore from when no ArchiveBackup object is left (an empty
+    /// namespace, a new cluster): restore points are then found by name in the manifests the
+    /// exports stored there. Without it, a restore from the repository uses the repository
+    /// the backup's policy exported to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<RepositorySource>,
+}
+
+/// Where a restore's data comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SourceFrom {
+    /// The VolumeSnapshots when they all exist (and the Secret copy, when it is restored),
+    /// else the restic repository.
+    #[default]
+    Auto,
+    /// The restore point's VolumeSnapshots and Secret copy in the cluster.
+    Snapshots,
+    /// The restore point's exported copy in the restic repository.
+    Repository,
+}
+
+/// A restic repository holding exported restore points.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositorySource {
+    /// A Secret in the request's namespace with restic's environment: `RESTIC_REPOSITORY`,
+    /// `RESTIC_PASSWORD`, and whatever the backend needs (the export's convention).
+    pub secret_name: String,
+    /// The namespace the restore point was exported from. Needed only when two namespaces
+    /// exported a policy (or backup) of the same name to the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The restic image that reads the repository (default `restic/restic:0.17.3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// How a policy's backup is chosen.
@@ -202,6 +242,12 @@ pub struct RestoreRequestStatus {
     /// The ArchiveBackup being restored; fixed once chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_backup: Option<String>,
+    /// Where the data comes from, fixed once chosen: `Snapshots` or `Repository`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_from: Option<SourceFrom>,
+    /// A restore from the repository: the repository and the restore point read from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<RepositoryRestore>,
     /// What was restored where.
     #[serde(default)]
     pub mapping: Vec<RestoreMapping>,
@@ -245,6 +291,28 @@ pub struct RestoreRequestStatus {
     /// precondition), never another object that took its name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload_copy: Option<WorkloadCopy>,
+}
+
+/// A restore from a restic repository, as recorded when it was resolved.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryRestore {
+    /// The Secret with the repository's restic environment.
+    pub secret_name: String,
+    /// The repository (`RESTIC_REPOSITORY`) with any credentials removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// The restore point as its manifest in the repository describes it (an ArchiveBackup
+    /// whose `status.export.snapshots` name the repository snapshot of every item), when no
+    /// ArchiveBackup object was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserved_object")]
+    pub manifest: Option<serde_json::Value>,
+}
+
+/// An object kept as it is: the API server stores every field of it.
+fn preserved_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
 }
 
 /// The side-by-side copy of the target workload that a request created.

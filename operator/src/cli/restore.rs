@@ -151,6 +151,7 @@ fn request_from(args: &CreateArgs, namespace: &str, now: chrono::DateTime<chrono
             SelectArg::Latest => RestoreSelect::Latest,
             SelectArg::LatestVerified => RestoreSelect::LatestVerified,
         }),
+        ..Default::default()
     };
     let mode = match args.mode {
         ModeArg::Volumes => RestoreMode::Volumes,
@@ -270,13 +271,13 @@ mod tests {
         let request = request_from(&args, "mail", at);
         assert_eq!(request.metadata.name.as_deref(), Some("mailstore-restore-20261203100000"));
         assert_eq!(request.metadata.namespace.as_deref(), Some("mail"));
-        assert_eq!(request.spec.source, RestoreSource { backup_name: None, policy_name: Some("mailstore".into()), select: Some(RestoreSelect::LatestVerified) });
+        assert_eq!(request.spec.source, RestoreSource { backup_name: None, policy_name: Some("mailstore".into()), select: Some(RestoreSelect::LatestVerified), ..Default::default() });
         assert_eq!(request.spec.target.mode, RestoreMode::SideBySide);
         assert_eq!(request.spec.stores, ["s1", "s2"]);
         assert!(!request.spec.include_master);
         assert!(validate_restore_request_object(&request).is_empty());
         let from = request_from(&parse(&["--from", "b1"]).expect("parse"), "mail", at);
-        assert_eq!(from.spec.source, RestoreSource { backup_name: Some("b1".into()), policy_name: None, select: None });
+        assert_eq!(from.spec.source, RestoreSource { backup_name: Some("b1".into()), policy_name: None, select: None, ..Default::default() });
         assert_eq!(from.spec.target.mode, RestoreMode::Volumes);
         assert!(from.spec.include_master);
     }

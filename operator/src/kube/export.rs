@@ -12,6 +12,7 @@ use crate::plan::export::{
     MANIFEST_FILE, MANIFEST_RESULT, RESULT_PREFIX, SECRETS_MOUNT,
 };
 use crate::plan::names::component_word;
+use crate::plan::restore::repository::{verified, CLAIM_TAG, VERIFIED_TAG};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, PersistentVolumeClaim,
@@ -62,8 +63,10 @@ pub const MANIFEST_ENV: &str = "ARCHIVIST_MANIFEST";
 /// initialises it when there is none; any other failure, such as a wrong password, stops the
 /// Job with restic's own words on stderr), from inside its mount, then the manifest from
 /// `$ARCHIVIST_MANIFEST` (`--stdin`), each tagged with the policy, backup, component, store and
-/// claim, with host `<namespace>/<policy>`. Every value in it is a single-quoted word.
-pub fn export_script(namespace: &str, policy: &str, backup: &str, items: &[ExportItem], check_read_data_percent: u8) -> String {
+/// claim, with host `<namespace>/<policy>`; the manifest of a restore point whose verification
+/// passed is also tagged `archivist.dev/verified=true` (a restore's `select: LatestVerified`
+/// chooses among those). Every value in it is a single-quoted word.
+pub fn export_script(namespace: &str, policy: &str, backup: &str, items: &[ExportItem], check_read_data_percent: u8, verified: bool) -> String {
     // `backup LABEL ARGS...` runs one `restic backup` and prints its result line. The
     // repository is opened by the first backup itself (every restic command derives the key
     // from the password, about 0.6 s): only when restic says there is no repository is it
@@ -88,7 +91,7 @@ pub fn export_script(namespace: &str, policy: &str, backup: &str, items: &[Expor
             format!("{BACKUP}={backup}"),
             format!("{COMPONENT}={component}"),
             format!("{STORE}={store}"),
-            format!("archivist.dev/claim={claim}"),
+            format!("{CLAIM_TAG}={claim}"),
         ]
         .iter()
         .map(|t| format!("--tag {}", shell_word(t)))
@@ -103,8 +106,9 @@ pub fn export_script(namespace: &str, policy: &str, backup: &str, items: &[Expor
         ));
     }
     // Last, so that a restore point whose manifest is in the repository has every item there.
+    let verified_tag = if verified { format!(" --tag {}", shell_word(&format!("{VERIFIED_TAG}=true"))) } else { String::new() };
     script.push_str(&format!(
-        "printf '%s' \"${MANIFEST_ENV}\" | backup {MANIFEST_RESULT} --host {host} {} --stdin --stdin-filename {MANIFEST_FILE}\n",
+        "printf '%s' \"${MANIFEST_ENV}\" | backup {MANIFEST_RESULT} --host {host} {}{verified_tag} --stdin --stdin-filename {MANIFEST_FILE}\n",
         tags(MANIFEST_COMPONENT, "", backup),
     ));
     if check_read_data_percent > 0 {
@@ -137,25 +141,31 @@ pub fn export_job(backup: &ArchiveBackup, plan: &[PlannedItem], spec: &ExportSpe
         mounts.push(VolumeMount { name: "secrets".into(), mount_path: SECRETS_MOUNT.into(), read_only: Some(true), ..Default::default() });
     }
     volumes.push(cache_volume());
-    let script = export_script(&namespace, &backup.spec.policy_name, &name, &items, spec.check_read_data_percent);
+    let script = export_script(&namespace, &backup.spec.policy_name, &name, &items, spec.check_read_data_percent, verified(backup));
     let manifest_env = EnvVar { name: MANIFEST_ENV.into(), value: Some(manifest(backup).to_string()), ..Default::default() };
     let container = restic_container(spec, "export", vec!["sh".into(), "-c".into(), script], vec![manifest_env], mounts);
     run_once_job(backup, export_job_name(&name), i64::try_from(EXPORT_TIMEOUT.as_secs()).ok(), container, volumes)
 }
 
-/// A container running restic `command` against `spec`'s repository: the mover image, the
-/// repository Secret as the environment (`envFrom`, the only way credentials reach restic),
-/// restic's cache on the emptyDir `cache` (which the Job must have) at `/cache`, plus `env`
-/// and `mounts`.
-fn restic_container(spec: &ExportSpec, name: &str, command: Vec<String>, env: Vec<EnvVar>, mut mounts: Vec<VolumeMount>) -> Container {
+/// A container running restic `command` against `spec`'s repository ([`restic_container_of`]
+/// with the export's image and Secret).
+fn restic_container(spec: &ExportSpec, name: &str, command: Vec<String>, env: Vec<EnvVar>, mounts: Vec<VolumeMount>) -> Container {
+    restic_container_of(spec.image.as_deref(), &spec.repository_secret, name, command, env, mounts)
+}
+
+/// A container running restic `command` against the repository of Secret `secret`: `image`
+/// (default the mover image), the Secret as the environment (`envFrom`, the only way
+/// credentials reach restic), restic's cache on the emptyDir `cache` (which the pod must
+/// have, see [`cache_volume`]) at `/cache`, plus `env` and `mounts`.
+pub fn restic_container_of(image: Option<&str>, secret: &str, name: &str, command: Vec<String>, env: Vec<EnvVar>, mut mounts: Vec<VolumeMount>) -> Container {
     mounts.push(VolumeMount { name: "cache".into(), mount_path: CACHE_DIR.into(), ..Default::default() });
     let cache = EnvVar { name: "RESTIC_CACHE_DIR".into(), value: Some(CACHE_DIR.into()), ..Default::default() };
     Container {
         name: name.into(),
-        image: Some(spec.image.clone().unwrap_or_else(|| DEFAULT_EXPORT_IMAGE.into())),
+        image: Some(image.unwrap_or(DEFAULT_EXPORT_IMAGE).to_string()),
         command: Some(command),
         env_from: Some(vec![EnvFromSource {
-            secret_ref: Some(SecretEnvSource { name: spec.repository_secret.clone(), optional: Some(false) }),
+            secret_ref: Some(SecretEnvSource { name: secret.to_string(), optional: Some(false) }),
             ..Default::default()
         }]),
         env: Some(std::iter::once(cache).chain(env).collect()),
@@ -164,8 +174,8 @@ fn restic_container(spec: &ExportSpec, name: &str, command: Vec<String>, env: Ve
     }
 }
 
-/// restic's cache volume (an emptyDir) of the export and forget Jobs.
-fn cache_volume() -> Volume {
+/// restic's cache volume (an emptyDir) of the Jobs and pods that run restic.
+pub fn cache_volume() -> Volume {
     Volume { name: "cache".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() }
 }
 

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod labels;
 pub mod lease;
 pub mod redact;
+pub mod repository;
 pub mod restore;
 pub mod snapshot;
 pub mod time;

@@ -24,7 +24,8 @@ pub const RESTORE: &str = crate::plan::restore::RESTORE_LABEL;
 /// Where post-restore hooks see the restored PVCs: `/restore/<restored claim>`.
 pub const HOOK_MOUNT_ROOT: &str = "/restore";
 
-fn labels(request: &str, backup: &str, item: &RestoreItem) -> BTreeMap<String, String> {
+/// The labels of what a restore creates for `item`.
+pub(super) fn labels(request: &str, backup: &str, item: &RestoreItem) -> BTreeMap<String, String> {
     BTreeMap::from([
         (RESTORE.to_string(), request.to_string()),
         (BACKUP.to_string(), backup.to_string()),
@@ -33,23 +34,25 @@ fn labels(request: &str, backup: &str, item: &RestoreItem) -> BTreeMap<String, S
     ])
 }
 
-fn owned_by(request: &RestoreRequest) -> Option<Vec<OwnerReference>> {
+/// The owner reference to the request (for what goes with it: Jobs, the reader pod).
+pub(super) fn owned_by(request: &RestoreRequest) -> Option<Vec<OwnerReference>> {
     request.controller_owner_ref(&()).map(|r| vec![r])
 }
 
-/// A PVC named `name`, restored from `snapshot`, with the shape `shape`: its storage class,
+/// A PVC named `name`, restored from `snapshot` (`None`: created empty, for a fetch Job to
+/// fill from the repository), with the shape `shape`: its storage class,
 /// access modes (default `ReadWriteOnce`), volume mode, labels and annotations (without those
 /// Kubernetes manages for the binding, see [`shape::is_managed_annotation`]), and its size, or
 /// the snapshot's `size` when that is larger ([`shape::restored_size`]). `InPlace` passes the
 /// record of the claim it replaces; the other modes the original's spec without its metadata.
 /// The restore's labels (`archivist.dev/restore`, `backup`, `component`, `store`) are always
 /// set. Not owned by the request: restored data outlives it.
-pub fn claim_from_snapshot(
+pub fn restored_claim(
     request: &RestoreRequest,
     backup: &str,
     item: &RestoreItem,
     name: &str,
-    snapshot: &str,
+    snapshot: Option<&str>,
     size: Option<&str>,
     shape: Option<&ReplacedClaim>,
 ) -> PersistentVolumeClaim {
@@ -74,7 +77,7 @@ pub fn claim_from_snapshot(
                 requests: Some(BTreeMap::from([("storage".to_string(), Quantity(shape::restored_size(wanted.size.as_deref(), size)))])),
                 ..Default::default()
             }),
-            data_source: Some(TypedLocalObjectReference {
+            data_source: snapshot.map(|snapshot| TypedLocalObjectReference {
                 api_group: Some("snapshot.storage.k8s.io".into()),
                 kind: "VolumeSnapshot".into(),
                 name: snapshot.to_string(),
@@ -87,13 +90,15 @@ pub fn claim_from_snapshot(
 
 /// The Secret `item.restored`, holding the keys `<item.original>.<key>` of the backup's copy.
 pub fn secret_from_copy(request: &RestoreRequest, backup: &str, item: &RestoreItem, copy: &Secret) -> Secret {
+    secret_from_keys(request, backup, item, copy.data.iter().flatten().map(|(k, v)| (k.as_str(), &v.0)))
+}
+
+/// The Secret `item.restored`, holding the keys `<item.original>.<key>` among `copy_keys`
+/// (the backup's Secret copy, from the cluster or read back from the repository).
+pub fn secret_from_keys<'a>(request: &RestoreRequest, backup: &str, item: &RestoreItem, copy_keys: impl Iterator<Item = (&'a str, &'a Vec<u8>)>) -> Secret {
     let prefix = format!("{}.", item.original);
-    let data: BTreeMap<String, ByteString> = copy
-        .data
-        .iter()
-        .flatten()
-        .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|key| (key.to_string(), v.clone())))
-        .collect();
+    let data: BTreeMap<String, ByteString> =
+        copy_keys.filter_map(|(k, v)| k.strip_prefix(&prefix).map(|key| (key.to_string(), ByteString(v.clone())))).collect();
     Secret {
         metadata: ObjectMeta {
             name: Some(item.restored.clone()),
@@ -245,7 +250,8 @@ pub fn hook_job(request: &RestoreRequest, name: &str, hook: &PostRestoreJob, cla
     )
 }
 
-fn job_object(request: &RestoreRequest, name: &str, labels: BTreeMap<String, String>, container: Container, volumes: Vec<Volume>) -> Job {
+/// A one-pod Job of the request: never retried, stopped after a day, owned by the request.
+pub(super) fn job_object(request: &RestoreRequest, name: &str, labels: BTreeMap<String, String>, container: Container, volumes: Vec<Volume>) -> Job {
     Job {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
@@ -362,6 +368,7 @@ pub fn is_volume(item: &RestoreItem) -> bool {
 mod tests {
     use super::*;
     use crate::api::RestoreRequestSpec;
+    use crate::plan::restore::DataSource;
     use k8s_openapi::api::apps::v1::StatefulSetSpec;
     use k8s_openapi::api::core::v1::PersistentVolumeClaim as Pvc;
 
@@ -407,7 +414,7 @@ mod tests {
             store: String::new(),
             original: original.into(),
             restored: restored.into(),
-            kind: ItemKind::Volume { snapshot: "snap-master".into(), size: Some("1Gi".into()) },
+            kind: ItemKind::Volume { from: DataSource::Cluster("snap-master".into()), size: Some("1Gi".into()) },
         }
     }
 
@@ -475,7 +482,7 @@ mod tests {
             ("no record", None, Some("1Gi"), (None, vec!["ReadWriteOnce"], "1Gi", None, ours.to_vec(), vec![])),
         ];
         for (name, shape, snapshot_size, (class, modes, size, volume_mode, labels, annotations)) in cases {
-            let pvc = claim_from_snapshot(&request(), "b", &volume_item("master", "master"), "master", "snap-master", snapshot_size, shape.as_ref());
+            let pvc = restored_claim(&request(), "b", &volume_item("master", "master"), "master", Some("snap-master"), snapshot_size, shape.as_ref());
             let spec = pvc.spec.clone().expect("spec");
             assert_eq!(pvc.metadata.name.as_deref(), Some("master"), "{name}");
             assert_eq!(spec.storage_class_name.as_deref(), class, "{name}");
@@ -508,7 +515,7 @@ mod tests {
         let hook = PostRestoreJob { name: "replay".into(), image: "busybox".into(), command: vec!["true".into()] };
         let sql = sql_restore_job(&r, "b", &sql_item(SqlEngine::PostgreSQL, "meta", "meta_restored"), None).expect("a Job");
         let objects: Vec<(&str, ObjectMeta, bool)> = vec![
-            ("restored PVC", claim_from_snapshot(&r, "b", &volume_item("master", "master-r"), "master-r", "snap", None, None).metadata, false),
+            ("restored PVC", restored_claim(&r, "b", &volume_item("master", "master-r"), "master-r", Some("snap"), None, None).metadata, false),
             ("restored Secret", secret.metadata, false),
             ("SQL restore Job", sql.metadata, true),
             ("hook Job", hook_job(&r, "req-hook-replay", &hook, &["master-r".into()]).metadata, true),
@@ -535,7 +542,7 @@ mod tests {
             original: original.into(),
             restored: restored.into(),
             kind: ItemKind::Sql {
-                snapshot: "snap".into(),
+                from: DataSource::Cluster("snap".into()),
                 size: None,
                 claim: "dump-r".into(),
                 job: "req-sql-metadata-s1".into(),
@@ -608,7 +615,7 @@ mod tests {
             }
             assert!(sql_restore_job(&request(), "b", &sql_item(engine, "meta", "meta_restored"), None).is_ok());
         }
-        let volume = RestoreItem { kind: ItemKind::Volume { snapshot: "s".into(), size: None }, ..sql_item(SqlEngine::MySQL, "m", "m_r") };
+        let volume = RestoreItem { kind: ItemKind::Volume { from: DataSource::Cluster("s".into()), size: None }, ..sql_item(SqlEngine::MySQL, "m", "m_r") };
         assert_eq!(sql_restore_job(&request(), "b", &volume, None), Err(SqlRestoreError::NotSql("m".into())));
     }
 

@@ -15,7 +15,9 @@
 //!   ([`shape`]).
 
 pub mod ownership;
+pub mod repository;
 pub mod shape;
+pub mod source;
 
 use super::backup::JobObs;
 use super::claim::ClaimObs as WorkloadClaim;
@@ -23,7 +25,7 @@ use super::names::{fit, MAX_LABEL_NAME, MAX_NAME};
 use super::validate::{self, FieldError};
 use crate::api::{
     ArchiveBackup, BackupPhase, Component, ReplacedClaim, RestoreMode, RestorePhase, RestoreRequest, RestoreRequestSpec,
-    RestoreRequestStatus, RestoreSelect, SqlEngine, TargetRef, VerificationState, WorkloadCopy,
+    RestoreRequestStatus, RestoreSelect, SourceFrom, SqlEngine, TargetRef, VerificationState, WorkloadCopy,
 };
 use ownership::ObjectObs;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -120,21 +122,32 @@ pub fn describe(problems: &[FieldError]) -> String {
     format!("invalid spec: {}", all.join("; "))
 }
 
+/// Where one item's data comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSource {
+    /// The cluster: the item's VolumeSnapshot (volumes and SQL dumps), or the backup's Secret
+    /// copy (secrets).
+    Cluster(String),
+    /// The item's restic snapshot in the repository: a volume's PVC is created empty and a
+    /// fetch Job restores the files into it; secrets are read back through the reader pod.
+    Repository(String),
+}
+
 /// How one item is restored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemKind {
-    /// A PVC from a VolumeSnapshot.
+    /// A PVC from a VolumeSnapshot, or from the repository.
     Volume {
-        /// The VolumeSnapshot.
-        snapshot: String,
+        /// The VolumeSnapshot, or the repository snapshot.
+        from: DataSource,
         /// The size the new PVC needs.
         size: Option<String>,
     },
     /// An SQL dump: a PVC from the dump's snapshot (`claim`), then a Job (`job`) restoring it
     /// into a new database.
     Sql {
-        /// The dump's VolumeSnapshot.
-        snapshot: String,
+        /// The dump's VolumeSnapshot, or its repository snapshot.
+        from: DataSource,
         /// The size the dump PVC needs.
         size: Option<String>,
         /// The PVC the dump is restored into.
@@ -152,8 +165,8 @@ pub enum ItemKind {
     },
     /// A Secret re-created from the backup's copy (keys `<secret>.<key>`).
     Secret {
-        /// The backup's Secret copy.
-        copy: String,
+        /// The backup's Secret copy, or its repository snapshot.
+        from: DataSource,
     },
 }
 
@@ -173,8 +186,10 @@ pub struct RestoreItem {
 }
 
 /// What a request restores from `backup`: the items of the selected stores (and the master
-/// and secrets unless `includeMaster: false`), in the backup's capture order.
-pub fn restore_items(spec: &RestoreRequestSpec, backup: &ArchiveBackup, suffix: &str, request: &str) -> Result<Vec<RestoreItem>, String> {
+/// and secrets unless `includeMaster: false`), in the backup's capture order, each from the
+/// cluster, or with `from: Repository` from its repository snapshot (`status.export`), into a
+/// PVC of the recorded `restoreSize`.
+pub fn restore_items(spec: &RestoreRequestSpec, backup: &ArchiveBackup, suffix: &str, request: &str, from: SourceFrom) -> Result<Vec<RestoreItem>, String> {
     let name = backup.metadata.name.clone().unwrap_or_default();
     let status = backup.status.clone().unwrap_or_default();
     let policy = status.policy_spec.clone();
@@ -187,6 +202,11 @@ pub fn restore_items(spec: &RestoreRequestSpec, backup: &ArchiveBackup, suffix: 
     let wanted = |store: &str| spec.stores.is_empty() || spec.stores.iter().any(|s| s == store);
     let in_place = spec.target.mode == RestoreMode::InPlace;
     let renamed = |original: &str| fit(&format!("{original}{suffix}"), MAX_NAME);
+    let exported = |component: Component, store: &str, claim: &str| {
+        repository::item_snapshot(backup, component, store, claim)
+            .map(|id| DataSource::Repository(id.to_string()))
+            .ok_or_else(|| format!("ArchiveBackup {name} has no repository snapshot of {} {store} {claim}", super::names::component_word(component)))
+    };
     let mut items = Vec::new();
     for item in &status.items {
         let selected = match item.component {
@@ -198,19 +218,33 @@ pub fn restore_items(spec: &RestoreRequestSpec, backup: &ArchiveBackup, suffix: 
         }
         if item.component == Component::Secrets {
             let copy = status.secret_copy.clone().ok_or_else(|| format!("ArchiveBackup {name} lists secrets but has no secretCopy"))?;
+            let source = match from {
+                SourceFrom::Repository => exported(Component::Secrets, "", &copy)?,
+                _ => DataSource::Cluster(copy.clone()),
+            };
             for secret in policy.iter().flat_map(|p| p.master.iter()).flat_map(|m| m.secrets.iter()) {
                 items.push(RestoreItem {
                     component: Component::Secrets,
                     store: String::new(),
                     original: secret.clone(),
                     restored: renamed(secret),
-                    kind: ItemKind::Secret { copy: copy.clone() },
+                    kind: ItemKind::Secret { from: source.clone() },
                 });
             }
             continue;
         }
-        let snapshot = item.volume_snapshot.clone().ok_or_else(|| format!("ArchiveBackup {name} has an item of {} without a VolumeSnapshot", item.store))?;
         let claim = item.source_claim.clone().unwrap_or_default();
+        let data = match from {
+            SourceFrom::Repository => {
+                if item.restore_size.is_none() {
+                    return Err(format!("ArchiveBackup {name} records no restoreSize of claim {claim}: the new PVC cannot be sized"));
+                }
+                exported(item.component, &item.store, &claim)?
+            }
+            _ => DataSource::Cluster(
+                item.volume_snapshot.clone().ok_or_else(|| format!("ArchiveBackup {name} has an item of {} without a VolumeSnapshot", item.store))?,
+            ),
+        };
         if item.source_sql.is_some() {
             let store = policy.iter().flat_map(|p| p.stores.iter()).find(|s| s.name == item.store);
             let source = store.and_then(|s| match item.component {
@@ -237,7 +271,7 @@ pub fn restore_items(spec: &RestoreRequestSpec, backup: &ArchiveBackup, suffix: 
                 original: sql.database.clone(),
                 restored,
                 kind: ItemKind::Sql {
-                    snapshot,
+                    from: data,
                     size: item.restore_size.clone(),
                     claim: renamed(&claim),
                     job: fit(&format!("{request}-sql-{}-{}", super::names::component_word(item.component), item.store), MAX_LABEL_NAME),
@@ -253,7 +287,7 @@ pub fn restore_items(spec: &RestoreRequestSpec, backup: &ArchiveBackup, suffix: 
                 store: item.store.clone(),
                 original: claim.clone(),
                 restored: if in_place { claim } else { renamed(&claim) },
-                kind: ItemKind::Volume { snapshot, size: item.restore_size.clone() },
+                kind: ItemKind::Volume { from: data, size: item.restore_size.clone() },
             });
         }
     }
@@ -338,6 +372,13 @@ pub struct RestoreObservation<'a> {
     pub copy: Option<ObjectObs>,
     /// The ConfigMap named like the request's mapping ConfigMap, when one exists.
     pub mapping: Option<ObjectObs>,
+    /// Names of the VolumeSnapshots in the namespace (`from: Auto` restores from them when
+    /// they all exist).
+    pub volume_snapshots: &'a BTreeSet<String>,
+    /// The pod named like the request's repository reader, when one exists.
+    pub reader: Option<source::ReaderObs>,
+    /// The restore point the request read from the repository (`status.repository.manifest`).
+    pub repository_backup: Option<&'a ArchiveBackup>,
 }
 
 /// The one next step of a restore.
@@ -355,11 +396,28 @@ pub enum RestoreStep {
     /// The spec breaks a rule of `archivist validate` (the message names each field): phase
     /// Failed with `Ready=False` reason `InvalidSpec`, nothing created.
     Invalid(String),
-    /// Record the resolved backup, the accepted spec and the suffix; phase Restoring.
+    /// Record the resolved backup, where its data comes from, the accepted spec and the
+    /// suffix; phase Restoring.
     Accept {
         /// The backup.
         backup: String,
+        /// `Snapshots` or `Repository`.
+        from: SourceFrom,
+        /// From the repository: the Secret with its restic environment.
+        repository_secret: Option<String>,
     },
+    /// Create the pod that reads the repository (`<request>-repository`): restic with the
+    /// repository Secret as its environment, running the operator's commands (exec).
+    StartReader {
+        /// The repository Secret.
+        secret: String,
+    },
+    /// Read the repository's catalog and the chosen restore point's manifest through the
+    /// reader pod, and record them (`status.repository`); refused when the repository holds
+    /// no such restore point.
+    ReadRepository,
+    /// Delete the reader pod: the restore ended, or no longer needs it.
+    DeleteReader,
     /// InPlace: create the PreRestore backup (name recorded first).
     CreatePreRestoreBackup(String),
     /// InPlace: record the target's replicas before stopping it.
@@ -422,6 +480,7 @@ impl RestoreStep {
 pub fn next(obs: &RestoreObservation<'_>) -> RestoreStep {
     let phase = obs.status.phase.unwrap_or(RestorePhase::Pending);
     match phase {
+        RestorePhase::Failed | RestorePhase::Completed if obs.reader.as_ref().is_some_and(|r| r.mine) => RestoreStep::DeleteReader,
         RestorePhase::Failed => RestoreStep::Done,
         RestorePhase::Completed => after_completion(obs),
         RestorePhase::Pending => {
@@ -429,16 +488,16 @@ pub fn next(obs: &RestoreObservation<'_>) -> RestoreStep {
             if !problems.is_empty() {
                 return RestoreStep::Invalid(describe(&problems));
             }
-            let backup = match resolve(obs.spec, obs.namespace, obs.backups) {
-                Ok(b) => b,
-                Err(why) => return RestoreStep::Refuse(why),
+            let (backup, from, repository_secret) = match source::decide(obs) {
+                source::Source::Resolved { backup, from, repository_secret } => (backup, from, repository_secret),
+                source::Source::Step(step) => return step,
             };
             let problems = backup_problems(obs.spec, backup);
             if !problems.is_empty() {
                 return RestoreStep::Invalid(describe(&problems));
             }
             let sfx = suffix(obs.spec, obs.uid);
-            let items = match restore_items(obs.spec, backup, &sfx, obs.name) {
+            let items = match restore_items(obs.spec, backup, &sfx, obs.name, from) {
                 Ok(items) => items,
                 Err(why) => return RestoreStep::Refuse(why),
             };
@@ -447,15 +506,25 @@ pub fn next(obs: &RestoreObservation<'_>) -> RestoreStep {
             if !taken.is_empty() {
                 return RestoreStep::Refuse(ownership::describe_taken(&taken));
             }
-            RestoreStep::Accept { backup: backup.metadata.name.clone().unwrap_or_default() }
+            if let (RestoreMode::SideBySide, Some(target), None) = (obs.spec.target.mode, target_of(backup), obs.target) {
+                return RestoreStep::Refuse(format!(
+                    "spec.target.mode: SideBySide copies the target {} {}, which does not exist in namespace {}; restore with mode Volumes",
+                    ownership::kind_word(target.kind),
+                    target.name,
+                    obs.namespace
+                ));
+            }
+            RestoreStep::Accept { backup: backup.metadata.name.clone().unwrap_or_default(), from, repository_secret }
         }
         RestorePhase::Restoring | RestorePhase::RunningHooks => {
             let Some(backup_name) = &obs.status.resolved_backup else { return RestoreStep::Fail("the resolved backup is not recorded".into()) };
-            let Some(backup) = obs.backups.iter().find(|b| b.metadata.name.as_ref() == Some(backup_name)) else {
+            let from = obs.status.resolved_from.unwrap_or(SourceFrom::Snapshots);
+            let found = obs.repository_backup.or_else(|| obs.backups.iter().find(|b| b.metadata.name.as_ref() == Some(backup_name)));
+            let Some(backup) = found else {
                 return RestoreStep::Fail(format!("ArchiveBackup {backup_name} was deleted during the restore"));
             };
             let sfx = obs.status.name_suffix.clone().unwrap_or_else(|| suffix(obs.spec, obs.uid));
-            let items = match restore_items(obs.spec, backup, &sfx, obs.name) {
+            let items = match restore_items(obs.spec, backup, &sfx, obs.name, from) {
                 Ok(items) => items,
                 Err(why) => return RestoreStep::Fail(why),
             };
@@ -565,6 +634,46 @@ fn restoring(obs: &RestoreObservation<'_>, backup: &ArchiveBackup, sfx: &str, it
     let mut waiting = Vec::new();
     for (index, item) in items.iter().enumerate() {
         match &item.kind {
+            ItemKind::Volume { from: DataSource::Repository(_), .. } => match obs.claims.get(&item.restored) {
+                None => create.push(index),
+                Some(c) if c.restored_by.as_deref() != Some(obs.name) => {
+                    return RestoreStep::Fail(format!("PVC {} exists and was not made by this request; nothing is overwritten", item.restored));
+                }
+                Some(_) => match fetch_state(obs, item, &item.restored) {
+                    None => create.push(index),
+                    Some(Err(step)) => return step,
+                    Some(Ok(Some(what))) => waiting.push(what),
+                    Some(Ok(None)) => {}
+                },
+            },
+            ItemKind::Sql { from: DataSource::Repository(_), claim, job, .. } => match obs.claims.get(claim) {
+                None => create.push(index),
+                Some(c) if c.restored_by.as_deref() != Some(obs.name) => {
+                    return RestoreStep::Fail(format!("PVC {claim} exists and was not made by this request; nothing is overwritten"));
+                }
+                Some(_) => match fetch_state(obs, item, claim) {
+                    None => create.push(index),
+                    Some(Err(step)) => return step,
+                    Some(Ok(Some(what))) => waiting.push(what),
+                    Some(Ok(None)) => match job_state(obs, job) {
+                        None => create.push(index),
+                        Some(JobObs::Running) => waiting.push(format!("SQL restore Job {job}")),
+                        Some(JobObs::Failed { message }) => {
+                            return RestoreStep::Fail(format!("SQL restore Job {job} into database {} failed: {message}", item.restored))
+                        }
+                        Some(JobObs::Succeeded) => {}
+                    },
+                },
+            },
+            ItemKind::Secret { from: DataSource::Repository(_) } => {
+                if !obs.secrets.contains(&item.restored) {
+                    match source::reader_ready(obs) {
+                        Ok(true) => create.push(index),
+                        Ok(false) => waiting.push("the repository reader pod to start".into()),
+                        Err(step) => return step,
+                    }
+                }
+            }
             ItemKind::Volume { .. } => match obs.claims.get(&item.restored) {
                 None => create.push(index),
                 Some(c) if c.restored_by.as_deref() != Some(obs.name) => {
@@ -614,6 +723,18 @@ fn restoring(obs: &RestoreObservation<'_>, backup: &ArchiveBackup, sfx: &str, it
         }
     }
     RestoreStep::EnterHooks
+}
+
+/// The fetch Job of a repository item restored into `claim`: `None` when it is not created
+/// yet, `Some(Ok(None))` when it succeeded, `Some(Ok(Some(what)))` while it runs, and the
+/// failing step when it failed.
+fn fetch_state(obs: &RestoreObservation<'_>, item: &RestoreItem, claim: &str) -> Option<Result<Option<String>, RestoreStep>> {
+    let job = repository::fetch_job_name(obs.name, item.component, &item.store, claim);
+    Some(match obs.jobs.get(&job)? {
+        JobObs::Running => Ok(Some(format!("fetch Job {job} (restic restore into PVC {claim})"))),
+        JobObs::Failed { message } => Err(RestoreStep::Fail(format!("fetch Job {job} restoring PVC {claim} from the repository failed: {message}"))),
+        JobObs::Succeeded => Ok(None),
+    })
 }
 
 fn hooks(obs: &RestoreObservation<'_>) -> RestoreStep {

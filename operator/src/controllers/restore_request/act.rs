@@ -6,16 +6,19 @@ use super::super::events::publish;
 use super::super::Context;
 use super::observe::Observed;
 use crate::api::{
-    ArchiveBackup, ArchiveBackupSpec, BackupReason, ConditionStatus, ReplacedClaim, RestoreMapping, RestoreMode,
-    RestorePhase, RestoreRequest, RestoreRequestStatus, RetainedVolume, TargetKind, WorkloadCopy,
+    ArchiveBackup, ArchiveBackupSpec, BackupReason, ConditionStatus, ReplacedClaim, RepositoryRestore, RestoreMapping, RestoreMode,
+    RestorePhase, RestoreRequest, RestoreRequestStatus, RetainedVolume, SourceFrom, TargetKind, WorkloadCopy,
 };
 use crate::kube::{self as k, restore as build, workload, FIELD_MANAGER};
 use crate::plan::claim::{ClaimObs as WorkloadClaim, Holder, WORKLOAD_CLAIMED};
 use crate::plan::conditions;
 use crate::plan::restore::ownership::{copy_name, kind_word};
-use crate::plan::restore::{self, shape, ItemKind, RestoreItem, RestoreStep};
+use crate::plan::restore::repository::{self, reader_pod_name};
+use crate::plan::restore::{self, shape, DataSource, ItemKind, RestoreItem, RestoreStep};
+use crate::kube::redact::Redactor;
+use crate::kube::repository as repo;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, Secret};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -45,18 +48,23 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
         }
         RestoreStep::Refuse(why) => return refuse(ctx, request, &obs, status, "Refused", why).await,
         RestoreStep::Invalid(why) => return refuse(ctx, request, &obs, status, "InvalidSpec", why).await,
-        RestoreStep::Accept { backup } => {
+        RestoreStep::Accept { backup, from, repository_secret } => {
             let suffix = restore::suffix(&request.spec, &obs.uid);
             status.resolved_backup = Some(backup.clone());
+            status.resolved_from = Some(from);
             status.accepted_spec = Some(request.spec.clone());
             status.accepted_generation = generation;
             status.name_suffix = Some(suffix.clone());
             status.phase = Some(RestorePhase::Restoring);
             status.start_time = Some(now);
             status.message = None;
-            let resolved = obs.backups.iter().find(|b| b.metadata.name.as_deref() == Some(&backup));
+            let resolved = obs.repository_backup.as_ref().or_else(|| obs.backups.iter().find(|b| b.metadata.name.as_deref() == Some(&backup)));
+            if let (Some(secret), None) = (&repository_secret, &status.repository) {
+                let repository = resolved.and_then(|b| b.status.as_ref()).and_then(|s| s.export.as_ref()).and_then(|e| e.repository.clone());
+                status.repository = Some(RepositoryRestore { secret_name: secret.clone(), repository, manifest: None });
+            }
             if let Some(b) = resolved {
-                if let Ok(items) = restore::restore_items(&request.spec, b, &suffix, &obs.name) {
+                if let Ok(items) = restore::restore_items(&request.spec, b, &suffix, &obs.name, from) {
                     status.mapping = mapping(&items);
                 }
             }
@@ -70,8 +78,27 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
             conditions::set(&mut status.conditions, "SpecAccepted", ConditionStatus::True, "Accepted", "the restore follows this spec", now, generation);
             conditions::set(&mut status.conditions, "Ready", ConditionStatus::False, "Restoring", format!("restoring {backup}"), now, generation);
             record(ctx, &obs, &status).await?;
-            publish(ctx, request, EventType::Normal, "RestoreStarted", format!("restoring ArchiveBackup {backup} ({:?})", request.spec.target.mode)).await;
+            let source = match (&status.repository, from) {
+                (Some(r), SourceFrom::Repository) => format!(" from repository {}", r.repository.clone().unwrap_or_else(|| format!("of Secret {}", r.secret_name))),
+                _ => " from its snapshots".to_string(),
+            };
+            publish(ctx, request, EventType::Normal, "RestoreStarted", format!("restoring ArchiveBackup {backup}{source} ({:?})", request.spec.target.mode)).await;
             return Ok(Action::requeue(SOON));
+        }
+        RestoreStep::StartReader { secret } => {
+            let name = reader_pod_name(&obs.name);
+            let pod = repo::reader_pod(request, &name, &secret, reader_image(&obs).as_deref());
+            let api = Api::<Pod>::namespaced(ctx.client.clone(), &obs.namespace);
+            k::create_if_absent(&api, &pod).await.during(|| format!("failed to create repository reader Pod {}/{name}", obs.namespace))?;
+            status.message = Some(format!("starting the repository reader pod {name}"));
+            Action::requeue(Duration::from_secs(2))
+        }
+        RestoreStep::ReadRepository => return read_repository(ctx, request, &obs, status).await,
+        RestoreStep::DeleteReader => {
+            let name = reader_pod_name(&obs.name);
+            let api = Api::<Pod>::namespaced(ctx.client.clone(), &obs.namespace);
+            k::delete_if_present(&api, &name, &DeleteParams::default()).await.during(|| format!("failed to delete repository reader Pod {}/{name}", obs.namespace))?;
+            Action::requeue(SOON)
         }
         RestoreStep::CreatePreRestoreBackup(name) => {
             status.pre_restore_backup = Some(name.clone());
@@ -267,6 +294,9 @@ fn duration(status: &RestoreRequestStatus) -> Option<f64> {
 }
 
 fn resolved_backup(obs: &Observed) -> Option<&ArchiveBackup> {
+    if let Some(backup) = &obs.repository_backup {
+        return Some(backup);
+    }
     let name = obs.status.resolved_backup.as_ref()?;
     obs.backups.iter().find(|b| b.metadata.name.as_ref() == Some(name))
 }
@@ -274,7 +304,63 @@ fn resolved_backup(obs: &Observed) -> Option<&ArchiveBackup> {
 fn planned_items(obs: &Observed) -> Vec<RestoreItem> {
     let Some(backup) = resolved_backup(obs) else { return Vec::new() };
     let suffix = obs.status.name_suffix.clone().unwrap_or_else(|| restore::suffix(&obs.spec, &obs.uid));
-    restore::restore_items(&obs.spec, backup, &suffix, &obs.name).unwrap_or_default()
+    let from = obs.status.resolved_from.unwrap_or(SourceFrom::Snapshots);
+    restore::restore_items(&obs.spec, backup, &suffix, &obs.name, from).unwrap_or_default()
+}
+
+/// The restic image that reads the repository: the request's, else the one the backup's
+/// policy exported with, else the default.
+fn reader_image(obs: &Observed) -> Option<String> {
+    let named = obs.spec.source.repository.as_ref().and_then(|r| r.image.clone());
+    let policy = resolved_backup(obs).and_then(|b| b.status.as_ref()).and_then(|s| s.policy_spec.as_ref()).and_then(|p| p.export.as_ref()).and_then(|e| e.image.clone());
+    named.or(policy)
+}
+
+/// The repository Secret the restore reads (recorded at acceptance, or named by the request).
+fn repository_secret(obs: &Observed) -> String {
+    obs.status
+        .repository
+        .as_ref()
+        .map(|r| r.secret_name.clone())
+        .or_else(|| obs.spec.source.repository.as_ref().map(|r| r.secret_name.clone()))
+        .unwrap_or_default()
+}
+
+/// Reads the restore point the request names from the repository, through the reader pod:
+/// the catalog of its snapshots, the choice ([`repository::choose`]), then the chosen
+/// manifest; records them in `status.repository` (the next reconcile accepts the restore), or
+/// refuses the request when the repository cannot be read or holds no such restore point.
+async fn read_repository(ctx: &Context, request: &RestoreRequest, obs: &Observed, mut status: RestoreRequestStatus) -> Result<Action, Error> {
+    let secret = repository_secret(obs);
+    let url = match crate::kube::export::repository(&ctx.client, &obs.namespace, &secret)
+        .await
+        .during(|| format!("failed to read Secret {}/{secret}", obs.namespace))?
+    {
+        Ok(url) => url,
+        Err(why) => return refuse(ctx, request, obs, status, "Refused", why.replacen("export.repositorySecret", "spec.source.repository.secretName", 1)).await,
+    };
+    let redactor = Redactor::load(&ctx.client, &obs.namespace, [secret.as_str()]).await.during(|| format!("failed to read Secret {}/{secret}", obs.namespace))?;
+    let pod = reader_pod_name(&obs.name);
+    let exec = |command: Vec<String>| repo::run(&ctx.exec_client, &obs.namespace, &pod, command, &redactor);
+    let listed = exec(repository::catalog_command(&obs.spec.source)).await.during(|| format!("failed to run restic in Pod {}/{pod}", obs.namespace))?;
+    let chosen = match listed.and_then(|out| repository::parse_catalog(&out)).and_then(|catalog| repository::choose(&obs.spec.source, &catalog)) {
+        Ok(chosen) => chosen,
+        Err(why) => return refuse(ctx, request, obs, status, "Refused", format!("repository {url}: {why}")).await,
+    };
+    let Some(command) = repository::manifest_command(&chosen.manifest) else {
+        return refuse(ctx, request, obs, status, "Refused", format!("repository {url}: {:?} is not a snapshot id", chosen.manifest)).await;
+    };
+    let read = exec(command).await.during(|| format!("failed to run restic in Pod {}/{pod}", obs.namespace))?;
+    let backup = match read.and_then(|manifest| repository::backup_from_manifest(&manifest, &chosen, Some(url.clone()))) {
+        Ok(backup) => backup,
+        Err(why) => return refuse(ctx, request, obs, status, "Refused", format!("repository {url}: {why}")).await,
+    };
+    let manifest = serde_json::to_value(&backup).map_err(|e| Error::Inconsistent(format!("the manifest of {} cannot be recorded: {e}", chosen.backup)))?;
+    status.repository = Some(RepositoryRestore { secret_name: secret, repository: Some(url.clone()), manifest: Some(manifest) });
+    status.message = Some(format!("found ArchiveBackup {} of namespace {} in repository {url}", chosen.backup, chosen.namespace));
+    record(ctx, obs, &status).await?;
+    publish(ctx, request, EventType::Normal, "RestorePointFound", status.message.clone().unwrap_or_default()).await;
+    Ok(Action::requeue(SOON))
 }
 
 fn mapping(items: &[RestoreItem]) -> Vec<RestoreMapping> {
@@ -326,13 +412,19 @@ async fn create_item(ctx: &Context, request: &RestoreRequest, obs: &Observed, it
     let backup = obs.status.resolved_backup.clone().unwrap_or_default();
     let ns = &obs.namespace;
     match &item.kind {
-        ItemKind::Volume { snapshot, size } => {
+        ItemKind::Volume { from: DataSource::Repository(_), size } => {
+            create_fetched(ctx, request, obs, item, &item.restored, size.as_deref(), claim_shape(obs, item)).await?;
+        }
+        ItemKind::Volume { from: DataSource::Cluster(snapshot), size } => {
             let shape = claim_shape(obs, item);
-            let pvc = build::claim_from_snapshot(request, &backup, item, &item.restored, snapshot, size.as_deref(), shape.as_ref());
+            let pvc = build::restored_claim(request, &backup, item, &item.restored, Some(snapshot), size.as_deref(), shape.as_ref());
             let api = Api::namespaced(ctx.client.clone(), ns);
             k::create_if_absent(&api, &pvc).await.during(|| format!("failed to create PVC {ns}/{} from {snapshot}", item.restored))?;
         }
-        ItemKind::Sql { snapshot, size, claim, .. } => {
+        ItemKind::Sql { from: DataSource::Repository(_), size, claim, .. } if !fetched(obs, item, claim) => {
+            create_fetched(ctx, request, obs, item, claim, size.as_deref(), None).await?;
+        }
+        ItemKind::Sql { from, size, claim, .. } => {
             if obs.claims.contains_key(claim) {
                 let image = resolved_backup(obs)
                     .and_then(|b| b.status.as_ref())
@@ -343,19 +435,58 @@ async fn create_item(ctx: &Context, request: &RestoreRequest, obs: &Observed, it
                 let job = build::sql_restore_job(request, &backup, item, image.as_deref()).map_err(|e| Error::Inconsistent(e.to_string()))?;
                 let api = Api::namespaced(ctx.client.clone(), ns);
                 k::create_if_absent(&api, &job).await.during(|| format!("failed to create SQL restore Job for database {}", item.restored))?;
-            } else {
-                let pvc = build::claim_from_snapshot(request, &backup, item, claim, snapshot, size.as_deref(), None);
+            } else if let DataSource::Cluster(snapshot) = from {
+                let pvc = build::restored_claim(request, &backup, item, claim, Some(snapshot), size.as_deref(), None);
                 let api = Api::namespaced(ctx.client.clone(), ns);
                 k::create_if_absent(&api, &pvc).await.during(|| format!("failed to create dump PVC {ns}/{claim}"))?;
             }
         }
-        ItemKind::Secret { copy } => {
+        ItemKind::Secret { from: DataSource::Repository(id) } => {
+            let secret = repository_secret(obs);
+            let redactor = Redactor::load(&ctx.client, ns, [secret.as_str()]).await.during(|| format!("failed to read Secret {ns}/{secret}"))?;
+            let pod = reader_pod_name(&obs.name);
+            let command = repository::secrets_command(id).ok_or_else(|| Error::Inconsistent(format!("{id:?} is not a snapshot id")))?;
+            let read = repo::run(&ctx.exec_client, ns, &pod, command, &redactor).await.during(|| format!("failed to run restic in Pod {ns}/{pod}"))?;
+            // The values stay in memory: never logged, never in status or an Event.
+            let data = read
+                .and_then(|tar| repository::secret_data(&tar))
+                .map_err(|why| Error::Inconsistent(format!("reading the Secret copy (snapshot {id}) from the repository failed: {why}")))?;
+            let restored = build::secret_from_keys(request, &backup, item, data.iter().map(|(k, v)| (k.as_str(), v)));
+            let api = Api::<Secret>::namespaced(ctx.client.clone(), ns);
+            k::create_if_absent(&api, &restored).await.during(|| format!("failed to create Secret {ns}/{}", item.restored))?;
+        }
+        ItemKind::Secret { from: DataSource::Cluster(copy) } => {
             let api = Api::<Secret>::namespaced(ctx.client.clone(), ns);
             let source = api.get(copy).await.during(|| format!("failed to read the backup's Secret copy {ns}/{copy}"))?;
             let secret = build::secret_from_copy(request, &backup, item, &source);
             k::create_if_absent(&api, &secret).await.during(|| format!("failed to create Secret {ns}/{}", item.restored))?;
         }
     }
+    Ok(())
+}
+
+/// Whether the fetch Job of a repository item restored into `claim` exists (it fills the
+/// claim before anything reads it).
+fn fetched(obs: &Observed, item: &RestoreItem, claim: &str) -> bool {
+    obs.jobs.contains_key(&repository::fetch_job_name(&obs.name, item.component, &item.store, claim))
+}
+
+/// A repository item: its empty PVC `claim` (sized from the recorded `restoreSize`), then,
+/// once the claim exists, the fetch Job that restores the files into it.
+async fn create_fetched(ctx: &Context, request: &RestoreRequest, obs: &Observed, item: &RestoreItem, claim: &str, size: Option<&str>, shape: Option<ReplacedClaim>) -> Result<(), Error> {
+    let backup = obs.status.resolved_backup.clone().unwrap_or_default();
+    let ns = &obs.namespace;
+    if !obs.claims.contains_key(claim) {
+        let pvc = build::restored_claim(request, &backup, item, claim, None, size, shape.as_ref());
+        let api = Api::namespaced(ctx.client.clone(), ns);
+        k::create_if_absent(&api, &pvc).await.during(|| format!("failed to create PVC {ns}/{claim}"))?;
+        return Ok(());
+    }
+    let secret = repository_secret(obs);
+    let job = repo::fetch_job(request, &backup, item, claim, &secret, reader_image(obs).as_deref())
+        .ok_or_else(|| Error::Inconsistent(format!("no fetch Job for PVC {claim}: the item's repository snapshot id is not an id")))?;
+    let api = Api::namespaced(ctx.client.clone(), ns);
+    k::create_if_absent(&api, &job).await.during(|| format!("failed to create fetch Job for PVC {ns}/{claim}"))?;
     Ok(())
 }
 

@@ -2,7 +2,10 @@
 
 use super::super::error::{Context as _, Error};
 use super::super::Context;
-use crate::api::{ArchiveBackup, RestoreRequest, RestoreRequestSpec, RestoreRequestStatus, TargetKind, TargetRef};
+use crate::api::{ArchiveBackup, RestorePhase, RestoreRequest, RestoreRequestSpec, RestoreRequestStatus, TargetKind, TargetRef};
+use crate::kube::snapshot::VolumeSnapshot;
+use crate::plan::restore::repository::reader_pod_name;
+use crate::plan::restore::source::ReaderObs;
 use crate::kube::dump;
 use crate::kube::redact::LazyRedactor;
 use crate::kube::restore::RESTORE;
@@ -13,7 +16,7 @@ use crate::plan::restore::ownership::{copy_name, ObjectObs};
 use crate::plan::restore::{self, shape, ClaimObs, RestoreObservation, RestoreStep};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
@@ -55,7 +58,33 @@ pub struct Observed {
     pub copy: Option<ObjectObs>,
     /// The ConfigMap named like the mapping ConfigMap, when it exists.
     pub mapping: Option<ObjectObs>,
+    /// Names of the namespace's VolumeSnapshots (read only while the request is Pending).
+    pub volume_snapshots: BTreeSet<String>,
+    /// The pod named like the request's repository reader, when it exists.
+    pub reader: Option<ReaderObs>,
+    /// The restore point read from the repository (`status.repository.manifest`).
+    pub repository_backup: Option<ArchiveBackup>,
     claim_obs: BTreeMap<String, ClaimObs>,
+}
+
+/// What the restore needs of its reader pod.
+fn reader_obs(pod: &Pod, request: &str) -> ReaderObs {
+    let status = pod.status.as_ref();
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    let running = phase == "Running" && status.and_then(|s| s.container_statuses.as_ref()).is_some_and(|c| c.iter().all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some())));
+    let waiting = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
+        .find(|w| matches!(w.reason.as_deref(), Some("CreateContainerConfigError" | "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName")))
+        .map(|w| format!("{}: {}", w.reason.clone().unwrap_or_default(), w.message.clone().unwrap_or_default()));
+    let ended = matches!(phase, "Succeeded" | "Failed").then(|| format!("it ended ({phase}) {}", status.and_then(|s| s.message.clone()).unwrap_or_default().trim().to_string()));
+    ReaderObs {
+        mine: pod.labels().get(RESTORE).map(String::as_str) == Some(request),
+        running,
+        failed: waiting.or(ended).map(|w| w.trim().to_string()),
+    }
 }
 
 /// What the ownership rules need of an object ([`ObjectObs`]).
@@ -133,12 +162,18 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
         .into_iter()
         .map(|s| s.name_any())
         .collect();
-    let resolved = status
-        .resolved_backup
+    // A manifest that no longer reads as an ArchiveBackup is treated as absent: the request
+    // reads the repository again (or, once Restoring, fails: the backup is gone).
+    let repository_backup: Option<ArchiveBackup> =
+        status.repository.as_ref().and_then(|r| r.manifest.clone()).and_then(|m| serde_json::from_value(m).ok());
+    let resolved = repository_backup
         .as_ref()
-        .and_then(|b| backups.iter().find(|x| x.metadata.name.as_ref() == Some(b)))
+        .or_else(|| status.resolved_backup.as_ref().and_then(|b| backups.iter().find(|x| x.metadata.name.as_ref() == Some(b))))
         .or_else(|| restore::resolve(&spec, &namespace, &backups).ok());
-    let redactor = LazyRedactor::new(client, &namespace, referenced_secrets(&spec, resolved));
+    let mut hidden = referenced_secrets(&spec, resolved);
+    hidden.extend(status.repository.as_ref().map(|r| r.secret_name.as_str()));
+    hidden.extend(spec.source.repository.as_ref().map(|r| r.secret_name.as_str()));
+    let redactor = LazyRedactor::new(client, &namespace, hidden);
     let jobs = crate::kube::jobs::list(client, &namespace, &format!("{RESTORE}={name}"), &redactor)
         .await
         .during(|| format!("failed to list Jobs of {namespace}/{name} (or, for a failed one, its Secrets to redact)"))?;
@@ -171,6 +206,23 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
         }
         None => (None, None),
     };
+    let volume_snapshots = if status.phase.is_none_or(|p| p == RestorePhase::Pending) {
+        Api::<VolumeSnapshot>::namespaced(client.clone(), &namespace)
+            .list_metadata(&ListParams::default())
+            .await
+            .during(|| format!("failed to list VolumeSnapshots in {namespace}"))?
+            .items
+            .into_iter()
+            .map(|s| s.name_any())
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
+    let reader = Api::<Pod>::namespaced(client.clone(), &namespace)
+        .get_opt(&reader_pod_name(&name))
+        .await
+        .during(|| format!("failed to read Pod {namespace}/{}", reader_pod_name(&name)))?
+        .map(|pod| reader_obs(&pod, &name));
     Ok(Observed {
         namespace,
         name,
@@ -189,6 +241,9 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
         target_version,
         copy,
         mapping,
+        volume_snapshots,
+        reader,
+        repository_backup,
         claim_obs,
     })
 }
@@ -212,6 +267,9 @@ impl Observed {
             target_claim: &self.target_claim,
             copy: self.copy.clone(),
             mapping: self.mapping.clone(),
+            volume_snapshots: &self.volume_snapshots,
+            reader: self.reader.clone(),
+            repository_backup: self.repository_backup.as_ref(),
         })
     }
 }

@@ -87,7 +87,7 @@ fn backups() -> Vec<ArchiveBackup> {
 #[test]
 fn resolution() {
     let bs = backups();
-    let policy = |select| RestoreSource { policy_name: Some("p".into()), select: Some(select), backup_name: None };
+    let policy = |select| RestoreSource { policy_name: Some("p".into()), select: Some(select), backup_name: None, ..Default::default() };
     let cases: Vec<(&str, RestoreRequestSpec, Result<&str, &str>)> = vec![
         ("named", spec(by_name("old"), RestoreMode::Volumes), Ok("old")),
         ("missing", spec(by_name("nope"), RestoreMode::Volumes), Err("does not exist")),
@@ -118,7 +118,7 @@ fn resolution() {
 #[test]
 fn restore_plan() {
     let b = backup("b", "p", BackupPhase::Completed, 0, false);
-    let all = restore_items(&spec(by_name("b"), RestoreMode::Volumes), &b, "-r", "req").expect("items");
+    let all = restore_items(&spec(by_name("b"), RestoreMode::Volumes), &b, "-r", "req", SourceFrom::Snapshots).expect("items");
     let got: Vec<(Component, &str, &str, &str)> =
         all.iter().map(|i| (i.component, i.store.as_str(), i.original.as_str(), i.restored.as_str())).collect();
     assert_eq!(
@@ -136,15 +136,15 @@ fn restore_plan() {
     assert_eq!((claim.as_str(), job.as_str(), host.as_str()), ("b-dump-metadata-s2-r", "req-sql-metadata-s2", "db"));
 
     let partial = RestoreRequestSpec { stores: vec!["s1".into()], include_master: false, ..spec(by_name("b"), RestoreMode::Volumes) };
-    let names: Vec<String> = restore_items(&partial, &b, "-r", "req").expect("partial").into_iter().map(|i| i.restored).collect();
+    let names: Vec<String> = restore_items(&partial, &b, "-r", "req", SourceFrom::Snapshots).expect("partial").into_iter().map(|i| i.restored).collect();
     assert_eq!(names, vec!["meta-1-r", "content-1-r"]);
 
-    let in_place = restore_items(&spec(by_name("b"), RestoreMode::InPlace), &b, "-r", "req").expect("in place");
+    let in_place = restore_items(&spec(by_name("b"), RestoreMode::InPlace), &b, "-r", "req", SourceFrom::Snapshots).expect("in place");
     assert_eq!(in_place[1].restored, "master-mailstore-0", "in place keeps claim names");
     assert_eq!(in_place[0].restored, "key-r", "secrets are never overwritten");
 
     let unknown = RestoreRequestSpec { stores: vec!["s9".into()], ..spec(by_name("b"), RestoreMode::Volumes) };
-    let err = restore_items(&unknown, &b, "-r", "req").expect_err("unknown store");
+    let err = restore_items(&unknown, &b, "-r", "req", SourceFrom::Snapshots).expect_err("unknown store");
     assert!(err.starts_with("spec.stores[0]: ArchiveBackup b has no snapshot of store s9"), "{err}");
     let csv = mapping_csv(&all[..2]);
     assert_eq!(csv, "component,store,original,restored\nsecrets,,key,key-r\nmaster,,master-mailstore-0,master-mailstore-0-r\n");
@@ -164,6 +164,11 @@ struct World {
     copy: Option<ObjectObs>,
     mapping: Option<ObjectObs>,
     now: i64,
+    /// VolumeSnapshots and Secret copies of the backups that are gone from the cluster (every
+    /// other one exists).
+    gone: BTreeSet<String>,
+    reader: Option<source::ReaderObs>,
+    repository_backup: Option<ArchiveBackup>,
 }
 
 impl World {
@@ -181,6 +186,9 @@ impl World {
             copy: None,
             mapping: None,
             now: 100,
+            gone: BTreeSet::new(),
+            reader: None,
+            repository_backup: None,
         }
     }
 
@@ -192,6 +200,11 @@ impl World {
     }
 
     fn next(&self) -> RestoreStep {
+        let statuses = self.backups.iter().filter_map(|b| b.status.as_ref());
+        let volume_snapshots: BTreeSet<String> =
+            statuses.clone().flat_map(|s| s.items.iter()).filter_map(|i| i.volume_snapshot.clone()).filter(|n| !self.gone.contains(n)).collect();
+        let secrets: BTreeSet<String> =
+            self.secrets.iter().cloned().chain(statuses.filter_map(|s| s.secret_copy.clone()).filter(|n| !self.gone.contains(n))).collect();
         next(&RestoreObservation {
             now: t(self.now),
             name: "req",
@@ -203,11 +216,14 @@ impl World {
             claims: &self.claims,
             volumes: &self.volumes,
             jobs: &self.jobs,
-            secrets: &self.secrets,
+            secrets: &secrets,
             target: self.target,
             target_claim: &self.target_claim,
             copy: self.copy.clone(),
             mapping: self.mapping.clone(),
+            volume_snapshots: &volume_snapshots,
+            reader: self.reader.clone(),
+            repository_backup: self.repository_backup.as_ref(),
         })
     }
 }
@@ -219,7 +235,7 @@ fn hook(name: &str) -> PostRestoreJob {
 #[test]
 fn volumes_and_side_by_side_steps() {
     let pending = World { status: RestoreRequestStatus::default(), ..World::new(RestoreMode::Volumes) };
-    assert_eq!(pending.next(), RestoreStep::Accept { backup: "b".into() });
+    assert_eq!(pending.next(), RestoreStep::Accept { backup: "b".into(), from: SourceFrom::Snapshots, repository_secret: None });
     let refused = World { status: RestoreRequestStatus::default(), spec: spec(by_name("nope"), RestoreMode::Volumes), ..World::new(RestoreMode::Volumes) };
     assert!(matches!(refused.next(), RestoreStep::Refuse(m) if m.contains("does not exist")));
 
@@ -428,7 +444,7 @@ fn names_already_taken_refuse_the_request_before_anything_is_created() {
         let mut w = World { status: RestoreRequestStatus::default(), ..World::new(RestoreMode::Volumes) };
         mutate(&mut w);
         match (w.next(), want) {
-            (RestoreStep::Accept { backup }, Ok(())) => assert_eq!(backup, "b", "{name}"),
+            (RestoreStep::Accept { backup, .. }, Ok(())) => assert_eq!(backup, "b", "{name}"),
             (RestoreStep::Refuse(message), Err(words)) => {
                 for word in words {
                     assert!(message.contains(word), "{name}: {message:?} does not say {word:?}");
@@ -585,7 +601,7 @@ fn pending_requests_are_validated_before_anything_is_created() {
         mutate(&mut w);
         let got = w.next();
         match (&got, want) {
-            (RestoreStep::Accept { backup }, Ok(b)) => assert_eq!(backup, b, "{name}"),
+            (RestoreStep::Accept { backup, .. }, Ok(b)) => assert_eq!(backup, b, "{name}"),
             (RestoreStep::Invalid(message), Err(words)) => {
                 assert!(message.starts_with("invalid spec: ") && message.contains(words), "{name}: {message}");
                 assert_ne!(name, "a missing backup is refused, not invalid", "{message}");
@@ -607,4 +623,203 @@ fn an_accepted_request_with_an_unsafe_database_name_fails() {
         RestoreStep::Fail(message) => assert!(message.starts_with("spec.sqlTarget.databaseSuffix: the new database of store s2 cannot be restored"), "{message}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// Backup `b` as exported: every item's repository snapshot in `status.export`, and the
+/// policy copy exporting to Secret `repo`.
+fn exported_backup() -> ArchiveBackup {
+    let mut b = backup("b", "p", BackupPhase::Completed, 0, false);
+    let status = b.status.as_mut().expect("status");
+    let snapshots = status
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| crate::api::ExportedSnapshot {
+            component: item.component,
+            store: item.store.clone(),
+            claim: if item.component == Component::Secrets { "b-secrets".into() } else { item.source_claim.clone().unwrap_or_default() },
+            id: format!("{i:02}aa0000bb"),
+            bytes: 1,
+        })
+        .collect();
+    status.export = Some(crate::api::ExportStatus {
+        state: crate::api::ExportState::Exported,
+        repository: Some("rest:http://127.0.0.1:1/r".into()),
+        started_at: None,
+        finished_at: None,
+        bytes_added: None,
+        message: None,
+        snapshots,
+        manifest: Some("ffaa0000bb".into()),
+        forget_failed_at: None,
+    });
+    if let Some(policy) = status.policy_spec.as_mut() {
+        policy.export = Some(serde_json::from_value(serde_json::json!({"repositorySecret": "repo"})).expect("export"));
+    }
+    b
+}
+
+fn repository_source(secret: &str) -> RestoreSource {
+    RestoreSource {
+        policy_name: Some("p".into()),
+        repository: Some(crate::api::RepositorySource { secret_name: secret.into(), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+fn reader(running: bool, mine: bool, failed: Option<&str>) -> Option<source::ReaderObs> {
+    Some(source::ReaderObs { mine, running, failed: failed.map(Into::into) })
+}
+
+#[test]
+fn the_source_is_the_snapshots_while_they_exist_else_the_repository() {
+    let pending = |from: Option<SourceFrom>, backups: Vec<ArchiveBackup>, gone: &[&str], secrets: &[&str]| World {
+        status: RestoreRequestStatus::default(),
+        spec: RestoreRequestSpec { source: RestoreSource { from, ..by_name("b") }, ..World::new(RestoreMode::Volumes).spec },
+        backups,
+        gone: gone.iter().map(ToString::to_string).collect(),
+        secrets: secrets.iter().map(ToString::to_string).collect(),
+        ..World::new(RestoreMode::Volumes)
+    };
+    let accepted = |from, secret: Option<&str>| RestoreStep::Accept { backup: "b".into(), from, repository_secret: secret.map(Into::into) };
+    let plain = || vec![backup("b", "p", BackupPhase::Completed, 0, false)];
+    let exported = || vec![exported_backup()];
+    // (case, world, the step wanted, or the start of the refusal)
+    let cases: Vec<(&str, World, Result<RestoreStep, &str>)> = vec![
+        ("Auto: every snapshot exists", pending(None, exported(), &[], &["repo"]), Ok(accepted(SourceFrom::Snapshots, None))),
+        ("Auto: an unselected store's snapshot is gone", pending(None, plain(), &["snap-content-2"], &[]), Ok(accepted(SourceFrom::Snapshots, None))),
+        ("Auto: gone, not exported", pending(None, plain(), &["snap-meta-1"], &[]), Err("ArchiveBackup b cannot be restored: VolumeSnapshot snap-meta-1 gone")),
+        ("Auto: gone, exported", pending(None, exported(), &["snap-meta-1"], &["repo"]), Ok(accepted(SourceFrom::Repository, Some("repo")))),
+        ("Auto: gone, exported, its Secret missing", pending(None, exported(), &["snap-meta-1"], &[]), Err("the repository Secret mail/repo does not exist")),
+        ("Repository while the snapshots exist", pending(Some(SourceFrom::Repository), exported(), &[], &["repo"]), Ok(accepted(SourceFrom::Repository, Some("repo")))),
+        ("Repository, not exported", pending(Some(SourceFrom::Repository), plain(), &[], &[]), Err("spec.source.from: ArchiveBackup b was not exported")),
+        ("Snapshots, gone: as asked", pending(Some(SourceFrom::Snapshots), exported(), &["snap-meta-1"], &["repo"]), Ok(accepted(SourceFrom::Snapshots, None))),
+    ];
+    for (case, world, want) in cases {
+        match (want, world.next()) {
+            (Ok(step), got) => assert_eq!(got, step, "{case}"),
+            (Err(start), RestoreStep::Refuse(why)) => assert!(why.starts_with(start), "{case}: {why}"),
+            (Err(start), got) => panic!("{case}: want a refusal starting {start:?}, got {got:?}"),
+        }
+    }
+    let mut in_place = pending(None, exported(), &["snap-meta-1"], &["repo"]);
+    in_place.spec.target = RestoreTarget { mode: RestoreMode::InPlace, namespace: None, name_suffix: None };
+    assert!(matches!(in_place.next(), RestoreStep::Refuse(why) if why.starts_with("spec.target.mode: InPlace")));
+}
+
+#[test]
+fn without_a_backup_object_the_request_reads_the_repository() {
+    let empty = |secrets: &[&str], reader: Option<source::ReaderObs>| World {
+        status: RestoreRequestStatus::default(),
+        spec: RestoreRequestSpec { source: repository_source("repo"), ..World::new(RestoreMode::Volumes).spec },
+        backups: vec![],
+        secrets: secrets.iter().map(ToString::to_string).collect(),
+        reader,
+        ..World::new(RestoreMode::Volumes)
+    };
+    let cases: Vec<(&str, World, Result<RestoreStep, &str>)> = vec![
+        ("its Secret is missing", empty(&[], None), Err("spec.source.repository.secretName: Secret mail/repo does not exist")),
+        ("no reader yet", empty(&["repo"], None), Ok(RestoreStep::StartReader { secret: "repo".into() })),
+        ("the reader starts", empty(&["repo"], reader(false, true, None)), Ok(RestoreStep::Wait { what: "waiting for the repository reader pod to start".into(), requeue: Some(Duration::from_secs(2)) })),
+        ("the reader runs", empty(&["repo"], reader(true, true, None)), Ok(RestoreStep::ReadRepository)),
+        ("the reader failed", empty(&["repo"], reader(false, true, Some("ErrImagePull: no such image"))), Err("the repository reader pod req-repository failed: ErrImagePull")),
+        ("the name is another pod's", empty(&["repo"], reader(true, false, None)), Err("Pod mail/req-repository exists and was not made by this request")),
+    ];
+    for (case, world, want) in cases {
+        match (want, world.next()) {
+            (Ok(step), got) => assert_eq!(got, step, "{case}"),
+            (Err(start), RestoreStep::Refuse(why)) => assert!(why.starts_with(start), "{case}: {why}"),
+            (Err(start), got) => panic!("{case}: want a refusal starting {start:?}, got {got:?}"),
+        }
+    }
+    // Once the manifest is recorded, the restore point read from it is accepted, from the
+    // repository.
+    let found = World { repository_backup: Some(exported_backup()), ..empty(&["repo"], reader(true, true, None)) };
+    assert_eq!(found.next(), RestoreStep::Accept { backup: "b".into(), from: SourceFrom::Repository, repository_secret: Some("repo".into()) });
+}
+
+#[test]
+fn repository_items_are_fetched_into_new_claims() {
+    let b = exported_backup();
+    let items = restore_items(&spec(by_name("b"), RestoreMode::Volumes), &b, "-r", "req", SourceFrom::Repository).expect("items");
+    let sources: Vec<(&str, &DataSource)> = items
+        .iter()
+        .map(|i| match &i.kind {
+            ItemKind::Volume { from, .. } | ItemKind::Sql { from, .. } | ItemKind::Secret { from } => (i.restored.as_str(), from),
+        })
+        .collect();
+    assert_eq!(sources[0], ("key-r", &DataSource::Repository("00aa0000bb".into())), "the Secret copy's snapshot");
+    assert_eq!(sources[1], ("master-mailstore-0-r", &DataSource::Repository("01aa0000bb".into())));
+    assert_eq!(sources[3], ("meta_restored", &DataSource::Repository("03aa0000bb".into())), "the SQL dump's snapshot");
+    let mut no_size = exported_backup();
+    if let Some(item) = no_size.status.as_mut().and_then(|s| s.items.get_mut(2)) {
+        item.restore_size = None;
+    }
+    let err = restore_items(&spec(by_name("b"), RestoreMode::Volumes), &no_size, "-r", "req", SourceFrom::Repository).expect_err("no_size");
+    assert!(err.contains("no restoreSize of claim meta-1"), "{err}");
+    let mut partial = exported_backup();
+    if let Some(export) = partial.status.as_mut().and_then(|s| s.export.as_mut()) {
+        export.snapshots.retain(|s| s.claim != "content-1");
+    }
+    let err = restore_items(&spec(by_name("b"), RestoreMode::Volumes), &partial, "-r", "req", SourceFrom::Repository).expect_err("partial");
+    assert!(err.contains("no repository snapshot of content s1 content-1"), "{err}");
+
+    // Restoring store s1 (meta-1, content-1) from the repository: each claim is created
+    // empty, then filled by its fetch Job; only then is the restore done.
+    let restoring = || World {
+        status: RestoreRequestStatus { resolved_from: Some(SourceFrom::Repository), ..World::new(RestoreMode::Volumes).status },
+        backups: vec![exported_backup()],
+        ..World::new(RestoreMode::Volumes)
+    };
+    let fetch = |claim: &str| repository::fetch_job_name("req", if claim.starts_with("meta") { Component::Metadata } else { Component::Content }, "s1", claim);
+    assert_eq!(restoring().next(), RestoreStep::Create(vec![0, 1]));
+    let unbound = restoring().claim("meta-1-r", false, true).claim("content-1-r", false, true);
+    assert_eq!(unbound.next(), RestoreStep::Create(vec![0, 1]), "an unbound claim gets its fetch Job (it binds for the Job's pod)");
+    let mut running = restoring().claim("meta-1-r", false, true).claim("content-1-r", true, true);
+    running.jobs.insert(fetch("meta-1-r"), JobObs::Succeeded);
+    running.jobs.insert(fetch("content-1-r"), JobObs::Running);
+    assert!(matches!(running.next(), RestoreStep::Wait { what, .. } if what.contains("fetch Job req-fetch-content-s1-content-1-r")));
+    running.jobs.insert(fetch("content-1-r"), JobObs::Failed { message: "Fatal: wrong password".into() });
+    assert!(matches!(running.next(), RestoreStep::Fail(why) if why.contains("from the repository failed: Fatal: wrong password")));
+    running.jobs.insert(fetch("content-1-r"), JobObs::Succeeded);
+    assert_eq!(running.next(), RestoreStep::EnterHooks);
+    let taken = restoring().claim("meta-1-r", true, false);
+    assert!(matches!(taken.next(), RestoreStep::Fail(why) if why.contains("was not made by this request")), "never overwrite");
+
+    // The master Secret is read back through the reader pod.
+    let mut with_master = restoring();
+    with_master.spec.include_master = true;
+    with_master.spec.stores = vec!["s1".into()];
+    let create = |w: &World| match w.next() {
+        RestoreStep::Create(indices) => indices,
+        other => panic!("want Create, got {other:?}"),
+    };
+    assert_eq!(with_master.next(), RestoreStep::StartReader { secret: String::new() }, "the Secret waits for the reader");
+    with_master.status.repository = Some(crate::api::RepositoryRestore { secret_name: "repo".into(), ..Default::default() });
+    assert_eq!(with_master.next(), RestoreStep::StartReader { secret: "repo".into() });
+    with_master.reader = reader(true, true, None);
+    assert_eq!(create(&with_master), vec![0, 1, 2, 3], "the Secret, the master and store s1");
+}
+
+#[test]
+fn an_ended_restore_deletes_its_reader() {
+    for phase in [RestorePhase::Completed, RestorePhase::Failed] {
+        let mut w = World::new(RestoreMode::Volumes);
+        w.status.phase = Some(phase);
+        w.reader = reader(true, true, None);
+        assert_eq!(w.next(), RestoreStep::DeleteReader, "{phase:?}");
+        w.reader = reader(true, false, None);
+        assert_eq!(w.next(), RestoreStep::Done, "{phase:?}: another pod of that name is left alone");
+    }
+}
+
+#[test]
+fn side_by_side_needs_the_target() {
+    let w = World {
+        status: RestoreRequestStatus::default(),
+        spec: RestoreRequestSpec { target: RestoreTarget { mode: RestoreMode::SideBySide, namespace: None, name_suffix: Some("-r".into()) }, ..World::new(RestoreMode::Volumes).spec },
+        target: None,
+        ..World::new(RestoreMode::Volumes)
+    };
+    assert!(matches!(w.next(), RestoreStep::Refuse(why) if why.starts_with("spec.target.mode: SideBySide copies the target StatefulSet mailstore")), "{:?}", w.next());
 }

@@ -83,7 +83,7 @@ mod tests {
     }
 
     fn of_policy(select: RestoreSelect) -> RestoreSource {
-        RestoreSource { policy_name: Some("p".into()), select: Some(select), backup_name: None }
+        RestoreSource { policy_name: Some("p".into()), select: Some(select), backup_name: None, ..Default::default() }
     }
 
     #[test]

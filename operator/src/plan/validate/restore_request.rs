@@ -3,7 +3,7 @@
 use super::archive_backup::{backup_name_problem, policy_name_problem};
 use super::names::{self, DNS1123_SUBDOMAIN_MAX};
 use super::{check_metadata, FieldError, NameRules, Problems};
-use crate::api::{BackupPolicySpec, RestoreMode, RestoreRequest, RestoreRequestSpec, RestoreSelect, SqlTarget};
+use crate::api::{BackupPolicySpec, RestoreMode, RestoreRequest, RestoreRequestSpec, RestoreSelect, SourceFrom, SqlTarget};
 
 /// The longest RestoreRequest name: its mapping ConfigMap `<request>-mapping` must stay a
 /// DNS-1123 subdomain (at most 253 characters).
@@ -62,6 +62,7 @@ pub fn validate_restore_request(spec: &RestoreRequestSpec) -> Vec<FieldError> {
         }
         (None, Some(policy)) => problems.check("spec.source.policyName", policy_name_problem(policy)),
     }
+    check_repository_source(&mut problems, spec);
     if let Some(namespace) = &spec.target.namespace {
         problems.check("spec.target.namespace", names::dns1123_label(namespace));
     }
@@ -100,6 +101,29 @@ pub fn validate_restore_request(spec: &RestoreRequestSpec) -> Vec<FieldError> {
         }
     }
     problems.into_vec()
+}
+
+/// `source.from` and `source.repository`: the repository's Secret and namespace are names,
+/// its image is not blank, a repository is of no use with `from: Snapshots`, and an in-place
+/// restore from a repository is refused (not supported: it replaces the target's claims,
+/// which needs the snapshots).
+fn check_repository_source(problems: &mut Problems, spec: &RestoreRequestSpec) {
+    let from = spec.source.from.unwrap_or_default();
+    if let Some(repository) = &spec.source.repository {
+        problems.check("spec.source.repository.secretName", names::dns1123_subdomain(&repository.secret_name));
+        if let Some(namespace) = &repository.namespace {
+            problems.check("spec.source.repository.namespace", names::dns1123_label(namespace));
+        }
+        if repository.image.as_deref().is_some_and(|i| i.trim().is_empty()) {
+            problems.push("spec.source.repository.image", "must not be empty: leave it out for the default image");
+        }
+        if from == SourceFrom::Snapshots {
+            problems.push("spec.source.repository", "applies only with from: Repository or Auto (from: Snapshots never reads a repository)");
+        }
+    }
+    if from == SourceFrom::Repository && spec.target.mode == RestoreMode::InPlace {
+        problems.push("spec.target.mode", "InPlace cannot restore from a repository (it replaces the target's claims from the snapshots); use Volumes or SideBySide");
+    }
 }
 
 /// Checks a RestoreRequest against the BackupPolicy its `source.policyName` names, when that

@@ -1,7 +1,7 @@
 //! One case per rule: a valid baseline, one mutation, the exact fields reported.
 
 use super::*;
-use crate::api::{PostRestoreJob, RestoreSelect, RestoreSource};
+use crate::api::{PostRestoreJob, RepositorySource, RestoreSelect, RestoreSource};
 
 fn baseline() -> RestoreRequestSpec {
     serde_yaml::from_str(
@@ -32,6 +32,10 @@ fn sql(change: fn(&mut SqlTarget)) -> Option<SqlTarget> {
 
 type Mutation = fn(&mut RestoreRequestSpec);
 
+fn repository(secret: &str) -> RepositorySource {
+    RepositorySource { secret_name: secret.into(), ..Default::default() }
+}
+
 #[test]
 fn baseline_is_valid() {
     assert_eq!(validate_restore_request(&baseline()), vec![]);
@@ -44,20 +48,49 @@ fn each_rule_names_its_field() {
         ("both sources", |s| s.source.backup_name = Some("mailstore-20261122020000".into()), vec!["spec.source"]),
         (
             "backup name is fine",
-            |s| s.source = RestoreSource { backup_name: Some("mailstore-20261122020000".into()), policy_name: None, select: None },
+            |s| s.source = RestoreSource { backup_name: Some("mailstore-20261122020000".into()), policy_name: None, select: None, ..Default::default() },
             vec![],
         ),
         (
             "select without policyName",
-            |s| s.source = RestoreSource { backup_name: Some("b".into()), policy_name: None, select: Some(RestoreSelect::Latest) },
+            |s| s.source = RestoreSource { backup_name: Some("b".into()), policy_name: None, select: Some(RestoreSelect::Latest), ..Default::default() },
             vec!["spec.source.select"],
         ),
         (
             "backup name not DNS",
-            |s| s.source = RestoreSource { backup_name: Some("Backup 1".into()), policy_name: None, select: None },
+            |s| s.source = RestoreSource { backup_name: Some("Backup 1".into()), policy_name: None, select: None, ..Default::default() },
             vec!["spec.source.backupName"],
         ),
         ("policy name empty", |s| s.source.policy_name = Some(String::new()), vec!["spec.source.policyName"]),
+        ("repository is fine", |s| s.source.repository = Some(repository("archive-repo")), vec![]),
+        ("repository secret not a name", |s| s.source.repository = Some(repository("Repo Secret")), vec!["spec.source.repository.secretName"]),
+        (
+            "repository namespace not a label",
+            |s| s.source.repository = Some(RepositorySource { namespace: Some("Mail_1".into()), ..repository("r") }),
+            vec!["spec.source.repository.namespace"],
+        ),
+        (
+            "repository image blank",
+            |s| s.source.repository = Some(RepositorySource { image: Some(" ".into()), ..repository("r") }),
+            vec!["spec.source.repository.image"],
+        ),
+        (
+            "repository with from Snapshots",
+            |s| {
+                s.source.repository = Some(repository("r"));
+                s.source.from = Some(SourceFrom::Snapshots);
+            },
+            vec!["spec.source.repository"],
+        ),
+        (
+            "InPlace from the repository",
+            |s| {
+                s.source.from = Some(SourceFrom::Repository);
+                s.target.mode = RestoreMode::InPlace;
+                s.ttl_seconds_after_finished = None;
+            },
+            vec!["spec.target.mode"],
+        ),
         ("namespace not a label", |s| s.target.namespace = Some("Mail".into()), vec!["spec.target.namespace"]),
         ("suffix uppercase", |s| s.target.name_suffix = Some("-Restored".into()), vec!["spec.target.nameSuffix"]),
         ("suffix with dot", |s| s.target.name_suffix = Some(".r".into()), vec!["spec.target.nameSuffix"]),
