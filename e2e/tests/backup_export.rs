@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use archivist::api::{ArchiveBackup, BackupPhase, Component, ConditionStatus, ExportState};
 use archivist_e2e::testing::restic::ResticServer;
-use archivist_e2e::testing::{wait_for, with_namespace};
+use archivist_e2e::testing::with_namespace;
 use backup_support::*;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
@@ -39,27 +39,6 @@ fn exporting(secret: &str, master: bool) -> String {
     content: {{volumeClaims: [content]}}
 "#
     )
-}
-
-async fn repository_secret(client: &Client, ns: &str, name: &str, url: &str, password: &str) -> anyhow::Result<()> {
-    let secret: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name},
-        "stringData": {"RESTIC_REPOSITORY": url, "RESTIC_PASSWORD": password},
-    }))?;
-    Api::<Secret>::namespaced(client.clone(), ns).create(&Default::default(), &secret).await?;
-    Ok(())
-}
-
-/// Waits until the export of run `name` ended (Exported or Failed).
-async fn wait_export_ended(client: &Client, ns: &str, name: &str, operator: &archivist_e2e::testing::operator::Operator) -> anyhow::Result<ArchiveBackup> {
-    let api = Api::<ArchiveBackup>::namespaced(client.clone(), ns);
-    let ended = |b: Option<&ArchiveBackup>| {
-        b.and_then(|b| b.status.as_ref()).and_then(|s| s.export.as_ref()).is_some_and(|e| matches!(e.state, ExportState::Exported | ExportState::Failed))
-    };
-    match wait_for(&api, name, Duration::from_secs(120), &format!("the export of {name} to end"), ended).await {
-        Ok(b) => b.ok_or_else(|| anyhow::anyhow!("{name} vanished")),
-        Err(e) => Err(e.context(format!("operator log tail:\n{}", operator.log_tail(40)))),
-    }
 }
 
 async fn export_leftovers(client: &Client, ns: &str) -> anyhow::Result<usize> {

@@ -38,7 +38,7 @@ fn union_seconds(mut intervals: Vec<(f64, f64)>) -> f64 {
 async fn perf_three_stores_1gb() {
     with_namespace("rs-perf", |client, ns| async move {
         let total_bytes: u64 = 1_000_000_000;
-        let options = ArchiveOptions { stores: 3, sql: false, include_indexes: true, content_bytes: total_bytes / 3, master_claim: None };
+        let options = ArchiveOptions { stores: 3, sql: false, include_indexes: true, content_bytes: total_bytes / 3, master_claim: None, export: None };
         let backup_start = Instant::now();
         let archive = archive_with_backup(&client, &ns, options).await?;
         let backup_took = backup_start.elapsed();

@@ -353,3 +353,25 @@ pub fn timeline(backup: &ArchiveBackup) -> String {
         quiesce.window_seconds
     )
 }
+
+/// Creates Secret `name` with restic's environment for repository `url`.
+pub async fn repository_secret(client: &Client, ns: &str, name: &str, url: &str, password: &str) -> anyhow::Result<()> {
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "stringData": {"RESTIC_REPOSITORY": url, "RESTIC_PASSWORD": password},
+    }))?;
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ns).create(&Default::default(), &secret).await?;
+    Ok(())
+}
+
+/// Waits until the export of run `name` ended (Exported or Failed).
+pub async fn wait_export_ended(client: &Client, ns: &str, name: &str, operator: &Operator) -> anyhow::Result<ArchiveBackup> {
+    let api = Api::<ArchiveBackup>::namespaced(client.clone(), ns);
+    let ended = |b: Option<&ArchiveBackup>| {
+        b.and_then(|b| b.status.as_ref()).and_then(|s| s.export.as_ref()).is_some_and(|e| matches!(e.state, archivist::api::ExportState::Exported | archivist::api::ExportState::Failed))
+    };
+    match wait_for(&api, name, Duration::from_secs(120), &format!("the export of {name} to end"), ended).await {
+        Ok(b) => b.ok_or_else(|| anyhow::anyhow!("{name} vanished")),
+        Err(e) => Err(e.context(format!("operator log tail:\n{}", operator.log_tail(40)))),
+    }
+}

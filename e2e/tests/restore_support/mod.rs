@@ -54,11 +54,13 @@ pub struct ArchiveOptions {
     /// The `master` claim as created (its name is set to `master`); default: a 1Gi
     /// ReadWriteOnce claim of the default class.
     pub master_claim: Option<PersistentVolumeClaim>,
+    /// The policy exports every run to the repository of this Secret (`spec.export`).
+    pub export: Option<String>,
 }
 
 impl Default for ArchiveOptions {
     fn default() -> Self {
-        Self { stores: 2, sql: true, include_indexes: true, content_bytes: 256 * 1024, master_claim: None }
+        Self { stores: 2, sql: true, include_indexes: true, content_bytes: 256 * 1024, master_claim: None, export: None }
     }
 }
 
@@ -171,8 +173,9 @@ pub async fn archive_with_backup(client: &Client, ns: &str, options: ArchiveOpti
             "  - name: s{s}\n    metadata: {metadata}\n    content: {{volumeClaims: [content-s{s}]}}{index}\n"
         ));
     }
+    let export = options.export.as_ref().map(|secret| format!("  export: {{repositorySecret: {secret}}}\n")).unwrap_or_default();
     policy(client, ns, POLICY, &format!(
-        "  target: {{kind: StatefulSet, name: {ARCHIVE}}}\n  quiesce: {{mode: Stop, timeoutSeconds: 60}}\n  includeIndexes: {}\n  master: {{volumeClaims: [master], secrets: [master-key]}}\n  dump: {{size: 1Gi, image: postgres:16}}\n  stores:\n{stores}",
+        "  target: {{kind: StatefulSet, name: {ARCHIVE}}}\n  quiesce: {{mode: Stop, timeoutSeconds: 60}}\n  includeIndexes: {}\n  master: {{volumeClaims: [master], secrets: [master-key]}}\n  dump: {{size: 1Gi, image: postgres:16}}\n{export}  stores:\n{stores}",
         options.include_indexes
     )).await?;
     start_backup(client, ns, BACKUP, POLICY).await?;

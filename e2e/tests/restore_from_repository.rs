@@ -1,0 +1,126 @@
+//! Disaster recovery from the off-cluster copy (`BackupPolicy.spec.export`, RestoreRequest
+//! `source.repository`), against a real restic REST server on loopback (`rclone serve
+//! restic`) and Debian's `restic`, which the simulated kubelet runs for the export and fetch
+//! Jobs and the reader pod:
+//! 1. an archive (master, two stores, an index, a PostgreSQL metadata store, the master key
+//!    Secret) is backed up and exported;
+//! 2. its whole namespace is deleted: the VolumeSnapshots, the Secret copy and the
+//!    ArchiveBackup go with it;
+//! 3. a fresh namespace holds only the repository Secret (and the SQL server's credentials);
+//! 4. a RestoreRequest naming only the policy and the repository brings back every volume
+//!    byte-identical to the backup, the database into a new database with the dumped rows, the
+//!    master key under its new name, and restore.csv; no credential appears in its status,
+//!    Events or the operator's log, and the reader pod is gone.
+
+mod backup_support;
+mod restore_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::ensure;
+use archivist::api::{ExportState, RestoreRequest, SourceFrom};
+use archivist_e2e::testing::databases::{PASSWORD as DB_PASSWORD, USER as DB_USER};
+use archivist_e2e::testing::restic::ResticServer;
+use archivist_e2e::testing::with_namespace;
+use backup_support::{repository_secret, wait_export_ended};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use kube::Api;
+use restore_support::*;
+
+const REPOSITORY_PASSWORD: &str = "dr-repo-pw-5Kx81";
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn a_deleted_namespace_comes_back_from_the_repository() {
+    let server = Arc::new(ResticServer::start().expect("restic server"));
+    with_namespace("dr-source", move |client, source| async move {
+        let repo = format!("repo-{source}");
+        let url = server.url(&repo);
+        repository_secret(&client, &source, "archive-repo", &url, REPOSITORY_PASSWORD).await?;
+        let options = ArchiveOptions { export: Some("archive-repo".into()), content_bytes: 1024 * 1024, ..ArchiveOptions::default() };
+        let mut archive = archive_with_backup(&client, &source, options).await?;
+        let run = wait_export_ended(&client, &source, BACKUP, &archive.operator).await?;
+        let export = run.status.and_then(|s| s.export).ok_or_else(|| anyhow::anyhow!("no status.export"))?;
+        ensure!(export.state == ExportState::Exported, "export {:?}: {:?}", export.state, export.message);
+
+        // The disaster: the namespace goes, and its snapshots, Secret copy and restore point
+        // with it. The data the test compares with stays on this host (the checksums taken at
+        // the backup, the PostgreSQL server).
+        let namespaces = Api::<Namespace>::all(client.clone());
+        namespaces.delete(&source, &Default::default()).await?;
+        until("the source namespace to be gone", Duration::from_secs(120), || async { Ok(namespaces.get_opt(&source).await?.is_none()) }).await?;
+        archive.operator.terminate(Duration::from_secs(10)).await?;
+
+        let checksums = archive.checksums.clone();
+        let claims = archive.claims.clone();
+        let sql_rows = archive.sql_rows.clone();
+        let postgres = archive.postgres.take();
+        with_namespace("dr-target", move |client, ns| async move {
+            // The fresh namespace holds the repository Secret, and the SQL server's
+            // credentials (never part of a backup).
+            repository_secret(&client, &ns, "archive-repo", &url, REPOSITORY_PASSWORD).await?;
+            backup_support::create::<Secret>(&client, &ns, &format!("metadata: {{name: pg-credentials}}\nstringData: {{username: {DB_USER}, password: {DB_PASSWORD}}}")).await?;
+            let mut operator = backup_support::start_operator(&client, &ns).await?;
+            request(
+                &client,
+                &ns,
+                "r1",
+                &format!("  source: {{policyName: {POLICY}, select: Latest, repository: {{secretName: archive-repo}}}}\n  target: {{mode: Volumes, nameSuffix: -dr}}\n"),
+            )
+            .await?;
+            let r = wait_restore_completed(&client, &ns, "r1", &mut operator).await?;
+            let status = r.status.clone().unwrap_or_default();
+            ensure!(status.resolved_backup.as_deref() == Some(BACKUP), "resolvedBackup {:?}", status.resolved_backup);
+            ensure!(status.resolved_from == Some(SourceFrom::Repository), "resolvedFrom {:?}", status.resolved_from);
+            let recorded = status.repository.clone().ok_or_else(|| anyhow::anyhow!("no status.repository"))?;
+            ensure!(recorded.repository.as_deref() == Some(url.as_str()) && recorded.manifest.is_some(), "{recorded:?}");
+
+            // Every volume, byte-identical to the backup, under its new name.
+            let restored: Vec<String> = claims.iter().map(|c| restored_name(&r, c)).collect::<anyhow::Result<_>>()?;
+            for (claim, name) in claims.iter().zip(&restored) {
+                ensure!(*name == format!("{claim}-dr"), "{claim} restored as {name}");
+            }
+            reader_pod(&client, &ns, "reader", &restored).await?;
+            for (claim, name) in claims.iter().zip(&restored) {
+                let seen = pod_checksums(&client, &ns, "reader", "main", &format!("/{name}")).await?;
+                ensure!(seen == checksums[claim], "restored {name} differs from the backup of {claim}:\n{seen}\nvs\n{}", checksums[claim]);
+                ensure!(seen.lines().count() >= 3, "too few files in {name}: {seen}");
+            }
+
+            // The SQL metadata store, from its exported dump, into a new database.
+            let pg = postgres.as_ref().ok_or_else(|| anyhow::anyhow!("no PostgreSQL"))?;
+            let db = restored_name(&r, SQL_DATABASE)?;
+            ensure!(db == format!("{SQL_DATABASE}_restored"), "database restored as {db}");
+            let rows = pg.psql(&db, "SELECT id, subject FROM messages ORDER BY id")?;
+            ensure!(rows == sql_rows && rows.lines().count() == 500, "restored rows differ from the dump ({} lines)", rows.lines().count());
+
+            // The master key, read back from the repository into a Secret under its new name.
+            let key = Api::<Secret>::namespaced(client.clone(), &ns).get("master-key-dr").await?;
+            let value = key.data.unwrap_or_default().get("MailStoreMaster.key").map(|b| b.0.clone());
+            ensure!(value.as_deref() == Some(b"s3cr3t-key".as_slice()), "restored master key {value:?}");
+
+            let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns).get("r1-mapping").await?;
+            let csv = cm.data.unwrap_or_default().get("restore.csv").cloned().unwrap_or_default();
+            for line in ["secrets,,master-key,master-key-dr", "content,s1,content-s1,content-s1-dr", "index,s1,index-s1,index-s1-dr", &format!("metadata,s2,{SQL_DATABASE},{SQL_DATABASE}_restored")] {
+                ensure!(csv.lines().any(|l| l == line), "restore.csv lacks {line:?}:\n{csv}");
+            }
+
+            let reasons = archivist_e2e::testing::operator::event_reasons_through(&client, &ns, "RestoreRequest", "r1", "RestoreCompleted").await?;
+            ensure!(reasons == ["RestorePointFound", "RestoreStarted", "VolumesRestored", "RestoreCompleted"], "events: {reasons:?}");
+            let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+            until("the reader pod to be deleted", Duration::from_secs(30), || async { Ok(pods.get_opt("r1-repository").await?.is_none()) }).await?;
+
+            // No credential anywhere: the request's status and Events, the operator's log.
+            let events = archivist_e2e::testing::operator::events_of(&client, &ns, "RestoreRequest", "r1").await?;
+            let request: RestoreRequest = Api::namespaced(client.clone(), &ns).get("r1").await?;
+            for text in [serde_json::to_string(&request.status)?, serde_json::to_string(&events)?, operator.log_tail(3000)] {
+                ensure!(!text.contains(REPOSITORY_PASSWORD) && !text.contains("s3cr3t-key"), "a secret leaked: {text}");
+            }
+            operator.check_running()
+        })
+        .await;
+        Ok(())
+    })
+    .await;
+}
