@@ -82,9 +82,12 @@ operator/src/kube); keep them in step when the code changes. Two lists:
 # Its pods: which are live and ready, and exec for freeze/thaw hooks. pods/exec needs `get`
 # for WebSocket exec on API servers up to 1.29 and `create` from 1.30 on (and for SPDY).
 # watch (metadata only, nothing stored): a pod going away wakes a stopping run at once.
+# create and delete: a restore from a restic repository runs its reader pod
+# (`<request>-repository`, restic waiting for the operator's exec commands) and deletes it when
+# the restore ends.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, create, delete]
 - apiGroups: [""]
   resources: [pods/exec]
   verbs: [create, get]
