@@ -248,10 +248,23 @@ mod tests {
         ] {
             assert!(command.contains(want), "missing {want:?} in {command}");
         }
+        assert!(!command.contains("archivist.dev/verified"), "not verified: {command}");
         let claims: Vec<&str> = pod.volumes.iter().flatten().filter_map(|v| v.persistent_volume_claim.as_ref()).map(|c| c.claim_name.as_str()).collect();
         assert_eq!(claims, ["b1-export-0", "b1-export-1"]);
         let secrets: Vec<&str> = pod.volumes.iter().flatten().filter_map(|v| v.secret.as_ref()).filter_map(|s| s.secret_name.as_deref()).collect();
         assert_eq!(secrets, ["b1-secrets"], "the Secret copy is a secret volume, never a PVC");
         assert_eq!(job.spec.and_then(|s| s.backoff_limit), Some(0));
+    }
+
+    #[test]
+    fn the_manifest_of_a_verified_restore_point_is_tagged_verified() {
+        let items = export_items(&plan(), None);
+        for (verified, tagged) in [(true, true), (false, false)] {
+            let script = export_script("ns", "mail", "b1", &items, 0, verified);
+            let manifest = script.lines().find(|l| l.contains("backup manifest")).expect("manifest line");
+            assert_eq!(manifest.contains("--tag 'archivist.dev/verified=true'"), tagged, "{manifest}");
+            let volumes = script.lines().filter(|l| l.starts_with("backup 0") || l.starts_with("backup 1"));
+            assert!(volumes.into_iter().all(|l| !l.contains("verified")), "only the manifest is tagged");
+        }
     }
 }
