@@ -2,11 +2,10 @@
 //! request to the pod's IP. A failed command's stderr is quoted in the error with every
 //! Secret value of the run replaced by `***` (see [`Redactor`]).
 
+use super::exec::failure_message;
 use super::redact::Redactor;
 use crate::api::{Hook, HttpScheme};
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::AttachParams;
-use kube::{Api, Client};
+use kube::Client;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -74,58 +73,17 @@ pub async fn run(client: &Client, namespace: &str, pod: &str, pod_ip: Option<&st
 }
 
 async fn run_exec(client: &Client, namespace: &str, pod: &str, container: Option<&str>, command: &[String], redactor: &Redactor) -> Result<(), HookError> {
-    let api = Api::<Pod>::namespaced(client.clone(), namespace);
-    let mut params = AttachParams::default().stdin(false).stdout(true).stderr(true);
-    if let Some(container) = container {
-        params = params.container(container);
-    }
-    let mut process = api
-        .exec(pod, command.to_vec(), &params)
+    let captured = super::exec::capture(client, namespace, pod, container, command.to_vec(), 0)
         .await
         .map_err(|source| HookError::Exec { pod: pod.to_string(), source })?;
-    let mut stdout = process.stdout();
-    let mut stderr = process.stderr();
-    let status = process.take_status();
-    let drain_out = async {
-        let mut sink = Vec::new();
-        if let Some(out) = stdout.as_mut() {
-            let _ = out.read_to_end(&mut sink).await;
-        }
-    };
-    let read_err = async {
-        let mut text = Vec::new();
-        if let Some(err) = stderr.as_mut() {
-            let _ = err.read_to_end(&mut text).await;
-        }
-        text
-    };
-    let (_, err_text, status) = tokio::join!(drain_out, read_err, async {
-        match status {
-            Some(s) => s.await,
-            None => None,
-        }
-    });
-    let _ = process.join().await;
-    match status {
+    match captured.status {
         Some(s) if s.status.as_deref() == Some("Success") => Ok(()),
         Some(s) => {
             let reason = s.message.unwrap_or_else(|| s.reason.unwrap_or_else(|| "non-zero exit".into()));
-            Err(HookError::Command { pod: pod.to_string(), message: failure_message(&reason, &err_text, redactor) })
+            Err(HookError::Command { pod: pod.to_string(), message: failure_message(&reason, &captured.stderr, redactor) })
         }
         None => Err(HookError::Command { pod: pod.to_string(), message: "no exit status was reported".into() }),
     }
-}
-
-/// How much of a failed hook's stderr is quoted.
-const STDERR_TAIL_CHARS: usize = 300;
-
-/// The message of a failed hook command: the exit reason and the end of its stderr, with
-/// every secret value replaced (before the stderr is cut, so no part of one survives the cut).
-fn failure_message(reason: &str, stderr: &[u8], redactor: &Redactor) -> String {
-    let stderr = redactor.redact(String::from_utf8_lossy(stderr).trim());
-    let tail: String = stderr.chars().rev().take(STDERR_TAIL_CHARS).collect::<Vec<_>>().into_iter().rev().collect();
-    let message = if tail.is_empty() { reason.to_string() } else { format!("{reason}; stderr: {tail}") };
-    redactor.redact(&message)
 }
 
 /// A minimal HTTP/1.1 request (no body) to `ip:port`; success is a 2xx status.

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod dump;
+pub mod exec;
 pub mod export;
 pub mod finalizers;
 pub mod hooks;

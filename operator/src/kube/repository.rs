@@ -12,11 +12,9 @@ use crate::plan::restore::{ItemKind, RestoreItem};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Pod, PodSpec, Volume, VolumeMount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::AttachParams;
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 
 /// The reader pod's container.
 pub const READER_CONTAINER: &str = "restic";
@@ -30,8 +28,6 @@ pub const FETCH_MOUNT: &str = "/restore/data";
 pub const MAX_OUTPUT: usize = 64 << 20;
 /// How long one command in the reader pod may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
-/// How much of a failed command's stderr is quoted (after redaction).
-const STDERR_TAIL_CHARS: usize = 400;
 
 /// The reader pod `name` of `request`: restic (`image`, default the mover image) with Secret
 /// `secret` as its environment, sleeping until the operator deletes it; labelled with and
@@ -84,59 +80,22 @@ pub fn fetch_job(request: &RestoreRequest, backup: &str, item: &RestoreItem, cla
 /// (`redactor`). `client` must speak HTTP/1.1 (`ApiClients::exec`). An error is a failed
 /// exec call (the API or the pod), not a failed command.
 pub async fn run(client: &Client, namespace: &str, pod: &str, command: Vec<String>, redactor: &Redactor) -> Result<Result<Vec<u8>, String>, kube::Error> {
-    let api = Api::<Pod>::namespaced(client.clone(), namespace);
-    let params = AttachParams::default().container(READER_CONTAINER).stdin(false).stdout(true).stderr(true);
-    let call = async {
-        let mut process = api.exec(pod, command, &params).await?;
-        let mut stdout = process.stdout();
-        let mut stderr = process.stderr();
-        let status = process.take_status();
-        let read_out = async {
-            let mut out = Vec::new();
-            if let Some(s) = stdout.as_mut() {
-                let _ = s.take(MAX_OUTPUT as u64 + 1).read_to_end(&mut out).await;
-            }
-            out
-        };
-        let read_err = async {
-            let mut err = Vec::new();
-            if let Some(s) = stderr.as_mut() {
-                let _ = s.read_to_end(&mut err).await;
-            }
-            err
-        };
-        let (out, err, status) = tokio::join!(read_out, read_err, async {
-            match status {
-                Some(s) => s.await,
-                None => None,
-            }
-        });
-        drop((stdout, stderr));
-        let _ = process.join().await;
-        Ok::<_, kube::Error>((out, err, status))
-    };
-    let Ok(result) = tokio::time::timeout(COMMAND_TIMEOUT, call).await else {
+    let call = super::exec::capture(client, namespace, pod, Some(READER_CONTAINER), command, MAX_OUTPUT as u64);
+    let Ok(captured) = tokio::time::timeout(COMMAND_TIMEOUT, call).await else {
         return Ok(Err(format!("the command did not finish within {}s", COMMAND_TIMEOUT.as_secs())));
     };
-    let (out, err, status) = result?;
-    if out.len() > MAX_OUTPUT {
+    let captured = captured?;
+    if captured.stdout.len() > MAX_OUTPUT {
         return Ok(Err(format!("the command printed more than {MAX_OUTPUT} bytes")));
     }
-    match status {
-        Some(s) if s.status.as_deref() == Some("Success") => Ok(Ok(out)),
+    match captured.status {
+        Some(s) if s.status.as_deref() == Some("Success") => Ok(Ok(captured.stdout)),
         Some(s) => {
             let reason = s.message.unwrap_or_else(|| s.reason.unwrap_or_else(|| "non-zero exit".into()));
-            Ok(Err(failure(&reason, &err, redactor)))
+            Ok(Err(super::exec::failure_message(&reason, &captured.stderr, redactor)))
         }
         None => Ok(Err("no exit status was reported".into())),
     }
-}
-
-/// A failed command's reason and the end of its stderr, redacted before it is cut.
-fn failure(reason: &str, stderr: &[u8], redactor: &Redactor) -> String {
-    let stderr = redactor.redact(String::from_utf8_lossy(stderr).trim());
-    let tail: String = stderr.chars().rev().take(STDERR_TAIL_CHARS).collect::<Vec<_>>().into_iter().rev().collect();
-    redactor.redact(&if tail.is_empty() { reason.to_string() } else { format!("{reason}; stderr: {tail}") })
 }
 
 #[cfg(test)]
@@ -187,7 +146,7 @@ mod tests {
     #[test]
     fn a_failure_never_quotes_the_secret() {
         let redactor = Redactor::new(["s3cret-pw", "rest:http://u:s3cret-pw@host/repo"]);
-        let message = failure("command terminated with non-zero exit code", b"Fatal: wrong password at rest:http://u:s3cret-pw@host/repo", &redactor);
+        let message = super::super::exec::failure_message("command terminated with non-zero exit code", b"Fatal: wrong password at rest:http://u:s3cret-pw@host/repo", &redactor);
         assert!(!message.contains("s3cret-pw"), "{message}");
         assert!(message.contains("wrong password"), "{message}");
     }
