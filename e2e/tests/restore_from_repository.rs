@@ -11,6 +11,10 @@
 //!    byte-identical to the backup, the database into a new database with the dumped rows, the
 //!    master key under its new name, and restore.csv; no credential appears in its status,
 //!    Events or the operator's log, and the reader pod is gone.
+//!
+//! And: a restore point whose VolumeSnapshots were deleted is restored (`from: Auto`) from its
+//! export, found through its ArchiveBackup's `status.export`; a repository that the Secret's
+//! password does not open refuses the request, naming the repository, and leaks nothing.
 
 mod backup_support;
 mod restore_support;
@@ -20,6 +24,7 @@ use std::time::Duration;
 
 use anyhow::ensure;
 use archivist::api::{ExportState, RestoreRequest, SourceFrom};
+use archivist_e2e::snapshot_api::VolumeSnapshot;
 use archivist_e2e::testing::databases::{PASSWORD as DB_PASSWORD, USER as DB_USER};
 use archivist_e2e::testing::restic::ResticServer;
 use archivist_e2e::testing::with_namespace;
@@ -121,6 +126,70 @@ async fn a_deleted_namespace_comes_back_from_the_repository() {
         })
         .await;
         Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn a_restore_point_whose_snapshots_are_gone_comes_from_its_export() {
+    let server = Arc::new(ResticServer::start().expect("restic server"));
+    with_namespace("dr-snapshots-gone", move |client, ns| async move {
+        let url = server.url(&format!("repo-{ns}"));
+        repository_secret(&client, &ns, "archive-repo", &url, REPOSITORY_PASSWORD).await?;
+        let options = ArchiveOptions { export: Some("archive-repo".into()), sql: false, stores: 1, ..ArchiveOptions::default() };
+        let mut archive = archive_with_backup(&client, &ns, options).await?;
+        let run = wait_export_ended(&client, &ns, BACKUP, &archive.operator).await?;
+        ensure!(run.status.and_then(|s| s.export).map(|e| e.state) == Some(ExportState::Exported), "not exported");
+        // The storage system lost the snapshots; the ArchiveBackup is still there.
+        let snapshots = Api::<VolumeSnapshot>::namespaced(client.clone(), &ns);
+        for snapshot in snapshots.list(&Default::default()).await?.items {
+            snapshots.delete(&snapshot.metadata.name.unwrap_or_default(), &Default::default()).await?;
+        }
+        until("the VolumeSnapshots to be gone", Duration::from_secs(60), || async { Ok(snapshots.list(&Default::default()).await?.items.is_empty()) }).await?;
+
+        request(&client, &ns, "r1", &format!("  source: {{backupName: {BACKUP}}}\n  target: {{mode: Volumes, nameSuffix: -x}}\n")).await?;
+        let r = wait_restore_completed(&client, &ns, "r1", &mut archive.operator).await?;
+        let status = r.status.clone().unwrap_or_default();
+        ensure!(status.resolved_from == Some(SourceFrom::Repository), "resolvedFrom {:?}", status.resolved_from);
+        let recorded = status.repository.clone().ok_or_else(|| anyhow::anyhow!("no status.repository"))?;
+        ensure!(recorded.secret_name == "archive-repo" && recorded.manifest.is_none(), "the policy's repository, no manifest read: {recorded:?}");
+        let restored: Vec<String> = archive.claims.iter().map(|c| restored_name(&r, c)).collect::<anyhow::Result<_>>()?;
+        reader_pod(&client, &ns, "reader", &restored).await?;
+        for (claim, name) in archive.claims.iter().zip(&restored) {
+            let seen = pod_checksums(&client, &ns, "reader", "main", &format!("/{name}")).await?;
+            ensure!(seen == archive.checksums[claim], "restored {name} differs from the backup of {claim}");
+        }
+        let key = Api::<Secret>::namespaced(client.clone(), &ns).get("master-key-x").await?;
+        ensure!(key.data.unwrap_or_default().get("MailStoreMaster.key").map(|b| b.0.as_slice()) == Some(b"s3cr3t-key".as_slice()), "master key");
+        archive.operator.check_running()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn a_repository_the_password_does_not_open_refuses_the_restore_and_stays_secret() {
+    let server = Arc::new(ResticServer::start().expect("restic server"));
+    with_namespace("dr-bad-password", move |client, ns| async move {
+        let repo = format!("repo-{ns}");
+        server.restic(&repo, REPOSITORY_PASSWORD, &["init"])?;
+        let url = server.url(&repo);
+        let wrong = "not-the-password-Qz7";
+        repository_secret(&client, &ns, "archive-repo", &url, wrong).await?;
+        let mut operator = backup_support::start_operator(&client, &ns).await?;
+        request(&client, &ns, "r1", &format!("  source: {{policyName: {POLICY}, repository: {{secretName: archive-repo}}}}\n")).await?;
+        let message = wait_restore_failed(&client, &ns, "r1", &mut operator).await?;
+        ensure!(message.starts_with(&format!("repository {url}: ")), "the message names the repository: {message}");
+        ensure!(message.contains("wrong password"), "the message says why: {message}");
+        let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+        until("the reader pod to be deleted", Duration::from_secs(30), || async { Ok(pods.get_opt("r1-repository").await?.is_none()) }).await?;
+        let events = archivist_e2e::testing::operator::events_of(&client, &ns, "RestoreRequest", "r1").await?;
+        let request: RestoreRequest = Api::namespaced(client.clone(), &ns).get("r1").await?;
+        for text in [serde_json::to_string(&request.status)?, serde_json::to_string(&events)?, operator.log_tail(3000)] {
+            ensure!(!text.contains(wrong) && !text.contains(REPOSITORY_PASSWORD), "a password leaked: {text}");
+        }
+        operator.check_running()
     })
     .await;
 }
