@@ -174,7 +174,9 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
         RestoreStep::Create(indices) => {
             for i in indices {
                 if let Some(item) = items.get(i) {
-                    create_item(ctx, request, &obs, item).await?;
+                    if let Some(why) = create_item(ctx, request, &obs, item).await? {
+                        return fail(ctx, request, &obs, status, why).await;
+                    }
                 }
             }
             Action::requeue(SAFETY_NET)
@@ -235,20 +237,7 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
             let ttl = obs.spec.ttl_seconds_after_finished.filter(|t| *t > 0 && obs.spec.target.mode == RestoreMode::SideBySide);
             return Ok(ttl.map_or_else(Action::await_change, |t| Action::requeue(Duration::from_secs(u64::from(t)))));
         }
-        RestoreStep::Fail(why) => {
-            let mut why = why;
-            if obs.spec.target.mode == RestoreMode::InPlace {
-                why = release_in_place(ctx, &obs, &status, why).await?;
-            }
-            status.phase = Some(RestorePhase::Failed);
-            status.completion_time = Some(now);
-            status.message = Some(why.clone());
-            conditions::set(&mut status.conditions, "Ready", ConditionStatus::False, "Failed", why.clone(), now, generation);
-            record(ctx, &obs, &status).await?;
-            ctx.metrics.restore_finished(false, duration(&status));
-            publish(ctx, request, EventType::Warning, "RestoreFailed", why).await;
-            return Ok(Action::await_change());
-        }
+        RestoreStep::Fail(why) => return fail(ctx, request, &obs, status, why).await,
         RestoreStep::DeleteWorkloadCopy(copy) => {
             // Only the object with the recorded uid: if the name was taken by another object
             // since it was observed, the precondition fails and nothing is deleted.
@@ -273,6 +262,23 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
         record(ctx, &obs, &status).await?;
     }
     Ok(action)
+}
+
+/// Phase Failed after the restore started: an in-place restore releases its target first
+/// (see [`release_in_place`]); `Ready=False` reason `Failed`, a `RestoreFailed` Event.
+async fn fail(ctx: &Context, request: &RestoreRequest, obs: &Observed, mut status: RestoreRequestStatus, why: String) -> Result<Action, Error> {
+    let mut why = why;
+    if obs.spec.target.mode == RestoreMode::InPlace {
+        why = release_in_place(ctx, obs, &status, why).await?;
+    }
+    status.phase = Some(RestorePhase::Failed);
+    status.completion_time = Some(obs.now);
+    status.message = Some(why.clone());
+    conditions::set(&mut status.conditions, "Ready", ConditionStatus::False, "Failed", why.clone(), obs.now, request.metadata.generation);
+    record(ctx, obs, &status).await?;
+    ctx.metrics.restore_finished(false, duration(&status));
+    publish(ctx, request, EventType::Warning, "RestoreFailed", why).await;
+    Ok(Action::await_change())
 }
 
 /// Phase Failed before anything was created: `Ready=False` with `reason` (`InvalidSpec` for a
@@ -408,7 +414,9 @@ async fn check_spec_unchanged(ctx: &Context, request: &RestoreRequest, status: &
     }
 }
 
-async fn create_item(ctx: &Context, request: &RestoreRequest, obs: &Observed, item: &RestoreItem) -> Result<(), Error> {
+/// Creates what restores `item` (its PVC, fetch Job, SQL restore Job or Secret). `Ok(Some(why))`
+/// when the item cannot be restored: the repository did not give back its Secret copy.
+async fn create_item(ctx: &Context, request: &RestoreRequest, obs: &Observed, item: &RestoreItem) -> Result<Option<String>, Error> {
     let backup = obs.status.resolved_backup.clone().unwrap_or_default();
     let ns = &obs.namespace;
     match &item.kind {
@@ -448,9 +456,10 @@ async fn create_item(ctx: &Context, request: &RestoreRequest, obs: &Observed, it
             let command = repository::secrets_command(id).ok_or_else(|| Error::Inconsistent(format!("{id:?} is not a snapshot id")))?;
             let read = repo::run(&ctx.exec_client, ns, &pod, command, &redactor).await.during(|| format!("failed to run restic in Pod {ns}/{pod}"))?;
             // The values stay in memory: never logged, never in status or an Event.
-            let data = read
-                .and_then(|tar| repository::secret_data(&tar))
-                .map_err(|why| Error::Inconsistent(format!("reading the Secret copy (snapshot {id}) from the repository failed: {why}")))?;
+            let data = match read.and_then(|tar| repository::secret_data(&tar)) {
+                Ok(data) => data,
+                Err(why) => return Ok(Some(format!("reading the Secret copy (repository snapshot {id}) for Secret {} failed: {why}", item.restored))),
+            };
             let restored = build::secret_from_keys(request, &backup, item, data.iter().map(|(k, v)| (k.as_str(), v)));
             let api = Api::<Secret>::namespaced(ctx.client.clone(), ns);
             k::create_if_absent(&api, &restored).await.during(|| format!("failed to create Secret {ns}/{}", item.restored))?;
@@ -462,7 +471,7 @@ async fn create_item(ctx: &Context, request: &RestoreRequest, obs: &Observed, it
             k::create_if_absent(&api, &secret).await.during(|| format!("failed to create Secret {ns}/{}", item.restored))?;
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Whether the fetch Job of a repository item restored into `claim` exists (it fills the
