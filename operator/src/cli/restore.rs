@@ -7,7 +7,7 @@ use super::output::{write_structured, ObjectList, OutputFormat};
 use super::view::progress::RestoreProgress;
 use super::wait::{create_then_follow, CreateOptions};
 use super::view::restore::{describe, list_table};
-use crate::api::{ArchiveBackup, BackupPolicy, RestoreMode, RestoreRequest, RestoreRequestSpec, RestoreSelect, RestoreSource, RestoreTarget};
+use crate::api::{ArchiveBackup, BackupPolicy, RepositorySource, RestoreMode, RestoreRequest, RestoreRequestSpec, RestoreSelect, RestoreSource, RestoreTarget, SourceFrom};
 use crate::plan::names::requested_restore_name;
 use crate::plan::validate::validate_restore_request_object;
 use kube::api::Api;
@@ -48,6 +48,18 @@ pub enum SelectArg {
     LatestVerified,
 }
 
+/// `--source-from`: where the data comes from (`spec.source.from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "PascalCase")]
+pub enum SourceArg {
+    /// The snapshots when they all exist, else the repository.
+    Auto,
+    /// The VolumeSnapshots and Secret copy in the cluster.
+    Snapshots,
+    /// The exported copy in the restic repository.
+    Repository,
+}
+
 /// Arguments of `archivist restore create`.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["from", "policy"])))]
@@ -61,6 +73,19 @@ pub struct CreateArgs {
     /// With `--policy`: which backup (default `Latest`).
     #[arg(long, value_enum)]
     pub select: Option<SelectArg>,
+    /// Where the data comes from (default `Auto`: the snapshots when they all exist, else the
+    /// repository).
+    #[arg(long, value_enum, value_name = "FROM")]
+    pub source_from: Option<SourceArg>,
+    /// Restore from the restic repository of this Secret (its restic environment), finding the
+    /// backup or policy by name in the repository's manifests: no ArchiveBackup object needed
+    /// (an empty namespace, a new cluster).
+    #[arg(long, value_name = "SECRET")]
+    pub repository_secret: Option<String>,
+    /// With `--repository-secret`: the namespace the restore point was exported from, when two
+    /// namespaces exported one of that name.
+    #[arg(long, value_name = "NAMESPACE", requires = "repository_secret")]
+    pub repository_namespace: Option<String>,
     /// How the restored data is put in place.
     #[arg(long, value_enum, default_value_t = ModeArg::Volumes)]
     pub mode: ModeArg,
@@ -151,7 +176,16 @@ fn request_from(args: &CreateArgs, namespace: &str, now: chrono::DateTime<chrono
             SelectArg::Latest => RestoreSelect::Latest,
             SelectArg::LatestVerified => RestoreSelect::LatestVerified,
         }),
-        ..Default::default()
+        from: args.source_from.map(|s| match s {
+            SourceArg::Auto => SourceFrom::Auto,
+            SourceArg::Snapshots => SourceFrom::Snapshots,
+            SourceArg::Repository => SourceFrom::Repository,
+        }),
+        repository: args.repository_secret.as_ref().map(|secret| RepositorySource {
+            secret_name: secret.clone(),
+            namespace: args.repository_namespace.clone(),
+            image: None,
+        }),
     };
     let mode = match args.mode {
         ModeArg::Volumes => RestoreMode::Volumes,
@@ -280,6 +314,15 @@ mod tests {
         assert_eq!(from.spec.source, RestoreSource { backup_name: Some("b1".into()), policy_name: None, select: None, ..Default::default() });
         assert_eq!(from.spec.target.mode, RestoreMode::Volumes);
         assert!(from.spec.include_master);
+        let args = parse(&["--policy", "mailstore", "--repository-secret", "archive-repo", "--repository-namespace", "mail", "--source-from", "Repository"]).expect("parse");
+        let dr = request_from(&args, "mail-dr", at);
+        assert_eq!(dr.spec.source.from, Some(SourceFrom::Repository));
+        assert_eq!(dr.spec.source.repository, Some(RepositorySource { secret_name: "archive-repo".into(), namespace: Some("mail".into()), image: None }));
+        assert!(validate_restore_request_object(&dr).is_empty());
+        assert!(parse(&["--policy", "p", "--repository-namespace", "mail"]).is_err(), "a namespace needs the repository");
+        let snapshots = request_from(&parse(&["--from", "b1", "--source-from", "Snapshots", "--repository-secret", "r"]).expect("parse"), "mail", at);
+        let problems = validate_restore_request_object(&snapshots);
+        assert_eq!(problems.iter().map(|p| p.field.as_str()).collect::<Vec<_>>(), ["spec.source.repository"], "{problems:?}");
     }
 
     #[test]
