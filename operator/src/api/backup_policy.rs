@@ -395,9 +395,11 @@ pub struct ExportSpec {
     /// `verification.afterBackup` is on, else `Completed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<ExportAfter>,
-    /// Cron expression (in `timeZone`) of the repository's maintenance (`restic prune`),
-    /// default weekly (`0 5 * * 0`). Validated, but not run yet: repository maintenance is the
-    /// next step of the export (prune the repository with restic meanwhile).
+    /// Cron expression (in `timeZone`) of the repository's maintenance, default weekly
+    /// (`0 5 * * 0`): a Job runs `restic prune`, which frees the data of forgotten snapshots.
+    /// It waits while a run of the policy exports or forgets; an export waits while it runs
+    /// (`restic prune` holds the repository's exclusive lock). Policies sharing a repository
+    /// Secret (and schedule) share the Job. `status.prune` reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune_schedule: Option<String>,
     /// Above 0: after each export, `restic check --read-data-subset=N%` reads back that
@@ -459,4 +461,41 @@ pub struct BackupPolicyStatus {
     /// different value requests another manual backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_backup_now_request: Option<String>,
+    /// The newest maintenance of the export's repository (`export.pruneSchedule`: `restic
+    /// prune`), and how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<PruneStatus>,
+    /// When the next maintenance of the export's repository is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_prune_time: Option<DateTime<Utc>>,
+}
+
+/// One maintenance of an export's repository: a Job running `restic prune`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneStatus {
+    /// The Job (`<repositorySecret>-prune-<yyyymmddhhmm>`, one per repository Secret and
+    /// scheduled time).
+    pub job: String,
+    /// The scheduled time it ran for.
+    pub scheduled_at: DateTime<Utc>,
+    /// `Running`, `Succeeded` or `Failed`.
+    pub state: PruneState,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why it failed (restic's last words, with the repository Secret's values replaced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// How a repository maintenance is going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PruneState {
+    /// The Job runs.
+    Running,
+    /// `restic prune` succeeded.
+    Succeeded,
+    /// It failed; the next scheduled time tries again.
+    Failed,
 }

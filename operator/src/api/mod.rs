@@ -15,7 +15,7 @@ pub use archive_backup::{
 };
 pub use backup_policy::{
     BackupPolicy, BackupPolicySpec, BackupPolicyStatus, DataSource, DeletionPolicy, DumpSpec, ExportAfter, ExportSpec, DEFAULT_EXPORT_IMAGE,
-    ExecHook, Hook, HttpHook, HttpScheme, MasterSpec, QuiesceMode, QuiesceSpec, RetentionRules, SqlEngine,
+    ExecHook, Hook, HttpHook, HttpScheme, MasterSpec, PruneState, PruneStatus, QuiesceMode, QuiesceSpec, RetentionRules, SqlEngine,
     SqlSource, StoreSpec, TargetKind, TargetRef, VerificationSpec,
 };
 pub use cluster_retention_policy::{

@@ -14,9 +14,13 @@ use super::error::{Context as _, Error};
 use super::events::publish;
 use super::Context;
 use crate::api::{
-    ArchiveBackup, ArchiveBackupSpec, BackupPolicy, ClusterRetentionPolicy, DeletionPolicy, RestoreRequest, TargetKind,
+    ArchiveBackup, ArchiveBackupSpec, BackupPolicy, ClusterRetentionPolicy, DeletionPolicy, PruneState, RestoreRequest, TargetKind,
 };
+use crate::kube::export::prune_job;
 use crate::kube::labels::{BACKUP_NOW, POLICY, PRUNE};
+use crate::kube::redact::LazyRedactor;
+use crate::plan::backup::JobObs;
+use crate::plan::policy::prune::{MAINTENANCE_LABEL, REPOSITORY_SECRET_LABEL};
 use crate::kube::{self as k, time::from_kube};
 use crate::plan::policy::{decide, PolicyDecision, PolicyObservation};
 use crate::plan::validate::validate_backup_policy_object;
@@ -24,6 +28,7 @@ use super::caches::Change;
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -51,7 +56,10 @@ pub async fn run(ctx: Arc<Context>, changes: UnboundedReceiver<Change>, stop: im
         .modify(|p: &mut BackupPolicy| p.managed_fields_mut().clear())
         .reflect(writer)
         .applied_objects();
-    let controller = Controller::for_stream(trigger, policies.clone()).with_config(super::controller_config());
+    // Its repository maintenance Jobs (owned by the policy that made them) wake it when they end.
+    let controller = Controller::for_stream(trigger, policies.clone())
+        .owns(ctx.watched::<Job>(), watcher::Config::default().labels(&format!("{MAINTENANCE_LABEL}=prune")))
+        .with_config(super::controller_config());
     let woken = changes.flat_map(move |change| futures::stream::iter(affected(&policies, &change)));
     controller
         .reconcile_on(woken)
@@ -192,15 +200,30 @@ async fn observe_fresh(policy: &BackupPolicy, ctx: &Context, namespace: &str) ->
 
 async fn apply(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> {
     let namespace = policy.namespace().ok_or_else(|| Error::MissingNamespace(policy.name_any()))?;
-    let mut decision = decide_from(policy, &observe_cached(policy, ctx, &namespace).await);
+    let prune_job = observe_prune_job(policy, ctx, &namespace).await?;
+    let mut decision = decide_from(policy, &observe_cached(policy, ctx, &namespace).await, prune_job.as_ref());
     if !decision.prune.is_empty() {
-        decision = decide_from(policy, &observe_fresh(policy, ctx, &namespace).await?);
+        decision = decide_from(policy, &observe_fresh(policy, ctx, &namespace).await?, prune_job.as_ref());
     }
     act_on(policy, ctx, &namespace, &decision).await
 }
 
+/// The recorded repository maintenance Job (`status.prune.job`) while it is Running: one list
+/// of the namespace's prune Jobs of the repository Secret (a failed one's message quotes its
+/// pod's last lines, with the Secret's values replaced). `None` otherwise, or when it is gone.
+async fn observe_prune_job(policy: &BackupPolicy, ctx: &Context, namespace: &str) -> Result<Option<JobObs>, Error> {
+    let recorded = policy.status.as_ref().and_then(|s| s.prune.as_ref()).filter(|p| p.state == PruneState::Running);
+    let (Some(recorded), Some(export)) = (recorded, policy.spec.export.as_ref()) else { return Ok(None) };
+    let selector = format!("{MAINTENANCE_LABEL}=prune,{REPOSITORY_SECRET_LABEL}={}", export.repository_secret);
+    let redactor = LazyRedactor::new(&ctx.client, namespace, [export.repository_secret.as_str()]);
+    let mut jobs = crate::kube::jobs::list(&ctx.client, namespace, &selector, &redactor)
+        .await
+        .during(|| format!("failed to list the prune Jobs of {namespace}/{}", export.repository_secret))?;
+    Ok(jobs.remove(&recorded.job))
+}
+
 /// The pure decision (`plan::policy::decide`) from what was observed.
-fn decide_from(policy: &BackupPolicy, observed: &Observed) -> PolicyDecision {
+fn decide_from(policy: &BackupPolicy, observed: &Observed, prune_job: Option<&JobObs>) -> PolicyDecision {
     let name = policy.name_any();
     let problems: Vec<String> = validate_backup_policy_object(policy).iter().map(ToString::to_string).collect();
     let status = policy.status.clone().unwrap_or_default();
@@ -218,6 +241,7 @@ fn decide_from(policy: &BackupPolicy, observed: &Observed) -> PolicyDecision {
         backups: &observed.backups,
         restores: &observed.restores,
         cluster: &observed.cluster,
+        prune_job,
     })
 }
 
@@ -266,8 +290,33 @@ async fn act_on(policy: &BackupPolicy, ctx: &Context, namespace: &str, decision:
         }
         publish(ctx, policy, EventType::Normal, "Pruned", format!("retention pruned {}", decision.prune.join(", "))).await;
     }
-    if policy.status.as_ref() != Some(&decision.status) {
-        k::apply_status(&Api::<BackupPolicy>::namespaced(ctx.client.clone(), &namespace), &name, &decision.status)
+    let status_api = Api::<BackupPolicy>::namespaced(ctx.client.clone(), &namespace);
+    let mut recorded = false;
+    if let (Some((job, at)), Some(export)) = (&decision.start_prune, policy.spec.export.as_ref()) {
+        // Recorded first: status.prune names the Job as Running before it exists.
+        k::apply_status(&status_api, &name, &decision.status).await.during(|| format!("failed to write status of BackupPolicy {namespace}/{name}"))?;
+        recorded = true;
+        let created = k::create_if_absent(&Api::<Job>::namespaced(ctx.client.clone(), &namespace), &prune_job(policy, job, export))
+            .await
+            .during(|| format!("failed to create prune Job {namespace}/{job}"))?;
+        let how = if created { "started" } else { "joined (another policy of the same repository Secret started it)" };
+        publish(ctx, policy, EventType::Normal, "RepositoryPruneStarted", format!("repository maintenance (restic prune) of Secret {}'s repository, scheduled {at}: Job {job} {how}", export.repository_secret)).await;
+    }
+    let before = policy.status.as_ref().and_then(|s| s.prune.as_ref());
+    if let (Some(before), Some(after)) = (before, decision.status.prune.as_ref()) {
+        if before.state == PruneState::Running && before.job == after.job {
+            match after.state {
+                PruneState::Succeeded => publish(ctx, policy, EventType::Normal, "RepositoryPruned", format!("restic prune (Job {}) succeeded", after.job)).await,
+                PruneState::Failed => {
+                    let why = after.message.clone().unwrap_or_default();
+                    publish(ctx, policy, EventType::Warning, "RepositoryPruneFailed", format!("restic prune (Job {}) failed: {why}; the next scheduled time tries again", after.job)).await;
+                }
+                PruneState::Running => {}
+            }
+        }
+    }
+    if !recorded && policy.status.as_ref() != Some(&decision.status) {
+        k::apply_status(&status_api, &name, &decision.status)
             .await
             .during(|| format!("failed to write status of BackupPolicy {namespace}/{name}"))?;
     }

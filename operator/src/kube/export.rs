@@ -5,7 +5,13 @@
 
 use super::jobs::run_once_job;
 use super::labels::{BACKUP, COMPONENT, POLICY, STORE};
-use crate::api::{ArchiveBackup, ExportSpec, DEFAULT_EXPORT_IMAGE};
+use crate::api::{ArchiveBackup, BackupPolicy, ExportSpec, DEFAULT_EXPORT_IMAGE};
+use crate::plan::policy::prune::{MAINTENANCE_LABEL, REPOSITORY_SECRET_LABEL};
+use k8s_openapi::api::batch::v1::JobSpec;
+use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+use std::collections::BTreeMap;
 use crate::plan::capture::PlannedItem;
 use crate::plan::export::{
     export_claim_name, export_items, export_job_name, forget_job_name, manifest, mount_path, ExportItem, EXPORT_TIMEOUT, MANIFEST_COMPONENT,
@@ -19,6 +25,7 @@ use k8s_openapi::api::core::v1::{
     PersistentVolumeClaimVolumeSource, SecretEnvSource, SecretVolumeSource, Volume, VolumeMount,
 };
 use kube::ResourceExt;
+
 
 /// The repository of `export.repositorySecret` as it may be shown (credentials removed), or
 /// why the Secret cannot serve: missing, or without `RESTIC_REPOSITORY` or `RESTIC_PASSWORD`.
@@ -187,6 +194,48 @@ pub fn forget_job(backup: &ArchiveBackup, spec: &ExportSpec, ids: &[String]) -> 
     let command = ["restic", "forget"].iter().map(ToString::to_string).chain(ids.iter().cloned()).collect();
     let container = restic_container(spec, "forget", command, Vec::new(), Vec::new());
     run_once_job(backup, forget_job_name(&backup.name_any()), Some(3600), container, vec![cache_volume()])
+}
+
+/// The maintenance Job `name` of `policy`'s repository: `restic prune` with no shell, the
+/// repository Secret as the environment; labelled `archivist.dev/maintenance: prune`, with the
+/// repository Secret and the policy; owned by the policy; stopped after
+/// [`EXPORT_TIMEOUT`], removed a week after it finished (where the TTL controller runs).
+pub fn prune_job(policy: &BackupPolicy, name: &str, spec: &ExportSpec) -> Job {
+    let command = vec!["restic".to_string(), "prune".to_string()];
+    let container = restic_container(spec, "prune", command, Vec::new(), Vec::new());
+    let labels = BTreeMap::from([
+        (MAINTENANCE_LABEL.to_string(), "prune".to_string()),
+        (REPOSITORY_SECRET_LABEL.to_string(), spec.repository_secret.clone()),
+        (POLICY.to_string(), policy.name_any()),
+    ]);
+    Job {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: policy.namespace(),
+            labels: Some(labels.clone()),
+            owner_references: policy.controller_owner_ref(&()).map(|r| vec![r]),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: i64::try_from(EXPORT_TIMEOUT.as_secs()).ok(),
+            ttl_seconds_after_finished: Some(7 * 24 * 3600),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                spec: Some(PodSpec { restart_policy: Some("Never".into()), containers: vec![container], volumes: Some(vec![cache_volume()]), ..Default::default() }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The running maintenance Job of repository Secret `secret` in `namespace`, if any (one list
+/// by label).
+pub async fn running_prune_job(client: &kube::Client, namespace: &str, secret: &str) -> Result<Option<String>, kube::Error> {
+    let selector = format!("{MAINTENANCE_LABEL}=prune,{REPOSITORY_SECRET_LABEL}={secret}");
+    let jobs = kube::Api::<Job>::namespaced(client.clone(), namespace).list(&kube::api::ListParams::default().labels(&selector)).await?;
+    Ok(jobs.items.iter().find(|j| super::dump::observe_job(j) == crate::plan::backup::JobObs::Running).map(ResourceExt::name_any))
 }
 
 #[cfg(test)]

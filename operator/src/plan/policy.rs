@@ -13,9 +13,12 @@
 //!   failed run never triggers pruning of older good backups (nor of itself). A run stuck in
 //!   Finalizing or Verifying does not block this forever: `plan::backup` ends it at its
 //!   deadline (`snapshotReadyTimeoutSeconds`, `verification.timeoutSeconds`).
+//! - Repository maintenance (`export.pruneSchedule`) is decided by [`prune`].
 //! - Retention never prunes a backup that an unfinished RestoreRequest of the namespace reads
 //!   from (`restore-source`, see [`super::retention::restores`]) or a `PreRestore` backup
 //!   (`pre-restore`).
+
+pub mod prune;
 
 use super::names;
 use super::retention::cluster::plan_with_cluster;
@@ -25,7 +28,7 @@ use super::schedule::{due_runs, parse_time_zone, Schedule};
 use super::conditions;
 use crate::api::{
     ArchiveBackup, BackupPhase, BackupPolicySpec, BackupPolicyStatus, BackupReason,
-    ClusterRetentionPolicySpec, ConditionStatus, ExportState, RestoreRequest, VerificationState,
+    ClusterRetentionPolicySpec, ConditionStatus, ExportState, PruneState, RestoreRequest, VerificationState,
 };
 use super::backup::prune_requested;
 use chrono::{DateTime, Utc};
@@ -33,6 +36,10 @@ use std::time::Duration;
 
 /// The longest a policy waits before it looks at its schedule again.
 pub const MAX_REQUEUE: Duration = Duration::from_secs(3600);
+
+/// How often a policy looks at its running repository maintenance Job (its own Job also wakes
+/// it when it changes).
+pub const PRUNE_POLL: Duration = Duration::from_secs(30);
 
 /// Everything [`decide`] needs.
 #[derive(Debug, Clone)]
@@ -62,6 +69,9 @@ pub struct PolicyObservation<'a> {
     pub restores: &'a [RestoreRequest],
     /// The specs of the ClusterRetentionPolicies that select the policy's namespace.
     pub cluster: &'a [ClusterRetentionPolicySpec],
+    /// The recorded repository maintenance Job (`status.prune.job`), as observed while it is
+    /// Running.
+    pub prune_job: Option<&'a super::backup::JobObs>,
 }
 
 /// A backup to create.
@@ -86,6 +96,9 @@ pub struct PolicyDecision {
     /// `archivist.dev/prune` instead of deleted, and delete themselves once their repository
     /// snapshots are forgotten (`plan::backup::exporting::pruning`).
     pub forget_first: Vec<String>,
+    /// The repository maintenance Job to create (its name and scheduled time); recorded in
+    /// `status.prune` first.
+    pub start_prune: Option<(String, DateTime<Utc>)>,
     /// The status to record.
     pub status: BackupPolicyStatus,
     /// When to look again (the next scheduled time); `None`: on the next change only.
@@ -124,7 +137,7 @@ pub fn decide(obs: &PolicyObservation<'_>) -> PolicyDecision {
     };
     conditions::set(&mut status.conditions, "Suspended", suspended, if obs.spec.suspend { "Suspended" } else { "Active" }, why, now, generation);
 
-    let mut decision = PolicyDecision { create: None, skipped_runs: 0, prune: Vec::new(), forget_first: Vec::new(), status, requeue: None };
+    let mut decision = PolicyDecision { create: None, skipped_runs: 0, prune: Vec::new(), forget_first: Vec::new(), start_prune: None, status, requeue: None };
     let set_ready = |d: &mut PolicyDecision, status, reason: &str, message: String| {
         conditions::set(&mut d.status.conditions, "Ready", status, reason, message, now, generation);
     };
@@ -193,6 +206,28 @@ pub fn decide(obs: &PolicyObservation<'_>) -> PolicyDecision {
     decision.status.restore_points = Some(count(
         completed().filter(|b| !prune_requested(b)).filter(|b| b.metadata.name.as_ref().is_none_or(|n| !decision.prune.contains(n))),
     ));
+
+    // Repository maintenance: not while a run exports or forgets (or is about to forget).
+    let in_use = exporting || obs.backups.iter().any(prune_requested) || !decision.forget_first.is_empty();
+    let maintenance = prune::decide(&prune::PruneObs {
+        now,
+        created: obs.created,
+        spec: obs.spec,
+        recorded: obs.status.prune.as_ref(),
+        job: obs.prune_job,
+        repository_in_use: in_use,
+    });
+    decision.status.prune = maintenance.status;
+    decision.status.next_prune_time = maintenance.next;
+    decision.start_prune = maintenance.start;
+    let running = decision.status.prune.as_ref().is_some_and(|p| p.state == PruneState::Running);
+    // While it runs, look again now and then (a shared Job is not this policy's to watch);
+    // else at the next due time.
+    let prune_requeue = if running { Some(PRUNE_POLL) } else { maintenance.next.map(|next| (next - now).to_std().unwrap_or(Duration::from_secs(1)).clamp(Duration::from_secs(1), MAX_REQUEUE)) };
+    decision.requeue = match (decision.requeue, prune_requeue) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
 
     if obs.target_exists {
         set_ready(&mut decision, ConditionStatus::True, "Ready", "the spec is valid and the target exists".to_string());

@@ -161,8 +161,16 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> 
         ),
         _ => None,
     };
-    let other_export = match &export_repository {
-        Some(Ok(repository)) => ctx.caches.export_running_to(repository, &namespace, &name),
+    let other_export = match (&export_repository, policy.as_ref().and_then(|p| p.export.as_ref())) {
+        (Some(Ok(repository)), Some(spec)) => match ctx.caches.export_running_to(repository, &namespace, &name) {
+            Some(run) => Some(format!("{run} is exporting to {repository}")),
+            // A maintenance Job holds the repository's exclusive lock: one GET of the
+            // namespace's prune Jobs of that Secret, only while the export is Pending.
+            None => crate::kube::export::running_prune_job(client, &namespace, &spec.repository_secret)
+                .await
+                .during(|| format!("failed to list the prune Jobs of {namespace}/{}", spec.repository_secret))?
+                .map(|job| format!("the maintenance Job {job} (restic prune) of {repository} runs")),
+        },
         _ => None,
     };
     let phase = status.phase.unwrap_or(BackupPhase::Pending);

@@ -21,7 +21,8 @@ pub struct ExportObs<'a> {
     /// While the export is `Pending`: the repository (`RESTIC_REPOSITORY` of the policy's
     /// `export.repositorySecret`, credentials removed), or why it cannot be read.
     pub repository: Option<&'a Result<String, String>>,
-    /// While the export is `Pending`: another run exporting to the same repository now.
+    /// While the export is `Pending`: what holds the repository now (another run exporting
+    /// to it, or its maintenance Job), in words.
     pub other_export: Option<&'a str>,
     /// Whether retention pruned the run (annotation `archivist.dev/prune`).
     pub prune_requested: bool,
@@ -46,9 +47,10 @@ pub fn next(obs: &RunObservation<'_>) -> Step {
     match export.state {
         ExportState::Pending => match export_obs.repository {
             // One export per repository at a time (restic's locks would allow more, but one
-            // mover at a time keeps a repository's load and lock contention bounded).
-            Some(Ok(repository)) if export_obs.other_export.is_some() => Step::Wait {
-                what: format!("{} is exporting to {repository}; one export per repository at a time", export_obs.other_export.unwrap_or_default()),
+            // mover at a time keeps a repository's load and lock contention bounded), and none
+            // while its maintenance (`restic prune`) holds the exclusive lock.
+            Some(Ok(_)) if export_obs.other_export.is_some() => Step::Wait {
+                what: format!("waiting: {}; one export or maintenance per repository at a time", export_obs.other_export.unwrap_or_default()),
                 requeue: Some(IDLE_REQUEUE),
             },
             Some(Ok(repository)) => Step::BeginExport { repository: repository.clone() },

@@ -928,13 +928,15 @@ fn an_export_restores_into_scratch_claims_runs_the_job_and_records_what_it_repor
         });
         assert_eq!(got, want, "{case}");
     }
-    // Another run exports to the same repository: wait for it.
+    // Another run exports to the same repository, or its maintenance runs: wait for it.
     let status = ArchiveBackupStatus { phase: Some(BackupPhase::Completed), export: Some(export_status(ExportState::Pending)), ..Default::default() };
-    let waiting = next(&RunObservation {
-        export: crate::plan::backup::exporting::ExportObs { repository: Some(&ok_repo), other_export: Some("other/b9"), ..Default::default() },
-        ..observation_of(&status, &p, &plan, &snapshots, &jobs, &none)
-    });
-    assert!(matches!(&waiting, Step::Wait { what, .. } if what.starts_with("other/b9 is exporting to rest:http://h/")), "{waiting:?}");
+    for holder in ["other/b9 is exporting to rest:http://h/r", "the maintenance Job repo-prune-202611290500 (restic prune) of rest:http://h/r runs"] {
+        let waiting = next(&RunObservation {
+            export: crate::plan::backup::exporting::ExportObs { repository: Some(&ok_repo), other_export: Some(holder), ..Default::default() },
+            ..observation_of(&status, &p, &plan, &snapshots, &jobs, &none)
+        });
+        assert!(matches!(&waiting, Step::Wait { what, .. } if what == &format!("waiting: {holder}; one export or maintenance per repository at a time")), "{waiting:?}");
+    }
     // Waiting: a scratch claim unbound, the Job running.
     bound.insert(export_claim_name("b", 1), false);
     assert!(matches!(run(ExportState::Running, 1, &bound, None, None, None), Step::Wait { .. }));

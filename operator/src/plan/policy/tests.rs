@@ -102,6 +102,7 @@ fn run(c: &Case) -> PolicyDecision {
         backups: &c.backups,
         restores: &c.restores,
         cluster: &[],
+        prune_job: None,
     })
 }
 
