@@ -223,3 +223,71 @@ async fn retention_forgets_the_repository_snapshots_and_a_deletion_by_hand_does_
     })
     .await;
 }
+
+/// Bytes under the repository's `data/` (its pack files).
+fn pack_bytes(server: &ResticServer, repo: &str) -> anyhow::Result<u64> {
+    let out = std::process::Command::new("du").arg("-sb").arg(server.dir.join(repo).join("data")).output()?;
+    anyhow::ensure!(out.status.success(), "du: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8(out.stdout)?.split_whitespace().next().unwrap_or("0").parse()?)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn repository_maintenance_frees_what_retention_forgot() {
+    let server = std::sync::Arc::new(ResticServer::start().expect("restic server"));
+    with_namespace("bk-export-prune", move |client, ns| async move {
+        let mut operator = start_operator(&client, &ns).await?;
+        let meta = data_pvc(&client, &ns, "meta", &[]).await?;
+        let content = data_pvc(&client, &ns, "content", &[]).await?;
+        std::fs::write(meta.join("index.db"), "row 1\n")?;
+        std::fs::write(content.join("msg-1.eml"), "Subject: one\n")?;
+        // 4 MiB only b1 holds: once b1 is forgotten, only a prune frees them.
+        let status = std::process::Command::new("sh").arg("-c").arg(format!("head -c 4194304 /dev/urandom > '{}'", content.join("only-in-b1.dat").display())).status()?;
+        anyhow::ensure!(status.success());
+        archive_statefulset(&client, &ns, "archive", 1, &[]).await?;
+        let repo = format!("repo-{ns}");
+        repository_secret(&client, &ns, "archive-repo", &server.url(&repo), PASSWORD).await?;
+        // The maintenance at a set minute, two to three minutes ahead (UTC): well after b1 is
+        // forgotten, so that its effect is seen.
+        let at = chrono::Utc::now() + chrono::Duration::minutes(3);
+        let schedule = at.format("%M %H * * *").to_string();
+        let spec = exporting("archive-repo", false).replace("export: {repositorySecret: archive-repo}", &format!("export: {{repositorySecret: archive-repo, pruneSchedule: \"{schedule}\"}}"));
+        policy(&client, &ns, "mail", &format!("{spec}  retention: {{keepLast: 1}}\n")).await?;
+        start_backup(&client, &ns, "b1", "mail").await?;
+        wait_completed(&client, &ns, "b1", &mut operator).await?;
+        wait_export_ended(&client, &ns, "b1", &operator).await?;
+        std::fs::remove_file(content.join("only-in-b1.dat"))?;
+        start_backup(&client, &ns, "b2", "mail").await?;
+        wait_completed(&client, &ns, "b2", &mut operator).await?;
+        let b2 = wait_export_ended(&client, &ns, "b2", &operator).await?;
+        anyhow::ensure!(b2.status.and_then(|s| s.export).map(|e| e.state) == Some(ExportState::Exported), "b2 not exported");
+        let backups = Api::<ArchiveBackup>::namespaced(client.clone(), &ns);
+        until("b1 to be pruned and forgotten", Duration::from_secs(90), || async { Ok(backups.get_opt("b1").await?.is_none()) }).await?;
+        let forgotten = pack_bytes(&server, &repo)?;
+        anyhow::ensure!(forgotten > 4 << 20, "b1's data is still in the packs after forget: {forgotten} bytes");
+        let policies = Api::<archivist::api::BackupPolicy>::namespaced(client.clone(), &ns);
+        let next = policies.get("mail").await?.status.and_then(|s| s.next_prune_time);
+        anyhow::ensure!(next.is_some_and(|n| n > chrono::Utc::now()), "status.nextPruneTime {next:?}: the maintenance must not have run yet");
+
+        // The maintenance: a Job runs restic prune at the scheduled minute.
+        until("the repository maintenance to succeed", Duration::from_secs(300), || async {
+            let prune = policies.get("mail").await?.status.and_then(|s| s.prune);
+            if let Some(p) = &prune {
+                anyhow::ensure!(p.state != archivist::api::PruneState::Failed, "the prune failed: {p:?}\n{}", operator.log_tail(40));
+            }
+            Ok(prune.is_some_and(|p| p.state == archivist::api::PruneState::Succeeded))
+        })
+        .await?;
+        let pruned = pack_bytes(&server, &repo)?;
+        anyhow::ensure!(pruned + (3 << 20) < forgotten, "restic prune freed too little: {forgotten} -> {pruned} bytes");
+        let prune = policies.get("mail").await?.status.and_then(|s| s.prune).ok_or_else(|| anyhow::anyhow!("no status.prune"))?;
+        anyhow::ensure!(prune.job.starts_with("archive-repo-prune-") && prune.finished_at.is_some(), "{prune:?}");
+        // b2 is whole: it restores.
+        anyhow::ensure!(snapshots_of_backup(&server, &repo, "b2")? == 3, "b2's snapshots must stay");
+        server.restic(&repo, PASSWORD, &["check"])?;
+        let reasons = archivist_e2e::testing::operator::event_reasons(&client, &ns, "BackupPolicy", "mail").await?;
+        anyhow::ensure!(reasons.iter().any(|r| r == "RepositoryPruneStarted") && reasons.iter().any(|r| r == "RepositoryPruned"), "events: {reasons:?}");
+        operator.check_running()
+    })
+    .await;
+}
