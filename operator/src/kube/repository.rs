@@ -101,16 +101,9 @@ pub async fn run(client: &Client, namespace: &str, pod: &str, command: Vec<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Component, RestoreRequestSpec};
+    use crate::api::Component;
+    use crate::kube::restore::tests::request;
     use crate::plan::restore::DataSource;
-
-    fn request() -> RestoreRequest {
-        let spec: RestoreRequestSpec = serde_json::from_value(serde_json::json!({"source": {"policyName": "mail"}})).expect("spec");
-        let mut r = RestoreRequest::new("req", spec);
-        r.metadata.namespace = Some("dr".into());
-        r.metadata.uid = Some("uid-1".into());
-        r
-    }
 
     fn item(from: DataSource) -> RestoreItem {
         RestoreItem { component: Component::Content, store: "s1".into(), original: "content".into(), restored: "content-r".into(), kind: ItemKind::Volume { from, size: Some("1Gi".into()) } }

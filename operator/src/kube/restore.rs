@@ -365,14 +365,15 @@ pub fn is_volume(item: &RestoreItem) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::api::RestoreRequestSpec;
     use crate::plan::restore::DataSource;
     use k8s_openapi::api::apps::v1::StatefulSetSpec;
     use k8s_openapi::api::core::v1::PersistentVolumeClaim as Pvc;
 
-    fn request() -> RestoreRequest {
+    /// RestoreRequest `mail/req` (uid `uid-1`) of backup `b`.
+    pub(crate) fn request() -> RestoreRequest {
         let spec: RestoreRequestSpec = serde_json::from_value(serde_json::json!({"source": {"backupName": "b"}})).expect("spec");
         let mut r = RestoreRequest::new("req", spec);
         r.metadata.namespace = Some("mail".into());
