@@ -182,16 +182,22 @@ pub fn mount_path(index: usize) -> String {
 
 /// A restic repository as it may be shown: any `user:password@` after the scheme's `//`
 /// removed, for example `rest:https://user:pw@host/repo` as `rest:https://host/repo`.
-/// (`sftp:user@host:/path` has no password in it and stays.)
+/// (`sftp:user@host:/path` has no password in it and stays.) A password with a raw `/` in it
+/// (not a valid URL, but typed) is removed too: when the text before the first `@` has a `:`,
+/// everything up to the last `@` before the next `/` goes. That may hide a little more than
+/// the credentials of an odd URL (`host:1/a@b` shows as `b`), never less.
 pub fn redact_repository(repository: &str) -> String {
     let repository = repository.trim();
     let Some(start) = repository.find("://").map(|i| i + 3) else { return repository.to_string() };
     let rest = &repository[start..];
     let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}{}", &repository[..start], &rest[at + 1..]),
-        None => repository.to_string(),
+    if let Some(at) = rest[..authority_end].rfind('@') {
+        return format!("{}{}", &repository[..start], &rest[at + 1..]);
     }
+    let Some(first_at) = rest.find('@').filter(|at| rest[..*at].contains(':')) else { return repository.to_string() };
+    let segment_end = rest[first_at..].find('/').map_or(rest.len(), |i| first_at + i);
+    let last_at = rest[..segment_end].rfind('@').unwrap_or(first_at);
+    format!("{}{}", &repository[..start], &rest[last_at + 1..])
 }
 
 /// What the export Job reported in `log`: lines `archivist-export <index> <summary>`, one per

@@ -53,7 +53,16 @@ fn repositories_are_shown_without_credentials() {
         ("sftp:user@host:/srv/restic", "sftp:user@host:/srv/restic"),
         ("/srv/restic-repo", "/srv/restic-repo"),
         ("  rest:http://a:b@h/  ", "rest:http://h/"),
+        ("rest:https://user:pa/ss@host/repo", "rest:https://host/repo"),
+        ("rest:https://user:a/b@c@host:8000/repo", "rest:https://host:8000/repo"),
+        ("rest:https://user@host/repo", "rest:https://host/repo"),
+        ("rest:https://host/r@x", "rest:https://host/r@x"),
     ];
+    for (repository, _) in &cases {
+        for secret in ["pa55", "pa/ss", "a/b@c"] {
+            assert!(!redact_repository(repository).contains(secret), "{repository} shows {secret}");
+        }
+    }
     for (repository, want) in cases {
         assert_eq!(redact_repository(repository), want, "{repository}");
     }
