@@ -189,11 +189,18 @@ pub fn cache_volume() -> Volume {
 /// The Job that forgets the repository snapshots `ids` of a pruned restore point:
 /// `restic forget ID...` with no shell (the ids are checked by `plan::export::is_snapshot_id`
 /// first), the repository Secret as the environment. `restic prune`, which frees the space,
-/// is the repository's maintenance, not this Job's.
+/// is the repository's maintenance, not this Job's. Labelled `archivist.dev/maintenance:
+/// forget` with the repository Secret: it holds the repository's exclusive lock, so exports
+/// to it wait while it runs ([`running_exclusive_job`]).
 pub fn forget_job(backup: &ArchiveBackup, spec: &ExportSpec, ids: &[String]) -> Job {
     let command = ["restic", "forget"].iter().map(ToString::to_string).chain(ids.iter().cloned()).collect();
     let container = restic_container(spec, "forget", command, Vec::new(), Vec::new());
-    run_once_job(backup, forget_job_name(&backup.name_any()), Some(3600), container, vec![cache_volume()])
+    let mut job = run_once_job(backup, forget_job_name(&backup.name_any()), Some(3600), container, vec![cache_volume()]);
+    job.metadata.labels.get_or_insert_with(BTreeMap::new).extend([
+        (MAINTENANCE_LABEL.to_string(), "forget".to_string()),
+        (REPOSITORY_SECRET_LABEL.to_string(), spec.repository_secret.clone()),
+    ]);
+    job
 }
 
 /// The maintenance Job `name` of `policy`'s repository: `restic prune` with no shell, the
@@ -230,12 +237,16 @@ pub fn prune_job(policy: &BackupPolicy, name: &str, spec: &ExportSpec) -> Job {
     }
 }
 
-/// The running maintenance Job of repository Secret `secret` in `namespace`, if any (one list
-/// by label).
-pub async fn running_prune_job(client: &kube::Client, namespace: &str, secret: &str) -> Result<Option<String>, kube::Error> {
-    let selector = format!("{MAINTENANCE_LABEL}=prune,{REPOSITORY_SECRET_LABEL}={secret}");
+/// A running Job of repository Secret `secret` in `namespace` that holds the repository's
+/// exclusive lock (`restic prune` or `restic forget`), as `<Job> (restic <command>)`; one list
+/// by label.
+pub async fn running_exclusive_job(client: &kube::Client, namespace: &str, secret: &str) -> Result<Option<String>, kube::Error> {
+    let selector = format!("{MAINTENANCE_LABEL},{REPOSITORY_SECRET_LABEL}={secret}");
     let jobs = kube::Api::<Job>::namespaced(client.clone(), namespace).list(&kube::api::ListParams::default().labels(&selector)).await?;
-    Ok(jobs.items.iter().find(|j| super::dump::observe_job(j) == crate::plan::backup::JobObs::Running).map(ResourceExt::name_any))
+    Ok(jobs.items.iter().find(|j| super::dump::observe_job(j) == crate::plan::backup::JobObs::Running).map(|j| {
+        let command = j.labels().get(MAINTENANCE_LABEL).cloned().unwrap_or_default();
+        format!("{} (restic {command})", j.name_any())
+    }))
 }
 
 #[cfg(test)]
@@ -315,5 +326,31 @@ mod tests {
             let volumes = script.lines().filter(|l| l.starts_with("backup 0") || l.starts_with("backup 1"));
             assert!(volumes.into_iter().all(|l| !l.contains("verified")), "only the manifest is tagged");
         }
+    }
+
+    #[test]
+    fn jobs_that_lock_the_repository_say_so_in_their_labels() {
+        let mut backup = ArchiveBackup::new("b1", ArchiveBackupSpec { policy_name: "mail".into(), reason: Default::default(), hold: false });
+        backup.metadata.namespace = Some("ns".into());
+        backup.metadata.uid = Some("b-uid".into());
+        let spec = ExportSpec { repository_secret: "archive-repo".into(), image: None, after: None, prune_schedule: None, check_read_data_percent: 0 };
+        let forget = forget_job(&backup, &spec, &["0123abcd".into()]);
+        let policy: BackupPolicy = serde_json::from_value(serde_json::json!({
+            "apiVersion": "archivist.dev/v1alpha1", "kind": "BackupPolicy",
+            "metadata": {"name": "mail", "namespace": "ns", "uid": "p-uid"},
+            "spec": {"target": {"kind": "StatefulSet", "name": "a"}, "stores": []}
+        }))
+        .expect("policy");
+        let prune = prune_job(&policy, "archive-repo-prune-202611290500", &spec);
+        for (job, command, owner) in [(&forget, "forget", "ArchiveBackup"), (&prune, "prune", "BackupPolicy")] {
+            let labels = job.metadata.labels.clone().unwrap_or_default();
+            assert_eq!(labels.get(MAINTENANCE_LABEL).map(String::as_str), Some(command));
+            assert_eq!(labels.get(REPOSITORY_SECRET_LABEL).map(String::as_str), Some("archive-repo"));
+            let container = &job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod").containers[0];
+            assert_eq!(container.command.as_ref().map(|c| c[..2].join(" ")), Some(format!("restic {command}")));
+            assert_eq!(job.metadata.owner_references.as_ref().map(|o| o[0].kind.as_str()), Some(owner));
+        }
+        assert_eq!(forget.metadata.labels.unwrap_or_default().get(BACKUP).map(String::as_str), Some("b1"), "the run's children watch still sees it");
+        assert_eq!(prune.spec.and_then(|s| s.backoff_limit), Some(0));
     }
 }

@@ -164,12 +164,12 @@ pub async fn observe(backup: &ArchiveBackup, ctx: &Context, runs: OtherRuns) -> 
     let other_export = match (&export_repository, policy.as_ref().and_then(|p| p.export.as_ref())) {
         (Some(Ok(repository)), Some(spec)) => match ctx.caches.export_running_to(repository, &namespace, &name) {
             Some(run) => Some(format!("{run} is exporting to {repository}")),
-            // A maintenance Job holds the repository's exclusive lock: one GET of the
-            // namespace's prune Jobs of that Secret, only while the export is Pending.
-            None => crate::kube::export::running_prune_job(client, &namespace, &spec.repository_secret)
+            // A prune or forget Job holds the repository's exclusive lock: one list of the
+            // namespace's Jobs of that Secret, only while the export is Pending.
+            None => crate::kube::export::running_exclusive_job(client, &namespace, &spec.repository_secret)
                 .await
-                .during(|| format!("failed to list the prune Jobs of {namespace}/{}", spec.repository_secret))?
-                .map(|job| format!("the maintenance Job {job} (restic prune) of {repository} runs")),
+                .during(|| format!("failed to list the maintenance Jobs of {namespace}/{}", spec.repository_secret))?
+                .map(|job| format!("the maintenance Job {job} of {repository} runs")),
         },
         _ => None,
     };
