@@ -28,7 +28,7 @@ use super::schedule::{due_runs, parse_time_zone, Schedule};
 use super::conditions;
 use crate::api::{
     ArchiveBackup, BackupPhase, BackupPolicySpec, BackupPolicyStatus, BackupReason,
-    ClusterRetentionPolicySpec, ConditionStatus, ExportState, PruneState, RestoreRequest, VerificationState,
+    ClusterRetentionPolicySpec, ConditionStatus, ExportState, PruneState, RestorePhase, RestoreRequest, VerificationState,
 };
 use super::backup::prune_requested;
 use chrono::{DateTime, Utc};
@@ -207,8 +207,16 @@ pub fn decide(obs: &PolicyObservation<'_>) -> PolicyDecision {
         completed().filter(|b| !prune_requested(b)).filter(|b| b.metadata.name.as_ref().is_none_or(|n| !decision.prune.contains(n))),
     ));
 
-    // Repository maintenance: not while a run exports or forgets (or is about to forget).
-    let in_use = exporting || obs.backups.iter().any(prune_requested) || !decision.forget_first.is_empty();
+    // Repository maintenance: not while a run exports or forgets (or is about to forget), nor
+    // while a restore of the namespace reads the same repository.
+    let secret = obs.spec.export.as_ref().map(|e| e.repository_secret.as_str());
+    let restoring_from_it = obs.restores.iter().any(|r| {
+        let status = r.status.as_ref();
+        let ended = matches!(status.and_then(|s| s.phase), Some(RestorePhase::Completed | RestorePhase::Failed));
+        let reads = status.and_then(|s| s.repository.as_ref()).map(|x| x.secret_name.as_str()).or(r.spec.source.repository.as_ref().map(|x| x.secret_name.as_str()));
+        !ended && reads.is_some() && reads == secret
+    });
+    let in_use = exporting || restoring_from_it || obs.backups.iter().any(prune_requested) || !decision.forget_first.is_empty();
     let maintenance = prune::decide(&prune::PruneObs {
         now,
         created: obs.created,

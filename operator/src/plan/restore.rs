@@ -379,6 +379,9 @@ pub struct RestoreObservation<'a> {
     pub reader: Option<source::ReaderObs>,
     /// The restore point the request read from the repository (`status.repository.manifest`).
     pub repository_backup: Option<&'a ArchiveBackup>,
+    /// A Job holding the repository's exclusive lock (`restic prune` or `forget` of the same
+    /// Secret in the namespace), in words; read only while the request reads the repository.
+    pub repository_locked: Option<&'a str>,
 }
 
 /// The one next step of a restore.
@@ -700,6 +703,13 @@ fn restoring(obs: &RestoreObservation<'_>, backup: &ArchiveBackup, sfx: &str, it
         }
     }
     if !create.is_empty() {
+        // Fetching or reading while a prune or forget holds the exclusive lock would fail.
+        let from_repository = create.iter().any(|&i| {
+            matches!(&items[i].kind, ItemKind::Volume { from: DataSource::Repository(_), .. } | ItemKind::Sql { from: DataSource::Repository(_), .. } | ItemKind::Secret { from: DataSource::Repository(_) })
+        });
+        if let (true, Some(holder)) = (from_repository, obs.repository_locked) {
+            return RestoreStep::Wait { what: format!("waiting: {holder}; the repository is locked"), requeue: Some(Duration::from_secs(10)) };
+        }
         return RestoreStep::Create(create);
     }
     if !waiting.is_empty() {

@@ -64,6 +64,8 @@ pub struct Observed {
     pub reader: Option<ReaderObs>,
     /// The restore point read from the repository (`status.repository.manifest`).
     pub repository_backup: Option<ArchiveBackup>,
+    /// A prune or forget Job of the repository Secret that runs, in words.
+    pub repository_locked: Option<String>,
     claim_obs: BTreeMap<String, ClaimObs>,
 }
 
@@ -223,6 +225,20 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
         .await
         .during(|| format!("failed to read Pod {namespace}/{}", reader_pod_name(&name)))?
         .map(|pod| reader_obs(&pod, &name));
+    // While the request reads the repository (finding the restore point, or restoring from
+    // it): one list of the Secret's maintenance Jobs.
+    let reading = match status.phase.unwrap_or(RestorePhase::Pending) {
+        RestorePhase::Pending => spec.source.repository.as_ref().map(|r| r.secret_name.clone()).filter(|_| reader.is_some()),
+        RestorePhase::Restoring if status.resolved_from == Some(crate::api::SourceFrom::Repository) => status.repository.as_ref().map(|r| r.secret_name.clone()),
+        _ => None,
+    };
+    let repository_locked = match reading {
+        Some(secret) => crate::kube::export::running_exclusive_job(client, &namespace, &secret)
+            .await
+            .during(|| format!("failed to list the maintenance Jobs of {namespace}/{secret}"))?
+            .map(|job| format!("the maintenance Job {job} of the repository of Secret {secret} runs")),
+        None => None,
+    };
     Ok(Observed {
         namespace,
         name,
@@ -244,6 +260,7 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
         volume_snapshots,
         reader,
         repository_backup,
+        repository_locked,
         claim_obs,
     })
 }
@@ -270,6 +287,7 @@ impl Observed {
             volume_snapshots: &self.volume_snapshots,
             reader: self.reader.clone(),
             repository_backup: self.repository_backup.as_ref(),
+            repository_locked: self.repository_locked.as_deref(),
         })
     }
 }

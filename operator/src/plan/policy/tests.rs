@@ -343,3 +343,28 @@ fn exported_runs_forget_their_repository_snapshots_before_they_go() {
     assert_eq!(decision.forget_first, ["b"], "only a run whose export is in a repository forgets first");
     assert_eq!(decision.status.restore_points, Some(1));
 }
+
+#[test]
+fn repository_maintenance_waits_for_restores_reading_the_repository() {
+    let mut c = case("maintenance");
+    c.spec.export = Some(serde_json::from_value(serde_json::json!({"repositorySecret": "repo", "pruneSchedule": "0 2 * * *"})).expect("export"));
+    let reading = |secret: &str, phase: Option<crate::api::RestorePhase>| {
+        let mut r = restore("b1", phase);
+        r.spec.source.repository = Some(crate::api::RepositorySource { secret_name: secret.into(), ..Default::default() });
+        r
+    };
+    use crate::api::RestorePhase::{Completed, Pending, Restoring};
+    let cases: Vec<(&str, Vec<RestoreRequest>, bool)> = vec![
+        ("no restore", vec![], true),
+        ("a restore reads the repository", vec![reading("repo", Some(Restoring))], false),
+        ("a pending restore names it", vec![reading("repo", Some(Pending))], false),
+        ("a restore of another repository", vec![reading("other", Some(Restoring))], true),
+        ("a finished restore", vec![reading("repo", Some(Completed))], true),
+        ("a restore from snapshots", vec![restore("b1", Some(Restoring))], true),
+    ];
+    for (name, restores, starts) in cases {
+        let got = run(&Case { restores, ..c.clone() });
+        assert_eq!(got.start_prune.is_some(), starts, "{name}");
+        assert_eq!(got.status.prune.is_some(), starts, "{name}: status.prune records only a started prune");
+    }
+}

@@ -124,7 +124,10 @@ fn catalog<'a>(obs: &RestoreObservation<'a>) -> Source<'a> {
         )));
     }
     Source::Step(match reader_ready(obs) {
-        Ok(true) => RestoreStep::ReadRepository,
+        Ok(true) => match obs.repository_locked {
+            Some(holder) => RestoreStep::Wait { what: format!("waiting: {holder}; the repository is locked"), requeue: Some(Duration::from_secs(10)) },
+            None => RestoreStep::ReadRepository,
+        },
         Ok(false) => RestoreStep::Wait { what: "waiting for the repository reader pod to start".into(), requeue: Some(Duration::from_secs(2)) },
         Err(RestoreStep::Fail(why)) => RestoreStep::Refuse(why),
         Err(step) => step,

@@ -169,6 +169,7 @@ struct World {
     gone: BTreeSet<String>,
     reader: Option<source::ReaderObs>,
     repository_backup: Option<ArchiveBackup>,
+    repository_locked: Option<String>,
 }
 
 impl World {
@@ -189,6 +190,7 @@ impl World {
             gone: BTreeSet::new(),
             reader: None,
             repository_backup: None,
+            repository_locked: None,
         }
     }
 
@@ -224,6 +226,7 @@ impl World {
             volume_snapshots: &volume_snapshots,
             reader: self.reader.clone(),
             repository_backup: self.repository_backup.as_ref(),
+            repository_locked: self.repository_locked.as_deref(),
         })
     }
 }
@@ -722,6 +725,11 @@ fn without_a_backup_object_the_request_reads_the_repository() {
         ("no reader yet", empty(&["repo"], None), Ok(RestoreStep::StartReader { secret: "repo".into() })),
         ("the reader starts", empty(&["repo"], reader(false, true, None)), Ok(RestoreStep::Wait { what: "waiting for the repository reader pod to start".into(), requeue: Some(Duration::from_secs(2)) })),
         ("the reader runs", empty(&["repo"], reader(true, true, None)), Ok(RestoreStep::ReadRepository)),
+        (
+            "the repository is locked",
+            World { repository_locked: Some("the maintenance Job j (restic forget) runs".into()), ..empty(&["repo"], reader(true, true, None)) },
+            Ok(RestoreStep::Wait { what: "waiting: the maintenance Job j (restic forget) runs; the repository is locked".into(), requeue: Some(Duration::from_secs(10)) }),
+        ),
         ("the reader failed", empty(&["repo"], reader(false, true, Some("ErrImagePull: no such image"))), Err("the repository reader pod req-repository failed: ErrImagePull")),
         ("the name is another pod's", empty(&["repo"], reader(true, false, None)), Err("Pod mail/req-repository exists and was not made by this request")),
     ];
@@ -773,6 +781,8 @@ fn repository_items_are_fetched_into_new_claims() {
     };
     let fetch = |claim: &str| repository::fetch_job_name("req", if claim.starts_with("meta") { Component::Metadata } else { Component::Content }, "s1", claim);
     assert_eq!(restoring().next(), RestoreStep::Create(vec![0, 1]));
+    let locked = World { repository_locked: Some("the maintenance Job repo-prune-1 (restic prune) runs".into()), ..restoring() };
+    assert!(matches!(locked.next(), RestoreStep::Wait { what, .. } if what.contains("repo-prune-1")), "nothing is fetched while a prune holds the lock");
     let unbound = restoring().claim("meta-1-r", false, true).claim("content-1-r", false, true);
     assert_eq!(unbound.next(), RestoreStep::Create(vec![0, 1]), "an unbound claim gets its fetch Job (it binds for the Job's pod)");
     let mut running = restoring().claim("meta-1-r", false, true).claim("content-1-r", true, true);
