@@ -93,6 +93,10 @@ impl RestoreProgress {
         match phase {
             RestorePhase::Restoring => {
                 let from = status.resolved_backup.as_deref().map(|b| format!(" from {b}")).unwrap_or_default();
+                let from = match (&status.repository, status.resolved_from) {
+                    (Some(_), Some(crate::api::SourceFrom::Repository)) => format!("{from} ({})", super::restore::data_from(status)),
+                    _ => from,
+                };
                 lines.push(format!("{}Restoring{from}", stamp(elapsed_seconds)));
             }
             RestorePhase::Completed => {

@@ -20,6 +20,19 @@ pub fn source_summary(request: &RestoreRequest) -> String {
     }
 }
 
+/// Where the restore's data comes from, once chosen: `snapshots`, or `repository <URL>` (the
+/// URL without credentials; the Secret when the URL is not known).
+pub fn data_from(status: &RestoreRequestStatus) -> String {
+    match (status.resolved_from, &status.repository) {
+        (Some(crate::api::SourceFrom::Repository), Some(r)) => {
+            format!("repository {}", r.repository.clone().unwrap_or_else(|| format!("of Secret {}", r.secret_name)))
+        }
+        (Some(crate::api::SourceFrom::Repository), None) => "repository".into(),
+        (Some(_), _) => "snapshots".into(),
+        (None, _) => "-".into(),
+    }
+}
+
 /// The rows of `restore list`, sorted by namespace, then newest first.
 pub fn list_table(requests: &[RestoreRequest], all_namespaces: bool, now: DateTime<Utc>) -> String {
     let created = |r: &RestoreRequest| r.metadata.creation_timestamp.as_ref().map(crate::kube::time::from_kube);
@@ -53,6 +66,7 @@ pub fn describe(request: &RestoreRequest, events: &[Event], now: DateTime<Utc>) 
         ("Namespace", namespace.clone()),
         ("Source", source_summary(request)),
         ("Backup", or_dash(status.resolved_backup.clone())),
+        ("Data from", data_from(&status)),
         ("Mode", word(request.spec.target.mode)),
         ("Target namespace", request.spec.target.namespace.clone().unwrap_or(namespace)),
         ("Name suffix", or_dash(status.name_suffix.clone().or_else(|| request.spec.target.name_suffix.clone()))),
@@ -135,6 +149,14 @@ mod tests {
         });
         let text = describe(&r, &[], Utc::now());
         assert!(text.contains("Mode:") && text.contains("SideBySide"), "{text}");
+        assert!(text.lines().any(|l| l.starts_with("Data from:") && l.ends_with(" -")), "{text}");
+        let from_repository = RestoreRequestStatus {
+            resolved_from: Some(crate::api::SourceFrom::Repository),
+            repository: Some(crate::api::RepositoryRestore { secret_name: "repo".into(), repository: Some("rest:http://h/r".into()), manifest: None }),
+            ..Default::default()
+        };
+        assert_eq!(data_from(&from_repository), "repository rest:http://h/r");
+        assert_eq!(data_from(&RestoreRequestStatus { resolved_from: Some(crate::api::SourceFrom::Snapshots), ..Default::default() }), "snapshots");
         assert!(text.lines().any(|l| l.starts_with("Target namespace:") && l.ends_with(" mail")), "{text}");
         assert!(text.contains("Name suffix:") && text.contains("-r-abcde"), "{text}");
         assert!(text.lines().any(|l| l.contains("secrets") && l.contains("key-r-abcde")), "{text}");
