@@ -220,11 +220,16 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
     } else {
         BTreeSet::new()
     };
-    let reader = Api::<Pod>::namespaced(client.clone(), &namespace)
-        .get_opt(&reader_pod_name(&name))
-        .await
-        .during(|| format!("failed to read Pod {namespace}/{}", reader_pod_name(&name)))?
-        .map(|pod| reader_obs(&pod, &name));
+    // The reader pod exists only for a request that reads a repository: no request otherwise.
+    let reader = if spec.source.repository.is_some() || status.repository.is_some() {
+        Api::<Pod>::namespaced(client.clone(), &namespace)
+            .get_opt(&reader_pod_name(&name))
+            .await
+            .during(|| format!("failed to read Pod {namespace}/{}", reader_pod_name(&name)))?
+            .map(|pod| reader_obs(&pod, &name))
+    } else {
+        None
+    };
     // While the request reads the repository (finding the restore point, or restoring from
     // it): one list of the Secret's maintenance Jobs.
     let reading = match status.phase.unwrap_or(RestorePhase::Pending) {
