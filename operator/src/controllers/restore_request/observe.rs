@@ -208,7 +208,8 @@ pub async fn observe(request: &RestoreRequest, ctx: &Context) -> Result<Observed
         }
         None => (None, None),
     };
-    let volume_snapshots = if status.phase.is_none_or(|p| p == RestorePhase::Pending) {
+    // Only `from: Auto` asks whether every snapshot still exists.
+    let volume_snapshots = if status.phase.is_none_or(|p| p == RestorePhase::Pending) && spec.source.from.unwrap_or_default() == crate::api::SourceFrom::Auto {
         Api::<VolumeSnapshot>::namespaced(client.clone(), &namespace)
             .list_metadata(&ListParams::default())
             .await
