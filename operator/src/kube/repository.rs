@@ -5,15 +5,13 @@
 
 use super::export::{cache_volume, restic_container_of};
 use super::redact::Redactor;
-use super::restore::{job_object, labels, owned_by, RESTORE};
+use super::restore::{job_object, labels, request_owned};
 use crate::api::RestoreRequest;
 use crate::plan::restore::repository::{fetch_command, fetch_job_name};
 use crate::plan::restore::{ItemKind, RestoreItem};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Pod, PodSpec, Volume, VolumeMount};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Client, ResourceExt};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The reader pod's container.
@@ -36,13 +34,7 @@ pub fn reader_pod(request: &RestoreRequest, name: &str, secret: &str, image: Opt
     let sleep = vec!["sleep".to_string(), READER_DEADLINE_SECONDS.to_string()];
     let container = restic_container_of(image, secret, READER_CONTAINER, sleep, Vec::new(), Vec::new());
     Pod {
-        metadata: ObjectMeta {
-            name: Some(name.to_string()),
-            namespace: request.namespace(),
-            labels: Some(BTreeMap::from([(RESTORE.to_string(), request.name_any())])),
-            owner_references: owned_by(request),
-            ..Default::default()
-        },
+        metadata: request_owned(request, name),
         spec: Some(PodSpec {
             restart_policy: Some("Never".into()),
             active_deadline_seconds: Some(READER_DEADLINE_SECONDS),
@@ -103,6 +95,7 @@ mod tests {
     use super::*;
     use crate::api::Component;
     use crate::kube::restore::tests::request;
+    use crate::kube::restore::RESTORE;
     use crate::plan::restore::DataSource;
 
     fn item(from: DataSource) -> RestoreItem {

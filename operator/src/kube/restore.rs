@@ -273,16 +273,22 @@ pub(super) fn job_object(request: &RestoreRequest, name: &str, labels: BTreeMap<
     }
 }
 
+/// The metadata of object `name` that goes with `request`: in its namespace, labelled with it
+/// (`archivist.dev/restore`) and owned by it (the mapping ConfigMap, the reader pod).
+pub(super) fn request_owned(request: &RestoreRequest, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: request.namespace(),
+        labels: Some(BTreeMap::from([(RESTORE.to_string(), request.name_any())])),
+        owner_references: owned_by(request),
+        ..Default::default()
+    }
+}
+
 /// The mapping ConfigMap `<request>-mapping` with key `restore.csv`.
 pub fn mapping_config_map(request: &RestoreRequest, name: &str, csv: String) -> ConfigMap {
     ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(name.to_string()),
-            namespace: request.namespace(),
-            labels: Some(BTreeMap::from([(RESTORE.to_string(), request.name_any())])),
-            owner_references: owned_by(request),
-            ..Default::default()
-        },
+        metadata: request_owned(request, name),
         data: Some(BTreeMap::from([("restore.csv".to_string(), csv)])),
         ..Default::default()
     }
