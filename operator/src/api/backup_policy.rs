@@ -377,7 +377,7 @@ impl Default for VerificationSpec {
 pub const DEFAULT_EXPORT_IMAGE: &str = "restic/restic:0.17.3";
 
 /// Exporting every restore point to a restic repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportSpec {
     /// The Secret, in the policy's namespace, whose keys are restic's own environment
@@ -407,6 +407,18 @@ pub struct ExportSpec {
     #[serde(default)]
     #[schemars(range(max = 100))]
     pub check_read_data_percent: u8,
+    /// The StorageClass of the scratch PVCs the export restores each snapshot into; default:
+    /// the cluster's default class. Its driver must be the snapshots' driver. A class whose
+    /// driver serves a snapshot as a read-only volume without copying it (ceph-csi CephFS with
+    /// `backingSnapshot: "true"`; the local cluster's `archivist-local-shallow`), together with
+    /// `accessModes: [ReadOnlyMany]`, spares each export a full copy of every store, as with
+    /// VolSync's `storageClassName` and `accessModes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+    /// The access modes of the scratch PVCs: `ReadWriteOnce` (default), `ReadOnlyMany`,
+    /// `ReadWriteMany` or `ReadWriteOncePod`. The export Job mounts them read-only either way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_modes: Vec<String>,
 }
 
 /// When a run is exported.

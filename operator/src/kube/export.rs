@@ -4,7 +4,8 @@
 //! one result line per item (`plan::export::parse_results`).
 
 use super::jobs::run_once_job;
-use super::labels::{BACKUP, COMPONENT, POLICY, STORE};
+use super::export_script::export_script;
+use super::labels::POLICY;
 use crate::api::{ArchiveBackup, BackupPolicy, ExportSpec, DEFAULT_EXPORT_IMAGE};
 use crate::plan::policy::prune::{MAINTENANCE_LABEL, REPOSITORY_SECRET_LABEL};
 use k8s_openapi::api::batch::v1::JobSpec;
@@ -14,11 +15,9 @@ use kube::Resource;
 use std::collections::BTreeMap;
 use crate::plan::capture::PlannedItem;
 use crate::plan::export::{
-    export_claim_name, export_items, export_job_name, forget_job_name, manifest, mount_path, ExportItem, EXPORT_TIMEOUT, MANIFEST_COMPONENT,
-    MANIFEST_FILE, MANIFEST_RESULT, RESULT_PREFIX, SECRETS_MOUNT,
+    export_claim_name, export_items, export_job_name, forget_job_name, manifest, mount_path, EXPORT_TIMEOUT, SECRETS_MOUNT,
 };
-use crate::plan::names::component_word;
-use crate::plan::restore::repository::{verified, CLAIM_TAG, VERIFIED_TAG};
+use crate::plan::restore::repository::verified;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, PersistentVolumeClaim,
@@ -52,77 +51,24 @@ pub async fn repository(client: &kube::Client, namespace: &str, secret: &str) ->
 /// restic's cache in the export Job (an emptyDir).
 const CACHE_DIR: &str = "/cache";
 
-/// The export's scratch PVC of plan item `index`, restored from its snapshot.
-pub fn scratch_claim(backup: &ArchiveBackup, plan: &[PlannedItem], index: usize, size: Option<String>) -> PersistentVolumeClaim {
-    super::verify::scratch_claim_named(backup, plan, index, size, export_claim_name(&backup.name_any(), index))
-}
-
-/// `value` as one shell word: single-quoted, with any `'` closed, escaped and reopened.
-pub fn shell_word(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
+/// The export's scratch PVC of plan item `index`, restored from its snapshot, of `spec`'s
+/// `storageClassName` and `accessModes` when it names them.
+pub fn scratch_claim(backup: &ArchiveBackup, plan: &[PlannedItem], index: usize, size: Option<String>, spec: &ExportSpec) -> PersistentVolumeClaim {
+    let mut claim = super::verify::scratch_claim_named(backup, plan, index, size, export_claim_name(&backup.name_any(), index));
+    if let Some(claim_spec) = claim.spec.as_mut() {
+        if spec.storage_class_name.is_some() {
+            claim_spec.storage_class_name.clone_from(&spec.storage_class_name);
+        }
+        if !spec.access_modes.is_empty() {
+            claim_spec.access_modes = Some(spec.access_modes.clone());
+        }
+    }
+    claim
 }
 
 /// The environment variable that carries the manifest into the export Job (it holds no
 /// secret: names, sizes and times of the restore point).
 pub const MANIFEST_ENV: &str = "ARCHIVIST_MANIFEST";
-
-/// The export script: one `restic backup` per export item (the first opens the repository, and
-/// initialises it when there is none; any other failure, such as a wrong password, stops the
-/// Job with restic's own words on stderr), from inside its mount, then the manifest from
-/// `$ARCHIVIST_MANIFEST` (`--stdin`), each tagged with the policy, backup, component, store and
-/// claim, with host `<namespace>/<policy>`; the manifest of a restore point whose verification
-/// passed is also tagged `archivist.dev/verified=true` (a restore's `select: LatestVerified`
-/// chooses among those). Every value in it is a single-quoted word.
-pub fn export_script(namespace: &str, policy: &str, backup: &str, items: &[ExportItem], check_read_data_percent: u8, verified: bool) -> String {
-    // `backup LABEL ARGS...` runs one `restic backup` and prints its result line. The
-    // repository is opened by the first backup itself (every restic command derives the key
-    // from the password, about 0.6 s): only when restic says there is no repository is it
-    // initialised, once, and the backup tried again.
-    let mut script = format!(
-        "set -eu\n\
-         backup() {{\n\
-         \x20 label=$1; shift\n\
-         \x20 if ! summary=$(restic backup --json --quiet \"$@\" 2>/tmp/archivist-err); then\n\
-         \x20   if [ ! -e /tmp/archivist-init ] && grep -q 'Is there a repository' /tmp/archivist-err; then\n\
-         \x20     restic init >/dev/null; touch /tmp/archivist-init\n\
-         \x20     summary=$(restic backup --json --quiet \"$@\")\n\
-         \x20   else cat /tmp/archivist-err >&2; exit 1; fi\n\
-         \x20 fi\n\
-         \x20 echo \"{RESULT_PREFIX} $label $summary\"\n\
-         }}\n"
-    );
-    let host = shell_word(&format!("{namespace}/{policy}"));
-    let tags = |component: &str, store: &str, claim: &str| {
-        [
-            format!("{POLICY}={policy}"),
-            format!("{BACKUP}={backup}"),
-            format!("{COMPONENT}={component}"),
-            format!("{STORE}={store}"),
-            format!("{CLAIM_TAG}={claim}"),
-        ]
-        .iter()
-        .map(|t| format!("--tag {}", shell_word(t)))
-        .collect::<Vec<_>>()
-        .join(" ")
-    };
-    for (index, item) in items.iter().enumerate() {
-        script.push_str(&format!(
-            "cd {}\nbackup {index} --host {host} {} .\n",
-            shell_word(&item.path),
-            tags(component_word(item.component), &item.store, &item.claim),
-        ));
-    }
-    // Last, so that a restore point whose manifest is in the repository has every item there.
-    let verified_tag = if verified { format!(" --tag {}", shell_word(&format!("{VERIFIED_TAG}=true"))) } else { String::new() };
-    script.push_str(&format!(
-        "printf '%s' \"${MANIFEST_ENV}\" | backup {MANIFEST_RESULT} --host {host} {}{verified_tag} --stdin --stdin-filename {MANIFEST_FILE}\n",
-        tags(MANIFEST_COMPONENT, "", backup),
-    ));
-    if check_read_data_percent > 0 {
-        script.push_str(&format!("restic check --read-data-subset={check_read_data_percent}% >/dev/null\n"));
-    }
-    script
-}
 
 /// The export Job of `backup` (plan `plan`) under `spec`: every scratch PVC mounted read-only
 /// at `/export/<index>`, the Secret copy (if any) as a secret volume at `/export/secrets`, the
@@ -253,6 +199,7 @@ pub async fn running_exclusive_job(client: &kube::Client, namespace: &str, secre
 mod tests {
     use super::*;
     use crate::api::{ArchiveBackupSpec, Component};
+    use crate::kube::labels::BACKUP;
     use crate::plan::capture::{CaptureStage, ItemSource};
 
     fn plan() -> Vec<PlannedItem> {
@@ -267,10 +214,18 @@ mod tests {
     }
 
     #[test]
-    fn shell_words_survive_quotes() {
-        let cases = [("plain", "'plain'"), ("it's", r"'it'\''s'"), ("", "''"), ("$(rm -rf /)", "'$(rm -rf /)'")];
-        for (value, want) in cases {
-            assert_eq!(shell_word(value), want);
+    fn scratch_claims_take_the_policy_class_and_access_modes() {
+        let backup = ArchiveBackup::new("b1", ArchiveBackupSpec { policy_name: "mail".into(), reason: Default::default(), hold: false });
+        let shallow = ExportSpec { storage_class_name: Some("archivist-local-shallow".into()), access_modes: vec!["ReadOnlyMany".into()], ..Default::default() };
+        // (spec, class, access modes)
+        let cases = [(ExportSpec::default(), None, vec!["ReadWriteOnce"]), (shallow, Some("archivist-local-shallow"), vec!["ReadOnlyMany"])];
+        for (spec, class, modes) in cases {
+            let claim = scratch_claim(&backup, &plan(), 1, Some("2Gi".into()), &spec);
+            let claim_spec = claim.spec.expect("spec");
+            assert_eq!(claim.metadata.name.as_deref(), Some(export_claim_name("b1", 1).as_str()));
+            assert_eq!(claim_spec.storage_class_name.as_deref(), class);
+            assert_eq!(claim_spec.access_modes, Some(modes.iter().map(ToString::to_string).collect()));
+            assert_eq!(claim_spec.data_source.map(|d| d.name), Some("s-content".to_string()));
         }
     }
 
@@ -279,7 +234,7 @@ mod tests {
         let mut backup = ArchiveBackup::new("b1", ArchiveBackupSpec { policy_name: "mail".into(), reason: Default::default(), hold: false });
         backup.metadata.namespace = Some("ns".into());
         backup.status = Some(crate::api::ArchiveBackupStatus { secret_copy: Some("b1-secrets".into()), ..Default::default() });
-        let spec = ExportSpec { repository_secret: "archive-repo".into(), image: None, after: None, prune_schedule: None, check_read_data_percent: 10 };
+        let spec = ExportSpec { repository_secret: "archive-repo".into(), image: None, after: None, prune_schedule: None, check_read_data_percent: 10, ..Default::default() };
         let job = export_job(&backup, &plan(), &spec);
         let pod = job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod");
         let container = &pod.containers[0];
@@ -303,7 +258,8 @@ mod tests {
             "cd '/export/secrets'",
             "--tag 'archivist.dev/component=secrets' --tag 'archivist.dev/store=' --tag 'archivist.dev/claim=b1-secrets'",
             "backup 2 --host 'ns/mail'",
-            "printf '%s' \"$ARCHIVIST_MANIFEST\" | backup manifest --host 'ns/mail'",
+            "printf '%s' \"$ARCHIVIST_MANIFEST\" >&3",
+            "exec restic backup --json --quiet --host 'ns/mail'",
             "--tag 'archivist.dev/component=manifest' --tag 'archivist.dev/store=' --tag 'archivist.dev/claim=b1' --stdin --stdin-filename manifest.json",
         ] {
             assert!(command.contains(want), "missing {want:?} in {command}");
@@ -321,9 +277,9 @@ mod tests {
         let items = export_items(&plan(), None);
         for (verified, tagged) in [(true, true), (false, false)] {
             let script = export_script("ns", "mail", "b1", &items, 0, verified);
-            let manifest = script.lines().find(|l| l.contains("backup manifest")).expect("manifest line");
+            let manifest = script.lines().find(|l| l.contains("exec restic backup")).expect("manifest line");
             assert_eq!(manifest.contains("--tag 'archivist.dev/verified=true'"), tagged, "{manifest}");
-            let volumes = script.lines().filter(|l| l.starts_with("backup 0") || l.starts_with("backup 1"));
+            let volumes = script.lines().filter(|l| l.contains("backup 0 ") || l.contains("backup 1 "));
             assert!(volumes.into_iter().all(|l| !l.contains("verified")), "only the manifest is tagged");
         }
     }
@@ -333,7 +289,7 @@ mod tests {
         let mut backup = ArchiveBackup::new("b1", ArchiveBackupSpec { policy_name: "mail".into(), reason: Default::default(), hold: false });
         backup.metadata.namespace = Some("ns".into());
         backup.metadata.uid = Some("b-uid".into());
-        let spec = ExportSpec { repository_secret: "archive-repo".into(), image: None, after: None, prune_schedule: None, check_read_data_percent: 0 };
+        let spec = ExportSpec { repository_secret: "archive-repo".into(), image: None, after: None, prune_schedule: None, check_read_data_percent: 0, ..Default::default() };
         let forget = forget_job(&backup, &spec, &["0123abcd".into()]);
         let policy: BackupPolicy = serde_json::from_value(serde_json::json!({
             "apiVersion": "archivist.dev/v1alpha1", "kind": "BackupPolicy",

@@ -5,6 +5,7 @@ pub mod client;
 pub mod dump;
 pub mod exec;
 pub mod export;
+pub mod export_script;
 pub mod finalizers;
 pub mod hooks;
 pub mod jobs;

@@ -5,7 +5,7 @@ use super::super::error::{Context as _, Error};
 use super::super::events::publish;
 use super::super::Context;
 use super::observe::Observed;
-use crate::api::{ArchiveBackup, ArchiveBackupStatus, BackupPolicySpec, ConditionStatus, ExportState, ExportStatus};
+use crate::api::{ArchiveBackup, ArchiveBackupStatus, BackupPolicySpec, ConditionStatus, ExportSpec, ExportState, ExportStatus};
 use crate::kube::{self as k, export};
 use crate::kube::snapshot::VolumeSnapshot;
 use crate::plan::conditions;
@@ -66,11 +66,12 @@ pub async fn begin(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, status
 
 /// `CreateExportClaims`: the scratch PVCs of `indices`, restored from their snapshots.
 pub async fn create_claims(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, indices: &[usize]) -> Result<(), Error> {
+    let spec = export_spec(obs)?;
     let api = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &obs.namespace);
     for &i in indices {
         let Some(item) = obs.plan.get(i) else { continue };
         let size = obs.snapshots.get(&item.snapshot).and_then(VolumeSnapshot::restore_size);
-        let claim = export::scratch_claim(backup, &obs.plan, i, size);
+        let claim = export::scratch_claim(backup, &obs.plan, i, size, spec);
         k::create_if_absent(&api, &claim).await.during(|| format!("failed to create export scratch PVC for {}", item.snapshot))?;
     }
     Ok(())
@@ -78,15 +79,20 @@ pub async fn create_claims(ctx: &Context, backup: &ArchiveBackup, obs: &Observed
 
 /// `CreateExportJob`: the export Job, with every scratch PVC mounted.
 pub async fn create_job(ctx: &Context, backup: &ArchiveBackup, obs: &Observed) -> Result<(), Error> {
-    let spec = obs
-        .policy
-        .as_ref()
-        .and_then(|p| p.export.as_ref())
-        .ok_or_else(|| Error::Inconsistent("the export step needs the run's export spec, which is missing".into()))?;
+    let spec = export_spec(obs)?;
     let job = export::export_job(backup, &obs.plan, spec);
     let api = Api::<Job>::namespaced(ctx.client.clone(), &obs.namespace);
     k::create_if_absent(&api, &job).await.during(|| format!("failed to create export Job of {}/{}", obs.namespace, obs.name))?;
     Ok(())
+}
+
+/// The run's export spec (its policy copy's `export`); an export step without one is an
+/// inconsistency.
+fn export_spec(obs: &Observed) -> Result<&ExportSpec, Error> {
+    obs.policy
+        .as_ref()
+        .and_then(|p| p.export.as_ref())
+        .ok_or_else(|| Error::Inconsistent("the export step needs the run's export spec, which is missing".into()))
 }
 
 /// `FinishExport`: deletes the scratch PVCs, records the outcome and `Exported=True|False`,

@@ -831,7 +831,7 @@ fn export_status(state: ExportState) -> crate::api::ExportStatus {
 fn an_export_restores_into_scratch_claims_runs_the_job_and_records_what_it_reported() {
     use crate::plan::export::export_claim_name;
     let mut p = policy(QuiesceMode::Stop);
-    p.export = Some(crate::api::ExportSpec { repository_secret: "r".into(), image: None, after: None, prune_schedule: None, check_read_data_percent: 0 });
+    p.export = Some(crate::api::ExportSpec { repository_secret: "r".into(), image: None, after: None, prune_schedule: None, check_read_data_percent: 0, ..Default::default() });
     let without_export = policy(QuiesceMode::Stop);
     let plan = plan();
     let snapshots = BTreeMap::new();

@@ -12,7 +12,7 @@ fn policy(export_after: Option<ExportAfter>, after_backup: bool) -> BackupPolicy
         "stores": [{"name": "s1", "metadata": {"volumeClaims": ["meta"]}, "content": {"volumeClaims": ["content"]}}],
     }))
     .expect("policy");
-    policy.export = Some(ExportSpec { repository_secret: "repo".into(), image: None, after: export_after, prune_schedule: None, check_read_data_percent: 0 });
+    policy.export = Some(ExportSpec { repository_secret: "repo".into(), image: None, after: export_after, prune_schedule: None, check_read_data_percent: 0, ..Default::default() });
     policy.verification = Some(VerificationSpec { after_backup, command: vec!["true".into()], ..Default::default() });
     policy
 }

@@ -2,7 +2,7 @@
 //! catalog), the choice of one by name, the restic commands that read it, and the Secret copy
 //! read back from restic's tar. Pure: the commands' output is an argument.
 //!
-//! The exports' layout (`kube::export::export_script`): every item of a restore point is one
+//! The exports' layout (`kube::export_script::export_script`): every item of a restore point is one
 //! restic snapshot of its volume's files, tagged `archivist.dev/policy`, `backup`,
 //! `component`, `store` and `claim`, with host `<namespace>/<policy>`; the manifest
 //! (`manifest.json`, the ArchiveBackup) is one more snapshot, tagged

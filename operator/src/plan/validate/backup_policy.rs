@@ -79,6 +79,10 @@ fn check_export(problems: &mut Problems, export: &ExportSpec, spec: &BackupPolic
     if export.check_read_data_percent > 100 {
         problems.push("spec.export.checkReadDataPercent", "must be between 0 and 100");
     }
+    if let Some(class) = &export.storage_class_name {
+        problems.check("spec.export.storageClassName", names::dns1123_subdomain(class));
+    }
+    problems.check("spec.export.accessModes", names::access_modes(&export.access_modes));
 }
 
 fn check_quiesce(problems: &mut Problems, quiesce: &QuiesceSpec) {

@@ -56,6 +56,21 @@ pub fn dns1123_subdomain(s: &str) -> Option<String> {
     None
 }
 
+/// The access modes a PVC may ask for.
+pub const ACCESS_MODES: [&str; 4] = ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"];
+
+/// Checks a PVC's list of access modes: each one of [`ACCESS_MODES`], none twice.
+pub fn access_modes(modes: &[String]) -> Option<String> {
+    if let Some(bad) = modes.iter().find(|m| !ACCESS_MODES.contains(&m.as_str())) {
+        return Some(format!("{bad:?} is not an access mode (one of {})", ACCESS_MODES.join(", ")));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(twice) = modes.iter().find(|m| !seen.insert(m.as_str())) {
+        return Some(format!("{twice:?} is listed twice"));
+    }
+    None
+}
+
 /// Whether `s` is a label value: at most 63 characters of letters, digits, `-`, `_` and `.`,
 /// starting and ending with a letter or digit; empty is allowed.
 fn is_label_value(s: &str) -> bool {

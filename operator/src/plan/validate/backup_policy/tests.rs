@@ -257,6 +257,10 @@ fn each_rule_names_its_field() {
         ),
         ("export prune schedule bad", |s| s.export = Some(ExportSpec { prune_schedule: Some("0 5 * *".into()), ..export("r") }), vec!["spec.export.pruneSchedule"]),
         ("export check over 100%", |s| s.export = Some(ExportSpec { check_read_data_percent: 101, ..export("r") }), vec!["spec.export.checkReadDataPercent"]),
+        ("export scratch class not a name", |s| s.export = Some(ExportSpec { storage_class_name: Some("Fast Disks".into()), ..export("r") }), vec!["spec.export.storageClassName"]),
+        ("export scratch access mode unknown", |s| s.export = Some(ExportSpec { access_modes: vec!["ReadOnly".into()], ..export("r") }), vec!["spec.export.accessModes"]),
+        ("export scratch access mode twice", |s| s.export = Some(ExportSpec { access_modes: vec!["ReadOnlyMany".into(), "ReadOnlyMany".into()], ..export("r") }), vec!["spec.export.accessModes"]),
+        ("export onto a shallow read-only class is fine", |s| s.export = Some(ExportSpec { storage_class_name: Some("archivist-local-shallow".into()), access_modes: vec!["ReadOnlyMany".into()], ..export("r") }), vec![]),
     ];
     for (name, mutate, want) in cases {
         let mut spec = baseline();
@@ -267,7 +271,7 @@ fn each_rule_names_its_field() {
 }
 
 fn export(secret: &str) -> ExportSpec {
-    ExportSpec { repository_secret: secret.into(), image: None, after: None, prune_schedule: None, check_read_data_percent: 0 }
+    ExportSpec { repository_secret: secret.into(), image: None, after: None, prune_schedule: None, check_read_data_percent: 0, ..Default::default() }
 }
 
 fn set_verification(spec: &mut BackupPolicySpec, change: impl FnOnce(&mut VerificationSpec)) {
