@@ -340,3 +340,78 @@ async fn deletion_policy_retain_keeps_content_and_data() {
     })
     .await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn a_shallow_volume_is_the_snapshot_itself_read_only_and_keeps_it() {
+    use archivist_e2e::testing::pods::{create_yaml, exec, is_ready, POD_TIMEOUT};
+    use archivist_e2e::testing::volumes::with_class;
+    use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
+    with_namespace("snap-shallow", |client, ns| async move {
+        let (_, source_pv) = create_bound(&client, &ns, &pvc("data", "1Gi")).await?;
+        let source_dir = host_dir(&source_pv)?;
+        std::fs::write(source_dir.join("file.txt"), "version 1")?;
+        let snapshots = Api::<VolumeSnapshot>::namespaced(client.clone(), &ns);
+        snapshots.create(&PostParams::default(), &snapshot("snap", "data", None)).await?;
+        let content = bound_content(&wait_snapshot_ready(&snapshots, "snap", READY_TIMEOUT).await?);
+        let data = snapshot_data_dir(&state_dir(&source_pv)?, &content);
+
+        // ReadOnlyMany of the shallow class: the snapshot's own directory, no copy.
+        let shallow = |name: &str, mode: &str| {
+            let mut claim = with_class(from_snapshot(pvc(name, "1Gi"), "snap"), "archivist-local-shallow");
+            if let Some(spec) = claim.spec.as_mut() {
+                spec.access_modes = Some(vec![mode.to_owned()]);
+            }
+            claim
+        };
+        let (_, pv) = create_bound(&client, &ns, &shallow("shallow", "ReadOnlyMany")).await?;
+        assert_eq!(host_dir(&pv)?, data, "a shallow volume is the snapshot's data");
+        assert_eq!(pv.annotations().get("sim.archivist.dev/backing-snapshot"), Some(&content));
+
+        // A pod that does not ask for readOnly still cannot write.
+        let yaml = r#"
+metadata: {name: reader}
+spec:
+  containers:
+  - {name: main, image: ignored, volumeMounts: [{name: data, mountPath: /data}]}
+  volumes: [{name: data, persistentVolumeClaim: {claimName: shallow}}]
+"#;
+        create_yaml::<Pod>(&client, &ns, yaml).await?;
+        let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+        wait_for(&pods, "reader", POD_TIMEOUT, "reader Ready", is_ready).await?;
+        let read = exec(&pods, "reader", "main", &["cat", "/data/file.txt"]).await?;
+        assert_eq!(read.stdout, "version 1");
+        let write = exec(&pods, "reader", "main", &["sh", "-c", "echo x > /data/new.txt"]).await?;
+        assert_eq!(write.status, "Failure", "wrote into a shallow volume: {write:?}");
+        assert!(!data.join("new.txt").exists());
+
+        // Any other access mode is refused, with an Event that says why.
+        Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &shallow("writable", "ReadWriteOnce"))
+            .await?;
+        let events = Api::<Event>::namespaced(client.clone(), &ns);
+        eventually("ProvisioningFailed on PVC writable", Duration::from_secs(20), || async {
+            let list = events.list(&Default::default()).await?;
+            let found = list.items.iter().any(|e| {
+                e.reason.as_deref() == Some("ProvisioningFailed")
+                    && e.involved_object.name.as_deref() == Some("writable")
+                    && e.message.as_deref().is_some_and(|m| m.contains("ReadOnlyMany"))
+            });
+            Ok(if found { Ok(()) } else { Err(format!("{} Event(s), none of them", list.items.len())) })
+        })
+        .await?;
+
+        // The snapshot's data stays while the shallow volume reads it, and goes after it.
+        pods.delete("reader", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await?;
+        snapshots.delete("snap", &DeleteParams::default()).await?;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(data.join("file.txt").exists(), "the snapshot's data went while a shallow volume used it");
+        Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns).delete("shallow", &DeleteParams::default()).await?;
+        eventually("the snapshot's data to go after its shallow volume", Duration::from_secs(60), || async {
+            Ok(if data.exists() { Err(format!("{} is still there", data.display())) } else { Ok(()) })
+        })
+        .await?;
+        Ok(())
+    })
+    .await;
+}

@@ -2,11 +2,15 @@
 //!
 //! Each such content carries the finalizer [`FINALIZER`]. When its bound VolumeSnapshot is gone,
 //! a content with deletionPolicy Delete is deleted; Retain keeps it. When a content with
-//! deletionPolicy Delete is deleted, its data directory (`<state-dir>/snapshots/<name>`) goes too.
+//! deletionPolicy Delete is deleted, its data directory (`<state-dir>/snapshots/<name>`) goes too,
+//! once no shallow volume (a PV annotated [`BACKING_SNAPSHOT`]) reads it: until then the content
+//! keeps its finalizer, as ceph-csi keeps a snapshot that backs shallow volumes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
+use k8s_openapi::api::core::v1::PersistentVolume;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
@@ -16,6 +20,7 @@ use serde_json::json;
 
 use super::reconcile::ReconcileError;
 use super::snapshots::{content_name_for, DRIVER};
+use super::storage::BACKING_SNAPSHOT;
 use super::volume_dirs::{remove_dir, snapshot_dir};
 use super::SimContext;
 use crate::snapshot_api::{DeletionPolicy, VolumeSnapshot, VolumeSnapshotContent};
@@ -51,6 +56,10 @@ pub async fn reconcile(
     let has_finalizer = content.finalizers().iter().any(|f| f == FINALIZER);
     if content.metadata.deletion_timestamp.is_some() {
         if has_finalizer {
+            if let Some(pv) = shallow_volume_of(&ctx, &content.name_any()).await? {
+                tracing::info!(content = content.name_any(), pv, "deletion waits: a shallow volume reads this snapshot's data");
+                return Ok(Action::requeue(SHALLOW_VOLUME_POLL));
+            }
             if content.spec.deletion_policy == DeletionPolicy::Delete {
                 remove_dir(&snapshot_dir(&ctx.args.state_dir, &content.name_any())).await?;
                 tracing::info!(content = content.name_any(), "deleted the snapshot data");
@@ -71,6 +80,22 @@ pub async fn reconcile(
         set_finalizers(&ctx, &content, &all).await?;
     }
     delete_if_orphaned(&ctx, &content).await
+}
+
+/// How often a content whose deletion waits for a shallow volume is looked at again.
+const SHALLOW_VOLUME_POLL: Duration = Duration::from_secs(2);
+
+/// A PV that is a shallow volume of content `name` (its data, [`BACKING_SNAPSHOT`]), if any.
+async fn shallow_volume_of(ctx: &SimContext, name: &str) -> anyhow::Result<Option<String>> {
+    let pvs = Api::<PersistentVolume>::all(ctx.client.clone())
+        .list(&Default::default())
+        .await
+        .context("failed to list PersistentVolumes")?;
+    Ok(pvs
+        .items
+        .into_iter()
+        .find(|pv| pv.annotations().get(BACKING_SNAPSHOT).map(String::as_str) == Some(name))
+        .map(|pv| pv.name_any()))
 }
 
 /// Sets `metadata.finalizers` (a merge patch guarded by the resourceVersion it was read at;

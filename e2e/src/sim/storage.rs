@@ -6,8 +6,16 @@
 //!   directory, or a copy of the data of the VolumeSnapshot / PVC named in `dataSource`), and
 //!   pre-binds it (PV `claimRef` + PVC `spec.volumeName`); kube-controller-manager's PV binder
 //!   completes the binding (annotations, both phases Bound).
+//! - Keeps the StorageClass `archivist-local-shallow` (parameter `backingSnapshot: "true"`, as
+//!   ceph-csi's CephFS driver has it): a PVC of that class restored from a VolumeSnapshot with
+//!   `accessModes: [ReadOnlyMany]` is a *shallow* read-only volume, the snapshot's own data
+//!   directory, provisioned at once with no copy. Its PV carries the annotation
+//!   [`BACKING_SNAPSHOT`] (the content's name); the kubelet mounts any `ReadOnlyMany`-only PV
+//!   read-only, and a snapshot's data stays while a shallow volume uses it. Any other PVC of
+//!   the class is refused with a `ProvisioningFailed` Event, as ceph-csi refuses it.
 //! - Reclaim: a Released PV of this provisioner with reclaimPolicy Delete loses its directory and
-//!   is deleted; with Retain, PV and directory stay.
+//!   is deleted (a shallow volume's snapshot data is not its own and stays); with Retain, PV and
+//!   directory stay.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -33,6 +41,13 @@ use crate::snapshot_api::{VolumeSnapshot, GROUP as SNAPSHOT_GROUP};
 
 /// Name of the default StorageClass.
 pub const STORAGE_CLASS: &str = "archivist-local";
+/// Name of the StorageClass of shallow read-only volumes backed by a snapshot.
+pub const SHALLOW_STORAGE_CLASS: &str = "archivist-local-shallow";
+/// The StorageClass parameter that makes a class's snapshot-restored volumes shallow
+/// (ceph-csi's name for it).
+pub const BACKING_SNAPSHOT_PARAMETER: &str = "backingSnapshot";
+/// Annotation on a shallow volume's PV: the VolumeSnapshotContent whose data it is.
+pub const BACKING_SNAPSHOT: &str = "sim.archivist.dev/backing-snapshot";
 /// Provisioner (CSI driver) name of the simulated storage.
 pub const PROVISIONER: &str = "archivist.dev/local";
 /// Annotation the provisioner puts on its PVs (same key as Kubernetes' own provisioners).
@@ -64,27 +79,84 @@ pub async fn run(ctx: SimContext) -> anyhow::Result<()> {
     Err(anyhow!("the storage controllers stopped"))
 }
 
-/// Creates or updates the default StorageClass `archivist-local`.
+/// Creates or updates the default StorageClass `archivist-local` and the class of shallow
+/// volumes `archivist-local-shallow`.
 async fn ensure_storage_class(client: &kube::Client) -> anyhow::Result<()> {
-    let class = StorageClass {
+    let class = |name: &str, default: bool, parameters: Option<BTreeMap<String, String>>| StorageClass {
         metadata: ObjectMeta {
-            name: Some(STORAGE_CLASS.to_owned()),
-            annotations: Some(BTreeMap::from([(
-                "storageclass.kubernetes.io/is-default-class".to_owned(),
-                "true".to_owned(),
-            )])),
+            name: Some(name.to_owned()),
+            annotations: default.then(|| {
+                BTreeMap::from([(
+                    "storageclass.kubernetes.io/is-default-class".to_owned(),
+                    "true".to_owned(),
+                )])
+            }),
             ..ObjectMeta::default()
         },
         provisioner: PROVISIONER.to_owned(),
         reclaim_policy: Some("Delete".to_owned()),
         volume_binding_mode: Some("Immediate".to_owned()),
+        parameters,
         ..StorageClass::default()
     };
-    Api::<StorageClass>::all(client.clone())
-        .patch(STORAGE_CLASS, &apply_params(), &Patch::Apply(&class))
-        .await
-        .with_context(|| format!("failed to apply StorageClass {STORAGE_CLASS}"))?;
+    let shallow = BTreeMap::from([(BACKING_SNAPSHOT_PARAMETER.to_owned(), "true".to_owned())]);
+    for class in [
+        class(STORAGE_CLASS, true, None),
+        class(SHALLOW_STORAGE_CLASS, false, Some(shallow)),
+    ] {
+        let name = class.metadata.name.clone().unwrap_or_default();
+        Api::<StorageClass>::all(client.clone())
+            .patch(&name, &apply_params(), &Patch::Apply(&class))
+            .await
+            .with_context(|| format!("failed to apply StorageClass {name}"))?;
+    }
     Ok(())
+}
+
+/// Whether volumes of `class` restored from a snapshot are shallow (`backingSnapshot: "true"`).
+fn is_shallow(class: &StorageClass) -> bool {
+    class
+        .parameters
+        .as_ref()
+        .and_then(|p| p.get(BACKING_SNAPSHOT_PARAMETER))
+        .is_some_and(|v| v == "true")
+}
+
+/// Why a PVC of a shallow class cannot be provisioned, if it cannot: it must be restored from a
+/// VolumeSnapshot and ask for `ReadOnlyMany` only (ceph-csi's rules for `backingSnapshot`).
+pub fn shallow_claim_problem(spec: &k8s_openapi::api::core::v1::PersistentVolumeClaimSpec) -> Option<String> {
+    let from_snapshot = spec
+        .data_source
+        .as_ref()
+        .is_some_and(|s| s.kind == "VolumeSnapshot" && s.api_group.as_deref() == Some(SNAPSHOT_GROUP));
+    if !from_snapshot {
+        return Some("a shallow volume (backingSnapshot) must be restored from a VolumeSnapshot".into());
+    }
+    let modes = spec.access_modes.clone().unwrap_or_default();
+    if modes != ["ReadOnlyMany"] {
+        return Some(format!(
+            "a shallow volume (backingSnapshot) is read-only: accessModes must be [ReadOnlyMany], not {modes:?}"
+        ));
+    }
+    None
+}
+
+/// Publishes the Warning Event `ProvisioningFailed` on `pvc` (as the CSI external-provisioner
+/// does); a failure to publish is only logged.
+async fn provisioning_failed(client: &kube::Client, pvc: &PersistentVolumeClaim, problem: &str) {
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    use kube::Resource as _;
+    let reporter = Reporter { controller: PROVISIONER.to_owned(), instance: None };
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "ProvisioningFailed".into(),
+        note: Some(problem.to_owned()),
+        action: "Provisioning".into(),
+        secondary: None,
+    };
+    if let Err(err) = Recorder::new(client.clone(), reporter).publish(&event, &pvc.object_ref(&())).await {
+        tracing::warn!(pvc = pvc.name_any(), "failed to publish ProvisioningFailed: {err}");
+    }
 }
 
 /// Name of the PV provisioned for a PVC.
@@ -119,6 +191,14 @@ async fn reconcile_claim(
     if class.provisioner != PROVISIONER {
         return Ok(Action::await_change());
     }
+    let shallow = is_shallow(&class);
+    if shallow {
+        if let Some(problem) = shallow_claim_problem(spec) {
+            tracing::warn!(pvc = %format_args!("{namespace}/{name}"), "not provisioned: {problem}");
+            provisioning_failed(&ctx.client, &pvc, &problem).await;
+            return Ok(Action::await_change());
+        }
+    }
     let pv_name = pv_name_for(&uid);
     match spec.volume_name.as_deref() {
         Some(volume) if volume == pv_name => {
@@ -136,12 +216,26 @@ async fn reconcile_claim(
             return Ok(Action::requeue(DATA_SOURCE_POLL));
         }
     };
-    let dir = volume_dir(&ctx.args.state_dir, &pv_name);
-    create_dir_from(source.as_deref(), &dir)
-        .await
-        .with_context(|| {
-            format!("failed to prepare the volume directory of PVC {namespace}/{name}")
-        })?;
+    let (dir, backing) = match (shallow, source) {
+        // The snapshot's own data: nothing to copy.
+        (true, Some(snapshot)) => {
+            let content = snapshot.file_name().map(|n| n.to_string_lossy().into_owned());
+            (snapshot, content)
+        }
+        (_, source) => {
+            let dir = volume_dir(&ctx.args.state_dir, &pv_name);
+            create_dir_from(source.as_deref(), &dir)
+                .await
+                .with_context(|| {
+                    format!("failed to prepare the volume directory of PVC {namespace}/{name}")
+                })?;
+            (dir, None)
+        }
+    };
+    let mut annotations = BTreeMap::from([(PROVISIONED_BY.to_owned(), PROVISIONER.to_owned())]);
+    if let Some(content) = backing {
+        annotations.insert(BACKING_SNAPSHOT.to_owned(), content);
+    }
 
     let capacity = spec
         .resources
@@ -153,10 +247,7 @@ async fn reconcile_claim(
     let pv = PersistentVolume {
         metadata: ObjectMeta {
             name: Some(pv_name.clone()),
-            annotations: Some(BTreeMap::from([(
-                PROVISIONED_BY.to_owned(),
-                PROVISIONER.to_owned(),
-            )])),
+            annotations: Some(annotations),
             ..ObjectMeta::default()
         },
         spec: Some(PersistentVolumeSpec {
@@ -314,7 +405,9 @@ async fn reconcile_volume(
         return Ok(Action::await_change());
     }
     let name = pv.name_any();
-    remove_dir(&volume_dir(&ctx.args.state_dir, &name)).await?;
+    if !pv.annotations().contains_key(BACKING_SNAPSHOT) {
+        remove_dir(&volume_dir(&ctx.args.state_dir, &name)).await?;
+    }
     let params = DeleteParams {
         preconditions: Some(Preconditions {
             uid: pv.uid(),

@@ -10,7 +10,7 @@ use kube::api::Api;
 use kube::{Client, ResourceExt as _};
 
 use super::env::Sources;
-use super::volumes::VolumeError;
+use super::volumes::{HostVolume, VolumeError};
 
 /// Names of the config maps and secrets the pod refers to (env, envFrom, volumes).
 pub fn referenced_sources(pod: &Pod) -> (BTreeSet<String>, BTreeSet<String>) {
@@ -71,12 +71,14 @@ pub async fn fetch_sources(client: &Client, pod: &Pod) -> anyhow::Result<Sources
     Ok(sources)
 }
 
-/// The host directories of the pod's claims, by claim name; a claim that is not Bound to a
-/// PV with `spec.hostPath` yet is an error ([`VolumeError::ClaimNotReady`]).
+/// The host directories of the pod's claims, by claim name, read-only when the PV's only access
+/// mode is `ReadOnlyMany` (as a CSI driver publishes a `MULTI_NODE_READER_ONLY` volume); a
+/// claim that is not Bound to a PV with `spec.hostPath` yet is an error
+/// ([`VolumeError::ClaimNotReady`]).
 pub async fn claim_paths(
     client: &Client,
     pod: &Pod,
-) -> Result<BTreeMap<String, PathBuf>, VolumeError> {
+) -> Result<BTreeMap<String, HostVolume>, VolumeError> {
     let namespace = pod.namespace().unwrap_or_default();
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
@@ -104,14 +106,15 @@ pub async fn claim_paths(
             .await
             .context("failed to read volume")?
             .ok_or_else(not_ready)?;
-        let path = pv
-            .spec
-            .and_then(|s| s.host_path)
+        let spec = pv.spec.unwrap_or_default();
+        let read_only = spec.access_modes.as_deref() == Some(&["ReadOnlyMany".to_owned()][..]);
+        let path = spec
+            .host_path
             .map(|h| PathBuf::from(h.path))
             .ok_or_else(not_ready)?;
         std::fs::create_dir_all(&path)
             .with_context(|| format!("failed to create {}", path.display()))?;
-        paths.insert(claim_name, path);
+        paths.insert(claim_name, HostVolume { path, read_only });
     }
     Ok(paths)
 }

@@ -18,7 +18,7 @@ pub struct HostVolume {
     /// Directory on the host.
     pub path: PathBuf,
     /// The volume source forces read-only mounts (configMap, secret, downwardAPI, projected,
-    /// or a claim mounted `readOnly`).
+    /// a claim mounted `readOnly`, or one whose PV is `ReadOnlyMany` only).
     pub read_only: bool,
 }
 
@@ -51,7 +51,7 @@ pub fn materialise(
     pod_ip: &str,
     volumes_dir: &Path,
     sources: &Sources,
-    claims: &BTreeMap<String, PathBuf>,
+    claims: &BTreeMap<String, HostVolume>,
 ) -> Result<BTreeMap<String, HostVolume>, VolumeError> {
     let mut out = BTreeMap::new();
     for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
@@ -65,12 +65,12 @@ pub fn materialise(
                 })
             };
         let volume = if let Some(claim) = &v.persistent_volume_claim {
-            let path = claims
+            let bound = claims
                 .get(&claim.claim_name)
                 .ok_or_else(|| VolumeError::ClaimNotReady(claim.claim_name.clone()))?;
             HostVolume {
-                path: path.clone(),
-                read_only: claim.read_only == Some(true),
+                path: bound.path.clone(),
+                read_only: bound.read_only || claim.read_only == Some(true),
             }
         } else if v.empty_dir.is_some() {
             std::fs::create_dir_all(&dir)
