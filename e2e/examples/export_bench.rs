@@ -14,8 +14,11 @@
 //! Run it after `e2e/local-cluster up`:
 //!
 //! ```text
-//! cargo build -p archivist && cargo run -p archivist-e2e --example export_bench -- --megabytes 1024
+//! cargo build -p archivist && cargo run -p archivist-e2e --example export_bench -- --megabytes 1024 [--shallow]
 //! ```
+//!
+//! `--shallow` exports through shallow read-only scratch volumes (`export.storageClassName:
+//! archivist-local-shallow`, `accessModes: [ReadOnlyMany]`) instead of full copies.
 //!
 //! Figures are printed, not asserted (they go into `e2e/BENCHMARKS.md`).
 
@@ -41,6 +44,11 @@ struct Args {
     /// Size of the content store, in MiB (random data, in files of 64 MiB).
     #[arg(long, default_value_t = 1024)]
     megabytes: u64,
+    /// Restore the export's scratch PVCs as shallow read-only volumes (StorageClass
+    /// `archivist-local-shallow`, `ReadOnlyMany`: the snapshot's data, no copy) instead of full
+    /// copies of the default class.
+    #[arg(long)]
+    shallow: bool,
 }
 
 const PASSWORD: &str = "bench-password";
@@ -88,12 +96,12 @@ async fn main() -> anyhow::Result<()> {
     let namespaces = Api::<Namespace>::all(client.clone());
     let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}}))?;
     namespaces.create(&PostParams::default(), &namespace).await?;
-    let outcome = bench(&client, &server, &ns, args.megabytes).await;
+    let outcome = bench(&client, &server, &ns, args.megabytes, args.shallow).await;
     let _ = namespaces.delete(&ns, &DeleteParams::background()).await;
     outcome
 }
 
-async fn bench(client: &kube::Client, server: &ResticServer, ns: &str, megabytes: u64) -> anyhow::Result<()> {
+async fn bench(client: &kube::Client, server: &ResticServer, ns: &str, megabytes: u64, shallow: bool) -> anyhow::Result<()> {
     let mut operator = start_operator(client, ns).await?;
     let meta = data_pvc(client, ns, "meta", &[]).await?;
     let content = data_pvc(client, ns, "content", &[]).await?;
@@ -116,8 +124,9 @@ async fn bench(client: &kube::Client, server: &ResticServer, ns: &str, megabytes
     // Initialised beforehand, as the bare one: `restic init` (about 2.5 s here) is a
     // repository's one-time cost, not an export's.
     server.restic("export", PASSWORD, &["init"])?;
-    let spec = "  target: {kind: StatefulSet, name: archive}\n  quiesce: {mode: None}\n  export: {repositorySecret: repo}\n  stores:\n  - name: s1\n    metadata: {volumeClaims: [meta]}\n    content: {volumeClaims: [content]}\n";
-    policy(client, ns, "mail", spec).await?;
+    let scratch = if shallow { ", storageClassName: archivist-local-shallow, accessModes: [ReadOnlyMany]" } else { "" };
+    let spec = format!("  target: {{kind: StatefulSet, name: archive}}\n  quiesce: {{mode: None}}\n  export: {{repositorySecret: repo{scratch}}}\n  stores:\n  - name: s1\n    metadata: {{volumeClaims: [meta]}}\n    content: {{volumeClaims: [content]}}\n");
+    policy(client, ns, "mail", &spec).await?;
     start_backup(client, ns, "b1", "mail").await?;
     wait_completed(client, ns, "b1", &mut operator).await?;
     let first = exported(client, ns, "b1").await?;
@@ -131,7 +140,8 @@ async fn bench(client: &kube::Client, server: &ResticServer, ns: &str, megabytes
     let store_bytes = megabytes << 20;
 
     let mib = megabytes as f64;
-    println!("export_bench: store={megabytes} MiB (random, 64 MiB files)");
+    let scratch = if shallow { "shallow read-only volumes of the snapshots" } else { "full copies of the snapshots" };
+    println!("export_bench: store={megabytes} MiB (random, 64 MiB files); scratch PVCs: {scratch}");
     println!("export_bench: bare restic backup: {bare:.1} s ({:.1} MiB/s)", mib / bare);
     println!(
         "export_bench: first export (scratch PVCs from snapshots, Job, restic): {first_seconds:.1} s ({:.1} MiB/s) = {:.0}% of bare restic's throughput",
