@@ -65,7 +65,10 @@ async fn a_completed_run_is_exported_encrypted_with_its_tags() {
         archive_statefulset(&client, &ns, "archive", 1, &[]).await?;
         let repo = format!("repo-{ns}");
         repository_secret(&client, &ns, "archive-repo", &server.url(&repo), PASSWORD).await?;
-        policy(&client, &ns, "mail", &exporting("archive-repo", true)).await?;
+        // Through shallow read-only scratch volumes (the snapshots' own data, no copy): the
+        // other export tests use full copies of the default class.
+        let shallow = "export: {repositorySecret: archive-repo, storageClassName: archivist-local-shallow, accessModes: [ReadOnlyMany]}";
+        policy(&client, &ns, "mail", &exporting("archive-repo", true).replace("export: {repositorySecret: archive-repo}", shallow)).await?;
         start_backup(&client, &ns, "b1", "mail").await?;
         let completed = wait_completed(&client, &ns, "b1", &mut operator).await?;
         anyhow::ensure!(phase(&completed) == BackupPhase::Completed);
