@@ -14,7 +14,9 @@
 //!
 //! And: a restore point whose VolumeSnapshots were deleted is restored (`from: Auto`) from its
 //! export, found through its ArchiveBackup's `status.export`; a repository that the Secret's
-//! password does not open refuses the request, naming the repository, and leaks nothing.
+//! password does not open refuses the request, naming the repository, and leaks nothing; an
+//! `InPlace` restore from the repository takes its pre-restore backup, keeps the old volumes
+//! and brings the target back on the repository's data.
 
 mod backup_support;
 mod restore_support;
@@ -162,6 +164,63 @@ async fn a_restore_point_whose_snapshots_are_gone_comes_from_its_export() {
         }
         let key = Api::<Secret>::namespaced(client.clone(), &ns).get("master-key-x").await?;
         ensure!(key.data.unwrap_or_default().get("MailStoreMaster.key").map(|b| b.0.as_slice()) == Some(b"s3cr3t-key".as_slice()), "master key");
+        archive.operator.check_running()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn an_in_place_restore_from_the_repository_keeps_the_old_volumes() {
+    use anyhow::Context as _;
+    use archivist::api::{ArchiveBackup, BackupPhase, BackupReason};
+    use archivist_e2e::testing::volumes::host_dir;
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    let server = Arc::new(ResticServer::start().expect("restic server"));
+    with_namespace("dr-in-place", move |client, ns| async move {
+        let url = server.url(&format!("repo-{ns}"));
+        repository_secret(&client, &ns, "archive-repo", &url, REPOSITORY_PASSWORD).await?;
+        let options = ArchiveOptions { export: Some("archive-repo".into()), sql: false, stores: 1, ..ArchiveOptions::default() };
+        let mut archive = archive_with_backup(&client, &ns, options).await?;
+        let run = wait_export_ended(&client, &ns, BACKUP, &archive.operator).await?;
+        ensure!(run.status.and_then(|s| s.export).map(|e| e.state) == Some(ExportState::Exported), "not exported");
+        archive.change_after_backup()?;
+        let changed: std::collections::BTreeMap<String, String> =
+            archive.dirs.iter().map(|(c, d)| Ok((c.clone(), host_checksums(d)?))).collect::<anyhow::Result<_>>()?;
+        let pvcs = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns);
+        let mut old_volumes = std::collections::BTreeMap::new();
+        for claim in &archive.claims {
+            let pv = pvcs.get(claim).await?.spec.and_then(|s| s.volume_name).context("unbound")?;
+            old_volumes.insert(claim.clone(), pv);
+        }
+
+        request(&client, &ns, "r1", &format!("  source: {{backupName: {BACKUP}, from: Repository}}\n  target: {{mode: InPlace}}\n")).await?;
+        let r = wait_restore_completed(&client, &ns, "r1", &mut archive.operator).await?;
+        let status = r.status.clone().unwrap_or_default();
+        ensure!(status.resolved_from == Some(SourceFrom::Repository), "resolvedFrom {:?}", status.resolved_from);
+
+        // The target is back, on its own claim names, with the repository's data.
+        crate::backup_support::wait_ready_replicas(&client, &ns, ARCHIVE, 1).await?;
+        let pod = format!("{ARCHIVE}-0");
+        wait_running(&client, &ns, &pod).await?;
+        for claim in &archive.claims {
+            let seen = pod_checksums(&client, &ns, &pod, "server", &format!("/{claim}")).await?;
+            ensure!(seen == archive.checksums[claim], "after the restore {claim} differs from the backup:\n{seen}\nvs\n{}", archive.checksums[claim]);
+            let pv = pvcs.get(claim).await?.spec.and_then(|s| s.volume_name).context("restored claim unbound")?;
+            ensure!(pv != old_volumes[claim], "{claim} is still on its old volume {pv}");
+        }
+        // The pre-restore backup was taken, and each old volume is kept with the newer data.
+        let pre = status.pre_restore_backup.clone().context("no preRestoreBackup")?;
+        let pre_backup = Api::<ArchiveBackup>::namespaced(client.clone(), &ns).get(&pre).await?;
+        ensure!(pre_backup.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Completed), "pre-restore backup {pre}: {:?}", pre_backup.status);
+        ensure!(pre_backup.spec.reason == BackupReason::PreRestore, "reason {:?}", pre_backup.spec.reason);
+        let pvs = Api::<PersistentVolume>::all(client.clone());
+        for (claim, volume) in &old_volumes {
+            let pv = pvs.get(volume).await.with_context(|| format!("old PV {volume} of {claim} is gone"))?;
+            let policy = pv.spec.as_ref().and_then(|s| s.persistent_volume_reclaim_policy.clone());
+            ensure!(policy.as_deref() == Some("Retain"), "old PV {volume}: reclaim policy {policy:?}");
+            ensure!(host_checksums(&host_dir(&pv)?)? == changed[claim], "old PV {volume} of {claim} lost its post-backup data");
+        }
         archive.operator.check_running()
     })
     .await;

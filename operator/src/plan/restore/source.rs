@@ -11,7 +11,7 @@
 //!   [`super::repository::choose`]), read through the request's reader pod.
 
 use super::{repository, resolve, restore_items, RestoreObservation, RestoreStep};
-use crate::api::{ArchiveBackup, RestoreMode, SourceFrom};
+use crate::api::{ArchiveBackup, SourceFrom};
 use std::time::Duration;
 
 /// The request's repository reader pod as the restore sees it.
@@ -47,11 +47,6 @@ pub fn decide<'a>(obs: &RestoreObservation<'a>) -> Source<'a> {
     let from = spec.source.from.unwrap_or_default();
     let named = spec.source.repository.as_ref().map(|r| r.secret_name.clone());
     let resolved = |backup: &'a ArchiveBackup, from: SourceFrom, repository_secret: Option<String>| {
-        if from == SourceFrom::Repository && spec.target.mode == RestoreMode::InPlace {
-            return Source::Step(RestoreStep::Refuse(
-                "spec.target.mode: InPlace cannot restore from a repository, and the restore point's snapshots are gone; use Volumes or SideBySide".into(),
-            ));
-        }
         if let Some(secret) = repository_secret.as_deref().filter(|s| !obs.secrets.contains(*s)) {
             return Source::Step(RestoreStep::Refuse(format!("the repository Secret {}/{secret} does not exist", obs.namespace)));
         }

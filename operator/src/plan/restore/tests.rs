@@ -707,7 +707,7 @@ fn the_source_is_the_snapshots_while_they_exist_else_the_repository() {
     }
     let mut in_place = pending(None, exported(), &["snap-meta-1"], &["repo"]);
     in_place.spec.target = RestoreTarget { mode: RestoreMode::InPlace, namespace: None, name_suffix: None };
-    assert!(matches!(in_place.next(), RestoreStep::Refuse(why) if why.starts_with("spec.target.mode: InPlace")));
+    assert_eq!(in_place.next(), accepted(SourceFrom::Repository, Some("repo")), "InPlace restores from the repository too");
 }
 
 #[test]

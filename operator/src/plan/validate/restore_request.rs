@@ -121,9 +121,6 @@ fn check_repository_source(problems: &mut Problems, spec: &RestoreRequestSpec) {
             problems.push("spec.source.repository", "applies only with from: Repository or Auto (from: Snapshots never reads a repository)");
         }
     }
-    if from == SourceFrom::Repository && spec.target.mode == RestoreMode::InPlace {
-        problems.push("spec.target.mode", "InPlace cannot restore from a repository (it replaces the target's claims from the snapshots); use Volumes or SideBySide");
-    }
 }
 
 /// Checks a RestoreRequest against the BackupPolicy its `source.policyName` names, when that

@@ -83,13 +83,13 @@ fn each_rule_names_its_field() {
             vec!["spec.source.repository"],
         ),
         (
-            "InPlace from the repository",
+            "InPlace from the repository is fine (the old claims are kept, a backup is taken first)",
             |s| {
                 s.source.from = Some(SourceFrom::Repository);
                 s.target.mode = RestoreMode::InPlace;
                 s.ttl_seconds_after_finished = None;
             },
-            vec!["spec.target.mode"],
+            vec![],
         ),
         ("namespace not a label", |s| s.target.namespace = Some("Mail".into()), vec!["spec.target.namespace"]),
         ("suffix uppercase", |s| s.target.name_suffix = Some("-Restored".into()), vec!["spec.target.nameSuffix"]),
