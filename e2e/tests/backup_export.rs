@@ -4,14 +4,18 @@
 //! - a Completed run is exported: `status.export` lists one repository snapshot per item, and
 //!   `restic snapshots --json` shows them with their tags and host; the repository holds no
 //!   plaintext of the archive; the Job and the scratch claims go;
-//! - a wrong password fails the export, not the restore point, and no credential appears in
-//!   its status, Events or the operator's log.
+//! - a wrong password, or a repository nobody listens at, fails the export (naming the
+//!   repository without its credentials), not the restore point, which still restores; no
+//!   credential appears in its status, Events or the operator's log;
+//! - retention forgets a pruned restore point's repository snapshots; the maintenance Job's
+//!   `restic prune` frees their data.
 
 mod backup_support;
 
 use std::time::Duration;
 
-use archivist::api::{ArchiveBackup, BackupPhase, Component, ConditionStatus, ExportState};
+use archivist::api::{ArchiveBackup, BackupPhase, Component, ConditionStatus, ExportState, RestorePhase, RestoreRequest};
+use archivist_e2e::testing::operator::Operator;
 use archivist_e2e::testing::restic::ResticServer;
 use archivist_e2e::testing::with_namespace;
 use backup_support::*;
@@ -39,6 +43,19 @@ fn exporting(secret: &str, master: bool) -> String {
     content: {{volumeClaims: [content]}}
 "#
     )
+}
+
+/// The archive every export test but the first backs up: the operator, a metadata and a
+/// content PVC with one file each, and the StatefulSet `archive`; returns the operator and the
+/// two host directories.
+async fn exporting_archive(client: &Client, ns: &str) -> anyhow::Result<(Operator, std::path::PathBuf, std::path::PathBuf)> {
+    let operator = start_operator(client, ns).await?;
+    let meta = data_pvc(client, ns, "meta", &[]).await?;
+    let content = data_pvc(client, ns, "content", &[]).await?;
+    std::fs::write(meta.join("index.db"), "row 1\n")?;
+    std::fs::write(content.join("msg-1.eml"), "Subject: one\n")?;
+    archive_statefulset(client, ns, "archive", 1, &[]).await?;
+    Ok((operator, meta, content))
 }
 
 async fn export_leftovers(client: &Client, ns: &str) -> anyhow::Result<usize> {
@@ -140,49 +157,70 @@ async fn a_completed_run_is_exported_encrypted_with_its_tags() {
     .await;
 }
 
+/// A port on loopback that nothing listens on.
+fn closed_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the local cluster: e2e/local-cluster up"]
-async fn a_wrong_password_fails_the_export_not_the_restore_point_and_stays_secret() {
+async fn a_failed_export_names_the_repository_keeps_the_restore_point_and_stays_secret() {
     let server = std::sync::Arc::new(ResticServer::start().expect("restic server"));
-    with_namespace("bk-export-bad", move |client, ns| async move {
-        let mut operator = start_operator(&client, &ns).await?;
-        let meta = data_pvc(&client, &ns, "meta", &[]).await?;
-        let content = data_pvc(&client, &ns, "content", &[]).await?;
-        std::fs::write(meta.join("index.db"), "row 1\n")?;
-        std::fs::write(content.join("msg-1.eml"), "Subject: one\n")?;
-        archive_statefulset(&client, &ns, "archive", 1, &[]).await?;
-        // The repository exists with another password.
-        let repo = format!("repo-{ns}");
-        server.restic(&repo, PASSWORD, &["init"])?;
-        let wrong = "wrong-pw-Zt81x";
-        repository_secret(&client, &ns, "archive-repo", &server.url(&repo), wrong).await?;
-        policy(&client, &ns, "mail", &exporting("archive-repo", false)).await?;
-        start_backup(&client, &ns, "b1", "mail").await?;
-        wait_completed(&client, &ns, "b1", &mut operator).await?;
-        let run = wait_export_ended(&client, &ns, "b1", &operator).await?;
-        anyhow::ensure!(phase(&run) == BackupPhase::Completed, "the restore point stays Completed");
-        let status = run.status.clone().unwrap_or_default();
-        let export = status.export.clone().ok_or_else(|| anyhow::anyhow!("no status.export"))?;
-        anyhow::ensure!(export.state == ExportState::Failed, "{export:?}");
-        let message = export.message.clone().unwrap_or_default();
-        let url = server.url(&repo);
-        anyhow::ensure!(message.starts_with(&format!("export to {url} failed:")), "the message names the repository: {message}");
-        anyhow::ensure!(message.contains("wrong password"), "the message says why: {message}");
-        let condition = status.conditions.iter().find(|c| c.type_ == "Exported");
-        anyhow::ensure!(condition.is_some_and(|c| c.status == ConditionStatus::False && c.reason == "ExportFailed"), "{condition:?}");
-        until("the ExportFailed Event", Duration::from_secs(10), || async {
-            Ok(run_event_reasons(&client, &ns, "b1").await?.iter().any(|r| r == "ExportFailed"))
+    // (case, the Secret's repository, its password, the repository as shown, the cause)
+    let port = closed_port().expect("a free port");
+    let cases = [
+        ("wrong password", server.url("repo-bad-pw"), "wrong-pw-Zt81x", server.url("repo-bad-pw"), "wrong password"),
+        (
+            "unreachable, credentials in the URL",
+            format!("rest:http://archivist:url-pw-Qv37@127.0.0.1:{port}/repo"),
+            "unreach-pw-Lk52",
+            format!("rest:http://127.0.0.1:{port}/repo"),
+            "connection refused",
+        ),
+    ];
+    // The first repository exists, with another password.
+    server.restic("repo-bad-pw", PASSWORD, &["init"]).expect("restic init");
+    for (case, repository, password, shown, cause) in cases {
+        with_namespace("bk-export-bad", move |client, ns| async move {
+            let (mut operator, _, _) = exporting_archive(&client, &ns).await?;
+            repository_secret(&client, &ns, "archive-repo", &repository, password).await?;
+            policy(&client, &ns, "mail", &exporting("archive-repo", false)).await?;
+            start_backup(&client, &ns, "b1", "mail").await?;
+            wait_completed(&client, &ns, "b1", &mut operator).await?;
+            let run = wait_export_ended(&client, &ns, "b1", &operator).await?;
+            anyhow::ensure!(phase(&run) == BackupPhase::Completed, "{case}: the restore point stays Completed");
+            let status = run.status.clone().unwrap_or_default();
+            let export = status.export.clone().ok_or_else(|| anyhow::anyhow!("{case}: no status.export"))?;
+            anyhow::ensure!(export.state == ExportState::Failed, "{case}: {export:?}");
+            let message = export.message.clone().unwrap_or_default();
+            anyhow::ensure!(message.starts_with(&format!("export to {shown} failed:")), "{case}: the message names the repository: {message}");
+            anyhow::ensure!(message.contains(cause), "{case}: the message says why: {message}");
+            let condition = status.conditions.iter().find(|c| c.type_ == "Exported");
+            anyhow::ensure!(condition.is_some_and(|c| c.status == ConditionStatus::False && c.reason == "ExportFailed"), "{case}: {condition:?}");
+            until("the ExportFailed Event", Duration::from_secs(10), || async {
+                Ok(run_event_reasons(&client, &ns, "b1").await?.iter().any(|r| r == "ExportFailed"))
+            })
+            .await?;
+            // No credential anywhere: status, Events, the operator's log.
+            let events = archivist_e2e::testing::operator::events_of(&client, &ns, "ArchiveBackup", "b1").await?;
+            let texts = [serde_json::to_string(&status)?, serde_json::to_string(&events)?, operator.log_tail(2000)];
+            for text in texts {
+                anyhow::ensure!(!text.contains(password) && !text.contains(PASSWORD) && !text.contains("url-pw-Qv37"), "{case}: a password leaked: {text}");
+            }
+            until("the export Job and scratch claims to be deleted", Duration::from_secs(30), || async { Ok(export_leftovers(&client, &ns).await? == 0) }).await?;
+            // And it restores, from its snapshots.
+            create::<RestoreRequest>(&client, &ns, "apiVersion: archivist.dev/v1alpha1\nkind: RestoreRequest\nmetadata: {name: r1}\nspec:\n  source: {backupName: b1}\n  target: {mode: Volumes, nameSuffix: -r}\n").await?;
+            let requests = Api::<RestoreRequest>::namespaced(client.clone(), &ns);
+            until("the restore from the snapshots to complete", Duration::from_secs(60), || async {
+                let phase = requests.get("r1").await?.status.and_then(|s| s.phase);
+                anyhow::ensure!(phase != Some(RestorePhase::Failed), "{case}: the restore failed");
+                Ok(phase == Some(RestorePhase::Completed))
+            })
+            .await?;
+            operator.check_running()
         })
-        .await?;
-        // No credential anywhere: status, Events, the operator's log.
-        let events = archivist_e2e::testing::operator::events_of(&client, &ns, "ArchiveBackup", "b1").await?;
-        let texts = [serde_json::to_string(&status)?, serde_json::to_string(&events)?, operator.log_tail(2000)];
-        for text in texts {
-            anyhow::ensure!(!text.contains(wrong) && !text.contains(PASSWORD), "a password leaked: {text}");
-        }
-        until("the export Job and scratch claims to be deleted", Duration::from_secs(30), || async { Ok(export_leftovers(&client, &ns).await? == 0) }).await
-    })
-    .await;
+        .await;
+    }
 }
 
 /// The restic snapshots of repository `repo` tagged `archivist.dev/backup=<backup>`.
@@ -196,12 +234,7 @@ fn snapshots_of_backup(server: &ResticServer, repo: &str, backup: &str) -> anyho
 async fn retention_forgets_the_repository_snapshots_and_a_deletion_by_hand_does_not() {
     let server = std::sync::Arc::new(ResticServer::start().expect("restic server"));
     with_namespace("bk-export-forget", move |client, ns| async move {
-        let mut operator = start_operator(&client, &ns).await?;
-        let meta = data_pvc(&client, &ns, "meta", &[]).await?;
-        let content = data_pvc(&client, &ns, "content", &[]).await?;
-        std::fs::write(meta.join("index.db"), "row 1\n")?;
-        std::fs::write(content.join("msg-1.eml"), "Subject: one\n")?;
-        archive_statefulset(&client, &ns, "archive", 1, &[]).await?;
+        let (mut operator, _, _) = exporting_archive(&client, &ns).await?;
         let repo = format!("repo-{ns}");
         repository_secret(&client, &ns, "archive-repo", &server.url(&repo), PASSWORD).await?;
         policy(&client, &ns, "mail", &format!("{}  retention: {{keepLast: 1}}\n", exporting("archive-repo", false))).await?;
@@ -239,15 +272,10 @@ fn pack_bytes(server: &ResticServer, repo: &str) -> anyhow::Result<u64> {
 async fn repository_maintenance_frees_what_retention_forgot() {
     let server = std::sync::Arc::new(ResticServer::start().expect("restic server"));
     with_namespace("bk-export-prune", move |client, ns| async move {
-        let mut operator = start_operator(&client, &ns).await?;
-        let meta = data_pvc(&client, &ns, "meta", &[]).await?;
-        let content = data_pvc(&client, &ns, "content", &[]).await?;
-        std::fs::write(meta.join("index.db"), "row 1\n")?;
-        std::fs::write(content.join("msg-1.eml"), "Subject: one\n")?;
+        let (mut operator, _, content) = exporting_archive(&client, &ns).await?;
         // 4 MiB only b1 holds: once b1 is forgotten, only a prune frees them.
         let status = std::process::Command::new("sh").arg("-c").arg(format!("head -c 4194304 /dev/urandom > '{}'", content.join("only-in-b1.dat").display())).status()?;
         anyhow::ensure!(status.success());
-        archive_statefulset(&client, &ns, "archive", 1, &[]).await?;
         let repo = format!("repo-{ns}");
         repository_secret(&client, &ns, "archive-repo", &server.url(&repo), PASSWORD).await?;
         // The maintenance at a set minute, two to three minutes ahead (UTC): well after b1 is
