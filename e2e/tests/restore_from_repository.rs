@@ -132,17 +132,24 @@ async fn a_deleted_namespace_comes_back_from_the_repository() {
     .await;
 }
 
+/// A one-store archive (no SQL) backed up as [`BACKUP`] and exported to its own repository on
+/// `server`, through the repository Secret `archive-repo`.
+async fn exported_archive(client: &kube::Client, ns: &str, server: &ResticServer) -> anyhow::Result<Archive> {
+    let url = server.url(&format!("repo-{ns}"));
+    repository_secret(client, ns, "archive-repo", &url, REPOSITORY_PASSWORD).await?;
+    let options = ArchiveOptions { export: Some("archive-repo".into()), sql: false, stores: 1, ..ArchiveOptions::default() };
+    let archive = archive_with_backup(client, ns, options).await?;
+    let run = wait_export_ended(client, ns, BACKUP, &archive.operator).await?;
+    ensure!(run.status.and_then(|s| s.export).map(|e| e.state) == Some(ExportState::Exported), "not exported");
+    Ok(archive)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the local cluster: e2e/local-cluster up"]
 async fn a_restore_point_whose_snapshots_are_gone_comes_from_its_export() {
     let server = Arc::new(ResticServer::start().expect("restic server"));
     with_namespace("dr-snapshots-gone", move |client, ns| async move {
-        let url = server.url(&format!("repo-{ns}"));
-        repository_secret(&client, &ns, "archive-repo", &url, REPOSITORY_PASSWORD).await?;
-        let options = ArchiveOptions { export: Some("archive-repo".into()), sql: false, stores: 1, ..ArchiveOptions::default() };
-        let mut archive = archive_with_backup(&client, &ns, options).await?;
-        let run = wait_export_ended(&client, &ns, BACKUP, &archive.operator).await?;
-        ensure!(run.status.and_then(|s| s.export).map(|e| e.state) == Some(ExportState::Exported), "not exported");
+        let mut archive = exported_archive(&client, &ns, &server).await?;
         // The storage system lost the snapshots; the ArchiveBackup is still there.
         let snapshots = Api::<VolumeSnapshot>::namespaced(client.clone(), &ns);
         for snapshot in snapshots.list(&Default::default()).await?.items {
@@ -178,12 +185,7 @@ async fn an_in_place_restore_from_the_repository_keeps_the_old_volumes() {
     use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
     let server = Arc::new(ResticServer::start().expect("restic server"));
     with_namespace("dr-in-place", move |client, ns| async move {
-        let url = server.url(&format!("repo-{ns}"));
-        repository_secret(&client, &ns, "archive-repo", &url, REPOSITORY_PASSWORD).await?;
-        let options = ArchiveOptions { export: Some("archive-repo".into()), sql: false, stores: 1, ..ArchiveOptions::default() };
-        let mut archive = archive_with_backup(&client, &ns, options).await?;
-        let run = wait_export_ended(&client, &ns, BACKUP, &archive.operator).await?;
-        ensure!(run.status.and_then(|s| s.export).map(|e| e.state) == Some(ExportState::Exported), "not exported");
+        let mut archive = exported_archive(&client, &ns, &server).await?;
         archive.change_after_backup()?;
         let changed: std::collections::BTreeMap<String, String> =
             archive.dirs.iter().map(|(c, d)| Ok((c.clone(), host_checksums(d)?))).collect::<anyhow::Result<_>>()?;

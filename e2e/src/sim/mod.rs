@@ -2,11 +2,14 @@
 //!
 //! - [`node`], [`scheduler`], [`kubelet`]: the Node `local-node`, pod binding, pods run as
 //!   bubblewrap processes, and the kubelet HTTPS endpoint for exec and logs.
-//! - [`storage`]: StorageClass `archivist-local`, PVC -> hostPath PV provisioning.
+//! - [`storage`]: StorageClasses `archivist-local` and `archivist-local-shallow`, PVC -> hostPath
+//!   PV provisioning.
 //! - [`snapshots`]: VolumeSnapshot -> VolumeSnapshotContent, copies of volume directories.
 //!
 //! Contract between the parts: a PV provisioned by [`storage`] has `spec.hostPath.path` =
-//! `<state-dir>/volumes/<pv-name>`; the kubelet mounts whatever path a bound PV names.
+//! `<state-dir>/volumes/<pv-name>`, except a shallow volume's, which is its snapshot's data
+//! directory `<state-dir>/snapshots/<content>` (annotation [`storage::BACKING_SNAPSHOT`]); the
+//! kubelet mounts whatever path a bound PV names, read-only when the PV is `ReadOnlyMany` only.
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -274,7 +274,8 @@ pub(super) fn job_object(request: &RestoreRequest, name: &str, labels: BTreeMap<
 }
 
 /// The metadata of object `name` that goes with `request`: in its namespace, labelled with it
-/// (`archivist.dev/restore`) and owned by it (the mapping ConfigMap, the reader pod).
+/// (`archivist.dev/restore`) and owned by it (the mapping ConfigMap, the reader pod, the
+/// side-by-side workload copy).
 pub(super) fn request_owned(request: &RestoreRequest, name: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_string()),
@@ -339,7 +340,7 @@ pub fn statefulset_copy(request: &RestoreRequest, original: &StatefulSet, name: 
     spec.service_name = Some(name.to_string());
     spec.selector = LabelSelector { match_labels: Some(BTreeMap::from([(RESTORE.to_string(), request.name_any())])), match_expressions: None };
     StatefulSet {
-        metadata: copy_meta(request, name),
+        metadata: request_owned(request, name),
         spec: Some(spec),
         status: None,
     }
@@ -351,18 +352,9 @@ pub fn deployment_copy(request: &RestoreRequest, original: &Deployment, name: &s
     rewrite_template(&mut spec.template, &request.name_any(), claims, &[]);
     spec.replicas = Some(1);
     spec.selector = LabelSelector { match_labels: Some(BTreeMap::from([(RESTORE.to_string(), request.name_any())])), match_expressions: None };
-    Deployment { metadata: copy_meta(request, name), spec: Some(spec), status: None }
+    Deployment { metadata: request_owned(request, name), spec: Some(spec), status: None }
 }
 
-fn copy_meta(request: &RestoreRequest, name: &str) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.to_string()),
-        namespace: request.namespace(),
-        labels: Some(BTreeMap::from([(RESTORE.to_string(), request.name_any())])),
-        owner_references: owned_by(request),
-        ..Default::default()
-    }
-}
 
 
 /// Whether a component's restored claim is mounted by hooks (every volume item is).
