@@ -109,9 +109,12 @@ operator/src/kube); keep them in step when the code changes. Two lists:
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, create]
+# VolumeSnapshots: cut, read and deleted by their runs; an orphan (labelled archivist.dev/backup,
+# its ArchiveBackup gone) is marked (patch) and, after a ClusterRetentionPolicy's grace period,
+# deleted.
 - apiGroups: [snapshot.storage.k8s.io]
   resources: [volumesnapshots]
-  verbs: [get, list, watch, create, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
@@ -141,6 +144,11 @@ operator/src/kube); keep them in step when the code changes. Two lists:
 - apiGroups: [archivist.dev]
   resources: [clusterretentionpolicies]
   verbs: [get, list, watch]
+# Their status (policies, restore points, storage, prunedTotal, orphans), written by the
+# operator when it watches every namespace.
+- apiGroups: [archivist.dev]
+  resources: [clusterretentionpolicies/status]
+  verbs: [get, patch]
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, list, watch]

@@ -122,6 +122,17 @@ impl Operator {
     /// [`Operator::start_with_kubeconfig`] with extra environment variables (for example a
     /// `POD_NAME`, the leader-election identity).
     pub async fn start_with(namespace: &str, kubeconfig: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::spawn(namespace, &["--namespace", namespace], kubeconfig, env).await
+    }
+
+    /// Starts `archivist run` over every namespace (what the ClusterRetentionPolicy evaluator
+    /// needs), its leader-election Lease in `lease_namespace`, its log named after it. Only
+    /// for a test binary whose tests tolerate an operator acting in every namespace.
+    pub async fn start_cluster_wide(lease_namespace: &str) -> anyhow::Result<Self> {
+        Self::spawn(lease_namespace, &["--leader-election-namespace", lease_namespace], &kubeconfig_path(), &[]).await
+    }
+
+    async fn spawn(namespace: &str, scope: &[&str], kubeconfig: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let bin = archivist_bin();
         if !bin.is_file() {
             bail!(
@@ -141,7 +152,8 @@ impl Operator {
         };
         let file = std::fs::File::create(&log).with_context(|| format!("{}", log.display()))?;
         let child = tokio::process::Command::new(&bin)
-            .args(["run", "--namespace", namespace, "--metrics-addr", "127.0.0.1:0"])
+            .args(["run", "--metrics-addr", "127.0.0.1:0"])
+            .args(scope)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", std::env::var("ARCHIVIST_E2E_LOG").unwrap_or_else(|_| "info,archivist=debug".into()))
             // The leader-election identity: one per namespace, like one operator pod, so an

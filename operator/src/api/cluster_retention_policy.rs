@@ -18,8 +18,13 @@ use serde::{Deserialize, Serialize};
     status = "ClusterRetentionPolicyStatus",
     shortname = "crp",
     category = "archivist",
-    printcolumn = r#"{"name":"Selector","type":"string","jsonPath":".spec.namespaceSelector"}"#,
-    printcolumn = r#"{"name":"Governed","type":"integer","jsonPath":".status.governedPolicies"}"#,
+    printcolumn = r#"{"name":"Hold","type":"boolean","jsonPath":".spec.legalHold"}"#,
+    printcolumn = r#"{"name":"Policies","type":"integer","jsonPath":".status.policies"}"#,
+    printcolumn = r#"{"name":"Restore Points","type":"integer","jsonPath":".status.restorePoints"}"#,
+    printcolumn = r#"{"name":"Storage Bytes","type":"integer","jsonPath":".status.storageBytes"}"#,
+    printcolumn = r#"{"name":"Pruned","type":"integer","jsonPath":".status.prunedTotal"}"#,
+    printcolumn = r#"{"name":"Orphans Deleted","type":"integer","priority":1,"jsonPath":".status.orphansDeleted"}"#,
+    printcolumn = r#"{"name":"Evaluated","type":"date","jsonPath":".status.lastEvaluated"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -50,6 +55,14 @@ pub struct ClusterRetentionPolicySpec {
     /// Setting it back to false lets retention prune again at the policies' next evaluation.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub legal_hold: bool,
+    /// Orphan collection: a VolumeSnapshot labelled `archivist.dev/backup` in a matching
+    /// namespace whose ArchiveBackup is gone is marked (annotation
+    /// `archivist.dev/orphaned-since`), and deleted once it has been an orphan this many
+    /// seconds (default 86400), with an Event and a count in `status.orphansDeleted`. A
+    /// snapshot whose ArchiveBackup comes back is unmarked. Nothing without that label is ever
+    /// touched. Where several cluster policies match, the shortest period applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orphan_grace_period_seconds: Option<u32>,
 }
 
 /// The observed state of a ClusterRetentionPolicy.
@@ -63,13 +76,23 @@ pub struct ClusterRetentionPolicyStatus {
     #[serde(default)]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
-    /// How many BackupPolicies it governs.
+    /// How many BackupPolicies it governs (those of the namespaces it matches).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub governed_policies: Option<u32>,
-    /// How many restore points those policies have.
+    pub policies: Option<u32>,
+    /// How many restore points (Completed ArchiveBackups) those policies have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub governed_restore_points: Option<u32>,
-    /// How many restore points it has pruned (beyond what the policies alone would prune).
+    pub restore_points: Option<u32>,
+    /// The sum of the `restoreSize` of those restore points' items, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pruned_restore_points: Option<u32>,
+    pub storage_bytes: Option<u64>,
+    /// How many restore points its ceilings (`maxRetentionDays`, `maxRestorePointsPerPolicy`)
+    /// have pruned, beyond what the policies alone would prune.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned_total: Option<u64>,
+    /// How many orphaned VolumeSnapshots it has deleted (`orphanGracePeriodSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orphans_deleted: Option<u64>,
+    /// When the operator last computed this status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_evaluated: Option<chrono::DateTime<chrono::Utc>>,
 }

@@ -289,6 +289,7 @@ async fn act_on(policy: &BackupPolicy, ctx: &Context, namespace: &str, decision:
                 .during(|| format!("failed to prune ArchiveBackup {namespace}/{pruned}"))?;
         }
         publish(ctx, policy, EventType::Normal, "Pruned", format!("retention pruned {}", decision.prune.join(", "))).await;
+        super::cluster_retention::count_pruned(ctx, &namespace, &decision.pruned_by_ceilings).await;
     }
     let status_api = Api::<BackupPolicy>::namespaced(ctx.client.clone(), &namespace);
     let mut recorded = false;

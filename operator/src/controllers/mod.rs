@@ -5,6 +5,7 @@ pub mod archive_backup;
 pub mod backoff;
 pub mod backup_policy;
 pub mod caches;
+pub mod cluster_retention;
 pub mod context;
 pub mod error;
 pub mod events;
@@ -68,6 +69,7 @@ pub async fn run(clients: crate::kube::client::ApiClients, metrics: Arc<Metrics>
         archive_backup::run(ctx.clone(), subscriptions.backups, subscriptions.backups_by_child, stop_rx.clone(), shutdown_timeout),
         backup_policy::run(ctx.clone(), subscriptions.policy_changes, stopped(stop_rx.clone())),
         restore_request::run(ctx.clone(), subscriptions.restores, subscriptions.restores_by_backup, stopped(stop_rx.clone())),
+        cluster_retention::run(ctx.clone(), subscriptions.cluster_specs, stopped(stop_rx.clone())),
         sweeper::run(ctx, stopped(stop_rx)),
     );
     watches.abort();

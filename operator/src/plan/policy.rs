@@ -23,7 +23,7 @@ pub mod prune;
 use super::names;
 use super::retention::cluster::plan_with_cluster;
 use super::retention::restores::restore_sources;
-use super::retention::{Action, RetentionCandidate};
+use super::retention::{Action, Reason, RetentionCandidate};
 use super::schedule::{due_runs, parse_time_zone, Schedule};
 use super::conditions;
 use crate::api::{
@@ -96,6 +96,10 @@ pub struct PolicyDecision {
     /// `archivist.dev/prune` instead of deleted, and delete themselves once their repository
     /// snapshots are forgotten (`plan::backup::exporting::pruning`).
     pub forget_first: Vec<String>,
+    /// Of `prune`, how many a cluster ceiling pruned (`max-retention`, `max-restore-points`),
+    /// each with the ceiling reasons that pruned it (counted in the cluster policies'
+    /// `status.prunedTotal`).
+    pub pruned_by_ceilings: Vec<Vec<Reason>>,
     /// The repository maintenance Job to create (its name and scheduled time); recorded in
     /// `status.prune` first.
     pub start_prune: Option<(String, DateTime<Utc>)>,
@@ -137,7 +141,7 @@ pub fn decide(obs: &PolicyObservation<'_>) -> PolicyDecision {
     };
     conditions::set(&mut status.conditions, "Suspended", suspended, if obs.spec.suspend { "Suspended" } else { "Active" }, why, now, generation);
 
-    let mut decision = PolicyDecision { create: None, skipped_runs: 0, prune: Vec::new(), forget_first: Vec::new(), start_prune: None, status, requeue: None };
+    let mut decision = PolicyDecision { create: None, skipped_runs: 0, prune: Vec::new(), forget_first: Vec::new(), pruned_by_ceilings: Vec::new(), start_prune: None, status, requeue: None };
     let set_ready = |d: &mut PolicyDecision, status, reason: &str, message: String| {
         conditions::set(&mut d.status.conditions, "Ready", status, reason, message, now, generation);
     };
@@ -189,11 +193,16 @@ pub fn decide(obs: &PolicyObservation<'_>) -> PolicyDecision {
                 .filter_map(|b| RetentionCandidate::try_from(b).ok())
                 .map(|c| c.reading(&sources))
                 .collect();
-            decision.prune = plan_with_cluster(&obs.spec.retention, tz, &candidates, now, obs.cluster)
+            let pruned: Vec<_> = plan_with_cluster(&obs.spec.retention, tz, &candidates, now, obs.cluster)
                 .into_iter()
                 .filter(|d| d.action == Action::Prune)
-                .map(|d| d.name)
                 .collect();
+            decision.pruned_by_ceilings = pruned
+                .iter()
+                .map(|d| d.reasons.iter().copied().filter(|r| matches!(r, Reason::MaxRetention | Reason::MaxRestorePoints)).collect::<Vec<_>>())
+                .filter(|ceilings| !ceilings.is_empty())
+                .collect();
+            decision.prune = pruned.into_iter().map(|d| d.name).collect();
             decision.forget_first = obs
                 .backups
                 .iter()

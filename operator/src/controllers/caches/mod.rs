@@ -39,7 +39,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Resource, ResourceExt};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 mod child_feed;
@@ -142,6 +142,9 @@ pub struct Subscriptions {
     /// shows the change, and a run waiting on its target when a workload or pod of its
     /// namespace changes (`target_waiters`).
     pub backups_by_child: UnboundedReceiver<ObjectRef<ArchiveBackup>>,
+    /// Notified when a ClusterRetentionPolicy's spec changes or one goes (the evaluator,
+    /// `controllers::cluster_retention`).
+    pub cluster_specs: Arc<tokio::sync::Notify>,
 }
 
 impl Caches {
@@ -307,17 +310,38 @@ pub fn start(client: &kube::Client, scope: Option<&str>) -> (Caches, Subscriptio
     };
 
     let (cluster_policies, cluster_writer) = reflector::store::<ClusterRetentionPolicy>();
+    let cluster_specs = Arc::new(tokio::sync::Notify::new());
     let cluster_feed = {
         let policy_tx = policy_tx.clone();
+        let cluster_specs = cluster_specs.clone();
         let mut first = first_list();
+        // Only a new spec (generation) or a deletion wakes every policy: the evaluator writes
+        // each cluster policy's status every minute, which must not.
+        let mut generations: HashMap<String, Option<i64>> = HashMap::new();
         watcher(Api::<ClusterRetentionPolicy>::all(client.clone()), watcher::Config::default())
             .default_backoff()
             .reflect(cluster_writer)
             .for_each(move |event| {
                 first.saw(&event);
                 if let Some(event) = logged("ClusterRetentionPolicy", &event) {
-                    if !changed(event, &policy_tx).is_empty() {
+                    let spec_changed = match event {
+                        watcher::Event::Apply(p) => generations.insert(p.name_any(), p.metadata.generation) != Some(p.metadata.generation),
+                        watcher::Event::InitApply(p) => {
+                            generations.insert(p.name_any(), p.metadata.generation);
+                            false
+                        }
+                        watcher::Event::Delete(p) => {
+                            generations.remove(&p.name_any());
+                            true
+                        }
+                        watcher::Event::Init | watcher::Event::InitDone => false,
+                    };
+                    if spec_changed {
                         let _ = policy_tx.unbounded_send(Change::All);
+                        cluster_specs.notify_one();
+                    } else {
+                        // A re-list still wakes every policy (deletions may have been missed).
+                        let _ = changed(event, &policy_tx);
                     }
                 }
                 futures::future::ready(())
@@ -378,7 +402,7 @@ pub fn start(client: &kube::Client, scope: Option<&str>) -> (Caches, Subscriptio
         futures::join!(backups_feed, restores_feed, cluster_feed, namespaces_feed, sts_feed, deploy_feed, snapshots_feed, jobs_feed, claims_feed, pods_feed);
     };
     let caches = Caches { backups, restores, cluster_policies, namespaces, stateful_sets, deployments, children, listed };
-    let subscriptions = Subscriptions { backups: backups_sub, restores: restores_sub, restores_by_backup, policy_changes, backups_by_child };
+    let subscriptions = Subscriptions { backups: backups_sub, restores: restores_sub, restores_by_backup, policy_changes, backups_by_child, cluster_specs };
     (caches, subscriptions, drive)
 }
 

@@ -37,6 +37,7 @@
 
 mod buckets;
 pub mod cluster;
+pub mod governance;
 mod reason;
 pub mod restores;
 
