@@ -368,3 +368,39 @@ fn repository_maintenance_waits_for_restores_reading_the_repository() {
         assert_eq!(got.status.prune.is_some(), starts, "{name}: status.prune records only a started prune");
     }
 }
+
+#[test]
+fn what_a_cluster_ceiling_prunes_is_told_apart() {
+    use crate::api::ClusterRetentionPolicySpec;
+    use crate::plan::retention::Reason;
+    let done = |n, h| backup(n, BackupPhase::Completed, t(h, 0), false);
+    let backups = vec![done("a", 0), done("b", 1), done("c", 2)];
+    let ceiling = ClusterRetentionPolicySpec { max_restore_points_per_policy: Some(2), ..Default::default() };
+    // (case, keepLast, cluster policies, pruned, pruned by ceilings)
+    let cases: Vec<(&str, Option<u32>, Vec<ClusterRetentionPolicySpec>, Vec<&str>, Vec<Vec<Reason>>)> = vec![
+        ("the policy alone", Some(1), vec![], vec!["b", "a"], vec![]),
+        ("the ceiling prunes what keepLast keeps", Some(5), vec![ceiling.clone()], vec!["a"], vec![vec![Reason::MaxRestorePoints]]),
+        ("keepLast prunes more than the ceiling", Some(1), vec![ceiling], vec!["b", "a"], vec![]),
+    ];
+    for (name, keep_last, cluster, want_prune, want_ceilings) in cases {
+        let c = Case { spec: spec(Some("0 * * * *"), keep_last), backups: backups.clone(), ..case(name) };
+        let status = BackupPolicyStatus { last_schedule_time: c.last_schedule, ..Default::default() };
+        let got = decide(&PolicyObservation {
+            now: c.now,
+            name: "p",
+            generation: Some(3),
+            created: t(0, 0),
+            spec: &c.spec,
+            status: &status,
+            backup_now: None,
+            problems: &[],
+            target_exists: true,
+            backups: &c.backups,
+            restores: &[],
+            cluster: &cluster,
+            prune_job: None,
+        });
+        assert_eq!(got.prune, want_prune, "{name}");
+        assert_eq!(got.pruned_by_ceilings, want_ceilings, "{name}");
+    }
+}
