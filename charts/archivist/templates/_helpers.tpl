@@ -149,6 +149,11 @@ operator/src/kube); keep them in step when the code changes. Two lists:
 - apiGroups: [archivist.dev]
   resources: [clusterretentionpolicies/status]
   verbs: [get, patch]
+# Events about a cluster policy (an orphan deleted) go to namespace default through the core
+# API (events.k8s.io refuses a cluster-scoped object's Event outside kube-system).
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, list, watch]

@@ -13,7 +13,6 @@
 //! delete carries the snapshot's uid. An operator that watches one namespace does not run it:
 //! a cluster policy's status covers the whole cluster.
 
-use super::events::publish;
 use super::Context;
 use crate::api::{BackupPolicy, ClusterRetentionPolicy};
 use crate::kube::labels::BACKUP;
@@ -21,8 +20,7 @@ use crate::kube::snapshot::VolumeSnapshot;
 use crate::plan::retention::governance::{governed, orphan_actions, LabelledSnapshot, OrphanAction, DEFAULT_ORPHAN_GRACE_SECONDS};
 use crate::plan::retention::Reason;
 use chrono::{DateTime, Utc};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
-use kube::runtime::events::EventType;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -168,9 +166,42 @@ async fn act_on_orphan(ctx: &Context, crp: &ClusterRetentionPolicy, snapshot: &L
                 crp.spec.orphan_grace_period_seconds.unwrap_or(DEFAULT_ORPHAN_GRACE_SECONDS)
             );
             tracing::info!(policy = %crp.name_any(), "{note}");
-            publish(ctx, crp, EventType::Normal, "OrphanSnapshotDeleted", note).await;
+            publish_cluster_scoped(ctx, crp, "OrphanSnapshotDeleted", &note).await;
             Ok(true)
         }
+    }
+}
+
+/// Publishes a Normal Event about the cluster-scoped `crp` in namespace `default`, through the
+/// core v1 API (as client-go's recorder does for Nodes): the API server refuses an
+/// `events.k8s.io` Event about a cluster-scoped object anywhere but `kube-system`, where
+/// `kubectl describe` would not look. A failure is logged, never fatal.
+async fn publish_cluster_scoped(ctx: &Context, crp: &ClusterRetentionPolicy, reason: &str, note: &str) {
+    use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+    use kube::Resource;
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let event = Event {
+        metadata: ObjectMeta { generate_name: Some(format!("{}.", crp.name_any())), namespace: Some("default".into()), ..ObjectMeta::default() },
+        involved_object: ObjectReference {
+            api_version: Some(ClusterRetentionPolicy::api_version(&()).into_owned()),
+            kind: Some(ClusterRetentionPolicy::kind(&()).into_owned()),
+            name: Some(crp.name_any()),
+            uid: crp.uid(),
+            ..ObjectReference::default()
+        },
+        reason: Some(reason.into()),
+        message: Some(note.into()),
+        type_: Some("Normal".into()),
+        count: Some(1),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        source: Some(EventSource { component: Some("archivist".into()), host: None }),
+        reporting_component: Some("archivist".into()),
+        ..Event::default()
+    };
+    if let Err(e) = Api::<Event>::namespaced(ctx.client.clone(), "default").create(&PostParams::default(), &event).await {
+        tracing::warn!(reason, error = %e, "failed to publish Event");
     }
 }
 

@@ -8,10 +8,12 @@
 //!   reason, hold), creation time, phase, `startTime` and verification state;
 //! - the gauges (`crate::gauges`) read the verification's and the export's state and end;
 //! - a pending run of the same policy reads its phase and creation time;
+//! - the ClusterRetentionPolicy evaluator (`plan::retention::governance`) reads each item's
+//!   `restoreSize` (kept with the item's component, nothing else of it);
 //! - the cache's own feed reads the label `archivist.dev/restore` (a pre-restore backup wakes
 //!   its RestoreRequest).
 //!
-//! Everything else (items, conditions, the copy of the policy spec, messages, the other
+//! Everything else (the rest of the items, conditions, the copy of the policy spec, messages, the other
 //! labels, the `last-applied-configuration` annotation) is dropped: about 3 KB of a typical
 //! run's 4 KB in memory. Whoever needs a settled run's whole
 //! status reads it from the API server: the RestoreRequest controller lists its namespace's
@@ -22,7 +24,7 @@
 //! never reads a slimmed object.
 
 use super::is_settled;
-use crate::api::{ArchiveBackup, ArchiveBackupStatus, ExportStatus, QuiesceStatus, VerificationStatus};
+use crate::api::{ArchiveBackup, ArchiveBackupStatus, CapturedItem, ExportStatus, QuiesceStatus, VerificationStatus};
 use crate::plan::restore::RESTORE_LABEL;
 use std::collections::BTreeMap;
 
@@ -56,6 +58,20 @@ pub fn cached_form(backup: &mut ArchiveBackup) {
             ..Default::default()
         }),
         verification: status.verification.as_ref().map(|v| VerificationStatus { state: v.state, finished_at: v.finished_at, message: None }),
+        items: status
+            .items
+            .iter()
+            .map(|i| CapturedItem {
+                component: i.component,
+                store: String::new(),
+                source_claim: None,
+                source_sql: None,
+                volume_snapshot: None,
+                captured_at: None,
+                ready_to_use: false,
+                restore_size: i.restore_size.clone(),
+            })
+            .collect(),
         export: status.export.as_ref().map(|e| ExportStatus {
             state: e.state,
             repository: None,
@@ -75,7 +91,7 @@ pub fn cached_form(backup: &mut ArchiveBackup) {
 mod tests {
     use super::*;
     use crate::plan::backup::settled;
-    use crate::api::{ArchiveBackupSpec, BackupPhase, BackupReason, CapturedItem, Component, QuiesceMode, VerificationState};
+    use crate::api::{ArchiveBackupSpec, BackupPhase, BackupReason, Component, QuiesceMode, VerificationState};
     use chrono::{TimeZone, Utc};
 
     /// A run as the operator writes it, with everything a finished run carries.
@@ -133,7 +149,7 @@ mod tests {
             let mut cached = full.clone();
             cached_form(&mut cached);
             assert!(cached.metadata.managed_fields.is_none());
-            let slimmed = cached.status.as_ref().is_some_and(|s| s.items.is_empty() && s.policy_spec.is_none());
+            let slimmed = cached.status.as_ref().is_some_and(|s| s.items.iter().all(|i| i.volume_snapshot.is_none()) && s.policy_spec.is_none());
             assert_eq!(slimmed, want_slim, "{phase:?} released={released} finalizer={finalizer}");
             let status = |b: &ArchiveBackup| b.status.clone().unwrap_or_default();
             let fin = |b: &ArchiveBackup| b.metadata.finalizers.iter().flatten().any(|f| f == super::super::RELEASE_FINALIZER);
@@ -144,6 +160,8 @@ mod tests {
                 assert_eq!(cached.spec, full.spec);
                 assert_eq!(cached.metadata.labels, Some([(RESTORE_LABEL.to_string(), "r1".to_string())].into()), "only the restore label is kept");
                 assert!(cached.metadata.annotations.is_none());
+                let sizes: Vec<Option<String>> = s.items.iter().map(|i| i.restore_size.clone()).collect();
+                assert_eq!(sizes, [Some("1Gi".to_string())], "the items' sizes stay (storageBytes)");
             } else {
                 assert_eq!(cached.status, full.status);
             }
