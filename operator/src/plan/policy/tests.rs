@@ -84,6 +84,11 @@ fn case(name: &'static str) -> Case {
 }
 
 fn run(c: &Case) -> PolicyDecision {
+    run_with_cluster(c, &[])
+}
+
+/// [`run`] under the cluster policies `cluster`.
+fn run_with_cluster(c: &Case, cluster: &[crate::api::ClusterRetentionPolicySpec]) -> PolicyDecision {
     let status = BackupPolicyStatus {
         last_schedule_time: c.last_schedule,
         last_backup_now_request: c.handled_request.map(String::from),
@@ -101,7 +106,7 @@ fn run(c: &Case) -> PolicyDecision {
         target_exists: c.target_exists,
         backups: &c.backups,
         restores: &c.restores,
-        cluster: &[],
+        cluster,
         prune_job: None,
     })
 }
@@ -384,22 +389,7 @@ fn what_a_cluster_ceiling_prunes_is_told_apart() {
     ];
     for (name, keep_last, cluster, want_prune, want_ceilings) in cases {
         let c = Case { spec: spec(Some("0 * * * *"), keep_last), backups: backups.clone(), ..case(name) };
-        let status = BackupPolicyStatus { last_schedule_time: c.last_schedule, ..Default::default() };
-        let got = decide(&PolicyObservation {
-            now: c.now,
-            name: "p",
-            generation: Some(3),
-            created: t(0, 0),
-            spec: &c.spec,
-            status: &status,
-            backup_now: None,
-            problems: &[],
-            target_exists: true,
-            backups: &c.backups,
-            restores: &[],
-            cluster: &cluster,
-            prune_job: None,
-        });
+        let got = run_with_cluster(&c, &cluster);
         assert_eq!(got.prune, want_prune, "{name}");
         assert_eq!(got.pruned_by_ceilings, want_ceilings, "{name}");
     }
