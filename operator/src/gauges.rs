@@ -275,7 +275,7 @@ mod tests {
     }
 
     fn verified(mut b: ArchiveBackup, state: VerificationState, finished: &str) -> ArchiveBackup {
-        b.status.get_or_insert_with(Default::default).verification = Some(VerificationStatus { state, finished_at: Some(at(finished)), message: None });
+        b.status.get_or_insert_with(Default::default).verification = Some(VerificationStatus { state, finished_at: Some(at(finished)), message: None, reason: None });
         b
     }
 

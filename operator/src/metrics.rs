@@ -48,6 +48,13 @@ pub struct ExportResultLabels {
     pub result: String,
 }
 
+/// Labels of `archivist_drills_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DrillLabels {
+    /// `passed` or `failed`.
+    pub result: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     /// `archivist_backups_total{policy,result}`: finished backup runs.
@@ -66,6 +73,8 @@ pub struct Metrics {
     pub export_duration: Histogram,
     /// `archivist_export_bytes_total{namespace,policy}`: bytes exports added to repositories.
     pub export_bytes: Family<ExportLabels, Counter>,
+    /// `archivist_drills_total{result}`: finished restore drills.
+    pub drills: Family<DrillLabels, Counter>,
     /// `archivist_leader`: 1 while this process leads (runs the controllers), 0 on a standby.
     pub leader: prometheus_client::metrics::gauge::Gauge,
     /// The gauges computed from the ArchiveBackups at each scrape (see [`crate::gauges`]).
@@ -93,11 +102,13 @@ impl Default for Metrics {
         registry.register("exports", "Finished exports of restore points to restic repositories, by policy and result", exports.clone());
         registry.register("export_duration_seconds", "Duration of exports from start to Exported or Failed", export_duration.clone());
         registry.register("export_bytes", "Bytes that exports added to restic repositories (after deduplication)", export_bytes.clone());
+        let drills = Family::<DrillLabels, Counter>::default();
+        registry.register("drills", "Finished restore drills by result", drills.clone());
         let leader = prometheus_client::metrics::gauge::Gauge::default();
         registry.register("leader", "1 while this process holds the leader-election Lease and runs the controllers, 0 on a standby", leader.clone());
         let backup_gauges = crate::gauges::BackupGauges::default();
         registry.register_collector(Box::new(backup_gauges.clone()));
-        Self { backups, quiesce_window, backup_duration, restores, restore_duration, exports, export_duration, export_bytes, leader, backup_gauges, registry, ready: AtomicBool::new(false) }
+        Self { backups, quiesce_window, backup_duration, restores, restore_duration, exports, export_duration, export_bytes, drills, leader, backup_gauges, registry, ready: AtomicBool::new(false) }
     }
 }
 
@@ -129,6 +140,12 @@ impl Metrics {
         if let Some(d) = duration_seconds {
             self.restore_duration.observe(d);
         }
+    }
+
+    /// Counts a finished restore drill.
+    pub fn drill_finished(&self, passed: bool) {
+        let result = if passed { "passed" } else { "failed" };
+        self.drills.get_or_create(&DrillLabels { result: result.into() }).inc();
     }
 
     /// Marks the operator ready (`/readyz` answers 200).

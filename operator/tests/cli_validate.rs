@@ -166,6 +166,6 @@ fn restore_requests_are_checked_against_their_policy() {
     assert_eq!(
         out.stdout,
         "cross.yaml: RestoreRequest mail/restore-2023: spec.stores[1]: BackupPolicy mailstore has no store \"store-2023\" (its stores: store-2024)\n\
-         cross.yaml: RestoreRequest mail/restore-2023: spec.source.select: LatestVerified never finds a backup: BackupPolicy mailstore verifies none (no verification.afterBackup; a drillSchedule verifies nothing yet)\n"
+         cross.yaml: RestoreRequest mail/restore-2023: spec.source.select: LatestVerified never finds a backup: BackupPolicy mailstore verifies none (no verification.afterBackup or drillSchedule)\n"
     );
 }

@@ -186,6 +186,55 @@ pub struct VerificationStatus {
     /// What the verification found, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What verified it: `Drill` when a restore drill passed; absent: the verify Job
+    /// (`verification.afterBackup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<VerificationReason>,
+}
+
+/// What verified a backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum VerificationReason {
+    /// A restore drill of the backup passed (`status.drill`).
+    Drill,
+}
+
+/// How a restore drill is going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DrillState {
+    /// The drill's RestoreRequest restores the copy, or the probe runs.
+    Running,
+    /// The copy came up and the probe passed.
+    Passed,
+    /// The restore, the copy or the probe failed (`message`).
+    Failed,
+}
+
+/// One restore drill: the evidence of a backup's restorability.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DrillStatus {
+    /// `Running`, `Passed` or `Failed`.
+    pub state: DrillState,
+    /// The ArchiveBackup drilled.
+    pub backup: String,
+    /// The SideBySide RestoreRequest the drill created (labelled `archivist.dev/drill`).
+    pub restore_request: String,
+    /// When the drill started.
+    pub started_at: DateTime<Utc>,
+    /// When it passed or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// What happened, in words (why it failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The first 4 KiB of the probe's output, with the restored Secrets' values replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// Whether what the drill restored (the RestoreRequest, the copy, its PVCs and Secrets)
+    /// has been deleted again. Recorded on the policy only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub torn_down: bool,
 }
 
 /// Where the export of a restore point stands.
@@ -298,6 +347,9 @@ pub struct ArchiveBackupStatus {
     /// The verification result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationStatus>,
+    /// The newest restore drill of this restore point (`verification.drillSchedule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillStatus>,
     /// The off-cluster copy (`BackupPolicy.spec.export`); absent when the policy exports
     /// nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,5 +1,6 @@
 //! `BackupPolicy`: what to back up, when, how to quiesce the archive, and how long to keep it.
 
+use super::archive_backup::DrillStatus;
 use super::common::{conditions_schema, Condition, SQL_DATABASE_PATTERN};
 use chrono::{DateTime, Utc};
 use kube::CustomResource;
@@ -348,11 +349,19 @@ pub struct VerificationSpec {
     /// The verify Job's container image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// Optional cron expression (as `schedule`) for a periodic restore drill of the newest
-    /// backup. Drills do not run yet: a drill schedule does not make backups verified, so
-    /// `keepVerified` and `select: LatestVerified` count only on `afterBackup`.
+    /// Optional cron expression (as `schedule`, in the policy's `timeZone`) for a periodic
+    /// restore drill: the newest settled Completed backup is restored side by side into a
+    /// temporary copy of the archive server, `drillProbe` checks the copy, and everything the
+    /// drill restored is removed again. A passed drill marks the backup's verification
+    /// `Passed` (reason `Drill`), so `keepVerified` and `select: LatestVerified` count drills.
+    /// The annotation `archivist.dev/drill-now` (any new value) starts a drill at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill_schedule: Option<String>,
+    /// How a drill checks the restored copy once its pods are Ready: exactly one of `exec`,
+    /// `http` or `tcp`. Absent: the copy's pods becoming Ready (their own readiness probes)
+    /// is the check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_probe: Option<DrillProbe>,
     /// The longest verification may take, from entering phase `Verifying` (restoring the
     /// scratch volumes included); the verify Job gets it as `activeDeadlineSeconds`. When it
     /// passes, verification fails: the run is still Completed (a restore point), with
@@ -369,8 +378,54 @@ fn default_verification_timeout() -> u32 {
 
 impl Default for VerificationSpec {
     fn default() -> Self {
-        Self { after_backup: false, command: Vec::new(), image: None, drill_schedule: None, timeout_seconds: default_verification_timeout() }
+        Self { after_backup: false, command: Vec::new(), image: None, drill_schedule: None, drill_probe: None, timeout_seconds: default_verification_timeout() }
     }
+}
+
+/// The check a restore drill runs against the restored copy: exactly one of `exec`, `http`
+/// or `tcp`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DrillProbe {
+    /// Run a command in a container of the copy's first Ready pod (through the Kubernetes
+    /// exec API); exit status 0 passes. The first 4 KiB of its stdout are the drill's
+    /// `output`, with the values of the restored Secrets replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecHook>,
+    /// Send `GET <path>` to the copy's pod IP; a 2xx answer passes. The first 4 KiB of the
+    /// answer are the drill's `output`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpProbe>,
+    /// Open a TCP connection to the copy's pod IP; a connection passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpProbe>,
+    /// The longest the probe may take; longer fails the drill. Default 60.
+    #[serde(default = "default_probe_timeout")]
+    #[schemars(range(min = 1))]
+    pub timeout_seconds: u32,
+}
+
+fn default_probe_timeout() -> u32 {
+    60
+}
+
+/// An HTTP GET a drill sends to the restored copy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpProbe {
+    /// The pod's port (1-65535).
+    pub port: u16,
+    /// The request path: starts with `/`, no spaces or control characters. Default `/`.
+    #[serde(default = "default_http_path")]
+    pub path: String,
+}
+
+/// A TCP connection a drill opens to the restored copy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TcpProbe {
+    /// The pod's port (1-65535).
+    pub port: u16,
 }
 
 /// The image of the export Job when `export.image` is not set.
@@ -480,6 +535,21 @@ pub struct BackupPolicyStatus {
     /// When the next maintenance of the export's repository is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_prune_time: Option<DateTime<Utc>>,
+    /// The newest restore drill: `Running` while it runs, then how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drill: Option<DrillStatus>,
+    /// The last 10 finished drills, newest first (`archivist drill report`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_drills: Vec<DrillStatus>,
+    /// The scheduled time of the last drill started or skipped (`verification.drillSchedule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drill_schedule_time: Option<DateTime<Utc>>,
+    /// When the next scheduled drill is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_drill_time: Option<DateTime<Utc>>,
+    /// The value of the `archivist.dev/drill-now` annotation that was last acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drill_now_request: Option<String>,
 }
 
 /// One maintenance of an export's repository: a Job running `restic prune`.

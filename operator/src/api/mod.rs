@@ -11,12 +11,12 @@ pub mod restore_request;
 
 pub use archive_backup::{
     ArchiveBackup, ArchiveBackupSpec, ArchiveBackupStatus, BackupPhase, BackupReason,
-    CapturedItem, Component, ExportState, ExportStatus, ExportedSnapshot, QuiesceStatus, VerificationState, VerificationStatus,
+    CapturedItem, Component, DrillState, DrillStatus, ExportState, ExportStatus, ExportedSnapshot, QuiesceStatus, VerificationReason, VerificationState, VerificationStatus,
 };
 pub use backup_policy::{
-    BackupPolicy, BackupPolicySpec, BackupPolicyStatus, DataSource, DeletionPolicy, DumpSpec, ExportAfter, ExportSpec, DEFAULT_EXPORT_IMAGE,
-    ExecHook, Hook, HttpHook, HttpScheme, MasterSpec, PruneState, PruneStatus, QuiesceMode, QuiesceSpec, RetentionRules, SqlEngine,
-    SqlSource, StoreSpec, TargetKind, TargetRef, VerificationSpec,
+    BackupPolicy, BackupPolicySpec, BackupPolicyStatus, DataSource, DeletionPolicy, DrillProbe, DumpSpec, ExportAfter, ExportSpec, DEFAULT_EXPORT_IMAGE,
+    ExecHook, Hook, HttpHook, HttpProbe, HttpScheme, MasterSpec, PruneState, PruneStatus, QuiesceMode, QuiesceSpec, RetentionRules, SqlEngine,
+    SqlSource, StoreSpec, TargetKind, TcpProbe, TargetRef, VerificationSpec,
 };
 pub use cluster_retention_policy::{
     ClusterRetentionPolicy, ClusterRetentionPolicySpec, ClusterRetentionPolicyStatus,

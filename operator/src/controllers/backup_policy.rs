@@ -22,7 +22,9 @@ use crate::kube::redact::LazyRedactor;
 use crate::plan::backup::JobObs;
 use crate::plan::policy::prune::{MAINTENANCE_LABEL, REPOSITORY_SECRET_LABEL};
 use crate::kube::{self as k, time::from_kube};
+use crate::plan::policy::drill::{CopyPod, DRILL_NOW};
 use crate::plan::policy::{decide, PolicyDecision, PolicyObservation};
+use super::fresh::{self, Fresh};
 use crate::plan::validate::validate_backup_policy_object;
 use super::caches::Change;
 use futures::channel::mpsc::UnboundedReceiver;
@@ -200,12 +202,32 @@ async fn observe_fresh(policy: &BackupPolicy, ctx: &Context, namespace: &str) ->
 
 async fn apply(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> {
     let namespace = policy.namespace().ok_or_else(|| Error::MissingNamespace(policy.name_any()))?;
-    let prune_job = observe_prune_job(policy, ctx, &namespace).await?;
-    let mut decision = decide_from(policy, &observe_cached(policy, ctx, &namespace).await, prune_job.as_ref());
-    if !decision.prune.is_empty() {
-        decision = decide_from(policy, &observe_fresh(policy, ctx, &namespace).await?, prune_job.as_ref());
+    let mut policy = std::borrow::Cow::Borrowed(policy);
+    let mut read_again = true;
+    loop {
+        let prune_job = observe_prune_job(&policy, ctx, &namespace).await?;
+        let cached = observe_cached(&policy, ctx, &namespace).await;
+        let copy_pods = super::drill::observe_copy_pods(ctx, &namespace, policy.status.as_ref(), &cached.restores).await?;
+        let mut decision = decide_from(&policy, &cached, prune_job.as_ref(), copy_pods.as_deref());
+        if decision.drill.has_side_effect() && std::mem::take(&mut read_again) {
+            // A drill step decided from a stale status could repeat itself (start a second
+            // drill, recreate a torn-down request): the policy is read again first
+            // (`controllers::fresh`).
+            let api = Api::<BackupPolicy>::namespaced(ctx.client.clone(), &namespace);
+            match fresh::read_again(&api, &policy).await.during(|| format!("failed to read BackupPolicy {namespace}/{}", policy.name_any()))? {
+                Fresh::Gone => return Ok(Action::await_change()),
+                Fresh::Newer(newer) => {
+                    policy = std::borrow::Cow::Owned(newer);
+                    continue;
+                }
+                Fresh::Current => {}
+            }
+        }
+        if !decision.prune.is_empty() {
+            decision = decide_from(&policy, &observe_fresh(&policy, ctx, &namespace).await?, prune_job.as_ref(), copy_pods.as_deref());
+        }
+        return act_on(&policy, ctx, &namespace, &decision).await;
     }
-    act_on(policy, ctx, &namespace, &decision).await
 }
 
 /// The recorded repository maintenance Job (`status.prune.job`) while it is Running: one list
@@ -223,7 +245,7 @@ async fn observe_prune_job(policy: &BackupPolicy, ctx: &Context, namespace: &str
 }
 
 /// The pure decision (`plan::policy::decide`) from what was observed.
-fn decide_from(policy: &BackupPolicy, observed: &Observed, prune_job: Option<&JobObs>) -> PolicyDecision {
+fn decide_from(policy: &BackupPolicy, observed: &Observed, prune_job: Option<&JobObs>, copy_pods: Option<&[CopyPod]>) -> PolicyDecision {
     let name = policy.name_any();
     let problems: Vec<String> = validate_backup_policy_object(policy).iter().map(ToString::to_string).collect();
     let status = policy.status.clone().unwrap_or_default();
@@ -242,6 +264,8 @@ fn decide_from(policy: &BackupPolicy, observed: &Observed, prune_job: Option<&Jo
         restores: &observed.restores,
         cluster: &observed.cluster,
         prune_job,
+        drill_now: policy.annotations().get(DRILL_NOW).map(String::as_str),
+        copy_pods,
     })
 }
 
@@ -292,10 +316,11 @@ async fn act_on(policy: &BackupPolicy, ctx: &Context, namespace: &str, decision:
         super::cluster_retention::count_pruned(ctx, &namespace, &decision.pruned_by_ceilings).await;
     }
     let status_api = Api::<BackupPolicy>::namespaced(ctx.client.clone(), &namespace);
-    let mut recorded = false;
+    let mut status = decision.status.clone();
+    let mut recorded = super::drill::act(ctx, policy, &namespace, &decision.drill, &mut status).await?;
     if let (Some((job, at)), Some(export)) = (&decision.start_prune, policy.spec.export.as_ref()) {
         // Recorded first: status.prune names the Job as Running before it exists.
-        k::apply_status(&status_api, &name, &decision.status).await.during(|| format!("failed to write status of BackupPolicy {namespace}/{name}"))?;
+        k::apply_status(&status_api, &name, &status).await.during(|| format!("failed to write status of BackupPolicy {namespace}/{name}"))?;
         recorded = true;
         let created = k::create_if_absent(&Api::<Job>::namespaced(ctx.client.clone(), &namespace), &prune_job(policy, job, export))
             .await
@@ -316,8 +341,8 @@ async fn act_on(policy: &BackupPolicy, ctx: &Context, namespace: &str, decision:
             }
         }
     }
-    if !recorded && policy.status.as_ref() != Some(&decision.status) {
-        k::apply_status(&status_api, &name, &decision.status)
+    if !recorded && policy.status.as_ref() != Some(&status) {
+        k::apply_status(&status_api, &name, &status)
             .await
             .during(|| format!("failed to write status of BackupPolicy {namespace}/{name}"))?;
     }

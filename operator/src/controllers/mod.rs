@@ -7,6 +7,7 @@ pub mod backup_policy;
 pub mod caches;
 pub mod cluster_retention;
 pub mod context;
+pub mod drill;
 pub mod error;
 pub mod events;
 pub mod fresh;

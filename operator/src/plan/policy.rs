@@ -13,11 +13,13 @@
 //!   failed run never triggers pruning of older good backups (nor of itself). A run stuck in
 //!   Finalizing or Verifying does not block this forever: `plan::backup` ends it at its
 //!   deadline (`snapshotReadyTimeoutSeconds`, `verification.timeoutSeconds`).
-//! - Repository maintenance (`export.pruneSchedule`) is decided by [`prune`].
+//! - Repository maintenance (`export.pruneSchedule`) is decided by [`prune`], restore drills
+//!   (`verification.drillSchedule`) by [`drill`].
 //! - Retention never prunes a backup that an unfinished RestoreRequest of the namespace reads
 //!   from (`restore-source`, see [`super::retention::restores`]) or a `PreRestore` backup
 //!   (`pre-restore`).
 
+pub mod drill;
 pub mod prune;
 
 use super::names;
@@ -72,6 +74,10 @@ pub struct PolicyObservation<'a> {
     /// The recorded repository maintenance Job (`status.prune.job`), as observed while it is
     /// Running.
     pub prune_job: Option<&'a super::backup::JobObs>,
+    /// The `archivist.dev/drill-now` annotation's value.
+    pub drill_now: Option<&'a str>,
+    /// The pods of the running drill's copy, when [`drill::copy_pods_needed`] asked for them.
+    pub copy_pods: Option<&'a [drill::CopyPod]>,
 }
 
 /// A backup to create.
@@ -103,6 +109,8 @@ pub struct PolicyDecision {
     /// The repository maintenance Job to create (its name and scheduled time); recorded in
     /// `status.prune` first.
     pub start_prune: Option<(String, DateTime<Utc>)>,
+    /// The restore drill's next action ([`drill`]).
+    pub drill: drill::DrillAction,
     /// The status to record.
     pub status: BackupPolicyStatus,
     /// When to look again (the next scheduled time); `None`: on the next change only.
@@ -141,7 +149,7 @@ pub fn decide(obs: &PolicyObservation<'_>) -> PolicyDecision {
     };
     conditions::set(&mut status.conditions, "Suspended", suspended, if obs.spec.suspend { "Suspended" } else { "Active" }, why, now, generation);
 
-    let mut decision = PolicyDecision { create: None, skipped_runs: 0, prune: Vec::new(), forget_first: Vec::new(), pruned_by_ceilings: Vec::new(), start_prune: None, status, requeue: None };
+    let mut decision = PolicyDecision { create: None, skipped_runs: 0, prune: Vec::new(), forget_first: Vec::new(), pruned_by_ceilings: Vec::new(), start_prune: None, drill: drill::DrillAction::None, status, requeue: None };
     let set_ready = |d: &mut PolicyDecision, status, reason: &str, message: String| {
         conditions::set(&mut d.status.conditions, "Ready", status, reason, message, now, generation);
     };
@@ -149,6 +157,7 @@ pub fn decide(obs: &PolicyObservation<'_>) -> PolicyDecision {
         decision.status.next_schedule_time = None;
         decision.status.restore_points = Some(count(completed()));
         set_ready(&mut decision, ConditionStatus::False, "InvalidSpec", obs.problems.join("; "));
+        decide_drill(obs, &mut decision, false);
         return decision;
     }
     let active = obs.backups.iter().any(|b| !phase_of(b).is_finished());
@@ -246,6 +255,7 @@ pub fn decide(obs: &PolicyObservation<'_>) -> PolicyDecision {
         (a, b) => a.or(b),
     };
 
+    decide_drill(obs, &mut decision, obs.target_exists);
     if obs.target_exists {
         set_ready(&mut decision, ConditionStatus::True, "Ready", "the spec is valid and the target exists".to_string());
     } else {
@@ -259,6 +269,29 @@ pub fn decide(obs: &PolicyObservation<'_>) -> PolicyDecision {
         // wakes the policy (`controllers::caches`).
     }
     decision
+}
+
+/// The drill's part of the decision ([`drill::decide`]); a new drill only when `may_start`.
+fn decide_drill(obs: &PolicyObservation<'_>, decision: &mut PolicyDecision, may_start: bool) {
+    let drilled = drill::decide(
+        &drill::DrillObs {
+            now: obs.now,
+            created: obs.created,
+            policy: obs.name,
+            spec: obs.spec,
+            drill_now: obs.drill_now,
+            may_start,
+            backups: obs.backups,
+            restores: obs.restores,
+            copy_pods: obs.copy_pods,
+        },
+        &mut decision.status,
+    );
+    decision.drill = drilled.action;
+    decision.requeue = match (decision.requeue, drilled.requeue) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
 }
 
 fn count<'a>(backups: impl Iterator<Item = &'a ArchiveBackup>) -> u32 {

@@ -188,7 +188,7 @@ mod tests {
             pods: vec!["archive-0".into()],
             ..Default::default()
         });
-        status.verification = Some(VerificationStatus { state: VerificationState::Passed, finished_at: None, message: Some("6 checks".into()) });
+        status.verification = Some(VerificationStatus { state: VerificationState::Passed, finished_at: None, message: Some("6 checks".into()), reason: None });
         status.items = vec![
             CapturedItem { component: Component::Metadata, store: "s1".into(), source_claim: Some("meta-s1".into()), source_sql: None, volume_snapshot: Some("snap-m".into()), captured_at: None, ready_to_use: true, restore_size: Some("1Gi".into()) },
             CapturedItem { component: Component::Content, store: "s1".into(), source_claim: Some("content-s1".into()), source_sql: None, volume_snapshot: Some("snap-c".into()), captured_at: None, ready_to_use: false, restore_size: None },

@@ -185,7 +185,7 @@ mod tests {
     #[test]
     fn a_finished_backup_reports_its_outcome_with_verification_or_message() {
         let mut completed = backup_status(BackupPhase::Completed, Some(1.0));
-        completed.verification = Some(VerificationStatus { state: VerificationState::Passed, finished_at: None, message: None });
+        completed.verification = Some(VerificationStatus { state: VerificationState::Passed, finished_at: None, message: None, reason: None });
         let mut progress = BackupProgress::default();
         let lines = progress.observe(Some(&completed), 3.25);
         assert_eq!(lines.last().map(String::as_str), Some("   3.2s  Completed: 0 items, verification Passed"));

@@ -159,7 +159,7 @@ mod tests {
             start_time: Some(start),
             completion_time: phase.is_finished().then_some(start + Duration::seconds(30)),
             message: (phase == BackupPhase::Failed).then(|| "freeze hook failed".to_string()),
-            verification: verification.map(|state| VerificationStatus { state, finished_at: None, message: None }),
+            verification: verification.map(|state| VerificationStatus { state, finished_at: None, message: None, reason: None }),
             ..Default::default()
         });
         b

@@ -195,6 +195,7 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
                 state: if passed { VerificationState::Passed } else { VerificationState::Failed },
                 finished_at: Some(now),
                 message: Some(message.clone()),
+                reason: None,
             });
             let cond = if passed { ConditionStatus::True } else { ConditionStatus::False };
             conditions::set(&mut status.conditions, "Verified", cond, result.condition_reason(), message.clone(), now, generation);
@@ -420,6 +421,7 @@ fn begin(status: &mut ArchiveBackupStatus, obs: &Observed, now: DateTime<Utc>) {
         state: if verify { VerificationState::Pending } else { VerificationState::Skipped },
         finished_at: None,
         message: None,
+        reason: None,
     });
     status.policy_spec = Some(Box::new(policy));
     status.message = None;

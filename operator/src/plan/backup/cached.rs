@@ -57,7 +57,7 @@ pub fn cached_form(backup: &mut ArchiveBackup) {
             released_at: q.released_at,
             ..Default::default()
         }),
-        verification: status.verification.as_ref().map(|v| VerificationStatus { state: v.state, finished_at: v.finished_at, message: None }),
+        verification: status.verification.as_ref().map(|v| VerificationStatus { state: v.state, finished_at: v.finished_at, message: None, reason: v.reason }),
         items: status
             .items
             .iter()
@@ -125,7 +125,7 @@ mod tests {
                 ready_to_use: true,
                 restore_size: Some("1Gi".into()),
             }],
-            verification: Some(VerificationStatus { state: VerificationState::Passed, finished_at: Some(at), message: Some("ok".into()) }),
+            verification: Some(VerificationStatus { state: VerificationState::Passed, finished_at: Some(at), message: Some("ok".into()), reason: None }),
             message: Some("restore point ready".into()),
             policy_spec: Some(serde_json::from_value(serde_json::json!({"target": {"kind": "StatefulSet", "name": "archive"}})).expect("spec")),
             ..Default::default()

@@ -18,7 +18,7 @@ fn policy(export_after: Option<ExportAfter>, after_backup: bool) -> BackupPolicy
 }
 
 fn verification(state: VerificationState) -> VerificationStatus {
-    VerificationStatus { state, finished_at: None, message: None }
+    VerificationStatus { state, finished_at: None, message: None, reason: None }
 }
 
 #[test]

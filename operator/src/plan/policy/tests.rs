@@ -13,7 +13,7 @@ fn backup(name: &str, phase: BackupPhase, at: DateTime<Utc>, verified: bool) -> 
     b.status = Some(ArchiveBackupStatus {
         phase: Some(phase),
         start_time: Some(at),
-        verification: verified.then_some(VerificationStatus { state: VerificationState::Passed, finished_at: None, message: None }),
+        verification: verified.then_some(VerificationStatus { state: VerificationState::Passed, finished_at: None, message: None, reason: None }),
         ..Default::default()
     });
     b
@@ -108,6 +108,8 @@ fn run_with_cluster(c: &Case, cluster: &[crate::api::ClusterRetentionPolicySpec]
         restores: &c.restores,
         cluster,
         prune_job: None,
+        drill_now: None,
+        copy_pods: None,
     })
 }
 

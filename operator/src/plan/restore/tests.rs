@@ -52,7 +52,7 @@ fn backup(name: &str, policy_name: &str, phase: BackupPhase, at: i64, verified: 
             item(Component::Content, "s1", "content-1", false),
             item(Component::Content, "s2", "content-2", false),
         ],
-        verification: verified.then_some(VerificationStatus { state: VerificationState::Passed, finished_at: None, message: None }),
+        verification: verified.then_some(VerificationStatus { state: VerificationState::Passed, finished_at: None, message: None, reason: None }),
         policy_spec: Some(Box::new(policy())),
         ..Default::default()
     });

@@ -64,7 +64,7 @@ mod tests {
         b.status = Some(ArchiveBackupStatus {
             phase: Some(phase),
             start_time: Utc.with_ymd_and_hms(2026, 11, 22, hour, 0, 0).single(),
-            verification: verified.then_some(VerificationStatus { state: VerificationState::Passed, finished_at: None, message: None }),
+            verification: verified.then_some(VerificationStatus { state: VerificationState::Passed, finished_at: None, message: None, reason: None }),
             ..Default::default()
         });
         b

@@ -415,7 +415,7 @@ fn candidates_from_archive_backups() {
             phase,
             start_time: start.map(utc),
             verification: verification
-                .map(|state| VerificationStatus { state, finished_at: None, message: None }),
+                .map(|state| VerificationStatus { state, finished_at: None, message: None, reason: None }),
             ..Default::default()
         });
         b

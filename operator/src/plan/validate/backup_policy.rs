@@ -3,6 +3,7 @@
 use super::names::{self, LABEL_VALUE_MAX};
 use super::{check_metadata, schedule_problem, time_zone_problem, FieldError, NameRules, Problems};
 use crate::api::{
+    DrillProbe,
     ExportAfter, ExportSpec,
     BackupPolicy, BackupPolicySpec, DataSource, Hook, QuiesceMode, QuiesceSpec, RetentionRules,
     SqlSource, VerificationSpec,
@@ -37,12 +38,16 @@ pub fn validate_backup_policy_object(policy: &BackupPolicy) -> Vec<FieldError> {
 /// Decisions where the API is silent:
 /// - hooks set with `quiesce.mode` `Stop` or `None` are reported (they would be ignored);
 /// - a PVC may be captured only once per policy (master, metadata, content and index together);
-/// - with verification on (`afterBackup`; see [`verifies_backups`]) and any retention rule set,
+/// - with verification on (`afterBackup` or `drillSchedule`; see [`verifies_backups`]) and any retention rule set,
 ///   `keepVerified` must be at least 1: the retention rules alone could otherwise prune the last
 ///   verified restore point before a newer one is verified, which Archivist promises never to do;
 /// - retention that would prune every restore point (only `keepFailed`, or only `keepVerified`
 ///   with nothing ever verified) is reported;
-/// - every rule 0 with `afterBackup: true` is reported: nothing would ever be pruned.
+/// - every rule 0 with verification on is reported: nothing would ever be pruned;
+/// - with drills as the only verification, `keepVerified` alone is reported: a new backup
+///   would be pruned before a drill could verify it;
+/// - drills (`drillSchedule`, `drillProbe`) of a policy with SQL sources are refused: the
+///   restored database could not be removed after the drill.
 pub fn validate_backup_policy(spec: &BackupPolicySpec) -> Vec<FieldError> {
     let mut problems = Problems::default();
     problems.check("spec.target.name", names::dns1123_subdomain(&spec.target.name));
@@ -56,7 +61,7 @@ pub fn validate_backup_policy(spec: &BackupPolicySpec) -> Vec<FieldError> {
         problems.check("spec.volumeSnapshotClassName", names::dns1123_subdomain(class));
     }
     if let Some(verification) = &spec.verification {
-        check_verification(&mut problems, verification, &spec.time_zone);
+        check_verification(&mut problems, verification, spec);
     }
     check_retention(&mut problems, &spec.retention, spec.verification.as_ref());
     if let Some(export) = &spec.export {
@@ -232,14 +237,27 @@ fn check_dump(problems: &mut Problems, spec: &BackupPolicySpec, first_sql: Optio
     }
 }
 
-fn check_verification(problems: &mut Problems, verification: &VerificationSpec, time_zone: &str) {
+fn check_verification(problems: &mut Problems, verification: &VerificationSpec, spec: &BackupPolicySpec) {
     if let Some(drill) = &verification.drill_schedule {
-        problems.check("spec.verification.drillSchedule", schedule_problem(drill, time_zone));
+        problems.check("spec.verification.drillSchedule", schedule_problem(drill, &spec.time_zone));
     }
-    if !verification.after_backup && verification.drill_schedule.is_none() {
+    if let Some(probe) = &verification.drill_probe {
+        check_drill_probe(problems, probe);
+    }
+    if verification.drill_schedule.is_some() || verification.drill_probe.is_some() {
+        // A drill restores every store side by side and deletes what it restored; a restored
+        // database could not be deleted again, so policies with SQL sources are refused.
+        if let Some(sql) = first_sql_source(spec) {
+            problems.push(
+                "spec.verification.drillSchedule",
+                format!("restore drills do not support SQL sources yet ({sql} uses sql): a drill would leave the restored database behind"),
+            );
+        }
+    }
+    if !verification.after_backup {
         return;
     }
-    let why = "when afterBackup is true or drillSchedule is set";
+    let why = "when afterBackup is true";
     if verification.command.is_empty() {
         problems.push("spec.verification.command", format!("is required {why}"));
     } else {
@@ -250,11 +268,51 @@ fn check_verification(problems: &mut Problems, verification: &VerificationSpec, 
     }
 }
 
+/// The first `spec.stores[i].<part>` (or master) field whose source is SQL.
+fn first_sql_source(spec: &BackupPolicySpec) -> Option<String> {
+    spec.stores.iter().enumerate().find_map(|(i, store)| {
+        let parts = [("metadata", Some(&store.metadata)), ("content", Some(&store.content)), ("index", store.index.as_ref())];
+        parts.into_iter().find_map(|(part, source)| source.filter(|s| s.sql.is_some()).map(|_| format!("spec.stores[{i}].{part}")))
+    })
+}
+
+/// Exactly one of `exec`, `http` or `tcp`; a command that is not empty; ports 1-65535; an
+/// HTTP path that cannot end the request line (it is sent as it is).
+fn check_drill_probe(problems: &mut Problems, probe: &DrillProbe) {
+    let field = "spec.verification.drillProbe";
+    let kinds = [probe.exec.is_some(), probe.http.is_some(), probe.tcp.is_some()].into_iter().filter(|k| *k).count();
+    if kinds != 1 {
+        problems.push(field, format!("set exactly one of exec, http or tcp (found {kinds})"));
+    }
+    if let Some(exec) = &probe.exec {
+        problems.command(&format!("{field}.exec.command"), &exec.command);
+        if let Some(container) = &exec.container {
+            problems.check(format!("{field}.exec.container"), names::dns1123_label(container));
+        }
+    }
+    if let Some(http) = &probe.http {
+        if http.port == 0 {
+            problems.push(format!("{field}.http.port"), "must be 1-65535");
+        }
+        if !http.path.starts_with('/') || http.path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            problems.push(format!("{field}.http.path"), format!("{:?} must start with / and contain no spaces or control characters", http.path));
+        }
+    }
+    if probe.tcp.as_ref().is_some_and(|t| t.port == 0) {
+        problems.push(format!("{field}.tcp.port"), "must be 1-65535");
+    }
+}
+
 /// Whether the policy's backups ever get `verification.state: Passed`, which `keepVerified`
-/// and `select: LatestVerified` count on: only with `afterBackup`. A `drillSchedule` does not
-/// count: restore drills do not run yet, so they verify nothing, and counting them let a policy
-/// with only `keepVerified` prune every restore point.
+/// and `select: LatestVerified` count on: with `afterBackup` (each run is verified before it
+/// completes), or with a `drillSchedule` (a passed drill verifies the backup it restored).
 pub fn verifies_backups(verification: Option<&VerificationSpec>) -> bool {
+    verification.is_some_and(|v| v.after_backup || v.drill_schedule.is_some())
+}
+
+/// Whether every backup is verified when it completes (`afterBackup`); drills verify a backup
+/// only later.
+fn verifies_each_run(verification: Option<&VerificationSpec>) -> bool {
     verification.is_some_and(|v| v.after_backup)
 }
 
@@ -289,7 +347,13 @@ fn check_retention(problems: &mut Problems, rules: &RetentionRules, verification
     if !verifies && !keeps_completed && n(rules.keep_verified) > 0 {
         problems.push(
             "spec.retention.keepVerified",
-            "keeps nothing because no backup is ever verified (no verification.afterBackup; a drillSchedule verifies nothing yet), and no other rule keeps Completed backups: every restore point would be pruned",
+            "keeps nothing because no backup is ever verified (no verification.afterBackup or drillSchedule), and no other rule keeps Completed backups: every restore point would be pruned",
+        );
+    }
+    if verifies && !verifies_each_run(verification) && !keeps_completed && n(rules.keep_verified) > 0 {
+        problems.push(
+            "spec.retention",
+            "only keepVerified is set and backups are verified by drills only: a new backup would be pruned before any drill could verify it; set keepLast or a calendar rule",
         );
     }
 }

@@ -134,7 +134,7 @@ pub fn validate_restore_against_policy(spec: &RestoreRequestSpec, policy: &Backu
     if spec.source.select == Some(RestoreSelect::LatestVerified) && !verifies {
         all.push(FieldError::new(
             "spec.source.select",
-            format!("LatestVerified never finds a backup: BackupPolicy {policy_name} verifies none (no verification.afterBackup; a drillSchedule verifies nothing yet)"),
+            format!("LatestVerified never finds a backup: BackupPolicy {policy_name} verifies none (no verification.afterBackup or drillSchedule)"),
         ));
     }
     all.extend(restored_database_problems(spec, policy));

@@ -26,7 +26,7 @@ stores:
     content: {volumeClaims: [content-2025]}
 dump: {size: 10Gi, image: "postgres:16"}
 retention: {keepLast: 3, keepDaily: 7, keepVerified: 1}
-verification: {afterBackup: true, command: [sh, -c, "true"], image: "busybox:1.36", drillSchedule: "0 4 * * 0"}
+verification: {afterBackup: true, command: [sh, -c, "true"], image: "busybox:1.36"}
 "#,
     )
     .expect("baseline parses")
@@ -177,15 +177,32 @@ fn each_rule_names_its_field() {
         ("verification without command", |s| set_verification(s, |v| v.command.clear()), vec!["spec.verification.command"]),
         ("verification with empty program", |s| set_verification(s, |v| v.command = vec![String::new()]), vec!["spec.verification.command[0]"]),
         ("verification without image", |s| set_verification(s, |v| v.image = None), vec!["spec.verification.image"]),
-        ("drill schedule empty", |s| set_verification(s, |v| v.drill_schedule = Some(String::new())), vec!["spec.verification.drillSchedule"]),
-        ("drill schedule bad cron", |s| set_verification(s, |v| v.drill_schedule = Some("0 4 * * 8".into())), vec!["spec.verification.drillSchedule"]),
+        ("drill schedule empty", |s| drilled(s, ""), vec!["spec.verification.drillSchedule"]),
+        ("drill schedule bad cron", |s| drilled(s, "0 4 * * 8"), vec!["spec.verification.drillSchedule"]),
         (
-            "drill only still needs a command",
-            |s| set_verification(s, |v| {
+            "a drill needs no verify command",
+            |s| {
+                drilled(s, "0 4 * * 0");
+                set_verification(s, |v| {
                 v.after_backup = false;
                 v.command.clear();
-            }),
-            vec!["spec.verification.command"],
+                v.image = None;
+                })
+            },
+            vec![],
+        ),
+        ("drill probe with two kinds", |s| set_probe(s, serde_json::json!({"http": {"port": 80}, "tcp": {"port": 25}})), vec!["spec.verification.drillProbe"]),
+        ("drill probe with none", |s| set_probe(s, serde_json::json!({"timeoutSeconds": 5})), vec!["spec.verification.drillProbe"]),
+        ("drill probe exec empty", |s| set_probe(s, serde_json::json!({"exec": {"command": []}})), vec!["spec.verification.drillProbe.exec.command"]),
+        ("drill probe exec bad container", |s| set_probe(s, serde_json::json!({"exec": {"container": "A_b", "command": ["true"]}})), vec!["spec.verification.drillProbe.exec.container"]),
+        ("drill probe port 0", |s| set_probe(s, serde_json::json!({"tcp": {"port": 0}})), vec!["spec.verification.drillProbe.tcp.port"]),
+        ("drill probe path that ends the request line", |s| set_probe(s, serde_json::json!({"http": {"port": 8080, "path": "/ok HTTP/1.0\r\nX: y"}})), vec!["spec.verification.drillProbe.http.path"]),
+        ("drill probe path without slash", |s| set_probe(s, serde_json::json!({"http": {"port": 8080, "path": "health"}})), vec!["spec.verification.drillProbe.http.path"]),
+        ("drill probe http fine", |s| set_probe(s, serde_json::json!({"http": {"port": 8080, "path": "/health?deep=1"}})), vec![]),
+        (
+            "drills of a policy with an SQL source are refused",
+            |s| set_verification(s, |v| v.drill_schedule = Some("0 4 * * 0".into())),
+            vec!["spec.verification.drillSchedule"],
         ),
         (
             "verification off needs no command",
@@ -207,20 +224,30 @@ fn each_rule_names_its_field() {
         ),
         ("keepVerified 0 with verification", |s| s.retention.keep_verified = Some(0), vec!["spec.retention.keepVerified"]),
         (
-            "keepVerified 0 with a drill only is fine: drills verify nothing yet",
+            "keepVerified 0 with a drill only: drills verify, so the last drilled backup needs keepVerified",
             |s| {
+                drilled(s, "0 4 * * 0");
                 s.retention.keep_verified = None;
                 set_verification(s, |v| v.after_backup = false);
             },
-            vec![],
+            vec!["spec.retention.keepVerified"],
         ),
         (
-            "only keepVerified with a drill only would prune every restore point",
+            "only keepVerified with a drill only would prune each backup before its drill",
             |s| {
+                drilled(s, "0 4 * * 0");
                 s.retention = RetentionRules { keep_verified: Some(2), ..Default::default() };
                 set_verification(s, |v| v.after_backup = false);
             },
-            vec!["spec.retention.keepVerified"],
+            vec!["spec.retention"],
+        ),
+        (
+            "only keepVerified with afterBackup and a drill is fine",
+            |s| {
+                drilled(s, "0 4 * * 0");
+                s.retention = RetentionRules { keep_verified: Some(2), ..Default::default() };
+            },
+            vec![],
         ),
         (
             "only keepFailed",
@@ -272,6 +299,19 @@ fn each_rule_names_its_field() {
 
 fn export(secret: &str) -> ExportSpec {
     ExportSpec { repository_secret: secret.into(), image: None, after: None, prune_schedule: None, check_read_data_percent: 0, ..Default::default() }
+}
+
+/// Drills on `schedule`, without the SQL store (drills refuse SQL sources).
+fn drilled(spec: &mut BackupPolicySpec, schedule: &str) {
+    spec.stores.truncate(1);
+    spec.dump = None;
+    set_verification(spec, |v| v.drill_schedule = Some(schedule.into()));
+}
+
+/// Drills with the probe `probe` (see [`drilled`]).
+fn set_probe(spec: &mut BackupPolicySpec, probe: serde_json::Value) {
+    drilled(spec, "0 4 * * 0");
+    set_verification(spec, |v| v.drill_probe = Some(serde_json::from_value(probe).expect("probe")));
 }
 
 fn set_verification(spec: &mut BackupPolicySpec, change: impl FnOnce(&mut VerificationSpec)) {

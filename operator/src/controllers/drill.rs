@@ -1,0 +1,124 @@
+//! The act side of restore drills (`plan::policy::drill` decides): each arm performs the one
+//! side effect its action names, recording in the policy's status before creating anything.
+
+use super::error::{Context as _, Error};
+use super::events::publish;
+use super::Context;
+use crate::api::{BackupPolicy, BackupPolicyStatus, DrillState, RestoreRequest};
+use crate::kube::drill as build;
+use crate::kube::probe::{self, ProbeTarget};
+use crate::kube::redact::LazyRedactor;
+use crate::kube::{self as k};
+use crate::plan::policy::drill::{self as plan, CopyPod, DrillAction, OUTPUT_LIMIT};
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
+
+/// The pods of the running drill's copy when the decision needs them
+/// ([`plan::copy_pods_needed`]): one list request, only while a drill waits for its copy.
+pub async fn observe_copy_pods(ctx: &Context, namespace: &str, status: Option<&BackupPolicyStatus>, restores: &[RestoreRequest]) -> Result<Option<Vec<CopyPod>>, Error> {
+    let Some(request) = status.and_then(|s| plan::copy_pods_needed(s, restores)) else { return Ok(None) };
+    build::copy_pods(&ctx.client, namespace, request)
+        .await
+        .map(Some)
+        .during(|| format!("failed to list the pods of drill {namespace}/{request}'s copy"))
+}
+
+/// Performs `action` of `policy`'s drill. `status` is the status the decision recorded; an
+/// arm that must record before (or right after) its side effect writes it and returns true.
+pub async fn act(ctx: &Context, policy: &BackupPolicy, namespace: &str, action: &DrillAction, status: &mut BackupPolicyStatus) -> Result<bool, Error> {
+    let name = policy.name_any();
+    let api = Api::<BackupPolicy>::namespaced(ctx.client.clone(), namespace);
+    let write = |status: BackupPolicyStatus| {
+        let api = api.clone();
+        let name = name.clone();
+        async move { k::apply_status(&api, &name, &status).await.during(|| format!("failed to write status of BackupPolicy {namespace}/{name}")) }
+    };
+    let Some(drill) = status.last_drill.clone() else {
+        if let DrillAction::Skip { why } = action {
+            publish(ctx, policy, EventType::Normal, "DrillSkipped", format!("the due restore drill was skipped: {why}")).await;
+        }
+        return Ok(false);
+    };
+    match action {
+        DrillAction::None => Ok(false),
+        DrillAction::Skip { why } => {
+            publish(ctx, policy, EventType::Normal, "DrillSkipped", format!("the due restore drill was skipped: {why}")).await;
+            Ok(false)
+        }
+        DrillAction::Start { backup } => {
+            // Recorded first: the request is named in lastDrill before it exists.
+            write(status.clone()).await?;
+            build::record_on_backup(&ctx.client, namespace, &drill).await.during(|| format!("failed to record the drill on ArchiveBackup {namespace}/{backup}"))?;
+            create_request(ctx, policy, namespace, &drill.restore_request, backup).await?;
+            publish(ctx, policy, EventType::Normal, "DrillStarted", format!("restore drill of {backup} started: RestoreRequest {} restores it side by side", drill.restore_request)).await;
+            Ok(true)
+        }
+        DrillAction::CreateRequest { request, backup } => {
+            create_request(ctx, policy, namespace, request, backup).await?;
+            Ok(false)
+        }
+        DrillAction::Probe { request, pod, ip } => {
+            let restored = Api::<RestoreRequest>::namespaced(ctx.client.clone(), namespace)
+                .get_opt(request)
+                .await
+                .during(|| format!("failed to read RestoreRequest {namespace}/{request}"))?;
+            let mut secrets = build::restored_secrets(restored.as_ref());
+            secrets.extend(policy.spec.master.iter().flat_map(|m| m.secrets.iter().cloned()));
+            let redactor = LazyRedactor::new(&ctx.client, namespace, secrets.iter().map(String::as_str));
+            let redactor = redactor.or_withhold().await;
+            let probe = policy.spec.verification.as_ref().and_then(|v| v.drill_probe.as_ref());
+            let target = ProbeTarget { namespace, pod, ip: ip.as_deref() };
+            let result = probe::run(&ctx.exec_client, target, probe, OUTPUT_LIMIT, &redactor).await;
+            status.last_drill = Some(plan::finish(&drill, result.passed, result.message, result.output, chrono::Utc::now()));
+            write(status.clone()).await?;
+            finished(ctx, policy, namespace, status).await?;
+            Ok(true)
+        }
+        DrillAction::Failed => {
+            write(status.clone()).await?;
+            finished(ctx, policy, namespace, status).await?;
+            Ok(true)
+        }
+        DrillAction::TearDown { request } => {
+            // Read fresh: the mapping names what to delete, and a cache that has not seen the
+            // request yet would delete nothing and call it done.
+            let restored = Api::<RestoreRequest>::namespaced(ctx.client.clone(), namespace)
+                .get_opt(request)
+                .await
+                .during(|| format!("failed to read RestoreRequest {namespace}/{request}"))?;
+            let done = build::tear_down(&ctx.client, namespace, restored.as_ref()).await.during(|| format!("failed to tear down drill {namespace}/{request}"))?;
+            if !done.kept.is_empty() {
+                let kept = done.kept.join(", ");
+                publish(ctx, policy, EventType::Warning, "DrillLeftovers", format!("restore drill {request}: kept {kept}: named by the request but not labelled as restored by it")).await;
+            }
+            plan::torn_down(status);
+            Ok(false)
+        }
+    }
+}
+
+async fn create_request(ctx: &Context, policy: &BackupPolicy, namespace: &str, request: &str, backup: &str) -> Result<(), Error> {
+    let api = Api::<RestoreRequest>::namespaced(ctx.client.clone(), namespace);
+    k::create_if_absent(&api, &build::drill_request(policy, request, backup))
+        .await
+        .during(|| format!("failed to create the drill's RestoreRequest {namespace}/{request}"))?;
+    Ok(())
+}
+
+/// A recorded Passed or Failed drill: the evidence on the backup, the Event and the metric.
+async fn finished(ctx: &Context, policy: &BackupPolicy, namespace: &str, status: &BackupPolicyStatus) -> Result<(), Error> {
+    let Some(drill) = status.last_drill.as_ref() else { return Ok(()) };
+    let present = build::record_on_backup(&ctx.client, namespace, drill)
+        .await
+        .during(|| format!("failed to record the drill on ArchiveBackup {namespace}/{}", drill.backup))?;
+    let gone = if present { String::new() } else { format!(" (ArchiveBackup {} is gone; the evidence is on the policy only)", drill.backup) };
+    let message = drill.message.clone().unwrap_or_default();
+    let passed = drill.state == DrillState::Passed;
+    ctx.metrics.drill_finished(passed);
+    if passed {
+        publish(ctx, policy, EventType::Normal, "DrillPassed", format!("restore drill of {} passed: {message}{gone}", drill.backup)).await;
+    } else {
+        publish(ctx, policy, EventType::Warning, "DrillFailed", format!("restore drill of {} failed: {message}{gone}", drill.backup)).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! What a restore drill makes and removes: its SideBySide RestoreRequest, the evidence on the
+//! drilled ArchiveBackup, and the teardown of what the request restored.
+
+use super::restore::RESTORE;
+use crate::api::{
+    ArchiveBackup, BackupPolicy, Component, ConditionStatus, DrillState, DrillStatus, RestoreMode, RestoreRequest, RestoreRequestSpec,
+    RestoreSource, RestoreTarget, VerificationReason, VerificationState, VerificationStatus,
+};
+use crate::plan::conditions;
+use crate::plan::policy::drill::{CopyPod, DRILL_LABEL};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::{Api, Client, Resource, ResourceExt};
+use std::collections::BTreeMap;
+
+/// The drill's RestoreRequest `name`: a SideBySide restore of every store of `backup` into
+/// the policy's namespace, labelled `archivist.dev/drill: <policy>` and owned by the policy
+/// (deleting the policy deletes it, and with it the copy).
+pub fn drill_request(policy: &BackupPolicy, name: &str, backup: &str) -> RestoreRequest {
+    let spec = RestoreRequestSpec {
+        source: RestoreSource { backup_name: Some(backup.to_string()), ..Default::default() },
+        target: RestoreTarget { mode: RestoreMode::SideBySide, ..Default::default() },
+        stores: Vec::new(),
+        include_master: true,
+        sql_target: None,
+        post_restore: Vec::new(),
+        ttl_seconds_after_finished: None,
+    };
+    let mut request = RestoreRequest::new(name, spec);
+    request.metadata.namespace = policy.namespace();
+    request.metadata.labels = Some(BTreeMap::from([(DRILL_LABEL.to_string(), policy.name_any())]));
+    request.metadata.owner_references = policy.controller_owner_ref(&()).map(|r| vec![r]);
+    request
+}
+
+/// The pods of the drill's copy: those labelled `archivist.dev/restore: <request>` (the
+/// copy's pod template carries only that label).
+pub async fn copy_pods(client: &Client, namespace: &str, request: &str) -> Result<Vec<CopyPod>, kube::Error> {
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace).list(&ListParams::default().labels(&format!("{RESTORE}={request}"))).await?;
+    Ok(pods
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            let status = p.status.unwrap_or_default();
+            let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
+            CopyPod { name: p.metadata.name.unwrap_or_default(), ip: status.pod_ip, ready }
+        })
+        .collect())
+}
+
+/// The restored Secrets of `request` (their values are replaced in a probe's output).
+pub fn restored_secrets(request: Option<&RestoreRequest>) -> Vec<String> {
+    let mapping = request.and_then(|r| r.status.as_ref()).map(|s| s.mapping.as_slice()).unwrap_or_default();
+    mapping.iter().filter(|m| m.component == Component::Secrets).map(|m| m.restored.clone()).collect()
+}
+
+/// What a teardown deleted.
+#[derive(Debug, Default)]
+pub struct TornDown {
+    /// The PVCs and Secrets deleted (or already going).
+    pub deleted: Vec<String>,
+    /// Objects named in the mapping that carry no label of the request: left alone.
+    pub kept: Vec<String>,
+}
+
+/// Deletes what the drill's `request` restored: each PVC and Secret its `status.mapping` names
+/// that also carries the request's label `archivist.dev/restore` (both records of ownership),
+/// then the request itself with its uid as precondition; the copy, the Jobs and the mapping
+/// ConfigMap are owned by the request and go with it. `None` (the request is gone): nothing.
+pub async fn tear_down(client: &Client, namespace: &str, request: Option<&RestoreRequest>) -> Result<TornDown, kube::Error> {
+    let mut done = TornDown::default();
+    let Some(request) = request else { return Ok(done) };
+    let name = request.name_any();
+    let mapping = request.status.as_ref().map(|s| s.mapping.as_slice()).unwrap_or_default();
+    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace);
+    let secrets = Api::<Secret>::namespaced(client.clone(), namespace);
+    for item in mapping {
+        let labelled = |labels: &BTreeMap<String, String>| labels.get(RESTORE).map(String::as_str) == Some(name.as_str());
+        let deleted = if item.component == Component::Secrets {
+            delete_labelled(&secrets, &item.restored, labelled).await?
+        } else {
+            delete_labelled(&claims, &item.restored, labelled).await?
+        };
+        match deleted {
+            Some(true) => done.deleted.push(item.restored.clone()),
+            Some(false) => done.kept.push(item.restored.clone()),
+            None => {}
+        }
+    }
+    let api = Api::<RestoreRequest>::namespaced(client.clone(), namespace);
+    let params = DeleteParams { preconditions: request.uid().map(|uid| Preconditions { uid: Some(uid), resource_version: None }), ..DeleteParams::background() };
+    match api.delete(&name, &params).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
+        Err(e) => return Err(e),
+    }
+    Ok(done)
+}
+
+/// Deletes `name` if it carries the label `labelled` checks, with its uid as precondition:
+/// `Some(true)` deleted, `Some(false)` kept (not ours), `None` absent.
+async fn delete_labelled<K>(api: &Api<K>, name: &str, labelled: impl Fn(&BTreeMap<String, String>) -> bool) -> Result<Option<bool>, kube::Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let Some(object) = api.get_opt(name).await? else { return Ok(None) };
+    if !labelled(object.labels()) {
+        return Ok(Some(false));
+    }
+    let params = DeleteParams { preconditions: object.uid().map(|uid| Preconditions { uid: Some(uid), resource_version: None }), ..DeleteParams::background() };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(Some(true)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(Some(false)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `drill` as the evidence on its backup (`status.drill`); a passed drill also marks
+/// the backup's verification `Passed` (reason `Drill`) and its condition `Verified`. A failed
+/// drill leaves an earlier verification as it is. Read fresh and written with its
+/// resourceVersion (a conflict retries the reconcile). `false`: the backup is gone.
+pub async fn record_on_backup(client: &Client, namespace: &str, drill: &DrillStatus) -> Result<bool, kube::Error> {
+    let api = Api::<ArchiveBackup>::namespaced(client.clone(), namespace);
+    let Some(backup) = api.get_opt(&drill.backup).await? else { return Ok(false) };
+    let mut status = backup.status.clone().unwrap_or_default();
+    let evidence = DrillStatus { torn_down: false, ..drill.clone() };
+    status.drill = Some(evidence);
+    if drill.state == DrillState::Passed {
+        let now = drill.finished_at.unwrap_or_else(chrono::Utc::now);
+        let message = format!("restore drill {} passed", drill.restore_request);
+        status.verification = Some(VerificationStatus { state: VerificationState::Passed, finished_at: Some(now), message: Some(message.clone()), reason: Some(VerificationReason::Drill) });
+        conditions::set(&mut status.conditions, "Verified", ConditionStatus::True, "DrillPassed", message, now, backup.metadata.generation);
+    }
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": backup.resource_version()},
+        "status": {"drill": status.drill, "verification": status.verification, "conditions": status.conditions},
+    });
+    match api.patch_status(&drill.backup, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
