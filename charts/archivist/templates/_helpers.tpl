@@ -105,10 +105,11 @@ operator/src/kube); keep them in step when the code changes. Two lists:
 # master.secrets are copied into a Secret owned by the backup; restores read that copy, list the
 # namespace's Secret names (never overwrite one) and create the restored Secrets. Backups and
 # restores also read the Secrets they reference (SQL credentials, master.secrets) to replace
-# their values by *** in the Job log tails and hook stderr they quote.
+# their values by *** in the Job log tails and hook stderr they quote. A restore drill deletes
+# the Secrets and PVCs its RestoreRequest restored (named in its mapping and labelled with it).
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, create]
+  verbs: [get, list, create, delete]
 # VolumeSnapshots: cut, read and deleted by their runs; an orphan (labelled archivist.dev/backup,
 # its ArchiveBackup gone) is marked (patch) and, after a ClusterRetentionPolicy's grace period,
 # deleted.
@@ -121,9 +122,11 @@ operator/src/kube); keep them in step when the code changes. Two lists:
 # The RestoreRequest controller: its kind and status, the <request>-mapping ConfigMap (written
 # with server-side apply), restored PVCs, and the SideBySide copy of the target workload (a
 # StatefulSet or a Deployment).
+# create and delete: a restore drill (verification.drillSchedule) creates a SideBySide
+# RestoreRequest owned by its policy, and deletes it when the drill is over.
 - apiGroups: [archivist.dev]
   resources: [restorerequests]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch, patch, create, delete]
 - apiGroups: [archivist.dev]
   resources: [restorerequests/status]
   verbs: [get, patch]
