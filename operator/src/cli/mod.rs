@@ -11,6 +11,7 @@
 pub mod backup;
 pub mod cluster;
 pub mod crds;
+pub mod drill;
 pub mod fetch;
 pub mod finalizers;
 pub mod output;
@@ -70,6 +71,12 @@ pub enum Command {
         #[command(subcommand)]
         command: restore::RestoreCommand,
     },
+    /// Restore drills on a live cluster: the history of a policy's drills.
+    Drill {
+        /// The drill subcommand.
+        #[command(subcommand)]
+        command: drill::DrillCommand,
+    },
     /// One line per BackupPolicy: last success, next run, restore points, verification, and
     /// what is failing.
     Status(status::StatusArgs),
@@ -98,6 +105,7 @@ pub fn main() -> ExitCode {
         Command::Retention { command } => retention::run(command, &mut stdout),
         Command::Backup { command } => backup::run(command, &mut stdout),
         Command::Restore { command } => restore::run(command, &mut stdout),
+        Command::Drill { command } => drill::run(command, &mut stdout),
         Command::Status(args) => status::run(&args, &mut stdout),
         Command::ReleaseFinalizers(args) => finalizers::run(&args, &mut stdout),
     };

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod conditions;
+pub mod drill;
 pub mod events;
 pub mod progress;
 pub mod restore;
