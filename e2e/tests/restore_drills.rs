@@ -117,7 +117,7 @@ async fn drills_probe_a_side_by_side_copy_record_the_evidence_and_tear_everythin
         let passed = drill_torn_down(&client, &ns, "2", &mut archive).await?;
         ensure!(passed.state == DrillState::Passed, "{passed:?}");
         ensure!(passed.output.as_deref() == Some("volume master\nvolume content-s1\n"), "output {:?}", passed.output);
-        ensure!(passed.restore_request != failed.restore_request, "the second drill reused {}", failed.restore_request);
+        ensure!(passed.restore_request != failed.restore_request && passed.started_at > failed.started_at, "the second drill reused {}", failed.restore_request);
         nothing_left_of(&client, &ns, &passed).await?;
         let b1 = backups.get(BACKUP).await?.status.unwrap_or_default();
         let verification = b1.verification.context("b1 has no verification")?;
@@ -177,6 +177,44 @@ async fn a_drill_due_beside_a_running_backup_is_skipped_with_an_event() {
         ensure!(status.last_drill_now_request.as_deref() == Some("1"), "the skipped request is not used up: {:?}", status.last_drill_now_request);
         let requests = Api::<archivist::api::RestoreRequest>::namespaced(client.clone(), &ns).list(&ListParams::default()).await?;
         ensure!(requests.items.is_empty(), "a drill request was made: {:?}", requests.items.iter().map(|r| r.metadata.name.clone()).collect::<Vec<_>>());
+        archive.operator.check_running()?;
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn deleting_the_policy_mid_drill_deletes_what_the_drill_restored() {
+    with_namespace("drill-delete", |client, ns| async move {
+        let mut archive = archive_with_backup(&client, &ns, ArchiveOptions { sql: false, stores: 1, ..ArchiveOptions::default() }).await?;
+        // A slow probe keeps the drill going while the policy is deleted.
+        drill_with(&client, &ns, "1", "sleep 15").await?;
+        let policies = Api::<BackupPolicy>::namespaced(client.clone(), &ns);
+        let drill = poll("the drill's copy to run", DRILL_TIMEOUT, || {
+            let (client, policies, ns) = (client.clone(), policies.clone(), ns.clone());
+            async move {
+                let drill = policies.get(POLICY).await?.status.and_then(|s| s.last_drill);
+                let Some(drill) = drill else { return Ok(Err("no drill yet".to_string())) };
+                let labelled = ListParams::default().labels(&format!("{RESTORE_LABEL}={}", drill.restore_request));
+                let pods = Api::<Pod>::namespaced(client, &ns).list(&labelled).await?.items;
+                Ok(if pods.is_empty() { Err(format!("no pod of the copy yet; drill {drill:?}")) } else { Ok(drill) })
+            }
+        })
+        .await?;
+        ensure!(drill.state == DrillState::Running, "{drill:?}");
+        policies.delete(POLICY, &Default::default()).await?;
+        poll("the policy to be gone", DRILL_TIMEOUT, || {
+            let policies = policies.clone();
+            async move { Ok(if policies.get_opt(POLICY).await?.is_none() { Ok(()) } else { Err("still there".to_string()) }) }
+        })
+        .await?;
+        nothing_left_of(&client, &ns, &drill).await?;
+        // The backup itself stays (deletionPolicy Retain), and so does the original archive.
+        ensure!(Api::<archivist::api::ArchiveBackup>::namespaced(client.clone(), &ns).get_opt(BACKUP).await?.is_some(), "{BACKUP} is gone");
+        for claim in &archive.claims {
+            ensure!(Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns).get_opt(claim).await?.is_some(), "original claim {claim} is gone");
+        }
         archive.operator.check_running()?;
         Ok(())
     })

@@ -349,12 +349,14 @@ async fn act_on(policy: &BackupPolicy, ctx: &Context, namespace: &str, decision:
     Ok(decision.requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
-/// Applies `deletionPolicy`: `Delete` deletes the policy's ArchiveBackups (and with them
+/// Tears down a drill still going, then applies `deletionPolicy`: `Delete` deletes the policy's ArchiveBackups (and with them
 /// their snapshots), except held ones (legal hold wins; an Event says which were kept);
 /// `Retain` keeps them. A run still in progress is deleted too: its `archivist.dev/release`
 /// finalizer makes it release the archive before it goes.
 async fn cleanup(policy: &BackupPolicy, ctx: &Context) -> Result<Action, Error> {
     let namespace = policy.namespace().ok_or_else(|| Error::MissingNamespace(policy.name_any()))?;
+    // A drill still going: what it restored is deleted (its request goes with the policy).
+    super::drill::tear_down_on_deletion(ctx, policy, &namespace).await?;
     if policy.spec.deletion_policy == DeletionPolicy::Delete {
         let backups = policy_backups(ctx, &namespace, &policy.name_any()).await?;
         let api = Api::<ArchiveBackup>::namespaced(ctx.client.clone(), &namespace);

@@ -86,15 +86,34 @@ pub async fn act(ctx: &Context, policy: &BackupPolicy, namespace: &str, action: 
                 .get_opt(request)
                 .await
                 .during(|| format!("failed to read RestoreRequest {namespace}/{request}"))?;
-            let done = build::tear_down(&ctx.client, namespace, restored.as_ref()).await.during(|| format!("failed to tear down drill {namespace}/{request}"))?;
-            if !done.kept.is_empty() {
-                let kept = done.kept.join(", ");
-                publish(ctx, policy, EventType::Warning, "DrillLeftovers", format!("restore drill {request}: kept {kept}: named by the request but not labelled as restored by it")).await;
-            }
+            tear_down(ctx, policy, namespace, request, restored.as_ref()).await?;
             plan::torn_down(status);
             Ok(false)
         }
     }
+}
+
+/// Deletes what the drill's `request` restored (`kube::drill::tear_down`), with a Warning
+/// Event naming what was not the drill's to delete.
+async fn tear_down(ctx: &Context, policy: &BackupPolicy, namespace: &str, request: &str, restored: Option<&RestoreRequest>) -> Result<(), Error> {
+    let done = build::tear_down(&ctx.client, namespace, &policy.name_any(), restored).await.during(|| format!("failed to tear down drill {namespace}/{request}"))?;
+    if !done.kept.is_empty() {
+        let kept = done.kept.join(", ");
+        publish(ctx, policy, EventType::Warning, "DrillLeftovers", format!("restore drill {request}: kept {kept}: not made by this drill, so not deleted")).await;
+    }
+    Ok(())
+}
+
+/// Tears down the policy's drill that is not torn down yet, as the policy is deleted: its
+/// request goes with the policy (owned by it), but the PVCs and Secrets it restored would not.
+pub async fn tear_down_on_deletion(ctx: &Context, policy: &BackupPolicy, namespace: &str) -> Result<(), Error> {
+    let Some(drill) = policy.status.as_ref().and_then(|s| s.last_drill.as_ref()).filter(|d| !d.torn_down) else { return Ok(()) };
+    let request = &drill.restore_request;
+    let restored = Api::<RestoreRequest>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(request)
+        .await
+        .during(|| format!("failed to read RestoreRequest {namespace}/{request}"))?;
+    tear_down(ctx, policy, namespace, request, restored.as_ref()).await
 }
 
 async fn create_request(ctx: &Context, policy: &BackupPolicy, namespace: &str, request: &str, backup: &str) -> Result<(), Error> {

@@ -60,18 +60,26 @@ pub fn restored_secrets(request: Option<&RestoreRequest>) -> Vec<String> {
 pub struct TornDown {
     /// The PVCs and Secrets deleted (or already going).
     pub deleted: Vec<String>,
-    /// Objects named in the mapping that carry no label of the request: left alone.
+    /// Objects named in the mapping that carry no label of the request, or a request of the
+    /// drill's name that the drill did not make: left alone.
     pub kept: Vec<String>,
 }
 
-/// Deletes what the drill's `request` restored: each PVC and Secret its `status.mapping` names
+/// Deletes what the drill's `request` restored, when it is a drill request of `policy`
+/// (labelled `archivist.dev/drill: <policy>`; another request that took its name is kept, and
+/// reported in [`TornDown::kept`]): each PVC and Secret its `status.mapping` names
 /// that also carries the request's label `archivist.dev/restore` (both records of ownership),
 /// then the request itself with its uid as precondition; the copy, the Jobs and the mapping
 /// ConfigMap are owned by the request and go with it. `None` (the request is gone): nothing.
-pub async fn tear_down(client: &Client, namespace: &str, request: Option<&RestoreRequest>) -> Result<TornDown, kube::Error> {
+pub async fn tear_down(client: &Client, namespace: &str, policy: &str, request: Option<&RestoreRequest>) -> Result<TornDown, kube::Error> {
     let mut done = TornDown::default();
     let Some(request) = request else { return Ok(done) };
     let name = request.name_any();
+    if !crate::plan::policy::drill::made_by_drill(request, policy) {
+        // Someone else's request took the name: neither it nor what it restored is ours.
+        done.kept.push(format!("RestoreRequest {name}"));
+        return Ok(done);
+    }
     let mapping = request.status.as_ref().map(|s| s.mapping.as_slice()).unwrap_or_default();
     let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace);
     let secrets = Api::<Secret>::namespaced(client.clone(), namespace);

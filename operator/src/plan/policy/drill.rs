@@ -7,8 +7,9 @@
 //!   one drill, not one each: [`due_runs`]), or on a new value of `archivist.dev/drill-now`.
 //!   An invalid policy, or one whose target is gone, starts none; a drill already running
 //!   still finishes and is torn down.
-//! - **One at a time:** while the recorded drill (`status.lastDrill`) is not torn down, a due
-//!   drill waits (late rather than overlapping).
+//! - **One at a time:** while the recorded drill (`status.lastDrill`) is not torn down, or its
+//!   request is still being deleted, a due drill waits (late rather than overlapping). Each
+//!   drill starts at least a second after the last one, so its request name is its own.
 //! - **Never beside a backup or a restore of the same workload:** a due drill is skipped, with
 //!   the Event `DrillSkipped`, while a run of the policy or a RestoreRequest of one of its
 //!   backups is unfinished (the drill never touches the original; the rule keeps it from
@@ -181,6 +182,12 @@ pub fn decide(obs: &DrillObs<'_>, status: &mut BackupPolicyStatus) -> DrillDecis
         let (action, requeue) = ongoing(obs, status, drill);
         return with(action, requeue).with_deadline(obs, status);
     }
+    let last_request = status.last_drill.as_ref().and_then(|d| find(obs.restores, &d.restore_request));
+    if last_request.is_some_and(|r| made_by_drill(r, obs.policy)) {
+        // The last drill's request is still being deleted (its deletion wakes the policy): the
+        // next drill waits, so two drills' objects never overlap.
+        return with(DrillAction::None, None);
+    }
     let scheduled = due.as_ref().and_then(|d| d.run_now);
     let requested = obs.drill_now.filter(|r| status.last_drill_now_request.as_deref() != Some(*r));
     if scheduled.is_none() && requested.is_none() {
@@ -204,17 +211,29 @@ pub fn decide(obs: &DrillObs<'_>, status: &mut BackupPolicyStatus) -> DrillDecis
         return with(DrillAction::Skip { why: "no settled Completed backup to drill".into() }, None);
     };
     let backup = backup.metadata.name.clone().unwrap_or_default();
+    let started = start_time(obs.now, status.last_drill.as_ref());
     status.last_drill = Some(DrillStatus {
         state: DrillState::Running,
         backup: backup.clone(),
-        restore_request: request_name(obs.policy, obs.now),
-        started_at: obs.now,
+        restore_request: request_name(obs.policy, started),
+        started_at: started,
         finished_at: None,
         message: None,
         output: None,
         torn_down: false,
     });
     with(DrillAction::Start { backup }, None)
+}
+
+/// A drill's start time: `now` in whole seconds, and at least a second after the last drill's
+/// start, so each drill of a policy has its own request name (and history entry) even when
+/// two start within one second.
+fn start_time(now: DateTime<Utc>, last: Option<&DrillStatus>) -> DateTime<Utc> {
+    let whole = DateTime::<Utc>::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+    match last {
+        Some(last) => whole.max(last.started_at + chrono::Duration::seconds(1)),
+        None => whole,
+    }
 }
 
 impl DrillDecision {
@@ -255,6 +274,9 @@ fn ongoing(obs: &DrillObs<'_>, status: &mut BackupPolicyStatus, drill: DrillStat
         }
         return (DrillAction::CreateRequest { request: drill.restore_request.clone(), backup: drill.backup.clone() }, None);
     };
+    if !made_by_drill(request, obs.policy) {
+        return (fail(status, format!("RestoreRequest {} exists and was not made by this policy's drill; it is left as it is", drill.restore_request)), None);
+    }
     // The request's changes wake the policy; the copy's pods do not (polled).
     let (waiting, requeue) = match phase(request) {
         Some(RestorePhase::Failed) => {
@@ -274,6 +296,12 @@ fn ongoing(obs: &DrillObs<'_>, status: &mut BackupPolicyStatus, drill: DrillStat
         return (fail(status, format!("timed out after {}s waiting for {waiting}", timeout_seconds(obs.spec))), None);
     }
     (DrillAction::None, requeue)
+}
+
+/// Whether `request` is a drill request of `policy` (labelled `archivist.dev/drill: <policy>`):
+/// only such a request is followed, and torn down.
+pub fn made_by_drill(request: &RestoreRequest, policy: &str) -> bool {
+    request.metadata.labels.as_ref().and_then(|l| l.get(DRILL_LABEL)).map(String::as_str) == Some(policy)
 }
 
 /// Why a drill cannot run now: a run of the policy, or a restore of one of its backups, is

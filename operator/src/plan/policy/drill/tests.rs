@@ -17,6 +17,9 @@ fn backup(name: &str, phase: BackupPhase, hour: u32) -> ArchiveBackup {
 fn restore(name: &str, source: &str, phase: Option<RestorePhase>) -> RestoreRequest {
     let spec: RestoreRequestSpec = serde_json::from_value(serde_json::json!({"source": {"backupName": source}})).expect("spec");
     let mut r = RestoreRequest::new(name, spec);
+    if name.contains("-drill-") {
+        r.metadata.labels = Some([(DRILL_LABEL.to_string(), "p".to_string())].into());
+    }
     r.status = Some(RestoreRequestStatus { phase, message: Some("PVC x exists".into()), ..Default::default() });
     r
 }
@@ -132,6 +135,17 @@ fn cases() -> Vec<Case> {
         },
         Case {
             now: t(4, 2),
+            restores: vec![{
+                let mut users = restore(&request, "p-new", Some(RestorePhase::Completed));
+                users.metadata.labels = None;
+                users
+            }],
+            want: DrillAction::Failed,
+            want_state: Some(DrillState::Failed),
+            ..with_drill(case("a request of the same name that the drill did not make is not followed"), drilling())
+        },
+        Case {
+            now: t(4, 2),
             restores: vec![restore(&request, "p-new", Some(RestorePhase::Failed))],
             want: DrillAction::Failed,
             want_state: Some(DrillState::Failed),
@@ -175,6 +189,13 @@ fn cases() -> Vec<Case> {
         Case {
             now: t(4, 5),
             ..with_drill(case("torn down: the next due drill starts"), DrillStatus { torn_down: true, ..finish(&running("p-old", t(3, 0)), true, "ok".into(), None, t(3, 1)) })
+        },
+        Case {
+            now: t(4, 5),
+            restores: vec![restore(&request_name("p", t(3, 0)), "p-old", Some(RestorePhase::Completed))],
+            want: DrillAction::None,
+            want_state: Some(DrillState::Passed),
+            ..with_drill(case("torn down, its request still being deleted: the next drill waits"), DrillStatus { torn_down: true, ..finish(&running("p-old", t(3, 0)), true, "ok".into(), None, t(3, 1)) })
         },
         Case {
             may_start: false,
@@ -226,6 +247,18 @@ fn a_start_is_recorded_before_anything_is_created_and_a_skip_uses_up_its_time() 
     assert!(matches!(decide(&obs, &mut skipped).action, DrillAction::Skip { .. }));
     assert_eq!(skipped.last_drill_schedule_time, Some(t(4, 0)));
     assert_eq!(decide(&obs, &mut skipped.clone()).action, DrillAction::None, "the skipped time is not tried again");
+}
+
+#[test]
+fn drills_started_within_one_second_get_their_own_names() {
+    let c = case("due");
+    let now = t(4, 0) + chrono::Duration::milliseconds(300);
+    let mut status = BackupPolicyStatus { last_drill: Some(DrillStatus { torn_down: true, ..running("p-new", t(4, 0)) }), ..Default::default() };
+    let obs = DrillObs { now, created: t(0, 0), policy: "p", spec: &c.spec, drill_now: Some("2"), may_start: true, backups: &c.backups, restores: &[], copy_pods: None };
+    assert_eq!(decide(&obs, &mut status).action, DrillAction::Start { backup: "p-new".into() });
+    let started = status.last_drill.as_ref().expect("drill");
+    assert_eq!(started.started_at, t(4, 0) + chrono::Duration::seconds(1));
+    assert_eq!(started.restore_request, "p-drill-20261122040001");
 }
 
 #[test]
