@@ -141,6 +141,41 @@ pub async fn http_hook_archive(client: &Client, namespace: &str, name: &str, rep
     Ok(())
 }
 
+/// [`HOOK_SERVER`] over TLS, on port 8443, with the certificate and key `cert.pem` and
+/// `key.pem` in the claim's directory.
+const HTTPS_HOOK_SERVER: &str = r#"
+import http.server, os, ssl, sys
+ip, name, dir = os.environ["POD_IP"], os.environ["POD_NAME"], sys.argv[1]
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        with open(dir + "/hooks.log", "a") as log:
+            log.write(self.path.strip("/") + " " + name + "\n")
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer((ip, 8443), Hook)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(dir + "/cert.pem", dir + "/key.pem")
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#;
+
+/// An archive whose pods serve HTTPS hooks on port 8443 (see [`http_hook_archive`]) with the
+/// certificate `cert.pem` and key `key.pem` already in the claim `claim`.
+pub async fn https_hook_archive(client: &Client, namespace: &str, name: &str, claim: &str) -> anyhow::Result<()> {
+    let container = serde_json::json!({
+        "command": ["python3", "-c", HTTPS_HOOK_SERVER, format!("/{claim}")],
+        "env": [
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+        ]
+    });
+    create_archive(client, namespace, name, 1, &[claim], container).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(())
+}
+
 /// The Freeze policy `name` of the [`http_hook_archive`] `name`: one store `s1` of these
 /// metadata and content claims.
 pub async fn http_hook_policy(client: &Client, namespace: &str, name: &str, metadata: &[&str], content: &[&str]) -> anyhow::Result<BackupPolicy> {

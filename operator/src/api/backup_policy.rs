@@ -185,7 +185,9 @@ pub enum HttpScheme {
     /// Plain HTTP (default).
     #[default]
     HTTP,
-    /// HTTPS (the server's certificate is not verified).
+    /// HTTPS: the server's certificate must chain to `caSecret`'s certificates (or to the
+    /// system's trusted roots) and carry `serverName` (default: the pod's IP). There is no
+    /// unverified mode.
     HTTPS,
 }
 
@@ -204,6 +206,15 @@ pub struct HttpHook {
     /// `HTTP` (default) or `HTTPS`.
     #[serde(default)]
     pub scheme: HttpScheme,
+    /// `HTTPS` only: a Secret in the policy's namespace whose key `ca.crt` holds the PEM
+    /// certificate(s) the server's certificate must chain to. Absent: the system's trusted
+    /// roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret: Option<String>,
+    /// `HTTPS` only: the DNS name or IP address the server's certificate must carry (also
+    /// sent as SNI), such as `mailstore-0.mailstore.mail.svc`. Default: the pod's IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
 }
 
 fn default_http_path() -> String {

@@ -59,10 +59,15 @@ pub async fn run(client: &Client, namespace: &str, pod: &str, pod_ip: Option<&st
             let Some(ip) = pod_ip else {
                 return Err(HookError::Http { pod: pod.to_string(), message: "the pod has no IP".into() });
             };
-            if http.scheme == HttpScheme::HTTPS {
-                return Err(HookError::Http { pod: pod.to_string(), message: "HTTPS hooks are not supported yet; use HTTP or exec".into() });
+            match http.scheme {
+                HttpScheme::HTTP => run_http(pod, ip, http.port, &http.method, &http.path).await,
+                HttpScheme::HTTPS => {
+                    let err = |message: String| HookError::Http { pod: pod.to_string(), message };
+                    let config = super::tls::client_config(client, namespace, http.ca_secret.as_deref()).await.map_err(err)?;
+                    let name = http.server_name.as_deref().unwrap_or(ip);
+                    run_https(pod, ip, http.port, &http.method, &http.path, config, name).await
+                }
             }
-            run_http(pod, ip, http.port, &http.method, &http.path).await
         } else {
             Err(HookError::Empty)
         }
@@ -89,11 +94,36 @@ async fn run_exec(client: &Client, namespace: &str, pod: &str, container: Option
 /// A minimal HTTP/1.1 request (no body) to `ip:port`; success is a 2xx status.
 async fn run_http(pod: &str, ip: &str, port: u16, method: &str, path: &str) -> Result<(), HookError> {
     let err = |message: String| HookError::Http { pod: pod.to_string(), message };
-    let mut stream = tokio::net::TcpStream::connect((ip, port)).await.map_err(|e| err(format!("connect {ip}:{port}: {e}")))?;
+    let stream = tokio::net::TcpStream::connect((ip, port)).await.map_err(|e| err(format!("connect {ip}:{port}: {e}")))?;
+    request(pod, stream, ip, port, method, path).await
+}
+
+/// The request of [`run_http`] over TLS: the server's certificate must chain to `config`'s
+/// roots and carry `server_name` (a DNS name or an IP address, also the SNI).
+async fn run_https(pod: &str, ip: &str, port: u16, method: &str, path: &str, config: std::sync::Arc<tokio_rustls::rustls::ClientConfig>, server_name: &str) -> Result<(), HookError> {
+    let err = |message: String| HookError::Http { pod: pod.to_string(), message };
+    let name = rustls_pki_types::ServerName::try_from(server_name.to_string()).map_err(|e| err(format!("server name {server_name:?}: {e}")))?;
+    let tcp = tokio::net::TcpStream::connect((ip, port)).await.map_err(|e| err(format!("connect {ip}:{port}: {e}")))?;
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| err(format!("TLS handshake with {ip}:{port} (as {server_name}): {e}")))?;
+    request(pod, stream, ip, port, method, path).await
+}
+
+/// Sends `method path` on `stream` and reads the answer to its end; success is a 2xx status.
+async fn request<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(pod: &str, mut stream: S, ip: &str, port: u16, method: &str, path: &str) -> Result<(), HookError> {
+    let err = |message: String| HookError::Http { pod: pod.to_string(), message };
     let request = format!("{method} {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.map_err(|e| err(format!("send: {e}")))?;
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.map_err(|e| err(format!("read: {e}")))?;
+    match stream.read_to_end(&mut response).await {
+        Ok(_) => {}
+        // A TLS server that closes without close_notify: its answer is complete all the same
+        // (`Connection: close`), and only its status line is read.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
+        Err(e) => return Err(err(format!("read: {e}"))),
+    }
     let text = String::from_utf8_lossy(&response);
     let status_line = text.lines().next().unwrap_or_default();
     let code = status_line.split_whitespace().nth(1).and_then(|c| c.parse::<u16>().ok());
@@ -148,5 +178,74 @@ mod tests {
         assert!(e.to_string().contains("answered 503"), "{e}");
         let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port();
         assert!(run_http("p", "127.0.0.1", closed, "POST", "/").await.is_err());
+    }
+
+    /// A CA, and a server certificate it signed for `names`, as (CA PEM, server cert DER, key DER).
+    fn pki(names: &[&str]) -> (String, Vec<u8>, Vec<u8>) {
+        let ca_key = rcgen::KeyPair::generate().expect("ca key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "archive hooks CA");
+        let ca = ca_params.self_signed(&ca_key).expect("ca");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
+        let cert = params.signed_by(&key, &issuer).expect("cert");
+        (ca.pem(), cert.der().to_vec(), key.serialize_der())
+    }
+
+    /// Serves one TLS connection with `cert`/`key`, answering `answer`; closes without
+    /// close_notify when `abrupt`.
+    async fn serve_tls_once(cert: Vec<u8>, key: Vec<u8>, answer: &'static str, abrupt: bool) -> u16 {
+        use tokio_rustls::rustls;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.into()], rustls_pki_types::PrivateKeyDer::Pkcs8(key.into()))
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            let Ok((sock, _)) = listener.accept().await else { return };
+            let Ok(mut tls) = acceptor.accept(sock).await else { return };
+            let mut buf = [0u8; 1024];
+            let _ = tls.read(&mut buf).await;
+            let _ = tls.write_all(answer.as_bytes()).await;
+            let _ = tls.flush().await;
+            if !abrupt {
+                let _ = tls.shutdown().await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn https_hooks_verify_the_server_certificate_and_its_name() {
+        let (ca, cert, key) = pki(&["127.0.0.1", "mailstore-0.mailstore.mail.svc"]);
+        let (other_ca, _, _) = pki(&["127.0.0.1"]);
+        let trusting = |pem: &str| super::super::tls::config(super::super::tls::roots_from_pem(pem.as_bytes()).expect("roots")).expect("config");
+        type Case = (&'static str, String, &'static str, &'static str, bool, Result<(), &'static str>);
+        let cases: Vec<Case> = vec![
+            ("signed by the CA, for the pod IP", ca.clone(), "127.0.0.1", "HTTP/1.1 204 No Content\r\n\r\n", false, Ok(())),
+            ("signed by the CA, for the server name", ca.clone(), "mailstore-0.mailstore.mail.svc", "HTTP/1.1 200 OK\r\n\r\n", false, Ok(())),
+            ("closed without close_notify", ca.clone(), "127.0.0.1", "HTTP/1.1 204 No Content\r\n\r\n", true, Ok(())),
+            ("an answer that is not 2xx", ca.clone(), "127.0.0.1", "HTTP/1.1 409 Conflict\r\n\r\n", false, Err("answered 409")),
+            ("another CA", other_ca.clone(), "127.0.0.1", "HTTP/1.1 204 No Content\r\n\r\n", false, Err("TLS handshake")),
+            ("a name the certificate does not carry", ca.clone(), "mailstore-1.mailstore.mail.svc", "HTTP/1.1 204 No Content\r\n\r\n", false, Err("TLS handshake")),
+        ];
+        for (name, trusted, server_name, answer, abrupt, want) in cases {
+            let port = serve_tls_once(cert.clone(), key.clone(), answer, abrupt).await;
+            let got = run_https("p", "127.0.0.1", port, "POST", "/thaw", trusting(&trusted), server_name).await;
+            match (got, want) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), Err(part)) => assert!(e.to_string().contains(part), "{name}: {e}"),
+                (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
+            }
+        }
+        assert!(super::super::tls::roots_from_pem(b"not a certificate").is_err());
+        assert!(super::super::tls::roots_from_pem(b"").expect_err("empty").contains("no PEM certificate"));
     }
 }

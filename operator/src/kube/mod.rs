@@ -18,6 +18,7 @@ pub mod repository;
 pub mod restore;
 pub mod snapshot;
 pub mod time;
+pub mod tls;
 pub mod verify;
 pub mod workload;
 

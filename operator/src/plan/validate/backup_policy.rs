@@ -3,7 +3,7 @@
 use super::names::{self, LABEL_VALUE_MAX};
 use super::{check_metadata, schedule_problem, time_zone_problem, FieldError, NameRules, Problems};
 use crate::api::{
-    DrillProbe,
+    DrillProbe, HttpScheme,
     ExportAfter, ExportSpec,
     BackupPolicy, BackupPolicySpec, DataSource, Hook, QuiesceMode, QuiesceSpec, RetentionRules,
     SqlSource, VerificationSpec,
@@ -125,17 +125,36 @@ fn check_hook(problems: &mut Problems, field: &str, hook: &Hook) {
             if http.port == 0 {
                 problems.push(format!("{field}.http.port"), "must be between 1 and 65535");
             }
-            if !http.path.starts_with('/') {
-                problems.push(format!("{field}.http.path"), format!("{:?} must start with '/'", http.path));
-            }
+            problems.check(format!("{field}.http.path"), request_path_problem(&http.path));
             if !HTTP_METHODS.contains(&http.method.as_str()) {
                 problems.push(
                     format!("{field}.http.method"),
                     format!("{:?} is not one of {}", http.method, HTTP_METHODS.join(", ")),
                 );
             }
+            let https = http.scheme == HttpScheme::HTTPS;
+            if let Some(secret) = &http.ca_secret {
+                problems.check(format!("{field}.http.caSecret"), if https { names::dns1123_subdomain(secret) } else { Some("is only used with scheme HTTPS".into()) });
+            }
+            if let Some(name) = &http.server_name {
+                let problem = if !https {
+                    Some("is only used with scheme HTTPS".into())
+                } else if name.parse::<std::net::IpAddr>().is_ok() {
+                    None
+                } else {
+                    names::dns1123_subdomain(name)
+                };
+                problems.check(format!("{field}.http.serverName"), problem);
+            }
         }
     }
+}
+
+/// An HTTP request path is sent as it is in the request line: it must start with `/` and
+/// hold no spaces or control characters, which could end the line and add headers.
+fn request_path_problem(path: &str) -> Option<String> {
+    (!path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()))
+        .then(|| format!("{path:?} must start with '/' and contain no spaces or control characters"))
 }
 
 /// The master, the stores and the dump: names, one source per part, each PVC captured once.
@@ -294,9 +313,7 @@ fn check_drill_probe(problems: &mut Problems, probe: &DrillProbe) {
         if http.port == 0 {
             problems.push(format!("{field}.http.port"), "must be 1-65535");
         }
-        if !http.path.starts_with('/') || http.path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            problems.push(format!("{field}.http.path"), format!("{:?} must start with / and contain no spaces or control characters", http.path));
-        }
+        problems.check(format!("{field}.http.path"), request_path_problem(&http.path));
     }
     if probe.tcp.as_ref().is_some_and(|t| t.port == 0) {
         problems.push(format!("{field}.tcp.port"), "must be 1-65535");

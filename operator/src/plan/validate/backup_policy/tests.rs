@@ -53,10 +53,20 @@ fn exec(command: &[&str]) -> Hook {
     }
 }
 
+fn https(ca_secret: Option<&str>, server_name: Option<&str>) -> Hook {
+    let mut hook = http(8443, "/thaw", "POST");
+    if let Some(h) = hook.http.as_mut() {
+        h.scheme = crate::api::HttpScheme::HTTPS;
+        h.ca_secret = ca_secret.map(String::from);
+        h.server_name = server_name.map(String::from);
+    }
+    hook
+}
+
 fn http(port: u16, path: &str, method: &str) -> Hook {
     Hook {
         exec: None,
-        http: Some(HttpHook { port, path: path.into(), method: method.into(), scheme: Default::default() }),
+        http: Some(HttpHook { port, path: path.into(), method: method.into(), scheme: Default::default(), ca_secret: None, server_name: None }),
     }
 }
 
@@ -108,6 +118,23 @@ fn each_rule_names_its_field() {
         ("http port 0", |s| s.quiesce.thaw = Some(http(0, "/", "POST")), vec!["spec.quiesce.thaw.http.port"]),
         ("http path without slash", |s| s.quiesce.thaw = Some(http(80, "thaw", "POST")), vec!["spec.quiesce.thaw.http.path"]),
         ("http unknown method", |s| s.quiesce.thaw = Some(http(80, "/", "post")), vec!["spec.quiesce.thaw.http.method"]),
+        ("http path that adds a header", |s| s.quiesce.thaw = Some(http(80, "/thaw HTTP/1.1\r\nX-Injected: 1\r\n", "POST")), vec!["spec.quiesce.thaw.http.path"]),
+        ("http path with a space", |s| s.quiesce.thaw = Some(http(80, "/thaw now", "POST")), vec!["spec.quiesce.thaw.http.path"]),
+        ("https with a CA Secret and a server name", |s| s.quiesce.thaw = Some(https(Some("thaw-ca"), Some("mailstore-0.mailstore.mail.svc"))), vec![]),
+        ("https with an IP server name and the system roots", |s| s.quiesce.thaw = Some(https(None, Some("10.1.2.3"))), vec![]),
+        ("https CA Secret not a name", |s| s.quiesce.thaw = Some(https(Some("Thaw CA"), None)), vec!["spec.quiesce.thaw.http.caSecret"]),
+        ("https server name not a name", |s| s.quiesce.thaw = Some(https(None, Some("mail_store"))), vec!["spec.quiesce.thaw.http.serverName"]),
+        (
+            "a CA Secret and a server name on plain HTTP",
+            |s| {
+                let mut hook = https(Some("thaw-ca"), Some("mail.svc"));
+                if let Some(h) = hook.http.as_mut() {
+                    h.scheme = crate::api::HttpScheme::HTTP;
+                }
+                s.quiesce.thaw = Some(hook);
+            },
+            vec!["spec.quiesce.thaw.http.caSecret", "spec.quiesce.thaw.http.serverName"],
+        ),
         ("timeout 0", |s| s.quiesce.timeout_seconds = 0, vec!["spec.quiesce.timeoutSeconds"]),
         (
             "timeout 0 with mode None is fine",
