@@ -6,6 +6,9 @@
 //!   after `orphanGracePeriodSeconds`, with an Event and a count; a labelled snapshot whose
 //!   backup exists, and an unlabelled one, are left alone.
 //!
+//! - made invalid, it says so in `Ready` and only protects: its ceiling and orphan collection
+//!   stop.
+//!
 //! Its one test is alone in this binary: the operator it starts acts in every namespace.
 
 mod backup_support;
@@ -59,7 +62,9 @@ async fn a_cluster_policy_reports_what_it_governs_counts_its_prunes_and_collects
             until("the cluster policy's status", Duration::from_secs(90), || async {
                 let status = crps.get(&crp_name).await?.status.unwrap_or_default();
                 eprintln!("status: {status:?}");
-                Ok(status.policies == Some(1)
+                let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == archivist::api::ConditionStatus::True && c.reason == "Evaluated");
+                Ok(ready
+                    && status.policies == Some(1)
                     && status.restore_points == Some(1)
                     && status.storage_bytes == Some(want_bytes)
                     && status.pruned_total == Some(1)
@@ -87,6 +92,32 @@ async fn a_cluster_policy_reports_what_it_governs_counts_its_prunes_and_collects
                 Ok(status.orphans_deleted == Some(1) && noted)
             })
             .await?;
+
+            // Made invalid (a floor above its ceiling): Ready=False names the field, and the
+            // policy only protects: its ceiling prunes nothing, it collects no orphan.
+            let invalid = serde_json::json!({"spec": {"minKeepDaily": 3}});
+            crps.patch(&crp_name, &PatchParams::default(), &Patch::Merge(&invalid)).await?;
+            until("Ready=False InvalidSpec", Duration::from_secs(90), || async {
+                let status = crps.get(&crp_name).await?.status.unwrap_or_default();
+                Ok(status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == archivist::api::ConditionStatus::False && c.reason == "InvalidSpec" && c.message.contains("spec.minKeepDaily")))
+            })
+            .await?;
+            let mut orphan = snapshot("orphan-2", "meta", None);
+            orphan.metadata.labels = Some([("archivist.dev/backup".to_string(), "gone-run".to_string())].into());
+            snapshots.create(&PostParams::default(), &orphan).await?;
+            start_backup(&client, &ns, "b3", "mail").await?;
+            wait_completed(&client, &ns, "b3", &mut operator).await?;
+            // An evaluation after its grace period (3 s) ended: a valid policy would delete it.
+            let grace_ended = chrono::Utc::now() + chrono::Duration::seconds(4);
+            until("an evaluation after orphan-2's grace period", Duration::from_secs(120), || async {
+                let status = crps.get(&crp_name).await?.status.unwrap_or_default();
+                Ok(status.last_evaluated.is_some_and(|t| t > grace_ended))
+            })
+            .await?;
+            for kept in ["b2", "b3"] {
+                anyhow::ensure!(backups.get_opt(kept).await?.is_some(), "{kept} was pruned by the ceiling of an invalid cluster policy");
+            }
+            anyhow::ensure!(snapshots.get_opt("orphan-2").await?.is_some(), "an invalid cluster policy deleted an orphan");
             operator.check_running()
         }
         .await;

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Storage Bytes","type":"integer","jsonPath":".status.storageBytes"}"#,
     printcolumn = r#"{"name":"Pruned","type":"integer","jsonPath":".status.prunedTotal"}"#,
     printcolumn = r#"{"name":"Orphans Deleted","type":"integer","priority":1,"jsonPath":".status.orphansDeleted"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Evaluated","type":"date","jsonPath":".status.lastEvaluated"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -72,7 +73,8 @@ pub struct ClusterRetentionPolicyStatus {
     /// The `metadata.generation` this status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`.
+    /// `Ready`: True (reason `Evaluated`) when the spec is valid; False (reason `InvalidSpec`,
+    /// naming the fields) when not: then only its floors and legal hold apply.
     #[serde(default)]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,

@@ -164,7 +164,7 @@ async fn cluster_policies(ctx: &Context, namespace: &str) -> Result<Vec<crate::a
         .items
         .into_iter()
         .filter(|p| p.spec.namespace_selector.as_ref().is_none_or(|s| s.matches(&labels)))
-        .map(|p| p.spec)
+        .map(|p| crate::plan::retention::governance::acting_spec(&p))
         .collect())
 }
 

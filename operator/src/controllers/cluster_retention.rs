@@ -7,6 +7,9 @@
 //! once when a cluster policy changes, and counts what the ceilings prune in `prunedTotal`
 //! ([`count_pruned`]).
 //!
+//! Its `Ready` condition says whether the spec is valid; an invalid cluster policy only
+//! protects (`plan::retention::governance::acting_spec`): it collects no orphans here.
+//!
 //! One evaluation makes two list requests (the BackupPolicies' and the labelled
 //! VolumeSnapshots' metadata) and reads the ArchiveBackups and Namespaces from the shared
 //! caches; before it deletes an orphan it reads its ArchiveBackup from the API server, and the
@@ -17,10 +20,13 @@ use super::Context;
 use crate::api::{BackupPolicy, ClusterRetentionPolicy};
 use crate::kube::labels::BACKUP;
 use crate::kube::snapshot::VolumeSnapshot;
-use crate::plan::retention::governance::{governed, orphan_actions, LabelledSnapshot, OrphanAction, DEFAULT_ORPHAN_GRACE_SECONDS};
+use crate::api::ConditionStatus;
+use crate::plan::conditions;
+use crate::plan::retention::governance::{governed, orphan_actions, ready, LabelledSnapshot, OrphanAction, DEFAULT_ORPHAN_GRACE_SECONDS};
+use crate::plan::validate::validate_cluster_retention_policy_object;
 use crate::plan::retention::Reason;
 use chrono::{DateTime, Utc};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::{Api, ResourceExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -94,8 +100,10 @@ async fn evaluate_all(ctx: &Context) -> Option<DateTime<Utc>> {
                 })
             })
             .collect();
+        let problems = validate_cluster_retention_policy_object(&crp);
         let grace = crp.spec.orphan_grace_period_seconds.unwrap_or(DEFAULT_ORPHAN_GRACE_SECONDS);
-        let (actions, due) = orphan_actions(&labelled, &existing, now, grace);
+        // An invalid cluster policy collects no orphans (it only protects).
+        let (actions, due) = if problems.is_empty() { orphan_actions(&labelled, &existing, now, grace) } else { (Vec::new(), None) };
         next = match (next, due) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -111,7 +119,8 @@ async fn evaluate_all(ctx: &Context) -> Option<DateTime<Utc>> {
             }
         }
         let summary = governed(&governed_policies, &backups);
-        if let Err(e) = record(ctx, &crp.name_any(), summary, deleted, now).await {
+        let condition = ready(&problems, &summary, namespaces.len());
+        if let Err(e) = record(ctx, &crp.name_any(), summary, condition, deleted, now).await {
             tracing::warn!(error = %e, policy = %crp.name_any(), "cluster retention: cannot write status");
         }
     }
@@ -166,56 +175,26 @@ async fn act_on_orphan(ctx: &Context, crp: &ClusterRetentionPolicy, snapshot: &L
                 crp.spec.orphan_grace_period_seconds.unwrap_or(DEFAULT_ORPHAN_GRACE_SECONDS)
             );
             tracing::info!(policy = %crp.name_any(), "{note}");
-            publish_cluster_scoped(ctx, crp, "OrphanSnapshotDeleted", &note).await;
+            super::events::publish(ctx, crp, kube::runtime::events::EventType::Normal, "OrphanSnapshotDeleted", note).await;
             Ok(true)
         }
-    }
-}
-
-/// Publishes a Normal Event about the cluster-scoped `crp` in namespace `default`, through the
-/// core v1 API (as client-go's recorder does for Nodes): the API server refuses an
-/// `events.k8s.io` Event about a cluster-scoped object anywhere but `kube-system`, where
-/// `kubectl describe` would not look. A failure is logged, never fatal.
-async fn publish_cluster_scoped(ctx: &Context, crp: &ClusterRetentionPolicy, reason: &str, note: &str) {
-    use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-    use kube::Resource;
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let event = Event {
-        metadata: ObjectMeta { generate_name: Some(format!("{}.", crp.name_any())), namespace: Some("default".into()), ..ObjectMeta::default() },
-        involved_object: ObjectReference {
-            api_version: Some(ClusterRetentionPolicy::api_version(&()).into_owned()),
-            kind: Some(ClusterRetentionPolicy::kind(&()).into_owned()),
-            name: Some(crp.name_any()),
-            uid: crp.uid(),
-            ..ObjectReference::default()
-        },
-        reason: Some(reason.into()),
-        message: Some(note.into()),
-        type_: Some("Normal".into()),
-        count: Some(1),
-        first_timestamp: Some(now.clone()),
-        last_timestamp: Some(now),
-        source: Some(EventSource { component: Some("archivist".into()), host: None }),
-        reporting_component: Some("archivist".into()),
-        ..Event::default()
-    };
-    if let Err(e) = Api::<Event>::namespaced(ctx.client.clone(), "default").create(&PostParams::default(), &event).await {
-        tracing::warn!(reason, error = %e, "failed to publish Event");
     }
 }
 
 /// Writes the cluster policy `name`'s status: the summary, `lastEvaluated`, and
 /// `orphansDeleted` raised by `deleted`, against a fresh read (its resourceVersion guards the
 /// counter; a conflict is tried once more).
-async fn record(ctx: &Context, name: &str, summary: crate::plan::retention::governance::Governed, deleted: u64, now: DateTime<Utc>) -> Result<(), kube::Error> {
+async fn record(ctx: &Context, name: &str, summary: crate::plan::retention::governance::Governed, condition: (ConditionStatus, &str, String), deleted: u64, now: DateTime<Utc>) -> Result<(), kube::Error> {
     let api = Api::<ClusterRetentionPolicy>::all(ctx.client.clone());
     for attempt in 0..2 {
         let Some(current) = api.get_opt(name).await? else { return Ok(()) };
         let orphans = current.status.as_ref().and_then(|s| s.orphans_deleted).unwrap_or(0) + deleted;
+        let mut conditions = current.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+        conditions::set(&mut conditions, "Ready", condition.0, condition.1, condition.2.clone(), now, current.metadata.generation);
         let patch = serde_json::json!({
             "metadata": {"resourceVersion": current.resource_version()},
             "status": {
+                "conditions": conditions,
                 "observedGeneration": current.metadata.generation,
                 "policies": summary.policies,
                 "restorePoints": summary.restore_points,

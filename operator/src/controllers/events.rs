@@ -1,6 +1,9 @@
 //! Publishing Events on Archivist's objects. Event notes never contain Secret data.
 
 use super::Context;
+use k8s_openapi::api::core::v1::{Event as CoreEvent, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Api, PostParams};
 use kube::runtime::events::{Event, EventType};
 use kube::Resource;
 use std::hash::{Hash, Hasher};
@@ -9,13 +12,49 @@ use std::hash::{Hash, Hasher};
 ///
 /// Repeats of one Event (same reason and note) fold into one Event object whose series counts
 /// them; Events of one reason with different notes stay separate objects, so each note is seen.
+/// An Event about a cluster-scoped object (a ClusterRetentionPolicy) goes through the core API
+/// instead ([`publish_cluster_scoped`]).
 pub async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, object: &K, type_: EventType, reason: &str, note: String) {
+    if object.meta().namespace.is_none() {
+        publish_cluster_scoped(ctx, object.object_ref(&()), type_, reason, note).await;
+        return;
+    }
     let action = event_action(reason, &note);
     let event = Event { type_, reason: reason.into(), note: Some(note), action, secondary: None };
     if let Err(e) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
         tracing::warn!(reason, error = %e, "failed to publish Event");
     }
 }
+
+/// Publishes an Event about the cluster-scoped object `involved` through the core API, in
+/// namespace `default`: events.k8s.io refuses an Event about a cluster-scoped object outside
+/// `kube-system`, where the operator may not write. Not folded into series.
+async fn publish_cluster_scoped(ctx: &Context, involved: ObjectReference, type_: EventType, reason: &str, note: String) {
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let name = involved.name.clone().unwrap_or_default();
+    let event = CoreEvent {
+        metadata: ObjectMeta { generate_name: Some(format!("{name}.")), namespace: Some(CLUSTER_EVENTS_NAMESPACE.into()), ..ObjectMeta::default() },
+        involved_object: involved,
+        reason: Some(reason.into()),
+        message: Some(note),
+        type_: Some(match type_ {
+            EventType::Normal => "Normal".into(),
+            EventType::Warning => "Warning".into(),
+        }),
+        count: Some(1),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        source: Some(EventSource { component: Some("archivist".into()), host: None }),
+        reporting_component: Some("archivist".into()),
+        ..CoreEvent::default()
+    };
+    if let Err(e) = Api::<CoreEvent>::namespaced(ctx.client.clone(), CLUSTER_EVENTS_NAMESPACE).create(&PostParams::default(), &event).await {
+        tracing::warn!(reason, error = %e, "failed to publish Event");
+    }
+}
+
+/// Where Events about cluster-scoped objects go.
+pub const CLUSTER_EVENTS_NAMESPACE: &str = "default";
 
 /// The Event's `action`: its reason plus a short digest of its note.
 ///

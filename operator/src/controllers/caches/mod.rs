@@ -209,7 +209,8 @@ impl Caches {
     }
 
     /// The specs of the ClusterRetentionPolicies whose `namespaceSelector` matches
-    /// `namespace`'s labels.
+    /// `namespace`'s labels, as retention acts on them (an invalid one without its ceilings:
+    /// `plan::retention::governance::acting_spec`).
     pub fn cluster_policies_for(&self, namespace: &str) -> Vec<ClusterRetentionPolicySpec> {
         let policies = self.cluster_policies.state();
         if policies.is_empty() {
@@ -223,7 +224,7 @@ impl Caches {
         policies
             .iter()
             .filter(|p| p.spec.namespace_selector.as_ref().is_none_or(|s| s.matches(&labels)))
-            .map(|p| p.spec.clone())
+            .map(|p| crate::plan::retention::governance::acting_spec(p))
             .collect()
     }
 }

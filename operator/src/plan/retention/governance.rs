@@ -8,10 +8,40 @@
 //! without the label is never looked at; a mark that does not parse counts as made now (it is
 //! written again), so a typed value never deletes anything early.
 
-use crate::api::{ArchiveBackup, BackupPhase};
+//!
+//! **An invalid cluster policy only protects.** Its floors and its legal hold still apply (a
+//! typo must never lift a hold), but its ceilings prune nothing and it collects no orphans
+//! ([`acting_spec`]); its `Ready` condition names the fields ([`ready`]).
+
+use crate::api::{ArchiveBackup, BackupPhase, ClusterRetentionPolicy, ClusterRetentionPolicySpec, ConditionStatus};
+use crate::plan::validate::{validate_cluster_retention_policy_object, FieldError};
 use crate::plan::restore::shape;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
+
+/// The spec retention acts on: as it is when the policy is valid; without its ceilings
+/// (`maxRetentionDays`, `maxRestorePointsPerPolicy`) when it is not, so that an invalid
+/// policy only keeps restore points.
+pub fn acting_spec(policy: &ClusterRetentionPolicy) -> ClusterRetentionPolicySpec {
+    let mut spec = policy.spec.clone();
+    if !validate_cluster_retention_policy_object(policy).is_empty() {
+        spec.max_retention_days = None;
+        spec.max_restore_points_per_policy = None;
+    }
+    spec
+}
+
+/// The `Ready` condition of a cluster policy with these validation `problems` and this
+/// `summary`: (status, reason, message).
+pub fn ready(problems: &[FieldError], summary: &Governed, namespaces: usize) -> (ConditionStatus, &'static str, String) {
+    if problems.is_empty() {
+        let message = format!("governs {} BackupPolicies with {} restore points in {namespaces} namespace(s)", summary.policies, summary.restore_points);
+        return (ConditionStatus::True, "Evaluated", message);
+    }
+    let fields: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let message = format!("{}; until it is fixed its floors and legal hold apply, its ceilings and orphan collection do not", fields.join("; "));
+    (ConditionStatus::False, "InvalidSpec", message)
+}
 
 /// The default `orphanGracePeriodSeconds`: a day.
 pub const DEFAULT_ORPHAN_GRACE_SECONDS: u32 = 86_400;
@@ -175,5 +205,46 @@ mod tests {
         let snapshots = [snapshot("s4", "gone", Some("2026-12-04T11:00:00Z"), false), snapshot("s3", "gone", None, false)];
         let (_, next) = orphan_actions(&snapshots, &backups, now, DEFAULT_ORPHAN_GRACE_SECONDS);
         assert_eq!(next, Some("2026-12-05T11:00:00Z".parse().expect("time")), "looks again when the first grace period ends");
+    }
+
+    #[test]
+    fn an_invalid_cluster_policy_keeps_its_floors_and_hold_and_loses_its_ceilings() {
+        let policy = |spec: serde_json::Value| -> ClusterRetentionPolicy {
+            serde_json::from_value(serde_json::json!({"apiVersion": "archivist.dev/v1alpha1", "kind": "ClusterRetentionPolicy", "metadata": {"name": "crp"}, "spec": spec})).expect("crp")
+        };
+        type Case = (&'static str, serde_json::Value, Option<u32>, Option<u32>, bool, ConditionStatus);
+        let cases: Vec<Case> = vec![
+            ("valid: as written", serde_json::json!({"maxRetentionDays": 30, "maxRestorePointsPerPolicy": 10, "minKeepDaily": 7}), Some(30), Some(10), false, ConditionStatus::True),
+            (
+                "a floor above a ceiling: the ceilings go, the floor and the hold stay",
+                serde_json::json!({"maxRetentionDays": 30, "maxRestorePointsPerPolicy": 5, "minKeepDaily": 7, "legalHold": true}),
+                None,
+                None,
+                true,
+                ConditionStatus::False,
+            ),
+            (
+                "a bad selector operator",
+                serde_json::json!({"maxRetentionDays": 30, "namespaceSelector": {"matchExpressions": [{"key": "tier", "operator": "in", "values": ["gold"]}]}}),
+                None,
+                None,
+                false,
+                ConditionStatus::False,
+            ),
+        ];
+        for (name, spec, max_days, max_points, hold, status) in cases {
+            let crp = policy(spec);
+            let acting = acting_spec(&crp);
+            assert_eq!((acting.max_retention_days, acting.max_restore_points_per_policy, acting.legal_hold), (max_days, max_points, hold), "{name}");
+            assert_eq!(acting.min_keep_daily, crp.spec.min_keep_daily, "{name}: floors stay");
+            let problems = validate_cluster_retention_policy_object(&crp);
+            let (got, reason, message) = ready(&problems, &Governed { policies: 2, restore_points: 9, storage_bytes: 0 }, 1);
+            assert_eq!(got, status, "{name}: {reason} {message}");
+            if status == ConditionStatus::False {
+                assert!(message.starts_with("spec.") && message.contains("ceilings and orphan collection do not"), "{name}: {message}");
+            } else {
+                assert_eq!(message, "governs 2 BackupPolicies with 9 restore points in 1 namespace(s)");
+            }
+        }
     }
 }
