@@ -79,9 +79,10 @@ async fn evaluate_all(ctx: &Context) -> Option<DateTime<Utc>> {
             return None;
         }
     };
+    // Read by reference: the cache holds every restore point of the cluster.
     let backups = ctx.caches.backups.state();
-    let backups: Vec<crate::api::ArchiveBackup> = backups.iter().map(|b| b.as_ref().clone()).collect();
     let existing: BTreeSet<(String, String)> = backups.iter().filter_map(|b| Some((b.namespace()?, b.name_any()))).collect();
+    let uids: BTreeMap<(String, String), Option<String>> = snapshots.iter().filter_map(|s| Some(((s.namespace()?, s.name_any()), s.uid()))).collect();
     let now = Utc::now();
     let mut next: Option<DateTime<Utc>> = None;
     for crp in cluster_policies {
@@ -108,7 +109,6 @@ async fn evaluate_all(ctx: &Context) -> Option<DateTime<Utc>> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let uids: BTreeMap<(String, String), Option<String>> = snapshots.iter().filter_map(|s| Some(((s.namespace()?, s.name_any()), s.uid()))).collect();
         let mut deleted = 0u64;
         for (snapshot, action) in actions {
             let uid = uids.get(&(snapshot.namespace.clone(), snapshot.name.clone())).cloned().flatten();
@@ -118,7 +118,7 @@ async fn evaluate_all(ctx: &Context) -> Option<DateTime<Utc>> {
                 Err(e) => tracing::warn!(error = %e, namespace = %snapshot.namespace, name = %snapshot.name, "cluster retention: orphan collection failed"),
             }
         }
-        let summary = governed(&governed_policies, &backups);
+        let summary = governed(&governed_policies, backups.iter().map(AsRef::as_ref));
         let condition = ready(&problems, &summary, namespaces.len());
         if let Err(e) = record(ctx, &crp.name_any(), summary, condition, deleted, now).await {
             tracing::warn!(error = %e, policy = %crp.name_any(), "cluster retention: cannot write status");

@@ -59,7 +59,7 @@ pub struct Governed {
 
 /// Sums up what the `policies` (namespace, name) of the matching namespaces govern among
 /// `backups` (any namespace; those of other policies are not counted).
-pub fn governed(policies: &BTreeSet<(String, String)>, backups: &[ArchiveBackup]) -> Governed {
+pub fn governed<'a>(policies: &BTreeSet<(String, String)>, backups: impl IntoIterator<Item = &'a ArchiveBackup>) -> Governed {
     let mut out = Governed { policies: u32::try_from(policies.len()).unwrap_or(u32::MAX), ..Governed::default() };
     for backup in backups {
         let key = (backup.metadata.namespace.clone().unwrap_or_default(), backup.spec.policy_name.clone());
