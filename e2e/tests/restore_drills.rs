@@ -220,3 +220,39 @@ async fn deleting_the_policy_mid_drill_deletes_what_the_drill_restored() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn a_drill_of_an_sql_store_restores_into_a_database_of_its_own_and_drops_it() {
+    with_namespace("drill-sql", |client, ns| async move {
+        let mut archive = archive_with_backup(&client, &ns, ArchiveOptions { sql: true, stores: 2, ..ArchiveOptions::default() }).await?;
+        let source_rows = archive.postgres.as_ref().map(|pg| pg.psql(SQL_DATABASE, "SELECT count(*) FROM messages")).transpose()?;
+        drill_with(&client, &ns, "1", "test -f /content-s2/folder/sub/msg-1.eml").await?;
+        // Watched while the drill runs: its database appears, then goes.
+        let policies = Api::<BackupPolicy>::namespaced(client.clone(), &ns);
+        let mut seen = std::collections::BTreeSet::new();
+        let deadline = std::time::Instant::now() + DRILL_TIMEOUT;
+        let drill = loop {
+            archive.operator.check_running()?;
+            if let Some(pg) = archive.postgres.as_ref() {
+                seen.extend(databases(pg, &format!("{SQL_DATABASE}_d"))?);
+            }
+            let status = policies.get(POLICY).await?.status.unwrap_or_default();
+            if let Some(drill) = status.last_drill.clone().filter(|d| d.torn_down) {
+                break drill;
+            }
+            ensure!(std::time::Instant::now() < deadline, "the drill was not torn down in time: {:?}", status.last_drill);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        ensure!(drill.state == DrillState::Passed, "{drill:?}");
+        let own = format!("{SQL_DATABASE}_d{}", drill.started_at.format("%Y%m%d%H%M%S"));
+        ensure!(seen.contains(&own), "the drill's database {own} was never seen; seen {seen:?}");
+        let pg = archive.postgres.as_ref().context("postgres")?;
+        let left = databases(pg, SQL_DATABASE)?;
+        ensure!(left == vec![SQL_DATABASE.to_string()], "databases left after the drill: {left:?}");
+        ensure!(Some(pg.psql(SQL_DATABASE, "SELECT count(*) FROM messages")?) == source_rows, "the source database changed");
+        nothing_left_of(&client, &ns, &drill).await?;
+        Ok(())
+    })
+    .await;
+}

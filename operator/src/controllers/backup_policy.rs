@@ -317,7 +317,8 @@ async fn act_on(policy: &BackupPolicy, ctx: &Context, namespace: &str, decision:
     }
     let status_api = Api::<BackupPolicy>::namespaced(ctx.client.clone(), &namespace);
     let mut status = decision.status.clone();
-    let mut recorded = super::drill::act(ctx, policy, &namespace, &decision.drill, &mut status).await?;
+    let drilled = super::drill::act(ctx, policy, &namespace, &decision.drill, &mut status).await?;
+    let mut recorded = drilled.recorded;
     if let (Some((job, at)), Some(export)) = (&decision.start_prune, policy.spec.export.as_ref()) {
         // Recorded first: status.prune names the Job as Running before it exists.
         k::apply_status(&status_api, &name, &status).await.during(|| format!("failed to write status of BackupPolicy {namespace}/{name}"))?;
@@ -346,7 +347,11 @@ async fn act_on(policy: &BackupPolicy, ctx: &Context, namespace: &str, decision:
             .await
             .during(|| format!("failed to write status of BackupPolicy {namespace}/{name}"))?;
     }
-    Ok(decision.requeue.map_or_else(Action::await_change, Action::requeue))
+    let requeue = match (decision.requeue, drilled.requeue) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// Tears down a drill still going, then applies `deletionPolicy`: `Delete` deletes the policy's ArchiveBackups (and with them

@@ -12,6 +12,7 @@ use crate::kube::{self as k};
 use crate::plan::policy::drill::{self as plan, CopyPod, DrillAction, OUTPUT_LIMIT};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
+use std::time::Duration;
 
 /// The pods of the running drill's copy when the decision needs them
 /// ([`plan::copy_pods_needed`]): one list request, only while a drill waits for its copy.
@@ -23,9 +24,21 @@ pub async fn observe_copy_pods(ctx: &Context, namespace: &str, status: Option<&B
         .during(|| format!("failed to list the pods of drill {namespace}/{request}'s copy"))
 }
 
-/// Performs `action` of `policy`'s drill. `status` is the status the decision recorded; an
-/// arm that must record before (or right after) its side effect writes it and returns true.
-pub async fn act(ctx: &Context, policy: &BackupPolicy, namespace: &str, action: &DrillAction, status: &mut BackupPolicyStatus) -> Result<bool, Error> {
+/// What acting on a drill did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Acted {
+    /// The arm wrote the policy's status (it records before, or right after, its side effect).
+    pub recorded: bool,
+    /// Look again after this long (a teardown waiting for its databases to be dropped).
+    pub requeue: Option<Duration>,
+}
+
+/// How often a teardown looks at its drop Jobs (the policy controller does not watch them).
+pub const DROP_POLL: Duration = Duration::from_secs(2);
+
+/// Performs `action` of `policy`'s drill. `status` is the status the decision recorded.
+pub async fn act(ctx: &Context, policy: &BackupPolicy, namespace: &str, action: &DrillAction, status: &mut BackupPolicyStatus) -> Result<Acted, Error> {
+    let recorded = |recorded: bool| Ok(Acted { recorded, requeue: None });
     let name = policy.name_any();
     let api = Api::<BackupPolicy>::namespaced(ctx.client.clone(), namespace);
     let write = |status: BackupPolicyStatus| {
@@ -37,25 +50,25 @@ pub async fn act(ctx: &Context, policy: &BackupPolicy, namespace: &str, action: 
         if let DrillAction::Skip { why } = action {
             publish(ctx, policy, EventType::Normal, "DrillSkipped", format!("the due restore drill was skipped: {why}")).await;
         }
-        return Ok(false);
+        return recorded(false);
     };
     match action {
-        DrillAction::None => Ok(false),
+        DrillAction::None => recorded(false),
         DrillAction::Skip { why } => {
             publish(ctx, policy, EventType::Normal, "DrillSkipped", format!("the due restore drill was skipped: {why}")).await;
-            Ok(false)
+            recorded(false)
         }
         DrillAction::Start { backup } => {
             // Recorded first: the request is named in lastDrill before it exists.
             write(status.clone()).await?;
             build::record_on_backup(&ctx.client, namespace, &drill).await.during(|| format!("failed to record the drill on ArchiveBackup {namespace}/{backup}"))?;
-            create_request(ctx, policy, namespace, &drill.restore_request, backup).await?;
+            create_request(ctx, policy, namespace, &drill.restore_request, backup, drill.started_at).await?;
             publish(ctx, policy, EventType::Normal, "DrillStarted", format!("restore drill of {backup} started: RestoreRequest {} restores it side by side", drill.restore_request)).await;
-            Ok(true)
+            recorded(true)
         }
         DrillAction::CreateRequest { request, backup } => {
-            create_request(ctx, policy, namespace, request, backup).await?;
-            Ok(false)
+            create_request(ctx, policy, namespace, request, backup, drill.started_at).await?;
+            recorded(false)
         }
         DrillAction::Probe { request, pod, ip } => {
             let restored = Api::<RestoreRequest>::namespaced(ctx.client.clone(), namespace)
@@ -72,12 +85,12 @@ pub async fn act(ctx: &Context, policy: &BackupPolicy, namespace: &str, action: 
             status.last_drill = Some(plan::finish(&drill, result.passed, result.message, result.output, chrono::Utc::now()));
             write(status.clone()).await?;
             finished(ctx, policy, namespace, status).await?;
-            Ok(true)
+            recorded(true)
         }
         DrillAction::Failed => {
             write(status.clone()).await?;
             finished(ctx, policy, namespace, status).await?;
-            Ok(true)
+            recorded(true)
         }
         DrillAction::TearDown { request } => {
             // Read fresh: the mapping names what to delete, and a cache that has not seen the
@@ -86,22 +99,32 @@ pub async fn act(ctx: &Context, policy: &BackupPolicy, namespace: &str, action: 
                 .get_opt(request)
                 .await
                 .during(|| format!("failed to read RestoreRequest {namespace}/{request}"))?;
-            tear_down(ctx, policy, namespace, request, restored.as_ref()).await?;
+            if !tear_down(ctx, policy, namespace, request, restored.as_ref()).await? {
+                return Ok(Acted { recorded: false, requeue: Some(DROP_POLL) });
+            }
             plan::torn_down(status);
-            Ok(false)
+            recorded(false)
         }
     }
 }
 
 /// Deletes what the drill's `request` restored (`kube::drill::tear_down`), with a Warning
-/// Event naming what was not the drill's to delete.
-async fn tear_down(ctx: &Context, policy: &BackupPolicy, namespace: &str, request: &str, restored: Option<&RestoreRequest>) -> Result<(), Error> {
+/// Event naming what was not the drill's to delete, or could not be dropped. False while its
+/// databases are being dropped.
+async fn tear_down(ctx: &Context, policy: &BackupPolicy, namespace: &str, request: &str, restored: Option<&RestoreRequest>) -> Result<bool, Error> {
     let done = build::tear_down(&ctx.client, namespace, &policy.name_any(), restored).await.during(|| format!("failed to tear down drill {namespace}/{request}"))?;
+    if !done.complete {
+        return Ok(false);
+    }
     if !done.kept.is_empty() {
         let kept = done.kept.join(", ");
         publish(ctx, policy, EventType::Warning, "DrillLeftovers", format!("restore drill {request}: kept {kept}: not made by this drill, so not deleted")).await;
     }
-    Ok(())
+    if !done.databases_kept.is_empty() {
+        let kept = done.databases_kept.join(", ");
+        publish(ctx, policy, EventType::Warning, "DrillLeftovers", format!("restore drill {request}: could not drop the database(s) it restored: {kept}; drop them by hand")).await;
+    }
+    Ok(true)
 }
 
 /// Tears down the policy's drill that is not torn down yet, as the policy is deleted: its
@@ -113,12 +136,17 @@ pub async fn tear_down_on_deletion(ctx: &Context, policy: &BackupPolicy, namespa
         .get_opt(request)
         .await
         .during(|| format!("failed to read RestoreRequest {namespace}/{request}"))?;
-    tear_down(ctx, policy, namespace, request, restored.as_ref()).await
+    if tear_down(ctx, policy, namespace, request, restored.as_ref()).await? {
+        Ok(())
+    } else {
+        // Its databases are being dropped: the policy's deletion waits (the finalizer stays).
+        Err(Error::Inconsistent(format!("restore drill {request}: dropping the databases it restored; the policy goes once they are dropped")))
+    }
 }
 
-async fn create_request(ctx: &Context, policy: &BackupPolicy, namespace: &str, request: &str, backup: &str) -> Result<(), Error> {
+async fn create_request(ctx: &Context, policy: &BackupPolicy, namespace: &str, request: &str, backup: &str, started: chrono::DateTime<chrono::Utc>) -> Result<(), Error> {
     let api = Api::<RestoreRequest>::namespaced(ctx.client.clone(), namespace);
-    k::create_if_absent(&api, &build::drill_request(policy, request, backup))
+    k::create_if_absent(&api, &build::drill_request(policy, request, backup, started))
         .await
         .during(|| format!("failed to create the drill's RestoreRequest {namespace}/{request}"))?;
     Ok(())

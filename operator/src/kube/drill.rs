@@ -7,7 +7,9 @@ use crate::api::{
     RestoreSource, RestoreTarget, VerificationReason, VerificationState, VerificationStatus,
 };
 use crate::plan::conditions;
-use crate::plan::policy::drill::{CopyPod, DRILL_LABEL};
+use crate::plan::policy::drill::{self as plan, CopyPod, DRILL_LABEL};
+use crate::api::SqlTarget;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -15,14 +17,16 @@ use std::collections::BTreeMap;
 
 /// The drill's RestoreRequest `name`: a SideBySide restore of every store of `backup` into
 /// the policy's namespace, labelled `archivist.dev/drill: <policy>` and owned by the policy
-/// (deleting the policy deletes it, and with it the copy).
-pub fn drill_request(policy: &BackupPolicy, name: &str, backup: &str) -> RestoreRequest {
+/// (deleting the policy deletes it, and with it the copy). SQL dumps go into new databases
+/// named with the drill's own suffix ([`plan::database_suffix`]), so a drill never meets the
+/// databases of a user's restore or of another drill.
+pub fn drill_request(policy: &BackupPolicy, name: &str, backup: &str, started: chrono::DateTime<chrono::Utc>) -> RestoreRequest {
     let spec = RestoreRequestSpec {
         source: RestoreSource { backup_name: Some(backup.to_string()), ..Default::default() },
         target: RestoreTarget { mode: RestoreMode::SideBySide, ..Default::default() },
         stores: Vec::new(),
         include_master: true,
-        sql_target: None,
+        sql_target: Some(SqlTarget { host: None, port: None, credentials_secret: None, database_suffix: plan::database_suffix(started) }),
         post_restore: Vec::new(),
         ttl_seconds_after_finished: None,
     };
@@ -55,9 +59,14 @@ pub fn restored_secrets(request: Option<&RestoreRequest>) -> Vec<String> {
     mapping.iter().filter(|m| m.component == Component::Secrets).map(|m| m.restored.clone()).collect()
 }
 
-/// What a teardown deleted.
+/// What a teardown did.
 #[derive(Debug, Default)]
 pub struct TornDown {
+    /// Whether it is over: false while a database is being dropped (nothing else was deleted
+    /// yet, so the request and its restore Jobs, the record of what it created, stay).
+    pub complete: bool,
+    /// Databases whose drop Job failed: left as they are, named in an Event.
+    pub databases_kept: Vec<String>,
     /// The PVCs and Secrets deleted (or already going).
     pub deleted: Vec<String>,
     /// Objects named in the mapping that carry no label of the request, or a request of the
@@ -73,11 +82,18 @@ pub struct TornDown {
 /// ConfigMap are owned by the request and go with it. `None` (the request is gone): nothing.
 pub async fn tear_down(client: &Client, namespace: &str, policy: &str, request: Option<&RestoreRequest>) -> Result<TornDown, kube::Error> {
     let mut done = TornDown::default();
-    let Some(request) = request else { return Ok(done) };
+    let Some(request) = request else {
+        done.complete = true;
+        return Ok(done);
+    };
     let name = request.name_any();
-    if !crate::plan::policy::drill::made_by_drill(request, policy) {
+    if !plan::made_by_drill(request, policy) {
         // Someone else's request took the name: neither it nor what it restored is ours.
         done.kept.push(format!("RestoreRequest {name}"));
+        done.complete = true;
+        return Ok(done);
+    }
+    if !drop_databases(client, namespace, &name, &mut done).await? {
         return Ok(done);
     }
     let mapping = request.status.as_ref().map(|s| s.mapping.as_slice()).unwrap_or_default();
@@ -103,7 +119,44 @@ pub async fn tear_down(client: &Client, namespace: &str, policy: &str, request: 
         Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
         Err(e) => return Err(e),
     }
+    done.complete = true;
     Ok(done)
+}
+
+/// Drops every database the request `request` created: one whose SQL restore Job (labelled
+/// with the request) succeeded, since that script refuses a database that exists
+/// ([`super::restore::restore_script`]); a database whose restore Job did not succeed may be
+/// someone else's and is never dropped. One drop Job per database
+/// ([`super::restore::drop_database_job`], owned by the request). True when every drop Job has
+/// ended (a failed one is reported in `done.databases_kept`).
+async fn drop_databases(client: &Client, namespace: &str, request: &str, done: &mut TornDown) -> Result<bool, kube::Error> {
+    use crate::plan::backup::JobObs;
+    let api = Api::<Job>::namespaced(client.clone(), namespace);
+    let jobs = api.list(&ListParams::default().labels(&format!("{RESTORE}={request}"))).await?.items;
+    let by_name: BTreeMap<String, &Job> = jobs.iter().map(|j| (j.name_any(), j)).collect();
+    let mut ended = true;
+    for restore in jobs.iter().filter(|j| super::dump::observe_job(j) == JobObs::Succeeded) {
+        let Some(drop) = super::restore::drop_database_job(restore) else { continue };
+        let database = new_database(restore).unwrap_or_default();
+        match by_name.get(&drop.name_any()) {
+            None => {
+                super::create_if_absent(&api, &drop).await?;
+                ended = false;
+            }
+            Some(existing) => match super::dump::observe_job(existing) {
+                JobObs::Succeeded => {}
+                JobObs::Running => ended = false,
+                JobObs::Failed { message } => done.databases_kept.push(format!("{database} ({message})")),
+            },
+        }
+    }
+    Ok(ended)
+}
+
+/// The `NEW_DATABASE` of an SQL restore Job.
+fn new_database(job: &Job) -> Option<String> {
+    let container = job.spec.as_ref()?.template.spec.as_ref()?.containers.first()?;
+    container.env.iter().flatten().find(|e| e.name == "NEW_DATABASE").and_then(|e| e.value.clone())
 }
 
 /// Deletes `name` if it carries the label `labelled` checks, with its uid as precondition:

@@ -171,6 +171,63 @@ pub fn restore_script(engine: SqlEngine) -> String {
     }
 }
 
+/// The shell script that drops a database a restore created (a restore drill's teardown):
+/// refuses (exit 4) an unsafe `$NEW_DATABASE` ([`database_name_check`]) first, then drops it
+/// if it is there. No SQL text is built from the name but, for MySQL, the `DROP DATABASE`
+/// identifier in backticks after the check; PostgreSQL binds it as a psql identifier variable
+/// (`:"db"`, quoted by psql).
+pub fn drop_script(engine: SqlEngine) -> String {
+    let check = database_name_check();
+    match engine {
+        SqlEngine::PostgreSQL => format!(
+            "set -e; {check}echo 'DROP DATABASE IF EXISTS :\"db\"' | psql -d postgres -v ON_ERROR_STOP=1 -v db=\"$NEW_DATABASE\""
+        ),
+        SqlEngine::MySQL => format!(
+            "set -e; {check}CLIENT=$(command -v mariadb || command -v mysql); \"$CLIENT\" --host=\"$MYSQL_HOST\" --port=\"$MYSQL_TCP_PORT\" --user=\"$MYSQL_USER\" -e \"DROP DATABASE IF EXISTS \\`$NEW_DATABASE\\`\""
+        ),
+    }
+}
+
+/// The Job that drops the database the SQL restore Job `restore` created: the same image,
+/// connection environment and `$NEW_DATABASE`, running [`drop_script`]; named
+/// `<restore job>-drop`, labelled and owned like it. `None` when `restore` is not an SQL
+/// restore Job (no `NEW_DATABASE`, or no engine's connection variables).
+pub fn drop_database_job(restore: &Job) -> Option<Job> {
+    let mut job = restore.clone();
+    let name = crate::plan::names::fit(&format!("{}-drop", restore.metadata.name.as_deref()?), crate::plan::names::MAX_LABEL_NAME);
+    let pod = job.spec.as_mut()?.template.spec.as_mut()?;
+    let container = pod.containers.first_mut()?;
+    let env = container.env.clone().unwrap_or_default();
+    let has = |key: &str| env.iter().any(|e| e.name == key);
+    if !has("NEW_DATABASE") {
+        return None;
+    }
+    let engine = if has("PGHOST") {
+        SqlEngine::PostgreSQL
+    } else if has("MYSQL_HOST") {
+        SqlEngine::MySQL
+    } else {
+        return None;
+    };
+    container.name = "drop".into();
+    container.command = Some(vec!["sh".into(), "-c".into(), drop_script(engine)]);
+    container.volume_mounts = None;
+    pod.volumes = None;
+    job.metadata = ObjectMeta {
+        name: Some(name),
+        namespace: restore.metadata.namespace.clone(),
+        labels: restore.metadata.labels.clone(),
+        owner_references: restore.metadata.owner_references.clone(),
+        ..Default::default()
+    };
+    if let Some(spec) = job.spec.as_mut() {
+        spec.selector = None;
+        spec.template.metadata.as_mut().map(|m| m.labels.as_mut().map(|l| l.retain(|k, _| k == RESTORE)));
+    }
+    job.status = None;
+    Some(job)
+}
+
 /// The Job restoring an SQL item's dump (from its restored dump PVC) into the new database.
 /// Refuses an item that is not an SQL dump, and a database name (the new one or the
 /// original) that is not a safe name ([`crate::plan::validate::names::sql_database`]),
@@ -734,6 +791,48 @@ pub(crate) mod tests {
             let script = restore_script(engine);
             assert!(script.contains("already exists; refusing"), "{script}");
             assert!(!script.contains("PASSWORD") && !script.contains("PWD"), "{script}");
+        }
+    }
+
+    /// The drop scripts run by `sh` against fake clients that record their arguments and
+    /// stdin: the name reaches SQL only as psql's identifier variable or in backticks after
+    /// the check, and an unsafe name never reaches a client.
+    #[test]
+    fn drop_scripts_drop_only_a_checked_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for client in ["mariadb", "psql"] {
+            let path = dir.path().join(client);
+            std::fs::write(&path, "#!/bin/sh\nprintf '%s|' \"$*\" >> \"$FAKE_LOG\"\ncat >> \"$FAKE_LOG\" 2>/dev/null || true\n").expect("fake");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        }
+        let run = |engine: SqlEngine, new: &str| {
+            let log = dir.path().join("log");
+            let _ = std::fs::remove_file(&log);
+            let output = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(drop_script(engine))
+                .env_clear()
+                .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+                .env("FAKE_LOG", &log)
+                .env("NEW_DATABASE", new)
+                .envs([("MYSQL_HOST", "db"), ("MYSQL_TCP_PORT", "3306"), ("MYSQL_USER", "u")])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("sh runs");
+            (output.status.code(), std::fs::read_to_string(&log).unwrap_or_default())
+        };
+        let (code, calls) = run(SqlEngine::PostgreSQL, "meta_d20261204");
+        assert_eq!(code, Some(0));
+        assert_eq!(calls, "-d postgres -v ON_ERROR_STOP=1 -v db=meta_d20261204|DROP DATABASE IF EXISTS :\"db\"\n");
+        let (code, calls) = run(SqlEngine::MySQL, "meta_d20261204");
+        assert_eq!(code, Some(0));
+        assert!(calls.starts_with("--host=db --port=3306 --user=u -e DROP DATABASE IF EXISTS `meta_d20261204`|"), "{calls}");
+        for engine in [SqlEngine::PostgreSQL, SqlEngine::MySQL] {
+            for hostile in ["x`; DROP DATABASE y; --", "x\"; DROP DATABASE y; --", "", "meta-d"] {
+                let (code, calls) = run(engine, hostile);
+                assert_eq!(code, Some(4), "{engine:?} {hostile:?}");
+                assert!(calls.is_empty(), "{engine:?}: the client ran with {hostile:?}: {calls}");
+            }
         }
     }
 }

@@ -23,6 +23,10 @@
 //!   Ready pod of the copy; [`DrillAction::Probe`] checks the copy; the result is recorded
 //!   (`Passed` or `Failed`); [`DrillAction::TearDown`] deletes what the drill restored; then
 //!   the drill is recorded torn down and kept in `recentDrills`.
+//! - **Databases:** a drill restores SQL dumps into new databases named with its own suffix
+//!   ([`database_suffix`]); its teardown drops exactly those whose restore Job succeeded (the
+//!   restore script refuses a database that exists, so a succeeded Job created it), before it
+//!   deletes the request that records them (`kube::drill::tear_down`).
 //! - **Deadline:** `verification.timeoutSeconds` from the start; a drill still waiting then
 //!   fails.
 
@@ -51,6 +55,15 @@ pub const OUTPUT_LIMIT: usize = 4096;
 pub fn request_name(policy: &str, at: DateTime<Utc>) -> String {
     fit(&format!("{policy}-drill-{}", at.format("%Y%m%d%H%M%S")), MAX_LABEL_NAME)
 }
+
+/// The `sqlTarget.databaseSuffix` of a drill started at `started`: `_d<yyyymmddhhmmss>`,
+/// its own per drill of a policy (see [`start_time`]).
+pub fn database_suffix(started: DateTime<Utc>) -> String {
+    format!("_d{}", started.format("%Y%m%d%H%M%S"))
+}
+
+/// The length of [`database_suffix`]: a source database name may be at most 63 minus this.
+pub const DATABASE_SUFFIX_LEN: usize = 16;
 
 /// A pod of the drill's copy, as observed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! The rules of a BackupPolicy.
 
 use super::names::{self, LABEL_VALUE_MAX};
+use crate::plan::policy::drill::DATABASE_SUFFIX_LEN;
 use super::{check_metadata, schedule_problem, time_zone_problem, FieldError, NameRules, Problems};
 use crate::api::{
     DrillProbe, HttpScheme,
@@ -46,8 +47,8 @@ pub fn validate_backup_policy_object(policy: &BackupPolicy) -> Vec<FieldError> {
 /// - every rule 0 with verification on is reported: nothing would ever be pruned;
 /// - with drills as the only verification, `keepVerified` alone is reported: a new backup
 ///   would be pruned before a drill could verify it;
-/// - drills (`drillSchedule`, `drillProbe`) of a policy with SQL sources are refused: the
-///   restored database could not be removed after the drill.
+/// - with drills (`drillSchedule`, `drillProbe`), an SQL database name leaves room for the
+///   drill's suffix (`_d<yyyymmddhhmmss>`) within 63 characters.
 pub fn validate_backup_policy(spec: &BackupPolicySpec) -> Vec<FieldError> {
     let mut problems = Problems::default();
     problems.check("spec.target.name", names::dns1123_subdomain(&spec.target.name));
@@ -264,13 +265,15 @@ fn check_verification(problems: &mut Problems, verification: &VerificationSpec, 
         check_drill_probe(problems, probe);
     }
     if verification.drill_schedule.is_some() || verification.drill_probe.is_some() {
-        // A drill restores every store side by side and deletes what it restored; a restored
-        // database could not be deleted again, so policies with SQL sources are refused.
-        if let Some(sql) = first_sql_source(spec) {
-            problems.push(
-                "spec.verification.drillSchedule",
-                format!("restore drills do not support SQL sources yet ({sql} uses sql): a drill would leave the restored database behind"),
-            );
+        // A drill restores each SQL source into `<database>_d<yyyymmddhhmmss>`.
+        let room = crate::plan::validate::names::SQL_IDENTIFIER_MAX.saturating_sub(DATABASE_SUFFIX_LEN);
+        for (field, sql) in sql_sources(spec) {
+            if sql.database.len() > room {
+                problems.push(
+                    format!("{field}.sql.database"),
+                    format!("is {} characters: a restore drill restores it as {}_d<yyyymmddhhmmss>, at most 63 characters, so it may have at most {room}", sql.database.len(), sql.database),
+                );
+            }
         }
     }
     if !verification.after_backup {
@@ -287,12 +290,16 @@ fn check_verification(problems: &mut Problems, verification: &VerificationSpec, 
     }
 }
 
-/// The first `spec.stores[i].<part>` (or master) field whose source is SQL.
-fn first_sql_source(spec: &BackupPolicySpec) -> Option<String> {
-    spec.stores.iter().enumerate().find_map(|(i, store)| {
-        let parts = [("metadata", Some(&store.metadata)), ("content", Some(&store.content)), ("index", store.index.as_ref())];
-        parts.into_iter().find_map(|(part, source)| source.filter(|s| s.sql.is_some()).map(|_| format!("spec.stores[{i}].{part}")))
-    })
+/// Every SQL source with its field `spec.stores[i].<part>`.
+fn sql_sources(spec: &BackupPolicySpec) -> Vec<(String, &crate::api::SqlSource)> {
+    spec.stores
+        .iter()
+        .enumerate()
+        .flat_map(|(i, store)| {
+            let parts = [("metadata", Some(&store.metadata)), ("content", Some(&store.content)), ("index", store.index.as_ref())];
+            parts.into_iter().filter_map(move |(part, source)| source?.sql.as_ref().map(|sql| (format!("spec.stores[{i}].{part}"), sql)))
+        })
+        .collect()
 }
 
 /// Exactly one of `exec`, `http` or `tcp`; a command that is not empty; ports 1-65535; an

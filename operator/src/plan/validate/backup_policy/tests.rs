@@ -226,10 +226,25 @@ fn each_rule_names_its_field() {
         ("drill probe path that ends the request line", |s| set_probe(s, serde_json::json!({"http": {"port": 8080, "path": "/ok HTTP/1.0\r\nX: y"}})), vec!["spec.verification.drillProbe.http.path"]),
         ("drill probe path without slash", |s| set_probe(s, serde_json::json!({"http": {"port": 8080, "path": "health"}})), vec!["spec.verification.drillProbe.http.path"]),
         ("drill probe http fine", |s| set_probe(s, serde_json::json!({"http": {"port": 8080, "path": "/health?deep=1"}})), vec![]),
+        ("drills of a policy with an SQL source", |s| set_verification(s, |v| v.drill_schedule = Some("0 4 * * 0".into())), vec![]),
         (
-            "drills of a policy with an SQL source are refused",
-            |s| set_verification(s, |v| v.drill_schedule = Some("0 4 * * 0".into())),
-            vec!["spec.verification.drillSchedule"],
+            "drills of an SQL database name too long for the drill's suffix",
+            |s| {
+                set_verification(s, |v| v.drill_schedule = Some("0 4 * * 0".into()));
+                if let Some(sql) = s.stores[1].metadata.sql.as_mut() {
+                    sql.database = "m".repeat(48);
+                }
+            },
+            vec!["spec.stores[1].metadata.sql.database"],
+        ),
+        (
+            "without drills the same name is fine",
+            |s| {
+                if let Some(sql) = s.stores[1].metadata.sql.as_mut() {
+                    sql.database = "m".repeat(48);
+                }
+            },
+            vec![],
         ),
         (
             "verification off needs no command",
