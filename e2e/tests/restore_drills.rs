@@ -140,6 +140,19 @@ async fn drills_probe_a_side_by_side_copy_record_the_evidence_and_tear_everythin
         })?;
         let reasons = event_reasons_through(&client, &ns, "BackupPolicy", POLICY, "DrillPassed").await?;
         ensure!(reasons.iter().any(|r| r == "DrillPassed"), "events {reasons:?}");
+        // `archivist drill report` prints both, newest first.
+        let report = tokio::process::Command::new(archivist_e2e::testing::operator::archivist_bin())
+            .args(["drill", "report", POLICY, "-n", &ns, "--kubeconfig"])
+            .arg(archivist_e2e::testing::kubeconfig_path())
+            .output()
+            .await?;
+        let text = String::from_utf8_lossy(&report.stdout).into_owned();
+        ensure!(report.status.success(), "drill report exited {:?}: {}", report.status.code(), String::from_utf8_lossy(&report.stderr));
+        let rows: Vec<&str> = text.lines().skip(1).take(2).collect();
+        ensure!(
+            rows.len() == 2 && rows[0].contains(&passed.restore_request) && rows[0].contains("Passed") && rows[1].contains(&failed.restore_request) && rows[1].contains("Failed"),
+            "drill report:\n{text}"
+        );
 
         // The original archive was never touched: the same pod, on its own (changed) data.
         let pod = Api::<Pod>::namespaced(client.clone(), &ns).get(&format!("{ARCHIVE}-0")).await?;

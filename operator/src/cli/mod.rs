@@ -155,6 +155,7 @@ mod tests {
             vec!["archivist", "backup", "describe", "b1", "-n", "mail"],
             vec!["archivist", "restore", "create", "--from", "b1", "--mode", "InPlace", "--wait"],
             vec!["archivist", "restore", "describe", "r1", "-o", "json"],
+            vec!["archivist", "drill", "report", "mailstore", "-n", "mail", "-o", "yaml"],
         ] {
             Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         }
