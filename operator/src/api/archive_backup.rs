@@ -92,6 +92,9 @@ pub enum Component {
     Content,
     /// A store's full-text index.
     Index,
+    /// A one-volume store: its metadata, content and index in one volume
+    /// (`stores[].volumeClaims`).
+    Store,
     /// The copied Secrets (encryption keys).
     Secrets,
 }

@@ -245,13 +245,22 @@ pub struct MasterSpec {
 pub struct StoreSpec {
     /// The store's name: a DNS label, unique in the policy.
     pub name: String,
-    /// Folder information and message metadata. Captured before `content`.
+    /// Folder information and message metadata. Captured before `content`. Required unless
+    /// `volumeClaims` holds the whole store.
+    #[serde(default, skip_serializing_if = "DataSource::is_empty")]
     pub metadata: DataSource,
-    /// Message headers and bodies. Captured after `metadata`.
+    /// Message headers and bodies. Captured after `metadata`. Required unless `volumeClaims`
+    /// holds the whole store.
+    #[serde(default, skip_serializing_if = "DataSource::is_empty")]
     pub content: DataSource,
     /// The full-text index (rebuildable); captured after content when `includeIndexes` is true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<DataSource>,
+    /// A one-volume store (a MailStore standard store keeps metadata, content and index in one
+    /// folder): PVC names holding the whole store, captured with the content, after every
+    /// metadata item of the policy. Mutually exclusive with `metadata`, `content` and `index`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_claims: Vec<String>,
 }
 
 /// Where a part of a store lives: exactly one of `volumeClaims` or `sql`.
@@ -264,6 +273,13 @@ pub struct DataSource {
     /// An SQL database, dumped by a Job into a fresh PVC that is then snapshotted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql: Option<SqlSource>,
+}
+
+impl DataSource {
+    /// Whether it names nothing (no claim, no database).
+    pub fn is_empty(&self) -> bool {
+        self.volume_claims.is_empty() && self.sql.is_none()
+    }
 }
 
 /// The SQL engine of a database.

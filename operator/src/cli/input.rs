@@ -153,7 +153,7 @@ mod tests {
             (format!("{POLICY}  retention: {{keepDaily: lots}}\n"), "spec.retention.keepDaily: invalid type"),
             (POLICY.replace("kind: BackupPolicy", "kind: ConfigMap"), "kind: is ConfigMap, expected BackupPolicy"),
             (POLICY.replace("archivist.dev/v1alpha1", "v1"), "apiVersion: is v1, expected archivist.dev/v1alpha1"),
-            (format!("{POLICY}  stores: [{{name: a}}]\n"), "spec.stores[0]: missing field `metadata`"),
+            (format!("{POLICY}  stores: [{{name: a, volumeClaims: store-a}}]\n"), "spec.stores[0].volumeClaims: invalid type"),
             ("a: [b\n".to_string(), "document 1 is not valid YAML"),
             (String::new(), "holds no document"),
             (format!("{POLICY}---\n{POLICY}"), "holds 2 documents"),

@@ -119,6 +119,11 @@ pub fn capture_plan(backup: &str, policy: &BackupPolicySpec, workload: &Workload
     for store in &policy.stores {
         add(CaptureStage::Content, Component::Content, &store.name, &store.content);
     }
+    // One-volume stores hold metadata too: cut with the content, after every metadata item.
+    for store in policy.stores.iter().filter(|s| !s.volume_claims.is_empty()) {
+        let whole = DataSource { volume_claims: store.volume_claims.clone(), sql: None };
+        add(CaptureStage::Content, Component::Store, &store.name, &whole);
+    }
     if policy.include_indexes {
         for store in &policy.stores {
             if let Some(index) = &store.index {
@@ -142,7 +147,7 @@ pub fn recorded_plan(items: &[CapturedItem], policy: &BackupPolicySpec) -> Vec<P
             let snapshot = item.volume_snapshot.clone()?;
             let stage = match item.component {
                 Component::Master | Component::Metadata => CaptureStage::Metadata,
-                Component::Content | Component::Index | Component::Secrets => CaptureStage::Content,
+                Component::Content | Component::Index | Component::Store | Component::Secrets => CaptureStage::Content,
             };
             let sql = item.source_sql.as_ref().and_then(|_| {
                 let store = policy.stores.iter().find(|s| s.name == item.store)?;
@@ -208,7 +213,7 @@ mod tests {
         p.target = TargetRef { kind: TargetKind::StatefulSet, name: "mailstore".into() };
         p.master = Some(MasterSpec { volume_claims: vec!["master".into()], secrets: vec!["key".into()] });
         p.stores = vec![
-            StoreSpec { name: "s1".into(), metadata: claims(&["meta-1"]), content: claims(&["content"]), index: Some(claims(&["idx-1"])) },
+            StoreSpec { name: "s1".into(), metadata: claims(&["meta-1"]), content: claims(&["content"]), index: Some(claims(&["idx-1"])), volume_claims: vec![] },
             StoreSpec {
                 name: "s2".into(),
                 metadata: DataSource {
@@ -223,7 +228,10 @@ mod tests {
                 },
                 content: claims(&["content-2"]),
                 index: None,
+                volume_claims: vec![],
             },
+            // A one-volume store (metadata, content and index in one folder): with the content.
+            StoreSpec { name: "s3".into(), metadata: DataSource::default(), content: DataSource::default(), index: None, volume_claims: vec!["store-3".into()] },
         ];
         let plan = capture_plan("b", &p, &sts(2));
         let got: Vec<(Component, &str, &str)> = plan.iter().map(|i| (i.component, i.store.as_str(), i.claim())).collect();
@@ -237,6 +245,7 @@ mod tests {
                 (Component::Content, "s1", "content-mailstore-0"),
                 (Component::Content, "s1", "content-mailstore-1"),
                 (Component::Content, "s2", "content-2"),
+                (Component::Store, "s3", "store-3"),
                 (Component::Index, "s1", "idx-1"),
             ]
         );

@@ -44,6 +44,7 @@ pub fn component_word(component: Component) -> &'static str {
         Component::Metadata => "metadata",
         Component::Content => "content",
         Component::Index => "index",
+        Component::Store => "store",
         Component::Secrets => "secrets",
     }
 }

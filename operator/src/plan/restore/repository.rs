@@ -134,7 +134,7 @@ pub struct Chosen {
 }
 
 fn component_of(word: &str) -> Option<Component> {
-    [Component::Master, Component::Metadata, Component::Content, Component::Index, Component::Secrets]
+    [Component::Master, Component::Metadata, Component::Content, Component::Index, Component::Store, Component::Secrets]
         .into_iter()
         .find(|c| component_word(*c) == word)
 }

@@ -39,6 +39,8 @@ pub fn validate_backup_policy_object(policy: &BackupPolicy) -> Vec<FieldError> {
 /// Decisions where the API is silent:
 /// - hooks set with `quiesce.mode` `Stop` or `None` are reported (they would be ignored);
 /// - a PVC may be captured only once per policy (master, metadata, content and index together);
+/// - a store is either split (`metadata` and `content`, optionally `index`) or one-volume
+///   (`volumeClaims`), never both: the message says which parts to drop;
 /// - with verification on (`afterBackup` or `drillSchedule`; see [`verifies_backups`]) and any retention rule set,
 ///   `keepVerified` must be at least 1: the retention rules alone could otherwise prune the last
 ///   verified restore point before a newer one is verified, which Archivist promises never to do;
@@ -179,6 +181,20 @@ fn check_sources(problems: &mut Problems, spec: &BackupPolicySpec) {
             ),
             None => problems.check(format!("{field}.name"), names::dns1123_label(&store.name)),
         }
+        if !store.volume_claims.is_empty() {
+            // A one-volume store: its volumes hold metadata, content and index together.
+            let split = [("metadata", !store.metadata.is_empty()), ("content", !store.content.is_empty()), ("index", store.index.is_some())];
+            for (part, set) in split {
+                if set {
+                    problems.push(
+                        format!("{field}.{part}"),
+                        "must not be set with volumeClaims: volumeClaims holds the whole store (metadata, content and index in one volume); list the parts separately instead when they live apart",
+                    );
+                }
+            }
+            claims.add_all(problems, &format!("{field}.volumeClaims"), &store.volume_claims);
+            continue;
+        }
         let parts = [("metadata", Some(&store.metadata)), ("content", Some(&store.content)), ("index", store.index.as_ref())];
         for (part, source) in parts {
             let Some(source) = source else { continue };
@@ -216,7 +232,7 @@ impl<'a> Claims<'a> {
 fn check_data_source<'a>(problems: &mut Problems, field: &str, source: &'a DataSource, claims: &mut Claims<'a>) {
     match (&source.sql, source.volume_claims.is_empty()) {
         (Some(_), false) => problems.push(field, "sets both volumeClaims and sql: choose one"),
-        (None, true) => problems.push(field, "needs volumeClaims or sql, has neither"),
+        (None, true) => problems.push(field, "needs volumeClaims or sql, has neither (a store whose metadata, content and index share one volume sets the store's own volumeClaims instead)"),
         _ => {}
     }
     claims.add_all(problems, &format!("{field}.volumeClaims"), &source.volume_claims);

@@ -200,6 +200,26 @@ fn each_rule_names_its_field() {
             },
             vec![],
         ),
+        (
+            "a one-volume store",
+            |s| s.stores.push(StoreSpec { name: "standard".into(), metadata: DataSource::default(), content: DataSource::default(), index: None, volume_claims: vec!["store-standard".into()] }),
+            vec![],
+        ),
+        (
+            "a one-volume store with a content part too",
+            |s| s.stores.push(StoreSpec { name: "standard".into(), metadata: DataSource::default(), content: claims(&["c"]), index: Some(claims(&["i"])), volume_claims: vec!["store-standard".into()] }),
+            vec!["spec.stores[2].content", "spec.stores[2].index"],
+        ),
+        (
+            "a one-volume store on a claim already captured",
+            |s| s.stores.push(StoreSpec { name: "standard".into(), metadata: DataSource::default(), content: DataSource::default(), index: None, volume_claims: vec!["meta-2024".into()] }),
+            vec!["spec.stores[2].volumeClaims[0]"],
+        ),
+        (
+            "a store with neither parts nor volumeClaims",
+            |s| s.stores.push(StoreSpec { name: "empty".into(), metadata: DataSource::default(), content: DataSource::default(), index: None, volume_claims: vec![] }),
+            vec!["spec.stores[2].metadata", "spec.stores[2].content"],
+        ),
         ("snapshot class not DNS", |s| s.volume_snapshot_class_name = Some("CSI".into()), vec!["spec.volumeSnapshotClassName"]),
         ("verification without command", |s| set_verification(s, |v| v.command.clear()), vec!["spec.verification.command"]),
         ("verification with empty program", |s| set_verification(s, |v| v.command = vec![String::new()]), vec!["spec.verification.command[0]"]),
@@ -365,7 +385,7 @@ fn set_verification(spec: &mut BackupPolicySpec, change: impl FnOnce(&mut Verifi
 #[test]
 fn several_problems_are_all_reported() {
     let mut spec = baseline();
-    spec.stores.push(StoreSpec { name: "store-2024".into(), metadata: claims(&["master"]), content: DataSource::default(), index: None });
+    spec.stores.push(StoreSpec { name: "store-2024".into(), metadata: claims(&["master"]), content: DataSource::default(), index: None, volume_claims: vec![] });
     spec.quiesce.thaw = None;
     let got: Vec<String> = validate_backup_policy(&spec).into_iter().map(|e| e.to_string()).collect();
     assert_eq!(
@@ -374,7 +394,7 @@ fn several_problems_are_all_reported() {
             "spec.quiesce.thaw: is required when mode is Freeze",
             "spec.stores[2].name: \"store-2024\" is already the name of spec.stores[0]",
             "spec.stores[2].metadata.volumeClaims[0]: PVC \"master\" is already captured as spec.master.volumeClaims[0]; a PVC can belong to only one part of the archive",
-            "spec.stores[2].content: needs volumeClaims or sql, has neither",
+            "spec.stores[2].content: needs volumeClaims or sql, has neither (a store whose metadata, content and index share one volume sets the store's own volumeClaims instead)",
         ]
     );
 }
