@@ -76,10 +76,12 @@ pub struct TornDown {
 
 /// Deletes what the drill's `request` restored, when it is a drill request of `policy`
 /// (labelled `archivist.dev/drill: <policy>`; another request that took its name is kept, and
-/// reported in [`TornDown::kept`]): each PVC and Secret its `status.mapping` names
-/// that also carries the request's label `archivist.dev/restore` (both records of ownership),
-/// then the request itself with its uid as precondition; the copy, the Jobs and the mapping
-/// ConfigMap are owned by the request and go with it. `None` (the request is gone): nothing.
+/// reported in [`TornDown::kept`]): first the databases its SQL restore Jobs created
+/// ([`drop_databases`]; nothing else is deleted until those drops ended), then each PVC and
+/// Secret its `status.mapping` names, and each dump PVC its SQL restore Jobs read, that also
+/// carries the request's label `archivist.dev/restore` (both records of ownership), then the
+/// request itself with its uid as precondition; the copy, the Jobs and the mapping ConfigMap
+/// are owned by the request and go with it. `None` (the request is gone): nothing.
 pub async fn tear_down(client: &Client, namespace: &str, policy: &str, request: Option<&RestoreRequest>) -> Result<TornDown, kube::Error> {
     let mut done = TornDown::default();
     let Some(request) = request else {
@@ -93,9 +95,9 @@ pub async fn tear_down(client: &Client, namespace: &str, policy: &str, request: 
         done.complete = true;
         return Ok(done);
     }
-    if !drop_databases(client, namespace, &name, &mut done).await? {
+    let Some(dump_claims) = drop_databases(client, namespace, &name, &mut done).await? else {
         return Ok(done);
-    }
+    };
     let mapping = request.status.as_ref().map(|s| s.mapping.as_slice()).unwrap_or_default();
     let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace);
     let secrets = Api::<Secret>::namespaced(client.clone(), namespace);
@@ -109,6 +111,15 @@ pub async fn tear_down(client: &Client, namespace: &str, policy: &str, request: 
         match deleted {
             Some(true) => done.deleted.push(item.restored.clone()),
             Some(false) => done.kept.push(item.restored.clone()),
+            None => {}
+        }
+    }
+    // The dump PVCs the SQL restore Jobs loaded their databases from (named in those Jobs).
+    for claim in dump_claims {
+        let labelled = |labels: &BTreeMap<String, String>| labels.get(RESTORE).map(String::as_str) == Some(name.as_str());
+        match delete_labelled(&claims, &claim, labelled).await? {
+            Some(true) => done.deleted.push(claim),
+            Some(false) => done.kept.push(claim),
             None => {}
         }
     }
@@ -127,9 +138,10 @@ pub async fn tear_down(client: &Client, namespace: &str, policy: &str, request: 
 /// with the request) succeeded, since that script refuses a database that exists
 /// ([`super::restore::restore_script`]); a database whose restore Job did not succeed may be
 /// someone else's and is never dropped. One drop Job per database
-/// ([`super::restore::drop_database_job`], owned by the request). True when every drop Job has
-/// ended (a failed one is reported in `done.databases_kept`).
-async fn drop_databases(client: &Client, namespace: &str, request: &str, done: &mut TornDown) -> Result<bool, kube::Error> {
+/// ([`super::restore::drop_database_job`], owned by the request). Once every drop Job has
+/// ended (a failed one is reported in `done.databases_kept`): the dump PVCs the restore Jobs
+/// read, to delete with the rest; `None` while a drop runs.
+async fn drop_databases(client: &Client, namespace: &str, request: &str, done: &mut TornDown) -> Result<Option<Vec<String>>, kube::Error> {
     use crate::plan::backup::JobObs;
     let api = Api::<Job>::namespaced(client.clone(), namespace);
     let jobs = api.list(&ListParams::default().labels(&format!("{RESTORE}={request}"))).await?.items;
@@ -150,7 +162,16 @@ async fn drop_databases(client: &Client, namespace: &str, request: &str, done: &
             },
         }
     }
-    Ok(ended)
+    if !ended {
+        return Ok(None);
+    }
+    let dump_claims = jobs
+        .iter()
+        .filter(|j| new_database(j).is_some())
+        .flat_map(|j| j.spec.iter().flat_map(|s| s.template.spec.iter()).flat_map(|p| p.volumes.iter().flatten()))
+        .filter_map(|v| v.persistent_volume_claim.as_ref().map(|c| c.claim_name.clone()))
+        .collect::<std::collections::BTreeSet<_>>();
+    Ok(Some(dump_claims.into_iter().collect()))
 }
 
 /// The `NEW_DATABASE` of an SQL restore Job.

@@ -191,12 +191,17 @@ pub fn drop_script(engine: SqlEngine) -> String {
 /// The Job that drops the database the SQL restore Job `restore` created: the same image,
 /// connection environment and `$NEW_DATABASE`, running [`drop_script`]; named
 /// `<restore job>-drop`, labelled and owned like it. `None` when `restore` is not an SQL
-/// restore Job (no `NEW_DATABASE`, or no engine's connection variables).
+/// restore Job (its container is not [`SQL_RESTORE_CONTAINER`], as a drop Job's is not; no
+/// `NEW_DATABASE`; no engine's connection variables).
 pub fn drop_database_job(restore: &Job) -> Option<Job> {
     let mut job = restore.clone();
     let name = crate::plan::names::fit(&format!("{}-drop", restore.metadata.name.as_deref()?), crate::plan::names::MAX_LABEL_NAME);
     let pod = job.spec.as_mut()?.template.spec.as_mut()?;
     let container = pod.containers.first_mut()?;
+    if container.name != SQL_RESTORE_CONTAINER {
+        // A drop Job (or anything else) is not a restore to undo.
+        return None;
+    }
     let env = container.env.clone().unwrap_or_default();
     let has = |key: &str| env.iter().any(|e| e.name == key);
     if !has("NEW_DATABASE") {
@@ -227,6 +232,9 @@ pub fn drop_database_job(restore: &Job) -> Option<Job> {
     job.status = None;
     Some(job)
 }
+
+/// The container of an SQL restore Job.
+pub const SQL_RESTORE_CONTAINER: &str = "restore";
 
 /// The Job restoring an SQL item's dump (from its restored dump PVC) into the new database.
 /// Refuses an item that is not an SQL dump, and a database name (the new one or the
@@ -260,7 +268,7 @@ pub fn sql_restore_job(request: &RestoreRequest, backup: &str, item: &RestoreIte
         job,
         labels(&request.name_any(), backup, item),
         Container {
-            name: "restore".into(),
+            name: SQL_RESTORE_CONTAINER.into(),
             image: Some(image),
             command: Some(vec!["sh".into(), "-c".into(), restore_script(*engine)]),
             env: Some(env),
@@ -834,5 +842,25 @@ pub(crate) mod tests {
                 assert!(calls.is_empty(), "{engine:?}: the client ran with {hostile:?}: {calls}");
             }
         }
+    }
+
+    /// The drop Job undoes exactly a restore Job: same connection and database, its own
+    /// script, no dump volume; a drop Job, a hook Job or a Job without `NEW_DATABASE` has none.
+    #[test]
+    fn a_drop_job_is_made_from_an_sql_restore_job_only() {
+        let r = request();
+        for engine in [SqlEngine::PostgreSQL, SqlEngine::MySQL] {
+            let restore = sql_restore_job(&r, "b", &sql_item(engine, "meta", "meta_d20261204"), None).expect("restore Job");
+            let drop = drop_database_job(&restore).expect("a drop Job");
+            assert_eq!(drop.metadata.name.as_deref(), Some("req-sql-metadata-s1-drop"));
+            assert_eq!(drop.metadata.owner_references, restore.metadata.owner_references, "owned by the request");
+            let (c, r) = (container(&drop), container(&restore));
+            assert_eq!(c.env, r.env, "{engine:?}");
+            assert_eq!(c.command, Some(vec!["sh".into(), "-c".into(), drop_script(engine)]));
+            assert!(c.volume_mounts.is_none() && drop.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|p| p.volumes.as_ref()).is_none());
+            assert!(drop_database_job(&drop).is_none(), "{engine:?}: a drop Job was taken for a restore");
+        }
+        let hook = PostRestoreJob { name: "replay".into(), image: "busybox".into(), command: vec!["true".into()] };
+        assert!(drop_database_job(&hook_job(&r, "req-hook-replay", &hook, &[])).is_none());
     }
 }
