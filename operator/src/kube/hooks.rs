@@ -137,20 +137,9 @@ async fn request<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(pod: &
 #[cfg(test)]
 mod tests {
     use super::*;
+    use super::super::test_server::serve_once;
     use tokio::net::TcpListener;
 
-    async fn serve_once(answer: &'static str) -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        tokio::spawn(async move {
-            if let Ok((mut sock, _)) = listener.accept().await {
-                let mut buf = [0u8; 1024];
-                let _ = sock.read(&mut buf).await;
-                let _ = sock.write_all(answer.as_bytes()).await;
-            }
-        });
-        port
-    }
 
     #[test]
     fn failed_commands_quote_their_stderr_redacted() {

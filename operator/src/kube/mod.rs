@@ -17,6 +17,8 @@ pub mod redact;
 pub mod repository;
 pub mod restore;
 pub mod snapshot;
+#[cfg(test)]
+mod test_server;
 pub mod time;
 pub mod tls;
 pub mod verify;

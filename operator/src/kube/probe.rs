@@ -111,20 +111,9 @@ async fn http_get(ip: &str, port: u16, path: &str, limit: usize) -> Checked {
 mod tests {
     use super::*;
     use crate::api::{HttpProbe, TcpProbe};
+    use super::super::test_server::serve_once;
     use tokio::net::TcpListener;
 
-    async fn serve_once(answer: &'static str) -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        tokio::spawn(async move {
-            if let Ok((mut socket, _)) = listener.accept().await {
-                let mut buf = [0u8; 1024];
-                let _ = socket.read(&mut buf).await;
-                let _ = socket.write_all(answer.as_bytes()).await;
-            }
-        });
-        port
-    }
 
     fn probe(http: Option<HttpProbe>, tcp: Option<TcpProbe>, timeout: u32) -> DrillProbe {
         DrillProbe { exec: None, http, tcp, timeout_seconds: timeout }
