@@ -7,45 +7,19 @@
 mod backup_support;
 mod restore_support;
 
-use std::path::Path;
-
-use anyhow::{ensure, Context as _};
-use archivist::api::{BackupPolicy, ConditionStatus, RestoreRequest};
+use anyhow::ensure;
+use archivist::api::ConditionStatus;
 use archivist_e2e::testing::operator::repo_dir;
 use archivist_e2e::testing::with_namespace;
 use backup_support::*;
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::PostParams;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Client};
 use restore_support::{condition, pod_read, reader_pod, wait_restore_completed};
 
 const SEED: &str = "examples/seeds/mailstore-standard";
 
-/// Creates every object of the manifest `file` in `ns` instead of its own namespace (the
-/// Namespace object itself is skipped).
 async fn apply_seed(client: &Client, ns: &str, file: &str) -> anyhow::Result<()> {
-    let path = repo_dir().join(SEED).join(file);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
-    let documents = serde_yaml::Deserializer::from_str(&text)
-        .map(|d| <serde_json::Value as serde::Deserialize>::deserialize(d))
-        .collect::<Result<Vec<_>, _>>()?;
-    for mut object in documents {
-        let kind = object["kind"].as_str().unwrap_or_default().to_string();
-        if kind == "Namespace" {
-            continue;
-        }
-        object["metadata"]["namespace"] = serde_json::Value::String(ns.to_string());
-        let pp = PostParams::default();
-        match kind.as_str() {
-            "Secret" => drop(Api::<Secret>::namespaced(client.clone(), ns).create(&pp, &serde_json::from_value(object)?).await?),
-            "StatefulSet" => drop(Api::<StatefulSet>::namespaced(client.clone(), ns).create(&pp, &serde_json::from_value(object)?).await?),
-            "BackupPolicy" => drop(Api::<BackupPolicy>::namespaced(client.clone(), ns).create(&pp, &serde_json::from_value(object)?).await?),
-            "RestoreRequest" => drop(Api::<RestoreRequest>::namespaced(client.clone(), ns).create(&pp, &serde_json::from_value(object)?).await?),
-            other => anyhow::bail!("{}: a {other} the test does not create", Path::new(file).display()),
-        }
-    }
-    Ok(())
+    apply_manifest(client, ns, &repo_dir().join(SEED).join(file)).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

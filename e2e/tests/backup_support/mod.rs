@@ -209,6 +209,33 @@ pub async fn replicas(client: &Client, namespace: &str, name: &str) -> anyhow::R
     Ok(sts.spec.and_then(|s| s.replicas).unwrap_or(1))
 }
 
+/// Creates every object of the manifest file `path` (an example's YAML, as users apply it) in
+/// `namespace` instead of its own; the Namespace object itself is skipped. Secrets,
+/// StatefulSets, BackupPolicies and RestoreRequests.
+pub async fn apply_manifest(client: &Client, namespace: &str, path: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let documents = serde_yaml::Deserializer::from_str(&text)
+        .map(<serde_json::Value as serde::Deserialize>::deserialize)
+        .collect::<Result<Vec<_>, _>>()?;
+    for mut object in documents {
+        let kind = object["kind"].as_str().unwrap_or_default().to_string();
+        if kind == "Namespace" {
+            continue;
+        }
+        object["metadata"]["namespace"] = serde_json::Value::String(namespace.to_string());
+        let pp = kube::api::PostParams::default();
+        let ns = namespace;
+        match kind.as_str() {
+            "Secret" => drop(Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ns).create(&pp, &serde_json::from_value(object)?).await?),
+            "StatefulSet" => drop(Api::<StatefulSet>::namespaced(client.clone(), ns).create(&pp, &serde_json::from_value(object)?).await?),
+            "BackupPolicy" => drop(Api::<BackupPolicy>::namespaced(client.clone(), ns).create(&pp, &serde_json::from_value(object)?).await?),
+            "RestoreRequest" => drop(Api::<archivist::api::RestoreRequest>::namespaced(client.clone(), ns).create(&pp, &serde_json::from_value(object)?).await?),
+            other => anyhow::bail!("{}: a {other}, which the tests do not create", path.display()),
+        }
+    }
+    Ok(())
+}
+
 /// Creates the BackupPolicy `name` with this spec (YAML, indented under `spec:`).
 pub async fn policy(client: &Client, namespace: &str, name: &str, spec: &str) -> anyhow::Result<BackupPolicy> {
     let yaml = format!("apiVersion: archivist.dev/v1alpha1\nkind: BackupPolicy\nmetadata: {{name: {name}}}\nspec:\n{spec}");
