@@ -347,10 +347,7 @@ async fn act_on(policy: &BackupPolicy, ctx: &Context, namespace: &str, decision:
             .await
             .during(|| format!("failed to write status of BackupPolicy {namespace}/{name}"))?;
     }
-    let requeue = match (decision.requeue, drilled.requeue) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let requeue = crate::plan::sooner(decision.requeue, drilled.requeue);
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 

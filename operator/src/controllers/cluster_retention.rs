@@ -105,10 +105,7 @@ async fn evaluate_all(ctx: &Context) -> Option<DateTime<Utc>> {
         let grace = crp.spec.orphan_grace_period_seconds.unwrap_or(DEFAULT_ORPHAN_GRACE_SECONDS);
         // An invalid cluster policy collects no orphans (it only protects).
         let (actions, due) = if problems.is_empty() { orphan_actions(&labelled, &existing, now, grace) } else { (Vec::new(), None) };
-        next = match (next, due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        next = crate::plan::sooner(next, due);
         let mut deleted = 0u64;
         for (snapshot, action) in actions {
             let uid = uids.get(&(snapshot.namespace.clone(), snapshot.name.clone())).cloned().flatten();

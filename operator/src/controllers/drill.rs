@@ -46,18 +46,13 @@ pub async fn act(ctx: &Context, policy: &BackupPolicy, namespace: &str, action: 
         let name = name.clone();
         async move { k::apply_status(&api, &name, &status).await.during(|| format!("failed to write status of BackupPolicy {namespace}/{name}")) }
     };
-    let Some(drill) = status.last_drill.clone() else {
-        if let DrillAction::Skip { why } = action {
-            publish(ctx, policy, EventType::Normal, "DrillSkipped", format!("the due restore drill was skipped: {why}")).await;
-        }
+    if let DrillAction::Skip { why } = action {
+        publish(ctx, policy, EventType::Normal, "DrillSkipped", format!("the due restore drill was skipped: {why}")).await;
         return recorded(false);
-    };
+    }
+    let Some(drill) = status.last_drill.clone() else { return recorded(false) };
     match action {
-        DrillAction::None => recorded(false),
-        DrillAction::Skip { why } => {
-            publish(ctx, policy, EventType::Normal, "DrillSkipped", format!("the due restore drill was skipped: {why}")).await;
-            recorded(false)
-        }
+        DrillAction::None | DrillAction::Skip { .. } => recorded(false),
         DrillAction::Start { backup } => {
             // Recorded first: the request is named in lastDrill before it exists.
             write(status.clone()).await?;
@@ -71,10 +66,7 @@ pub async fn act(ctx: &Context, policy: &BackupPolicy, namespace: &str, action: 
             recorded(false)
         }
         DrillAction::Probe { request, pod, ip } => {
-            let restored = Api::<RestoreRequest>::namespaced(ctx.client.clone(), namespace)
-                .get_opt(request)
-                .await
-                .during(|| format!("failed to read RestoreRequest {namespace}/{request}"))?;
+            let restored = read_request(ctx, namespace, request).await?;
             let mut secrets = build::restored_secrets(restored.as_ref());
             secrets.extend(policy.spec.master.iter().flat_map(|m| m.secrets.iter().cloned()));
             let redactor = LazyRedactor::new(&ctx.client, namespace, secrets.iter().map(String::as_str));
@@ -93,13 +85,7 @@ pub async fn act(ctx: &Context, policy: &BackupPolicy, namespace: &str, action: 
             recorded(true)
         }
         DrillAction::TearDown { request } => {
-            // Read fresh: the mapping names what to delete, and a cache that has not seen the
-            // request yet would delete nothing and call it done.
-            let restored = Api::<RestoreRequest>::namespaced(ctx.client.clone(), namespace)
-                .get_opt(request)
-                .await
-                .during(|| format!("failed to read RestoreRequest {namespace}/{request}"))?;
-            if !tear_down(ctx, policy, namespace, request, restored.as_ref()).await? {
+            if !tear_down(ctx, policy, namespace, request).await? {
                 return Ok(Acted { recorded: false, requeue: Some(DROP_POLL) });
             }
             plan::torn_down(status);
@@ -108,11 +94,21 @@ pub async fn act(ctx: &Context, policy: &BackupPolicy, namespace: &str, action: 
     }
 }
 
-/// Deletes what the drill's `request` restored (`kube::drill::tear_down`), with a Warning
-/// Event naming what was not the drill's to delete, or could not be dropped. False while its
-/// databases are being dropped.
-async fn tear_down(ctx: &Context, policy: &BackupPolicy, namespace: &str, request: &str, restored: Option<&RestoreRequest>) -> Result<bool, Error> {
-    let done = build::tear_down(&ctx.client, namespace, &policy.name_any(), restored).await.during(|| format!("failed to tear down drill {namespace}/{request}"))?;
+/// The drill's RestoreRequest, read from the API server: its mapping names what the drill
+/// restored, and a cache that has not seen the request yet would name nothing.
+async fn read_request(ctx: &Context, namespace: &str, request: &str) -> Result<Option<RestoreRequest>, Error> {
+    Api::<RestoreRequest>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(request)
+        .await
+        .during(|| format!("failed to read RestoreRequest {namespace}/{request}"))
+}
+
+/// Deletes what the drill's `request` restored (`kube::drill::tear_down`, from a fresh read of
+/// the request), with a Warning Event naming what was not the drill's to delete, or could not
+/// be dropped. False while its databases are being dropped.
+async fn tear_down(ctx: &Context, policy: &BackupPolicy, namespace: &str, request: &str) -> Result<bool, Error> {
+    let restored = read_request(ctx, namespace, request).await?;
+    let done = build::tear_down(&ctx.client, namespace, &policy.name_any(), restored.as_ref()).await.during(|| format!("failed to tear down drill {namespace}/{request}"))?;
     if !done.complete {
         return Ok(false);
     }
@@ -132,11 +128,7 @@ async fn tear_down(ctx: &Context, policy: &BackupPolicy, namespace: &str, reques
 pub async fn tear_down_on_deletion(ctx: &Context, policy: &BackupPolicy, namespace: &str) -> Result<(), Error> {
     let Some(drill) = policy.status.as_ref().and_then(|s| s.last_drill.as_ref()).filter(|d| !d.torn_down) else { return Ok(()) };
     let request = &drill.restore_request;
-    let restored = Api::<RestoreRequest>::namespaced(ctx.client.clone(), namespace)
-        .get_opt(request)
-        .await
-        .during(|| format!("failed to read RestoreRequest {namespace}/{request}"))?;
-    if tear_down(ctx, policy, namespace, request, restored.as_ref()).await? {
+    if tear_down(ctx, policy, namespace, request).await? {
         Ok(())
     } else {
         // Its databases are being dropped: the policy's deletion waits (the finalizer stays).

@@ -101,25 +101,17 @@ pub async fn tear_down(client: &Client, namespace: &str, policy: &str, request: 
     let mapping = request.status.as_ref().map(|s| s.mapping.as_slice()).unwrap_or_default();
     let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace);
     let secrets = Api::<Secret>::namespaced(client.clone(), namespace);
-    for item in mapping {
-        let labelled = |labels: &BTreeMap<String, String>| labels.get(RESTORE).map(String::as_str) == Some(name.as_str());
-        let deleted = if item.component == Component::Secrets {
-            delete_labelled(&secrets, &item.restored, labelled).await?
-        } else {
-            delete_labelled(&claims, &item.restored, labelled).await?
-        };
+    // What the mapping names, and the dump PVCs the SQL restore Jobs loaded their databases
+    // from (named in those Jobs): Secrets or PVCs.
+    let owned = mapping
+        .iter()
+        .map(|item| (item.component == Component::Secrets, item.restored.clone()))
+        .chain(dump_claims.into_iter().map(|claim| (false, claim)));
+    for (is_secret, object) in owned {
+        let deleted = if is_secret { delete_restored_by(&secrets, &object, &name).await? } else { delete_restored_by(&claims, &object, &name).await? };
         match deleted {
-            Some(true) => done.deleted.push(item.restored.clone()),
-            Some(false) => done.kept.push(item.restored.clone()),
-            None => {}
-        }
-    }
-    // The dump PVCs the SQL restore Jobs loaded their databases from (named in those Jobs).
-    for claim in dump_claims {
-        let labelled = |labels: &BTreeMap<String, String>| labels.get(RESTORE).map(String::as_str) == Some(name.as_str());
-        match delete_labelled(&claims, &claim, labelled).await? {
-            Some(true) => done.deleted.push(claim),
-            Some(false) => done.kept.push(claim),
+            Some(true) => done.deleted.push(object),
+            Some(false) => done.kept.push(object),
             None => {}
         }
     }
@@ -180,14 +172,14 @@ fn new_database(job: &Job) -> Option<String> {
     container.env.iter().flatten().find(|e| e.name == "NEW_DATABASE").and_then(|e| e.value.clone())
 }
 
-/// Deletes `name` if it carries the label `labelled` checks, with its uid as precondition:
-/// `Some(true)` deleted, `Some(false)` kept (not ours), `None` absent.
-async fn delete_labelled<K>(api: &Api<K>, name: &str, labelled: impl Fn(&BTreeMap<String, String>) -> bool) -> Result<Option<bool>, kube::Error>
+/// Deletes `name` if it carries the label `archivist.dev/restore: <request>`, with its uid as
+/// precondition: `Some(true)` deleted, `Some(false)` kept (not the request's), `None` absent.
+async fn delete_restored_by<K>(api: &Api<K>, name: &str, request: &str) -> Result<Option<bool>, kube::Error>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let Some(object) = api.get_opt(name).await? else { return Ok(None) };
-    if !labelled(object.labels()) {
+    if object.labels().get(RESTORE).map(String::as_str) != Some(request) {
         return Ok(Some(false));
     }
     let params = DeleteParams { preconditions: object.uid().map(|uid| Preconditions { uid: Some(uid), resource_version: None }), ..DeleteParams::background() };

@@ -13,3 +13,12 @@ pub mod restore;
 pub mod retention;
 pub mod schedule;
 pub mod validate;
+
+/// The sooner of two optional times (or durations): either when only one is set, `None` when
+/// neither is. How requeues and deadlines of several rules combine.
+pub fn sooner<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

@@ -250,10 +250,7 @@ pub fn decide(obs: &PolicyObservation<'_>) -> PolicyDecision {
     // While it runs, look again now and then (a shared Job is not this policy's to watch);
     // else at the next due time.
     let prune_requeue = if running { Some(PRUNE_POLL) } else { maintenance.next.map(|next| (next - now).to_std().unwrap_or(Duration::from_secs(1)).clamp(Duration::from_secs(1), MAX_REQUEUE)) };
-    decision.requeue = match (decision.requeue, prune_requeue) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    decision.requeue = super::sooner(decision.requeue, prune_requeue);
 
     decide_drill(obs, &mut decision, obs.target_exists);
     if obs.target_exists {
@@ -288,10 +285,7 @@ fn decide_drill(obs: &PolicyObservation<'_>, decision: &mut PolicyDecision, may_
         &mut decision.status,
     );
     decision.drill = drilled.action;
-    decision.requeue = match (decision.requeue, drilled.requeue) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    decision.requeue = super::sooner(decision.requeue, drilled.requeue);
 }
 
 fn count<'a>(backups: impl Iterator<Item = &'a ArchiveBackup>) -> u32 {

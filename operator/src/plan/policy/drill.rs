@@ -33,6 +33,7 @@
 use super::super::backup::is_settled;
 use super::super::names::{fit, MAX_LABEL_NAME};
 use super::super::schedule::{due_runs, Schedule};
+use super::super::sooner;
 use crate::api::{
     ArchiveBackup, BackupPhase, BackupPolicySpec, BackupPolicyStatus, DrillState, DrillStatus, RestorePhase, RestoreRequest,
 };
@@ -189,7 +190,7 @@ pub fn decide(obs: &DrillObs<'_>, status: &mut BackupPolicyStatus) -> DrillDecis
     let due = schedule.as_ref().map(|s| due_runs(s, status.last_drill_schedule_time, obs.created, obs.now));
     status.next_drill_time = due.as_ref().and_then(|d| d.run_now.or(d.next));
     let next_requeue = due.as_ref().and_then(|d| d.next).map(|next| until(obs.now, next));
-    let with = |action: DrillAction, requeue: Option<Duration>| DrillDecision { action, requeue: min(requeue, next_requeue) };
+    let with = |action: DrillAction, requeue: Option<Duration>| DrillDecision { action, requeue: sooner(requeue, next_requeue) };
 
     if let Some(drill) = status.last_drill.clone().filter(|d| !d.torn_down) {
         let (action, requeue) = ongoing(obs, status, drill);
@@ -254,16 +255,9 @@ impl DrillDecision {
     fn with_deadline(mut self, obs: &DrillObs<'_>, status: &BackupPolicyStatus) -> Self {
         if let Some(drill) = status.last_drill.as_ref().filter(|d| d.state == DrillState::Running) {
             let at = drill.started_at + chrono::Duration::seconds(i64::from(timeout_seconds(obs.spec)));
-            self.requeue = min(self.requeue, Some(until(obs.now, at)));
+            self.requeue = sooner(self.requeue, Some(until(obs.now, at)));
         }
         self
-    }
-}
-
-fn min(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 
