@@ -2,7 +2,9 @@
 //! by claims restored from the backup, and it comes back on the restored data; the old PVs stay
 //! (reclaim policy Retain) with the data written after the backup. The pre-restore backup is
 //! taken before the claims are replaced and holds the data they had; each claim comes back
-//! with its shape (storage class, access modes, size, volume mode, labels, annotations).
+//! with its shape (storage class, access modes, size, volume mode, labels, annotations). An SQL
+//! store's dump goes into a new database; the old database and the pre-restore dump keep what
+//! was written after the backup.
 
 mod backup_support;
 mod restore_support;
@@ -42,17 +44,10 @@ async fn in_place_restore_brings_the_target_back_on_restored_data_and_keeps_the_
         let changed: std::collections::BTreeMap<String, String> =
             archive.dirs.iter().map(|(c, d)| Ok((c.clone(), host_checksums(d)?))).collect::<anyhow::Result<_>>()?;
 
-        request(&client, &ns, "r1", "  source: {backupName: b1}\n  target: {mode: InPlace}\n").await?;
-        let r = wait_restore_completed(&client, &ns, "r1", &mut archive.operator).await?;
+        let r = restore_b1_in_place(&client, &ns, &mut archive).await?;
         let status = r.status.clone().unwrap_or_default();
-
-        // The target is back with its replicas, on the restored data.
-        crate::backup_support::wait_ready_replicas(&client, &ns, ARCHIVE, 1).await?;
-        let pod = format!("{ARCHIVE}-0");
-        wait_running(&client, &ns, &pod).await?;
+        // Back on b1's data, and every claim on a new volume.
         for claim in &archive.claims {
-            let seen = pod_checksums(&client, &ns, &pod, "server", &format!("/{claim}")).await?;
-            ensure!(seen == archive.checksums[claim], "after the restore {claim} differs from the backup:\n{seen}\nvs\n{}", archive.checksums[claim]);
             let now = pvcs.get(claim).await?;
             let pv = now.spec.and_then(|s| s.volume_name).context("restored claim unbound")?;
             ensure!(pv != old_volumes[claim], "{claim} is still on its old volume {pv}");
@@ -111,6 +106,21 @@ async fn in_place_restore_brings_the_target_back_on_restored_data_and_keeps_the_
         Ok(())
     })
     .await;
+}
+
+/// Restores `b1` in place (RestoreRequest `r1`), waits until it Completed and the target runs
+/// again, and checks that every claim holds the backup's files, as the target's pod sees them.
+async fn restore_b1_in_place(client: &kube::Client, ns: &str, archive: &mut Archive) -> anyhow::Result<archivist::api::RestoreRequest> {
+    request(client, ns, "r1", "  source: {backupName: b1}\n  target: {mode: InPlace}\n").await?;
+    let r = wait_restore_completed(client, ns, "r1", &mut archive.operator).await?;
+    crate::backup_support::wait_ready_replicas(client, ns, ARCHIVE, 1).await?;
+    let pod = format!("{ARCHIVE}-0");
+    wait_running(client, ns, &pod).await?;
+    for claim in &archive.claims {
+        let seen = pod_checksums(client, ns, &pod, "server", &format!("/{claim}")).await?;
+        ensure!(seen == archive.checksums[claim], "after the restore {claim} differs from the backup:\n{seen}\nvs\n{}", archive.checksums[claim]);
+    }
+    Ok(r)
 }
 
 /// The claims of the shaped master: a StorageClass of its own (not the default), ReadWriteMany,
@@ -287,6 +297,56 @@ async fn a_failed_in_place_restore_keeps_the_target_stopped_and_says_where_the_o
         ensure!(sts.spec.as_ref().and_then(|s| s.replicas) == Some(0), "the half-restored target was started: {:?}", sts.spec.and_then(|s| s.replicas));
         let holder = sts.metadata.annotations.unwrap_or_default().get("archivist.dev/quiesced-by").cloned();
         ensure!(holder == Some(format!("RestoreRequest/{ns}/r3")), "the claim on the stopped target is {holder:?}");
+        Ok(())
+    })
+    .await;
+}
+
+/// An InPlace restore of a policy with an SQL store: the volumes are replaced in place, but the
+/// database is never overwritten. The backup's dump goes into a NEW database (the mapping and
+/// the message name it, and say the target still uses the old one); the old database keeps
+/// what was written after the backup, and so does the pre-restore backup's dump.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn in_place_restore_of_an_sql_store_restores_into_a_new_database_and_keeps_the_old_one() {
+    with_namespace("rs-inplace-sql", |client, ns| async move {
+        let mut archive = archive_with_backup(&client, &ns, ArchiveOptions::default()).await?;
+        archive.change_after_backup()?;
+        let pg = archive.postgres.take().context("the archive has no PostgreSQL store")?;
+        let rows_before = pg.psql(SQL_DATABASE, "SELECT id, subject FROM messages ORDER BY id")?;
+        ensure!(rows_before != archive.sql_rows && rows_before.contains("after the backup"), "the test needs the database changed after b1");
+
+        let r = restore_b1_in_place(&client, &ns, &mut archive).await?;
+        let status = r.status.clone().unwrap_or_default();
+
+        // b1's dump went into a new database; the old one is untouched.
+        let restored = restored_name(&r, SQL_DATABASE)?;
+        ensure!(restored == format!("{SQL_DATABASE}_restored"), "the database was restored into {restored}");
+        let rows = pg.psql(&restored, "SELECT id, subject FROM messages ORDER BY id")?;
+        ensure!(rows == archive.sql_rows, "{restored} does not hold b1's rows ({} vs {} lines)", rows.lines().count(), archive.sql_rows.lines().count());
+        ensure!(pg.psql(SQL_DATABASE, "SELECT id, subject FROM messages ORDER BY id")? == rows_before, "the in-place restore changed the original database");
+        ensure!(databases(&pg, SQL_DATABASE)? == [SQL_DATABASE.to_string(), restored.clone()], "databases: {:?}", databases(&pg, SQL_DATABASE)?);
+
+        // The message says where the metadata went and that the target still uses the old one.
+        let message = status.message.clone().unwrap_or_default();
+        ensure!(
+            message.contains(&format!("database {restored}")) && message.contains(&format!("still uses {SQL_DATABASE}")),
+            "the message does not say where the SQL metadata went: {message}"
+        );
+
+        // The pre-restore backup's dump holds the database as it was just before the restore.
+        let pre = status.pre_restore_backup.clone().context("no preRestoreBackup in status")?;
+        let pre_backup = Api::<ArchiveBackup>::namespaced(client.clone(), &ns).get(&pre).await?;
+        let dump = pre_backup
+            .status
+            .as_ref()
+            .and_then(|s| s.items.iter().find(|i| i.source_sql.is_some()))
+            .and_then(|i| i.volume_snapshot.clone())
+            .context("the pre-restore backup has no SQL dump")?;
+        let dir = crate::backup_support::restore_to_dir(&client, &ns, &dump, "scratch-pre-dump").await?;
+        pg.restore_into_new_database(&dir.join("dump.pgdump"), "pre_restore_check")?;
+        ensure!(pg.psql("pre_restore_check", "SELECT id, subject FROM messages ORDER BY id")? == rows_before, "the pre-restore dump does not hold the database as it was before the restore");
+        archive.operator.check_running()?;
         Ok(())
     })
     .await;

@@ -210,14 +210,24 @@ pub async fn replicas(client: &Client, namespace: &str, name: &str) -> anyhow::R
 }
 
 /// Creates every object of the manifest file `path` (an example's YAML, as users apply it) in
-/// `namespace` instead of its own; the Namespace object itself is skipped. Secrets,
-/// StatefulSets, BackupPolicies and RestoreRequests.
+/// `namespace` instead of its own (see [`apply_objects`]).
 pub async fn apply_manifest(client: &Client, namespace: &str, path: &std::path::Path) -> anyhow::Result<()> {
+    apply_objects(client, namespace, read_manifest(path)?).await.with_context(|| format!("{}", path.display()))
+}
+
+/// The documents of the multi-document YAML manifest at `path`.
+pub fn read_manifest(path: &std::path::Path) -> anyhow::Result<Vec<serde_json::Value>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-    let documents = serde_yaml::Deserializer::from_str(&text)
+    serde_yaml::Deserializer::from_str(&text)
         .map(<serde_json::Value as serde::Deserialize>::deserialize)
-        .collect::<Result<Vec<_>, _>>()?;
-    for mut object in documents {
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{}", path.display()))
+}
+
+/// Creates each object in `namespace` instead of the one it names; a Namespace object is
+/// skipped. Secrets, StatefulSets, BackupPolicies and RestoreRequests.
+pub async fn apply_objects(client: &Client, namespace: &str, objects: Vec<serde_json::Value>) -> anyhow::Result<()> {
+    for mut object in objects {
         let kind = object["kind"].as_str().unwrap_or_default().to_string();
         if kind == "Namespace" {
             continue;
@@ -230,7 +240,7 @@ pub async fn apply_manifest(client: &Client, namespace: &str, path: &std::path::
             "StatefulSet" => drop(Api::<StatefulSet>::namespaced(client.clone(), ns).create(&pp, &serde_json::from_value(object)?).await?),
             "BackupPolicy" => drop(Api::<BackupPolicy>::namespaced(client.clone(), ns).create(&pp, &serde_json::from_value(object)?).await?),
             "RestoreRequest" => drop(Api::<archivist::api::RestoreRequest>::namespaced(client.clone(), ns).create(&pp, &serde_json::from_value(object)?).await?),
-            other => anyhow::bail!("{}: a {other}, which the tests do not create", path.display()),
+            other => anyhow::bail!("a {other}, which the tests do not create"),
         }
     }
     Ok(())

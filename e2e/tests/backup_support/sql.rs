@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use archivist::api::Component;
+use archivist::api::{ArchiveBackup, Component};
 use archivist_e2e::snapshot_api::VolumeSnapshot;
 use archivist_e2e::testing::databases::{MariaDb, Postgres, PASSWORD, USER};
 use archivist_e2e::testing::volumes::snapshot;
@@ -115,6 +115,18 @@ pub fn missing_content(db: &dyn TestDb, database: &str, content: &Path) -> anyho
     Ok((missing, rows.len()))
 }
 
+/// An archive under live writes, as the order proof sees it.
+pub struct LiveArchive {
+    /// The policy (quiesce `None`) whose backup `b1` the proof runs.
+    pub policy: String,
+    /// The database holding the metadata (`messages (id, path)`).
+    pub database: String,
+    /// The content claim (snapshotted by hand for the reversed order).
+    pub content_claim: String,
+    /// How many messages the archive has written so far.
+    pub written: Box<dyn Fn() -> anyhow::Result<u64> + Send + Sync>,
+}
+
 /// The whole test: a quiesce=None backup while the writer archives, then the same check with
 /// the capture order reversed by hand.
 pub async fn metadata_then_content(client: Client, ns: String, db: Arc<dyn TestDb>) -> anyhow::Result<()> {
@@ -140,15 +152,41 @@ pub async fn metadata_then_content(client: Client, ns: String, db: Arc<dyn TestD
 "#, engine = db.engine(), port = db.port(), image = db.image())).await?;
 
     let mut writer = Writer::start(db.clone(), content.clone());
-    until("the writer to archive some messages", Duration::from_secs(30), || {
-        let n = writer.written.load(Ordering::Relaxed);
-        async move { Ok(n >= 20) }
+    let written = writer.written.clone();
+    let archive = LiveArchive {
+        policy: "archive".into(),
+        database: DATABASE.into(),
+        content_claim: "content".into(),
+        written: Box::new(move || Ok(written.load(Ordering::Relaxed))),
+    };
+    prove_metadata_then_content(&client, &ns, &mut operator, db, &archive).await?;
+    let total = writer.stop()?;
+    eprintln!("the writer wrote {total} messages");
+    Ok(())
+}
+
+/// The order proof on an archive under live writes whose content claim is cut 3 s after the
+/// snapshot is made (`sim.archivist.dev/snapshot-cut-delay`): the operator's backup `b1`
+/// (metadata cut first) restores to metadata rows that all have their content, while the
+/// capture order reversed by hand (content cut, then a dump) loses content. Returns `b1`.
+pub async fn prove_metadata_then_content(
+    client: &Client,
+    ns: &str,
+    operator: &mut archivist_e2e::testing::operator::Operator,
+    db: Arc<dyn TestDb>,
+    archive: &LiveArchive,
+) -> anyhow::Result<ArchiveBackup> {
+    let (client, ns) = (client.clone(), ns.to_string());
+    let written = &archive.written;
+    until("the writer to archive some messages", Duration::from_secs(60), || {
+        let n = written();
+        async move { Ok(n? >= 20) }
     })
     .await?;
 
     // 1. The operator's order: metadata (dump) cut first, then content.
-    start_backup(&client, &ns, "b1", "archive").await?;
-    let backup = wait_completed(&client, &ns, "b1", &mut operator).await?;
+    start_backup(&client, &ns, "b1", &archive.policy).await?;
+    let backup = wait_completed(&client, &ns, "b1", operator).await?;
     eprintln!("{} store: {}", db.engine(), timeline(&backup));
     let window = backup.status.as_ref().and_then(|s| s.quiesce.as_ref()).and_then(|q| q.window_seconds);
     anyhow::ensure!(window == Some(0.0), "quiesce None: the archive was never unavailable, windowSeconds should be 0, got {window:?}");
@@ -164,25 +202,24 @@ pub async fn metadata_then_content(client: Client, ns: String, db: Arc<dyn TestD
 
     // 2. The reversed order, by hand: content cut first, then the dump.
     let snapshots = Api::<VolumeSnapshot>::namespaced(client.clone(), &ns);
-    snapshots.create(&PostParams::default(), &snapshot("reversed-content", "content", None)).await?;
+    snapshots.create(&PostParams::default(), &snapshot("reversed-content", &archive.content_claim, None)).await?;
     wait_for(&snapshots, "reversed-content", Duration::from_secs(60), "the reversed content snapshot to be cut", |s| {
         s.and_then(|s| s.status.as_ref()).and_then(|s| s.creation_time.as_ref()).is_some()
     })
     .await?;
-    let at_cut = writer.written.load(Ordering::Relaxed);
-    until("the writer to archive after the content cut", Duration::from_secs(30), || {
-        let n = writer.written.load(Ordering::Relaxed);
-        async move { Ok(n >= at_cut + 5) }
+    let at_cut = written()?;
+    until("the writer to archive after the content cut", Duration::from_secs(60), || {
+        let n = written();
+        async move { Ok(n? >= at_cut + 5) }
     })
     .await?;
     let reversed_dump = std::env::temp_dir().join(format!("{ns}-reversed-{}", db.dump_file()));
-    db.dump(DATABASE, &reversed_dump)?;
-    let total = writer.stop()?;
+    db.dump(&archive.database, &reversed_dump)?;
     let reversed_dir = restore_to_dir(&client, &ns, "reversed-content", "restored-reversed").await?;
     db.restore(&reversed_dump, "restored_reversed")?;
     let _ = std::fs::remove_file(&reversed_dump);
     let (missing, rows) = missing_content(db.as_ref(), "restored_reversed", &reversed_dir)?;
-    eprintln!("{}: reversed order: {rows} metadata rows, {} missing content (writer wrote {total})", db.engine(), missing.len());
+    eprintln!("{}: reversed order: {rows} metadata rows, {} missing content", db.engine(), missing.len());
     anyhow::ensure!(!missing.is_empty(), "the reversed order lost nothing: the check could not catch a wrong order");
-    Ok(())
+    Ok(backup)
 }

@@ -14,6 +14,7 @@
 //!   anything ([`ownership`]); `InPlace` recreates each claim with its recorded shape
 //!   ([`shape`]).
 
+pub mod completion;
 pub mod ownership;
 pub mod repository;
 pub mod shape;
@@ -27,6 +28,7 @@ use crate::api::{
     ArchiveBackup, BackupPhase, Component, ReplacedClaim, RestoreMode, RestorePhase, RestoreRequest, RestoreRequestSpec,
     RestoreRequestStatus, RestoreSelect, SourceFrom, SqlEngine, TargetRef, VerificationState, WorkloadCopy,
 };
+pub use completion::completion_message;
 use ownership::ObjectObs;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use chrono::{DateTime, Utc};

@@ -226,7 +226,7 @@ pub async fn act(request: &RestoreRequest, ctx: &Context, obs: Observed, step: R
             status.phase = Some(RestorePhase::Completed);
             status.completion_time = Some(now);
             status.mapping = mapping(&items);
-            status.message = Some(completion_message(&status, obs.spec.target.mode));
+            status.message = Some(restore::completion_message(&items, &status, obs.spec.target.mode));
             conditions::set(&mut status.conditions, "Ready", ConditionStatus::True, "Completed", "the restore completed", now, generation);
             record(ctx, &obs, &status).await?;
             ctx.metrics.restore_finished(true, duration(&status));
@@ -374,20 +374,6 @@ fn mapping(items: &[RestoreItem]) -> Vec<RestoreMapping> {
         .iter()
         .map(|i| RestoreMapping { component: i.component, store: i.store.clone(), original: i.original.clone(), restored: i.restored.clone() })
         .collect()
-}
-
-fn completion_message(status: &RestoreRequestStatus, mode: RestoreMode) -> String {
-    match mode {
-        RestoreMode::InPlace => {
-            let kept: Vec<String> = status.retained_volumes.iter().map(|r| format!("{} (was {})", r.volume, r.claim)).collect();
-            format!(
-                "restored in place; the old volumes are kept with reclaim policy Retain: {}; pre-restore backup: {}",
-                if kept.is_empty() { "none".to_string() } else { kept.join(", ") },
-                status.pre_restore_backup.clone().unwrap_or_default()
-            )
-        }
-        _ => format!("restored {} item(s); see ConfigMap with restore.csv", status.mapping.len()),
-    }
 }
 
 async fn record(ctx: &Context, obs: &Observed, status: &RestoreRequestStatus) -> Result<(), Error> {
