@@ -5,8 +5,9 @@
 //!
 //! The hot backup (quiesce `None`) restores to metadata whose content is all there; the same
 //! capture with the order reversed loses content (the shared order proof); and the seed's
-//! restore puts the metadata into a new database, consistent with the restored content, while
-//! the running server keeps archiving into its own database.
+//! SideBySide restore puts the metadata into a new database, consistent with the restored
+//! content, with a copy of the server that archives into that database (its `PGDATABASE`
+//! pointed there), while the running server keeps archiving into its own.
 
 mod backup_support;
 mod restore_support;
@@ -30,6 +31,13 @@ use serde_json::{json, Value};
 const SEED: &str = "examples/seeds/mailstore-sql";
 /// The seed's metadata database.
 const DATABASE: &str = "mailstore_meta";
+
+/// The host directory of claim `name`'s volume.
+async fn claim_dir(client: &kube::Client, ns: &str, name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let claim = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns).get(name).await?;
+    let volume = claim.spec.and_then(|s| s.volume_name).with_context(|| format!("claim {name} is unbound"))?;
+    host_dir(&Api::<PersistentVolume>::all(client.clone()).get(&volume).await?)
+}
 
 fn seed(file: &str) -> anyhow::Result<Vec<Value>> {
     read_manifest(&repo_dir().join(SEED).join(file))
@@ -105,7 +113,9 @@ async fn the_mailstore_sql_seed_cuts_its_database_before_its_content_under_live_
         };
         prove_metadata_then_content(&client, &ns, &mut operator, db.clone(), &live).await?;
 
-        // The seed's restore: the metadata into a new database, the content into a new claim.
+        // The seed's restore: the metadata into a new database, the content into a new claim,
+        // and a copy of the server on both.
+        let dumped: u64 = db.sql("restored_ok", "SELECT count(*) FROM messages")?.trim().parse()?;
         let archived_before = (live.written)()?;
         apply_objects(&client, &ns, seed("restore.yaml")?).await?;
         let r = wait_restore_completed(&client, &ns, "mailstore-restore", &mut operator).await?;
@@ -113,11 +123,23 @@ async fn the_mailstore_sql_seed_cuts_its_database_before_its_content_under_live_
         let restored_db = restored_name(&r, DATABASE)?;
         ensure!(restored_db == format!("{DATABASE}_restored"), "the metadata went into {restored_db}");
         let restored_claim = restored_name(&r, "content-mailstore-0")?;
-        let volume = claims.get(&restored_claim).await?.spec.and_then(|s| s.volume_name).context("the restored claim is unbound")?;
-        let restored_dir = host_dir(&Api::<PersistentVolume>::all(client.clone()).get(&volume).await?)?;
+        let restored_dir = claim_dir(&client, &ns, &restored_claim).await?;
         let (missing, rows) = missing_content(db.as_ref(), &restored_db, &restored_dir)?;
-        eprintln!("the seed's restore: {rows} metadata rows in {restored_db}, {} without content", missing.len());
-        ensure!(rows > 0 && missing.is_empty(), "{restored_db}: {rows} rows, without content: {missing:?}");
+        eprintln!("the seed's restore: {rows} metadata rows in {restored_db} ({dumped} dumped), {} without content", missing.len());
+        ensure!(rows as u64 >= dumped && dumped > 0 && missing.is_empty(), "{restored_db}: {rows} rows ({dumped} dumped), without content: {missing:?}");
+
+        // The copy archives into the restored database (its PGDATABASE was pointed at it), and
+        // what it archives stays consistent with its restored content.
+        let copy_db = restored_db.clone();
+        until("the copy to archive into the restored database", Duration::from_secs(90), || {
+            let n = db.sql(&copy_db, "SELECT count(*) FROM messages").and_then(|n| Ok(n.trim().parse::<u64>()?));
+            async move { Ok(n? > dumped + 5) }
+        })
+        .await?;
+        let (missing, rows) = missing_content(db.as_ref(), &restored_db, &restored_dir)?;
+        ensure!(missing.is_empty(), "the copy's {rows} rows in {restored_db}: without content {missing:?}");
+        let (missing, rows) = missing_content(db.as_ref(), DATABASE, &claim_dir(&client, &ns, "content-mailstore-0").await?)?;
+        ensure!(missing.is_empty(), "the original database's {rows} rows: without content {missing:?}");
 
         // The running server was not touched: it still archives into its own database.
         until("the server to go on archiving into its own database", Duration::from_secs(60), || {

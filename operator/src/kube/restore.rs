@@ -360,14 +360,42 @@ pub fn mapping_config_map(request: &RestoreRequest, name: &str, csv: String) -> 
     }
 }
 
+/// What the side-by-side copy uses in place of the original's data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyRenames {
+    /// Original claim name -> restored claim name.
+    pub claims: BTreeMap<String, String>,
+    /// Original database -> the new database its dump was restored into.
+    pub databases: BTreeMap<String, String>,
+}
+
+impl CopyRenames {
+    /// The restored claims and databases of a request's items.
+    pub fn of(items: &[RestoreItem]) -> Self {
+        let claims = items.iter().filter(|i| is_volume(i)).map(|i| (i.original.clone(), i.restored.clone())).collect();
+        let databases = items.iter().filter(|i| matches!(i.kind, ItemKind::Sql { .. })).map(|i| (i.original.clone(), i.restored.clone())).collect();
+        Self { claims, databases }
+    }
+}
+
 /// Rewrites a pod template for the side-by-side copy: claims are replaced by the restored
-/// ones (`claims`: original claim name -> restored claim name; StatefulSet claim templates
-/// become plain volumes of ordinal 0's restored claim), and the labels are only
-/// `archivist.dev/restore`, so the original's Services never route to the copy.
-fn rewrite_template(template: &mut PodTemplateSpec, request: &str, claims: &BTreeMap<String, String>, claim_templates: &[(String, String)]) {
+/// ones (StatefulSet claim templates become plain volumes of ordinal 0's restored claim);
+/// every environment variable of a container or init container whose value is exactly a
+/// restored database's original name names the new database instead, so a server that takes
+/// its database from its environment works on the restored metadata and never writes into the
+/// original database; and the labels are only `archivist.dev/restore`, so the original's
+/// Services never route to the copy.
+fn rewrite_template(template: &mut PodTemplateSpec, request: &str, renames: &CopyRenames, claim_templates: &[(String, String)]) {
+    let claims = &renames.claims;
     let meta = template.metadata.get_or_insert_with(Default::default);
     meta.labels = Some(BTreeMap::from([(RESTORE.to_string(), request.to_string())]));
     let spec = template.spec.get_or_insert_with(Default::default);
+    let containers = spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten());
+    for var in containers.flat_map(|c| c.env.iter_mut().flatten()) {
+        if let Some(restored) = var.value.as_deref().and_then(|value| renames.databases.get(value)) {
+            var.value = Some(restored.clone());
+        }
+    }
     let volumes = spec.volumes.get_or_insert_with(Vec::new);
     for volume in volumes.iter_mut() {
         if let Some(pvc) = volume.persistent_volume_claim.as_mut() {
@@ -388,8 +416,8 @@ fn rewrite_template(template: &mut PodTemplateSpec, request: &str, claims: &BTre
 }
 
 /// The side-by-side copy of a StatefulSet: one replica, named `name`, mounting the restored
-/// claims, owned by the request.
-pub fn statefulset_copy(request: &RestoreRequest, original: &StatefulSet, name: &str, claims: &BTreeMap<String, String>) -> StatefulSet {
+/// claims and pointed at the restored databases ([`rewrite_template`]), owned by the request.
+pub fn statefulset_copy(request: &RestoreRequest, original: &StatefulSet, name: &str, renames: &CopyRenames) -> StatefulSet {
     let mut spec = original.spec.clone().unwrap_or_default();
     let original_name = original.name_any();
     let claim_templates: Vec<(String, String)> = spec
@@ -400,7 +428,7 @@ pub fn statefulset_copy(request: &RestoreRequest, original: &StatefulSet, name: 
         .filter_map(|t| t.metadata.name)
         .map(|t| (t.clone(), format!("{t}-{original_name}-0")))
         .collect();
-    rewrite_template(&mut spec.template, &request.name_any(), claims, &claim_templates);
+    rewrite_template(&mut spec.template, &request.name_any(), renames, &claim_templates);
     spec.replicas = Some(1);
     spec.service_name = Some(name.to_string());
     spec.selector = LabelSelector { match_labels: Some(BTreeMap::from([(RESTORE.to_string(), request.name_any())])), match_expressions: None };
@@ -412,9 +440,9 @@ pub fn statefulset_copy(request: &RestoreRequest, original: &StatefulSet, name: 
 }
 
 /// The side-by-side copy of a Deployment (see [`statefulset_copy`]).
-pub fn deployment_copy(request: &RestoreRequest, original: &Deployment, name: &str, claims: &BTreeMap<String, String>) -> Deployment {
+pub fn deployment_copy(request: &RestoreRequest, original: &Deployment, name: &str, renames: &CopyRenames) -> Deployment {
     let mut spec = original.spec.clone().unwrap_or_default();
-    rewrite_template(&mut spec.template, &request.name_any(), claims, &[]);
+    rewrite_template(&mut spec.template, &request.name_any(), renames, &[]);
     spec.replicas = Some(1);
     spec.selector = LabelSelector { match_labels: Some(BTreeMap::from([(RESTORE.to_string(), request.name_any())])), match_expressions: None };
     Deployment { metadata: request_owned(request, name), spec: Some(spec), status: None }
@@ -461,7 +489,8 @@ pub(crate) mod tests {
             status: None,
         };
         let claims = BTreeMap::from([("data-mailstore-0".to_string(), "data-mailstore-0-r".to_string())]);
-        let copy = statefulset_copy(&request(), &original, "mailstore-r", &claims);
+        let renames = CopyRenames { claims, databases: BTreeMap::new() };
+        let copy = statefulset_copy(&request(), &original, "mailstore-r", &renames);
         let spec = copy.spec.expect("spec");
         assert_eq!(spec.replicas, Some(1));
         assert!(spec.volume_claim_templates.is_none());
@@ -484,6 +513,68 @@ pub(crate) mod tests {
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// The copy's environment names the restored databases: a variable whose value is exactly
+    /// an original database's name (in a container or an init container) is rewritten; any
+    /// other value, and a value from a Secret or ConfigMap, is left as it is.
+    #[test]
+    fn the_copy_is_pointed_at_the_restored_databases_through_its_environment() {
+        let env = |pairs: &[(&str, &str)]| -> Option<Vec<EnvVar>> {
+            Some(pairs.iter().map(|(name, value)| EnvVar { name: name.to_string(), value: Some(value.to_string()), ..Default::default() }).collect())
+        };
+        let from_secret = EnvVar {
+            name: "PGPASSWORD".into(),
+            value_from: Some(k8s_openapi::api::core::v1::EnvVarSource {
+                secret_key_ref: Some(k8s_openapi::api::core::v1::SecretKeySelector { name: "db".into(), key: "password".into(), optional: None }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut server_env = env(&[("PGDATABASE", "meta_s2"), ("PGHOST", "db"), ("OTHER_DB", "meta_s2_archive"), ("MYSQL_DATABASE", "meta_s3")]).unwrap_or_default();
+        server_env.push(from_secret.clone());
+        let original = Deployment {
+            metadata: ObjectMeta { name: Some("mailstore".into()), ..Default::default() },
+            spec: Some(k8s_openapi::api::apps::v1::DeploymentSpec {
+                template: PodTemplateSpec {
+                    metadata: None,
+                    spec: Some(PodSpec {
+                        containers: vec![Container { name: "server".into(), env: Some(server_env), ..Default::default() }],
+                        init_containers: Some(vec![Container { name: "migrate".into(), env: env(&[("DB", "meta_s2")]), ..Default::default() }]),
+                        ..Default::default()
+                    }),
+                },
+                ..Default::default()
+            }),
+            status: None,
+        };
+        let renames = CopyRenames { claims: BTreeMap::new(), databases: map(&[("meta_s2", "meta_s2_restored"), ("meta_s3", "meta_s3_restored")]) };
+        let copy = deployment_copy(&request(), &original, "mailstore-r", &renames);
+        let pod = copy.spec.and_then(|s| s.template.spec).expect("pod spec");
+        let values = |c: &Container| -> Vec<(String, Option<String>)> { c.env.iter().flatten().map(|e| (e.name.clone(), e.value.clone())).collect() };
+        let cases: [(&str, Vec<(String, Option<String>)>, Vec<(&str, Option<&str>)>); 2] = [
+            (
+                "server",
+                values(&pod.containers[0]),
+                vec![
+                    ("PGDATABASE", Some("meta_s2_restored")),
+                    ("PGHOST", Some("db")),
+                    ("OTHER_DB", Some("meta_s2_archive")),
+                    ("MYSQL_DATABASE", Some("meta_s3_restored")),
+                    ("PGPASSWORD", None),
+                ],
+            ),
+            ("init container", pod.init_containers.as_ref().map(|c| values(&c[0])).unwrap_or_default(), vec![("DB", Some("meta_s2_restored"))]),
+        ];
+        for (case, got, want) in cases {
+            let want: Vec<(String, Option<String>)> = want.into_iter().map(|(n, v)| (n.to_string(), v.map(str::to_string))).collect();
+            assert_eq!(got, want, "{case}");
+        }
+        assert_eq!(pod.containers[0].env.as_ref().and_then(|e| e.last()), Some(&from_secret), "a value from a Secret is kept");
+        // Without restored databases nothing changes.
+        let unchanged = deployment_copy(&request(), &original, "mailstore-r", &CopyRenames::default());
+        let env_of = |d: &Deployment| d.spec.as_ref().and_then(|s| s.template.spec.as_ref()).map(|p| p.containers[0].env.clone());
+        assert_eq!(env_of(&unchanged), env_of(&original));
     }
 
     /// The in-place restore recreates a claim from its record: same storage class, access
@@ -584,8 +675,8 @@ pub(crate) mod tests {
             ("SQL restore Job", sql.metadata, true),
             ("hook Job", hook_job(&r, "req-hook-replay", &hook, &["master-r".into()]).metadata, true),
             ("mapping ConfigMap", mapping_config_map(&r, "req-mapping", String::new()).metadata, true),
-            ("StatefulSet copy", statefulset_copy(&r, &original, "mailstore-r", &BTreeMap::new()).metadata, true),
-            ("Deployment copy", deployment_copy(&r, &deployment, "mailstore-r", &BTreeMap::new()).metadata, true),
+            ("StatefulSet copy", statefulset_copy(&r, &original, "mailstore-r", &CopyRenames::default()).metadata, true),
+            ("Deployment copy", deployment_copy(&r, &deployment, "mailstore-r", &CopyRenames::default()).metadata, true),
         ];
         for (what, meta, owned) in objects {
             assert_eq!(meta.labels.as_ref().and_then(|l| l.get(RESTORE)).map(String::as_str), Some("req"), "{what}");

@@ -523,18 +523,18 @@ where
 async fn create_copy(ctx: &Context, request: &RestoreRequest, obs: &Observed, items: &[RestoreItem]) -> Result<Option<WorkloadCopy>, Error> {
     let Some(target) = &obs.target_ref else { return Err(Error::Inconsistent("no target to copy".into())) };
     let name = copy_name(target, obs.status.name_suffix.as_deref().unwrap_or_default());
-    let claims: BTreeMap<String, String> = items.iter().filter(|i| build::is_volume(i)).map(|i| (i.original.clone(), i.restored.clone())).collect();
+    let renames = build::CopyRenames::of(items);
     let ns = &obs.namespace;
     let created = match target.kind {
         TargetKind::StatefulSet => {
             let api = Api::<StatefulSet>::namespaced(ctx.client.clone(), ns);
             let original = api.get(&target.name).await.during(|| format!("failed to read StatefulSet {ns}/{}", target.name))?;
-            create_new(&api, &build::statefulset_copy(request, &original, &name, &claims)).await
+            create_new(&api, &build::statefulset_copy(request, &original, &name, &renames)).await
         }
         TargetKind::Deployment => {
             let api = Api::<Deployment>::namespaced(ctx.client.clone(), ns);
             let original = api.get(&target.name).await.during(|| format!("failed to read Deployment {ns}/{}", target.name))?;
-            create_new(&api, &build::deployment_copy(request, &original, &name, &claims)).await
+            create_new(&api, &build::deployment_copy(request, &original, &name, &renames)).await
         }
     }
     .during(|| format!("failed to create {} {ns}/{name}", kind_word(target.kind)))?;

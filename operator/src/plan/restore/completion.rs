@@ -9,7 +9,8 @@ use crate::api::{RestoreMode, RestoreRequestStatus};
 ///
 /// `InPlace` names the kept volumes and the pre-restore backup. Every mode names each
 /// database an SQL dump was restored into: a restore never overwrites a database, so after an
-/// in-place restore the target still uses its old database until it is pointed at the new one.
+/// in-place restore the target still uses its old database until it is pointed at the new one;
+/// a side-by-side copy has its environment pointed at it (`kube::restore::CopyRenames`).
 pub fn completion_message(items: &[RestoreItem], status: &RestoreRequestStatus, mode: RestoreMode) -> String {
     let mut message = match mode {
         RestoreMode::InPlace => {
@@ -24,8 +25,10 @@ pub fn completion_message(items: &[RestoreItem], status: &RestoreRequestStatus, 
     };
     for item in items.iter().filter(|i| matches!(i.kind, ItemKind::Sql { .. })) {
         message.push_str(&format!("; the SQL {} of store {} is in the new database {}", component_word(item.component), item.store, item.restored));
-        if mode == RestoreMode::InPlace {
-            message.push_str(&format!(" (the target still uses {}: point it at {} to use the restored data)", item.original, item.restored));
+        match mode {
+            RestoreMode::InPlace => message.push_str(&format!(" (the target still uses {}: point it at {} to use the restored data)", item.original, item.restored)),
+            RestoreMode::SideBySide => message.push_str(&format!(" (the copy's environment variables set to {} name it instead)", item.original)),
+            RestoreMode::Volumes => {}
         }
     }
     message
@@ -95,7 +98,8 @@ mod tests {
                 vec![volume("content-s1"), sql("meta_s2", "meta_s2_restored")],
                 &fresh,
                 RestoreMode::SideBySide,
-                "restored 2 item(s); see ConfigMap with restore.csv; the SQL metadata of store s2 is in the new database meta_s2_restored",
+                "restored 2 item(s); see ConfigMap with restore.csv; the SQL metadata of store s2 is in the new database meta_s2_restored \
+                 (the copy's environment variables set to meta_s2 name it instead)",
             ),
             ("volumes, nothing in place", vec![volume("content-s1")], &fresh, RestoreMode::Volumes, "restored 1 item(s); see ConfigMap with restore.csv"),
             (
@@ -104,6 +108,13 @@ mod tests {
                 &fresh,
                 RestoreMode::InPlace,
                 "restored in place; the old volumes are kept with reclaim policy Retain: none; pre-restore backup: none",
+            ),
+            (
+                "volumes with an SQL store",
+                vec![sql("meta_s2", "meta_s2_r")],
+                &fresh,
+                RestoreMode::Volumes,
+                "restored 1 item(s); see ConfigMap with restore.csv; the SQL metadata of store s2 is in the new database meta_s2_r",
             ),
         ];
         for (case, items, status, mode, want) in cases {
