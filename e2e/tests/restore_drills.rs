@@ -269,3 +269,34 @@ async fn a_drill_of_an_sql_store_restores_into_a_database_of_its_own_and_drops_i
     })
     .await;
 }
+
+/// A drill whose copy becomes Ready only after a while is woken by the copy's pods, not by a
+/// timer: the archive's pods pass their readiness probe 4 s after they start. Nothing else
+/// wakes the policy then, so a drill that missed the pods' change would sleep until its only
+/// timer, the deadline (150 s after its start; seen without the pod watch: it probed at 149 s).
+/// Not a performance check: the woken drill finishes within seconds of the copy's readiness,
+/// far below half the deadline, which only a sleeping drill reaches.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn a_drill_waiting_for_its_copy_is_woken_when_the_copy_becomes_ready() {
+    with_namespace("drill-ready", |client, ns| async move {
+        let mut archive = archive_with_backup(&client, &ns, ArchiveOptions { sql: false, stores: 1, ..ArchiveOptions::default() }).await?;
+        let probe = serde_json::json!({"exec": {"command": ["true"]}, "initialDelaySeconds": 4, "periodSeconds": 1});
+        let statefulset: StatefulSet = Api::<StatefulSet>::namespaced(client.clone(), &ns).get(ARCHIVE).await?;
+        let mut containers = serde_json::to_value(statefulset.spec.context("spec")?.template.spec.context("pod spec")?.containers)?;
+        for container in containers.as_array_mut().context("containers")? {
+            container["readinessProbe"] = probe.clone();
+        }
+        merge_patch::<StatefulSet>(&client, &ns, ARCHIVE, serde_json::json!({"spec": {"template": {"spec": {"containers": containers}}}})).await?;
+        drill_with(&client, &ns, "1", "true").await?;
+        let drill = drill_torn_down(&client, &ns, "1", &mut archive).await?;
+        eprintln!("drill {}: started {}, finished {:?}: {:?}", drill.restore_request, drill.started_at, drill.finished_at, drill.message);
+        ensure!(drill.state == DrillState::Passed, "{drill:?}");
+        let finished = drill.finished_at.context("no finishedAt")?;
+        ensure!(finished - drill.started_at < chrono::Duration::seconds(75), "the drill probed {} s after its start: it slept until its deadline instead of being woken by its copy's pods", (finished - drill.started_at).num_seconds());
+        nothing_left_of(&client, &ns, &drill).await?;
+        archive.operator.check_running()?;
+        Ok(())
+    })
+    .await;
+}

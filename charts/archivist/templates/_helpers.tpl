@@ -81,7 +81,8 @@ operator/src/kube); keep them in step when the code changes. Two lists:
   verbs: [get, list, watch, patch]
 # Its pods: which are live and ready, and exec for freeze/thaw hooks. pods/exec needs `get`
 # for WebSocket exec on API servers up to 1.29 and `create` from 1.30 on (and for SPDY).
-# watch (metadata only, nothing stored): a pod going away wakes a stopping run at once.
+# watch (metadata only, nothing stored): a pod going away wakes a stopping run at once; and
+# the pods labelled archivist.dev/restore wake a restore drill when its copy becomes Ready.
 # create and delete: a restore from a restic repository runs its reader pod
 # (`<request>-repository`, restic waiting for the operator's exec commands) and deletes it when
 # the restore ends.

@@ -5,7 +5,8 @@
 //! changes (`controllers::caches`, mapped by [`affected`]): one of its ArchiveBackups, a
 //! RestoreRequest of its namespace (a restore that finishes stops protecting the backup it
 //! read from, `restore-source`, so retention may now prune it), its target coming or going,
-//! its Namespace's labels, or a ClusterRetentionPolicy. It observes from those caches and
+//! its Namespace's labels, or a ClusterRetentionPolicy; a running drill also by its copy's
+//! pods and its database drop Jobs ([`drill_wakeup`]). It observes from those caches and
 //! makes no request unless it acts; before pruning it reads everything again from the API
 //! server ([`observe_fresh`]).
 
@@ -22,7 +23,8 @@ use crate::kube::redact::LazyRedactor;
 use crate::plan::backup::JobObs;
 use crate::plan::policy::prune::{MAINTENANCE_LABEL, REPOSITORY_SECRET_LABEL};
 use crate::kube::{self as k, time::from_kube};
-use crate::plan::policy::drill::{CopyPod, DRILL_NOW};
+use crate::plan::policy::drill::{waiting_on, CopyPod, DRILL_NOW};
+use crate::plan::restore::RESTORE_LABEL;
 use crate::plan::policy::{decide, PolicyDecision, PolicyObservation};
 use super::fresh::{self, Fresh};
 use crate::plan::validate::validate_backup_policy_object;
@@ -31,7 +33,8 @@ use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -59,8 +62,12 @@ pub async fn run(ctx: Arc<Context>, changes: UnboundedReceiver<Change>, stop: im
         .reflect(writer)
         .applied_objects();
     // Its repository maintenance Jobs (owned by the policy that made them) wake it when they end.
+    let (wake_by_pod, wake_by_job) = (drill_wakeup(policies.clone()), drill_wakeup(policies.clone()));
     let controller = Controller::for_stream(trigger, policies.clone())
         .owns(ctx.watched::<Job>(), watcher::Config::default().labels(&format!("{MAINTENANCE_LABEL}=prune")))
+        // A drill's copy pods (their readiness) and its database drop Jobs (their end).
+        .watches(ctx.watched::<Pod>(), watcher::Config::default().labels(RESTORE_LABEL), move |pod: Pod| wake_by_pod(&pod.metadata))
+        .watches(ctx.watched::<Job>(), watcher::Config::default().labels(RESTORE_LABEL), move |job: Job| wake_by_job(&job.metadata))
         .with_config(super::controller_config());
     let woken = changes.flat_map(move |change| futures::stream::iter(affected(&policies, &change)));
     controller
@@ -73,6 +80,16 @@ pub async fn run(ctx: Arc<Context>, changes: UnboundedReceiver<Change>, stop: im
             }
         })
         .await;
+}
+
+/// The policy a pod or Job labelled `archivist.dev/restore` wakes: the one whose drill follows
+/// that restore (`plan::policy::drill::waiting_on`); none for other restores' objects.
+fn drill_wakeup(policies: Store<BackupPolicy>) -> impl Fn(&ObjectMeta) -> Option<ObjectRef<BackupPolicy>> + Send + Sync + 'static {
+    move |meta: &ObjectMeta| {
+        let request = meta.labels.as_ref()?.get(RESTORE_LABEL)?;
+        let state = policies.state();
+        waiting_on(state.iter().map(AsRef::as_ref), meta.namespace.as_deref()?, request).map(ObjectRef::from_obj)
+    }
 }
 
 /// The policies a change of the caches concerns.
@@ -347,8 +364,7 @@ async fn act_on(policy: &BackupPolicy, ctx: &Context, namespace: &str, decision:
             .await
             .during(|| format!("failed to write status of BackupPolicy {namespace}/{name}"))?;
     }
-    let requeue = crate::plan::sooner(decision.requeue, drilled.requeue);
-    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+    Ok(decision.requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// Tears down a drill still going, then applies `deletionPolicy`: `Delete` deletes the policy's ArchiveBackups (and with them

@@ -12,7 +12,6 @@ use crate::kube::{self as k};
 use crate::plan::policy::drill::{self as plan, CopyPod, DrillAction, OUTPUT_LIMIT};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
-use std::time::Duration;
 
 /// The pods of the running drill's copy when the decision needs them
 /// ([`plan::copy_pods_needed`]): one list request, only while a drill waits for its copy.
@@ -29,16 +28,11 @@ pub async fn observe_copy_pods(ctx: &Context, namespace: &str, status: Option<&B
 pub struct Acted {
     /// The arm wrote the policy's status (it records before, or right after, its side effect).
     pub recorded: bool,
-    /// Look again after this long (a teardown waiting for its databases to be dropped).
-    pub requeue: Option<Duration>,
 }
-
-/// How often a teardown looks at its drop Jobs (the policy controller does not watch them).
-pub const DROP_POLL: Duration = Duration::from_secs(2);
 
 /// Performs `action` of `policy`'s drill. `status` is the status the decision recorded.
 pub async fn act(ctx: &Context, policy: &BackupPolicy, namespace: &str, action: &DrillAction, status: &mut BackupPolicyStatus) -> Result<Acted, Error> {
-    let recorded = |recorded: bool| Ok(Acted { recorded, requeue: None });
+    let recorded = |recorded: bool| Ok(Acted { recorded });
     let name = policy.name_any();
     let api = Api::<BackupPolicy>::namespaced(ctx.client.clone(), namespace);
     let write = |status: BackupPolicyStatus| {
@@ -86,7 +80,8 @@ pub async fn act(ctx: &Context, policy: &BackupPolicy, namespace: &str, action: 
         }
         DrillAction::TearDown { request } => {
             if !tear_down(ctx, policy, namespace, request).await? {
-                return Ok(Acted { recorded: false, requeue: Some(DROP_POLL) });
+                // A drop Job runs: its end wakes the policy (`backup_policy::drill_wakeup`).
+                return recorded(false);
             }
             plan::torn_down(status);
             recorded(false)

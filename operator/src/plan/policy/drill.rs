@@ -35,7 +35,7 @@ use super::super::names::{fit, MAX_LABEL_NAME};
 use super::super::schedule::{due_runs, Schedule};
 use super::super::sooner;
 use crate::api::{
-    ArchiveBackup, BackupPhase, BackupPolicySpec, BackupPolicyStatus, DrillState, DrillStatus, RestorePhase, RestoreRequest,
+    ArchiveBackup, BackupPhase, BackupPolicy, BackupPolicySpec, BackupPolicyStatus, DrillState, DrillStatus, RestorePhase, RestoreRequest,
 };
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -46,9 +46,6 @@ pub const DRILL_LABEL: &str = "archivist.dev/drill";
 pub const DRILL_NOW: &str = "archivist.dev/drill-now";
 /// How many finished drills `status.recentDrills` keeps.
 pub const RECENT_DRILLS: usize = 10;
-/// How often a drill looks whether the copy has a Ready pod (pods are not watched by the
-/// policy controller, and a drill is rare).
-pub const READY_POLL: Duration = Duration::from_secs(2);
 /// The most of a probe's output recorded.
 pub const OUTPUT_LIMIT: usize = 4096;
 
@@ -284,8 +281,8 @@ fn ongoing(obs: &DrillObs<'_>, status: &mut BackupPolicyStatus, drill: DrillStat
     if !made_by_drill(request, obs.policy) {
         return (fail(status, format!("RestoreRequest {} exists and was not made by this policy's drill; it is left as it is", drill.restore_request)), None);
     }
-    // The request's changes wake the policy; the copy's pods do not (polled).
-    let (waiting, requeue) = match phase(request) {
+    // The request's changes wake the policy, and so do its copy's pods ([`waiting_on`]).
+    let waiting = match phase(request) {
         Some(RestorePhase::Failed) => {
             let why = request.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_else(|| "no reason given".into());
             return (fail(status, format!("the restore failed: {why}")), None);
@@ -295,14 +292,25 @@ fn ongoing(obs: &DrillObs<'_>, status: &mut BackupPolicyStatus, drill: DrillStat
             if let Some(pod) = pods.iter().filter(|p| p.ready).min_by(|a, b| a.name.cmp(&b.name)) {
                 return (DrillAction::Probe { request: drill.restore_request.clone(), pod: pod.name.clone(), ip: pod.ip.clone() }, None);
             }
-            (format!("a Ready pod of the restored copy ({} pod(s), none Ready)", pods.len()), Some(READY_POLL))
+            format!("a Ready pod of the restored copy ({} pod(s), none Ready)", pods.len())
         }
-        other => (format!("RestoreRequest {} to complete (phase {})", drill.restore_request, other.map_or("Pending".to_string(), |p| format!("{p:?}"))), None),
+        other => format!("RestoreRequest {} to complete (phase {})", drill.restore_request, other.map_or("Pending".to_string(), |p| format!("{p:?}"))),
     };
     if obs.now >= deadline {
         return (fail(status, format!("timed out after {}s waiting for {waiting}", timeout_seconds(obs.spec))), None);
     }
-    (DrillAction::None, requeue)
+    (DrillAction::None, None)
+}
+
+/// The policy of `policies` (in `namespace`) whose recorded drill is followed through
+/// RestoreRequest `request`, not yet torn down: the one a pod or Job labelled
+/// `archivist.dev/restore: <request>` wakes (the copy's pods becoming Ready, the teardown's
+/// database drop Jobs ending). `None` for any other restore's objects.
+pub fn waiting_on<'a>(policies: impl IntoIterator<Item = &'a BackupPolicy>, namespace: &str, request: &str) -> Option<&'a BackupPolicy> {
+    policies.into_iter().find(|p| {
+        let drill = p.status.as_ref().and_then(|s| s.last_drill.as_ref());
+        p.metadata.namespace.as_deref() == Some(namespace) && drill.is_some_and(|d| d.restore_request == request && !d.torn_down)
+    })
 }
 
 /// Whether `request` is a drill request of `policy` (labelled `archivist.dev/drill: <policy>`):

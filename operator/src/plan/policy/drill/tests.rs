@@ -281,3 +281,31 @@ fn the_output_is_cut_at_four_kibibytes_on_a_character_boundary() {
     let output = done.output.expect("output");
     assert!(output.len() <= OUTPUT_LIMIT && output.len() >= OUTPUT_LIMIT - 1, "{}", output.len());
 }
+
+/// A pod or Job labelled with a restore request wakes only the policy of that namespace whose
+/// recorded drill follows that request and is not torn down yet.
+#[test]
+fn a_drill_is_woken_by_the_objects_of_its_own_request_only() {
+    let started = t(4, 0);
+    let request = request_name("p", started);
+    let policy = |namespace: &str, name: &str, drill: Option<DrillStatus>| {
+        let mut p = BackupPolicy::new(name, spec(None));
+        p.metadata.namespace = Some(namespace.into());
+        p.status = Some(BackupPolicyStatus { last_drill: drill, ..Default::default() });
+        p
+    };
+    let torn_down = DrillStatus { torn_down: true, ..finish(&running("p-new", started), true, "ok".into(), None, t(4, 2)) };
+    let finished = finish(&running("p-new", started), true, "ok".into(), None, t(4, 2));
+    let cases: Vec<(&str, Vec<BackupPolicy>, &str, &str, Option<&str>)> = vec![
+        ("its running drill's request", vec![policy("mail", "q", None), policy("mail", "p", Some(running("p-new", started)))], "mail", &request, Some("p")),
+        ("a finished drill still tearing down", vec![policy("mail", "p", Some(finished))], "mail", &request, Some("p")),
+        ("a drill already torn down", vec![policy("mail", "p", Some(torn_down))], "mail", &request, None),
+        ("another namespace's policy", vec![policy("other", "p", Some(running("p-new", started)))], "mail", &request, None),
+        ("a user's restore", vec![policy("mail", "p", Some(running("p-new", started)))], "mail", "restore-by-hand", None),
+        ("a policy without drills", vec![policy("mail", "p", None)], "mail", &request, None),
+    ];
+    for (case, policies, namespace, request, want) in cases {
+        let got = waiting_on(&policies, namespace, request).and_then(|p| p.metadata.name.as_deref());
+        assert_eq!(got, want, "{case}");
+    }
+}
