@@ -381,7 +381,9 @@ pub struct VerificationSpec {
     /// temporary copy of the archive server, `drillProbe` checks the copy, and everything the
     /// drill restored is removed again. A passed drill marks the backup's verification
     /// `Passed` (reason `Drill`), so `keepVerified` and `select: LatestVerified` count drills.
-    /// The annotation `archivist.dev/drill-now` (any new value) starts a drill at once.
+    /// The annotation `archivist.dev/drill-now` (any new value) starts a drill at once. A due
+    /// drill first waits for a Completed run that is still settling (releasing, exporting),
+    /// up to `timeoutSeconds` after that run completed, and drills it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill_schedule: Option<String>,
     /// How a drill checks the restored copy once its pods are Ready: exactly one of `exec`,

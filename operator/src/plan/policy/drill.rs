@@ -30,7 +30,7 @@
 //! - **Deadline:** `verification.timeoutSeconds` from the start; a drill still waiting then
 //!   fails.
 
-use super::super::backup::is_settled;
+use super::super::backup::{is_settled, prune_requested};
 use super::super::names::{fit, MAX_LABEL_NAME};
 use super::super::schedule::{due_runs, Schedule};
 use super::super::sooner;
@@ -208,6 +208,10 @@ pub fn decide(obs: &DrillObs<'_>, status: &mut BackupPolicyStatus) -> DrillDecis
         // Not recorded: the drill starts once the policy is valid and its target exists.
         return with(DrillAction::None, None);
     }
+    if let Some(until_settled) = settling(obs) {
+        // Not recorded: the drill waits for the run to settle (its change wakes the policy).
+        return with(DrillAction::None, Some(until_settled));
+    }
     if let Some(at) = scheduled {
         status.last_drill_schedule_time = Some(at);
     }
@@ -334,6 +338,25 @@ fn busy(obs: &DrillObs<'_>) -> Option<String> {
         !finished && (source.is_some_and(ours) || of_policy)
     });
     restore.map(|r| format!("RestoreRequest {} of this policy's backups is running", r.metadata.name.clone().unwrap_or_default()))
+}
+
+/// How long a due drill waits for a Completed run of the policy that has finished but not
+/// settled yet (its release finalizer is still on, or its export is under way): the drill
+/// restores the newest settled Completed backup, which that run is about to be, so a drill
+/// requested right after a backup drills that backup rather than being skipped or drilling an
+/// older one. The wait ends when the run settles (its change wakes the policy) or at the
+/// latest `verification.timeoutSeconds` after the run's completion (a run that never settles
+/// must not hold drills back forever); `None` when there is nothing to wait for.
+fn settling(obs: &DrillObs<'_>) -> Option<Duration> {
+    let limit = chrono::Duration::seconds(i64::from(timeout_seconds(obs.spec)));
+    obs.backups
+        .iter()
+        .filter(|b| backup_phase(b) == BackupPhase::Completed && !is_settled(b) && !prune_requested(b))
+        .filter_map(|b| {
+            let deadline = b.status.as_ref()?.completion_time? + limit;
+            (obs.now < deadline).then(|| until(obs.now, deadline))
+        })
+        .min()
 }
 
 /// The backup a drill restores: the newest Completed one that has settled.

@@ -76,6 +76,16 @@ fn case(name: &'static str) -> Case {
     }
 }
 
+/// A run that completed at `completed` but has not settled: its release finalizer is still on.
+fn settling(name: &str, hour: u32, completed: DateTime<Utc>) -> ArchiveBackup {
+    let mut b = backup(name, BackupPhase::Completed, hour);
+    b.metadata.finalizers = Some(vec![crate::plan::backup::RELEASE_FINALIZER.to_string()]);
+    if let Some(s) = b.status.as_mut() {
+        s.completion_time = Some(completed);
+    }
+    b
+}
+
 fn with_drill(mut c: Case, drill: DrillStatus) -> Case {
     c.status.last_drill = Some(drill);
     c
@@ -121,6 +131,25 @@ fn cases() -> Vec<Case> {
             want: DrillAction::Skip { why: "no settled Completed backup to drill".into() },
             want_state: None,
             ..case("nothing to drill")
+        },
+        Case {
+            backups: vec![backup("p-old", BackupPhase::Completed, 1), settling("p-new", 2, t(3, 59))],
+            want: DrillAction::None,
+            want_state: None,
+            ..case("waits for the newest Completed run to settle")
+        },
+        Case {
+            backups: vec![settling("p-new", 2, t(3, 59))],
+            drill_now: Some("1"),
+            spec: spec(None),
+            want: DrillAction::None,
+            want_state: None,
+            ..case("a drill requested right after the only backup waits for it to settle")
+        },
+        Case {
+            backups: vec![backup("p-old", BackupPhase::Completed, 1), settling("p-new", 2, t(3, 49))],
+            want: DrillAction::Start { backup: "p-old".into() },
+            ..case("a run unsettled for longer than the drill timeout (600 s) no longer holds the drill")
         },
         Case {
             now: t(4, 1),
@@ -308,4 +337,20 @@ fn a_drill_is_woken_by_the_objects_of_its_own_request_only() {
         let got = waiting_on(&policies, namespace, request).and_then(|p| p.metadata.name.as_deref());
         assert_eq!(got, want, "{case}");
     }
+}
+
+#[test]
+fn a_drill_waiting_for_a_run_to_settle_keeps_its_request_and_looks_again_by_the_timeout() {
+    let backups = vec![settling("p-new", 2, t(3, 59))];
+    let mut status = BackupPolicyStatus::default();
+    let obs = DrillObs { now: t(4, 0), created: t(0, 0), policy: "p", spec: &spec(None), drill_now: Some("7"), may_start: true, backups: &backups, restores: &[], copy_pods: None };
+    let decision = decide(&obs, &mut status);
+    assert_eq!(decision.action, DrillAction::None);
+    assert_eq!(decision.requeue, Some(Duration::from_secs(540)), "600 s after the run's completion at 3:59");
+    assert_eq!(status.last_drill_now_request, None, "the request is not used up while it waits");
+    // Once the run settled (the finalizer gone), the same request starts the drill.
+    let settled = vec![backup("p-new", BackupPhase::Completed, 2)];
+    let obs = DrillObs { backups: &settled, ..obs };
+    assert_eq!(decide(&obs, &mut status).action, DrillAction::Start { backup: "p-new".into() });
+    assert_eq!(status.last_drill_now_request.as_deref(), Some("7"));
 }
