@@ -114,8 +114,12 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             let results = run_hooks(ctx, &obs, &pods, policy.quiesce.freeze.as_ref(), timeout).await;
             match results.into_iter().find_map(Result::err) {
                 None => {
-                    if enter_metadata_stage(ctx, backup, &obs, &mut status, now).await? {
-                        capture(ctx, backup, &obs, &then).await?;
+                    if let Some(quiesced) = enter_metadata_stage(ctx, backup, &obs, &mut status, now).await? {
+                        let captured = capture(ctx, backup, &obs, &then).await;
+                        // After the captures (whatever their outcome): the quiesced archive
+                        // waits for them, not for an Event.
+                        publish(ctx, backup, EventType::Normal, "Quiesced", quiesced).await;
+                        captured?;
                     }
                     // The captures' watch events wake the run.
                     return Ok(Action::requeue(IDLE_REQUEUE));
@@ -125,7 +129,9 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             Action::requeue(SOON)
         }
         Step::EnterPhase(BackupPhase::CapturingMetadata) => {
-            enter_metadata_stage(ctx, backup, &obs, &mut status, now).await?;
+            if let Some(quiesced) = enter_metadata_stage(ctx, backup, &obs, &mut status, now).await? {
+                publish(ctx, backup, EventType::Normal, "Quiesced", quiesced).await;
+            }
             return Ok(Action::requeue(SOON));
         }
         Step::EnterPhase(phase) => {
@@ -138,9 +144,12 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             status.phase = Some(BackupPhase::CapturingContent);
             status.message = None;
             record(ctx, backup, &obs, &mut status).await?;
+            let captured = capture(ctx, backup, &obs, &captures).await;
+            // After the captures (whatever their outcome): the quiesced archive waits for
+            // them, not for an Event.
             let cut = status.items.iter().filter(|i| matches!(i.component, Component::Master | Component::Metadata)).count();
             publish(ctx, backup, EventType::Normal, "MetadataCaptured", format!("{cut} master and metadata item(s) cut; capturing content")).await;
-            capture(ctx, backup, &obs, &captures).await?;
+            captured?;
             // The snapshots' watch events wake the run.
             return Ok(Action::requeue(IDLE_REQUEUE));
         }
@@ -153,14 +162,13 @@ pub async fn act(backup: &ArchiveBackup, ctx: &Context, obs: Observed, step: Ste
             let captured = failure.is_none();
             begin_release(&mut status, failure.clone(), now, generation);
             record(ctx, backup, &obs, &mut status).await?;
-            if captured {
-                publish(ctx, backup, EventType::Normal, "ContentCaptured", "every snapshot is cut; releasing the archive".to_string()).await;
-            }
-            // Recorded: release now, as `Step::Release` does (the recorded failure, if any).
+            // Recorded: release now, as `Step::Release` does (the recorded failure, if any),
+            // and only then say so: the archive waits for no Event.
             let recorded = status.clone();
-            return release_and_record(ctx, backup, &obs, status, &recorded, failure, now, generation).await;
+            let announce = captured.then_some(ContentCaptured);
+            return release_and_record(ctx, backup, &obs, status, &recorded, failure, announce, now, generation).await;
         }
-        Step::Release { failure } => return release_and_record(ctx, backup, &obs, status, &before, failure, now, generation).await,
+        Step::Release { failure } => return release_and_record(ctx, backup, &obs, status, &before, failure, None, now, generation).await,
         Step::BeginVerification => {
             status.phase = Some(BackupPhase::Verifying);
             status.message = Some("every snapshot is ready; verifying".into());
@@ -270,6 +278,11 @@ fn changed_beyond_item_progress(status: &ArchiveBackupStatus, before: &ArchiveBa
     progress_only != *before
 }
 
+/// The `ContentCaptured` Event is due: published by [`release_and_record`] right after the
+/// release (whatever its outcome), before the Events of the release itself, so the archive is
+/// not kept quiesced for an Event and the Events still come in the order of the steps.
+struct ContentCaptured;
+
 /// Releases the archive and records the outcome (`Step::Release`, and the second half of
 /// `Step::BeginRelease`): `Finalizing`, or `Failed` with the failure recorded when releasing
 /// began; a failed attempt is recorded and retried after its backoff; a conflict on the
@@ -282,10 +295,15 @@ async fn release_and_record(
     mut status: ArchiveBackupStatus,
     before: &ArchiveBackupStatus,
     failure: Option<Failure>,
+    announce: Option<ContentCaptured>,
     now: DateTime<Utc>,
     generation: Option<i64>,
 ) -> Result<Action, Error> {
-    if let Err(why) = release(ctx, obs, &mut status).await {
+    let released = release(ctx, obs, &mut status).await;
+    if announce.is_some() {
+        publish(ctx, backup, EventType::Normal, "ContentCaptured", "every snapshot is cut; releasing the archive".to_string()).await;
+    }
+    if let Err(why) = released {
         if let ReleaseError::Conflict(source) = why {
             // The workload changed since it was read (often only its status): read it
             // again and retry soon, without counting a failed attempt.
@@ -466,14 +484,16 @@ async fn run_hooks(ctx: &Context, obs: &Observed, pods: &[String], hook: Option<
 }
 
 /// Copies the master secrets, then enters `CapturingMetadata` (or begins releasing when a
-/// secret is missing), and records the status. Returns whether it entered `CapturingMetadata`.
-async fn enter_metadata_stage(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, status: &mut ArchiveBackupStatus, now: DateTime<Utc>) -> Result<bool, Error> {
+/// secret is missing), and records the status. Returns the note of the `Quiesced` Event when
+/// it entered `CapturingMetadata`; the caller publishes it after the stage's captures, which
+/// the quiesced archive waits for.
+async fn enter_metadata_stage(ctx: &Context, backup: &ArchiveBackup, obs: &Observed, status: &mut ArchiveBackupStatus, now: DateTime<Utc>) -> Result<Option<String>, Error> {
     let generation = backup.metadata.generation;
     match copy_secrets(ctx, backup, obs).await? {
         Err(failure) => {
             begin_release(status, Some(failure), now, generation);
             record(ctx, backup, obs, status).await?;
-            return Ok(false);
+            return Ok(None);
         }
         Ok(Some(copy)) => {
             status.secret_copy = Some(copy.clone());
@@ -502,8 +522,7 @@ async fn enter_metadata_stage(ctx: &Context, backup: &ArchiveBackup, obs: &Obser
     };
     conditions::set(&mut status.conditions, "Quiesced", cond, reason, note.clone(), now, generation);
     record(ctx, backup, obs, status).await?;
-    publish(ctx, backup, EventType::Normal, "Quiesced", note).await;
-    Ok(true)
+    Ok(Some(note))
 }
 
 /// Copies `master.secrets` into `<backup>-secrets` (keys `<secret>.<key>`). Returns the copy's
@@ -671,17 +690,23 @@ async fn release(ctx: &Context, obs: &Observed, status: &mut ArchiveBackupStatus
     let target = obs.target.as_ref();
     let mine = obs.claim == crate::plan::claim::ClaimObs::Mine;
     let resource_version = target.and_then(|t| t.resource_version.as_deref());
-    match quiesce.mode.unwrap_or(policy.quiesce.mode) {
-        QuiesceMode::Stop => match (target, &obs.claim) {
-            // Gone: nothing runs, nothing to scale back. Held by another: it is theirs now.
-            (None, _) | (Some(_), crate::plan::claim::ClaimObs::HeldBy(_)) => {}
-            (Some(_), _) => {
-                let replicas = quiesce.original_replicas.unwrap_or(1);
-                workload::release_stopped(&ctx.client, &obs.namespace, &policy.target, replicas, resource_version)
-                    .await
-                    .map_err(workload_error(format!("failed to scale {}/{} back to {replicas}", obs.namespace, policy.target.name)))?;
+    // When the archive became available again: after the scale-back, or once every pod is
+    // thawed (dropping the claim afterwards is the operator's own bookkeeping, not part of the
+    // archive's unavailability).
+    let released_at = match quiesce.mode.unwrap_or(policy.quiesce.mode) {
+        QuiesceMode::Stop => {
+            match (target, &obs.claim) {
+                // Gone: nothing runs, nothing to scale back. Held by another: it is theirs now.
+                (None, _) | (Some(_), crate::plan::claim::ClaimObs::HeldBy(_)) => {}
+                (Some(_), _) => {
+                    let replicas = quiesce.original_replicas.unwrap_or(1);
+                    workload::release_stopped(&ctx.client, &obs.namespace, &policy.target, replicas, resource_version)
+                        .await
+                        .map_err(workload_error(format!("failed to scale {}/{} back to {replicas}", obs.namespace, policy.target.name)))?;
+                }
             }
-        },
+            Utc::now()
+        }
         QuiesceMode::Freeze => {
             let thawed = thaw(ctx, obs, policy, &quiesce).await;
             let errors: Vec<String> = thawed.iter().filter_map(|(_, r)| r.clone().err()).collect();
@@ -694,18 +719,20 @@ async fn release(ctx: &Context, obs: &Observed, status: &mut ArchiveBackupStatus
             if !errors.is_empty() {
                 return Err(ReleaseError::Failed(format!("thaw failed, the archive may still be frozen: {}", errors.join("; "))));
             }
+            let thawed_at = Utc::now();
             if target.is_some() && mine {
                 workload::set_claim(&ctx.client, &obs.namespace, &policy.target, None, resource_version)
                     .await
                     .map_err(workload_error(format!("failed to remove archivist.dev/quiesced-by from {}/{}", obs.namespace, policy.target.name)))?;
             }
+            thawed_at
         }
-        QuiesceMode::None => {}
-    }
-    let now = Utc::now();
+        QuiesceMode::None => Utc::now(),
+    };
+    let now = released_at;
     let q = status.quiesce.get_or_insert_with(QuiesceStatus::default);
-    q.released_at = Some(now);
-    q.window_seconds = Some((now - quiesced_at).num_milliseconds() as f64 / 1000.0);
+    q.released_at = Some(released_at);
+    q.window_seconds = Some((released_at - quiesced_at).num_milliseconds() as f64 / 1000.0);
     let generation = status.observed_generation;
     conditions::set(&mut status.conditions, "Quiesced", ConditionStatus::False, "Released", "the archive was released", now, generation);
     conditions::set(&mut status.conditions, RELEASED, ConditionStatus::True, "Released", "the archive was released", now, generation);
