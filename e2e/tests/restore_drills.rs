@@ -196,6 +196,43 @@ async fn a_drill_due_beside_a_running_backup_is_skipped_with_an_event() {
     .await;
 }
 
+/// A drill requested while the newest backup has completed but not settled (its export is
+/// under way: the repository server is paused) waits for it and then drills it. Seen failing
+/// before the wait existed: the request was used up at once (`lastDrillNowRequest: "1"`, no
+/// drill, "no settled Completed backup to drill"), as in CI when `drill-now` came right after
+/// a backup completed.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local cluster: e2e/local-cluster up"]
+async fn a_drill_requested_while_the_backup_still_exports_waits_for_it_and_drills_it() {
+    let server = std::sync::Arc::new(archivist_e2e::testing::restic::ResticServer::start().expect("restic server"));
+    let repository = server.clone();
+    with_namespace("drill-settling", |client, ns| async move {
+        let server = repository;
+        backup_support::repository_secret(&client, &ns, "archive-repo", &server.url(&format!("repo-{ns}")), "drill-repo-pw-7Qz2").await?;
+        server.pause()?;
+        let options = ArchiveOptions { export: Some("archive-repo".into()), sql: false, stores: 1, ..ArchiveOptions::default() };
+        let mut archive = archive_with_backup(&client, &ns, options).await?;
+        let backups = Api::<archivist::api::ArchiveBackup>::namespaced(client.clone(), &ns);
+        let run = backups.get(BACKUP).await?;
+        ensure!(!archivist::plan::backup::is_settled(&run), "{BACKUP} settled before the drill request: {:?}", run.status.and_then(|s| s.export));
+        drill_with(&client, &ns, "1", "true").await?;
+        // Long enough for the operator to decide (it is woken by the annotation at once).
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let status = Api::<BackupPolicy>::namespaced(client.clone(), &ns).get(POLICY).await?.status.unwrap_or_default();
+        ensure!(
+            status.last_drill_now_request.is_none() && status.last_drill.is_none(),
+            "the drill did not wait for {BACKUP} to settle: lastDrillNowRequest {:?}, lastDrill {:?}",
+            status.last_drill_now_request,
+            status.last_drill
+        );
+        server.resume()?;
+        let drill = drill_torn_down(&client, &ns, "1", &mut archive).await?;
+        ensure!(drill.state == DrillState::Passed && drill.backup == BACKUP, "{drill:?}");
+        Ok(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the local cluster: e2e/local-cluster up"]
 async fn deleting_the_policy_mid_drill_deletes_what_the_drill_restored() {

@@ -40,6 +40,25 @@ impl ResticServer {
         Ok(server)
     }
 
+    /// Stops the server process (SIGSTOP): connections are accepted by the kernel but no
+    /// request is answered, so an export against it stays under way until [`Self::resume`].
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.signal("STOP")
+    }
+
+    /// Lets a [`Self::pause`]d server go on (SIGCONT).
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal("CONT")
+    }
+
+    fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().context("failed to run kill")?;
+        if !status.success() {
+            bail!("kill -{name} {} failed: {status}", self.child.id());
+        }
+        Ok(())
+    }
+
     /// The `RESTIC_REPOSITORY` of repository `name` on this server.
     pub fn url(&self, name: &str) -> String {
         format!("rest:http://127.0.0.1:{}/{name}/", self.port)
@@ -88,6 +107,7 @@ impl ResticServer {
 
 impl Drop for ResticServer {
     fn drop(&mut self) {
+        let _ = self.resume();
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);

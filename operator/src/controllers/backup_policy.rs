@@ -62,7 +62,8 @@ pub async fn run(ctx: Arc<Context>, changes: UnboundedReceiver<Change>, stop: im
         .reflect(writer)
         .applied_objects();
     // Its repository maintenance Jobs (owned by the policy that made them) wake it when they end.
-    let (wake_by_pod, wake_by_job) = (drill_wakeup(policies.clone()), drill_wakeup(policies.clone()));
+    let wake_by_pod = drill_wakeup(policies.clone());
+    let wake_by_job = wake_by_pod.clone();
     let controller = Controller::for_stream(trigger, policies.clone())
         .owns(ctx.watched::<Job>(), watcher::Config::default().labels(&format!("{MAINTENANCE_LABEL}=prune")))
         // A drill's copy pods (their readiness) and its database drop Jobs (their end).
@@ -84,7 +85,7 @@ pub async fn run(ctx: Arc<Context>, changes: UnboundedReceiver<Change>, stop: im
 
 /// The policy a pod or Job labelled `archivist.dev/restore` wakes: the one whose drill follows
 /// that restore (`plan::policy::drill::waiting_on`); none for other restores' objects.
-fn drill_wakeup(policies: Store<BackupPolicy>) -> impl Fn(&ObjectMeta) -> Option<ObjectRef<BackupPolicy>> + Send + Sync + 'static {
+fn drill_wakeup(policies: Store<BackupPolicy>) -> impl Fn(&ObjectMeta) -> Option<ObjectRef<BackupPolicy>> + Clone + Send + Sync + 'static {
     move |meta: &ObjectMeta| {
         let request = meta.labels.as_ref()?.get(RESTORE_LABEL)?;
         let state = policies.state();

@@ -373,7 +373,7 @@ impl CopyRenames {
     /// The restored claims and databases of a request's items.
     pub fn of(items: &[RestoreItem]) -> Self {
         let claims = items.iter().filter(|i| is_volume(i)).map(|i| (i.original.clone(), i.restored.clone())).collect();
-        let databases = items.iter().filter(|i| matches!(i.kind, ItemKind::Sql { .. })).map(|i| (i.original.clone(), i.restored.clone())).collect();
+        let databases = items.iter().filter(|i| i.is_sql()).map(|i| (i.original.clone(), i.restored.clone())).collect();
         Self { claims, databases }
     }
 }

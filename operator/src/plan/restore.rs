@@ -187,6 +187,14 @@ pub struct RestoreItem {
     pub kind: ItemKind,
 }
 
+impl RestoreItem {
+    /// Whether the item is a database restored from an SQL dump (`original` and `restored`
+    /// are database names, not PVCs).
+    pub fn is_sql(&self) -> bool {
+        matches!(self.kind, ItemKind::Sql { .. })
+    }
+}
+
 /// What a request restores from `backup`: the items of the selected stores (and the master
 /// and secrets unless `includeMaster: false`), in the backup's capture order, each from the
 /// cluster, or with `from: Repository` from its repository snapshot (`status.export`), into a

@@ -1,7 +1,7 @@
 //! The message a finished restore leaves in its status: where the data went, and for an
 //! in-place restore where the old data is.
 
-use super::{ItemKind, RestoreItem};
+use super::RestoreItem;
 use crate::plan::names::component_word;
 use crate::api::{RestoreMode, RestoreRequestStatus};
 
@@ -23,7 +23,7 @@ pub fn completion_message(items: &[RestoreItem], status: &RestoreRequestStatus, 
         }
         RestoreMode::Volumes | RestoreMode::SideBySide => format!("restored {} item(s); see ConfigMap with restore.csv", items.len()),
     };
-    for item in items.iter().filter(|i| matches!(i.kind, ItemKind::Sql { .. })) {
+    for item in items.iter().filter(|i| i.is_sql()) {
         message.push_str(&format!("; the SQL {} of store {} is in the new database {}", component_word(item.component), item.store, item.restored));
         match mode {
             RestoreMode::InPlace => message.push_str(&format!(" (the target still uses {}: point it at {} to use the restored data)", item.original, item.restored)),
@@ -38,7 +38,7 @@ pub fn completion_message(items: &[RestoreItem], status: &RestoreRequestStatus, 
 mod tests {
     use super::*;
     use crate::api::{Component, RetainedVolume, SqlEngine};
-    use crate::plan::restore::DataSource;
+    use crate::plan::restore::{DataSource, ItemKind};
 
     fn volume(original: &str) -> RestoreItem {
         RestoreItem {
